@@ -1,0 +1,619 @@
+// Pipeline YAML -> Pipeline, with every error located at file:line:col.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <regex>
+#include <set>
+
+#include "common/strings.h"
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/units.h"
+#include <filesystem>
+#include <optional>
+#include "spec/pipeline.h"
+#include "spec/template.h"
+#include "yaml-cpp/yaml.h"
+
+namespace barge {
+namespace {
+
+constexpr size_t kMaxErrors = 20;
+constexpr int64_t kMaxRange = 100'000'000;
+
+SourceLocation LocationOf(const YAML::Node& node) {
+  YAML::Mark m = node.Mark();
+  if (m.is_null()) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+// Collects "path:line:col: reason" errors.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string path) : path_(std::move(path)) {}
+
+  void Error(SourceLocation at, std::string_view reason) {
+    if (errors_.size() < kMaxErrors) {
+      errors_.push_back(Cat(path_, ":", at.line, ":", at.column, ": ", reason));
+    }
+  }
+  void Error(const YAML::Node& node, std::string_view reason) { Error(LocationOf(node), reason); }
+  bool ok() const { return errors_.empty(); }
+  absl::Status ToStatus() const {
+    return absl::InvalidArgumentError(Join(errors_, "\n"));
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> errors_;
+};
+
+bool IsValidName(std::string_view name) {
+  static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_-]*");
+  return name.size() <= 128 && std::regex_match(name.begin(), name.end(), kName);
+}
+
+bool IsEnvName(std::string_view name) {
+  static const std::regex kEnv("[A-Za-z_][A-Za-z0-9_]*");
+  return std::regex_match(name.begin(), name.end(), kEnv);
+}
+
+const char* TypeName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "empty";
+    default:
+      return "undefined";
+  }
+}
+
+// Iterates a map's entries, reporting duplicate keys and keys outside `allowed`.
+void ForEachEntry(const YAML::Node& map, std::string_view where,
+                  const std::set<std::string_view>& allowed, Diagnostics& diag,
+                  const std::function<void(const std::string&, const YAML::Node&,
+                                           const YAML::Node&)>& fn) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node& key = it->first;
+    if (!key.IsScalar()) {
+      diag.Error(key, Cat(where, ": keys must be strings"));
+      continue;
+    }
+    std::string name = key.Scalar();
+    if (!seen.insert(name).second) {
+      diag.Error(key, Cat(where, ": duplicate key \"", name, "\""));
+      continue;
+    }
+    if (!allowed.empty() && !allowed.contains(name)) {
+      std::vector<std::string_view> names(allowed.begin(), allowed.end());
+      diag.Error(key, Cat(where, ": unknown key \"", name, "\" (allowed: ",
+                                   Join(names, ", "), ")"));
+      continue;
+    }
+    fn(name, key, it->second);
+  }
+}
+
+bool ExpectScalar(const YAML::Node& node, std::string_view what, Diagnostics& diag) {
+  if (node.IsScalar()) return true;
+  diag.Error(node, Cat(what, " must be a string, not ", TypeName(node)));
+  return false;
+}
+
+std::optional<int64_t> ParseInteger(const std::string& text) {
+  static const std::regex kInt("-?[0-9]+");
+  if (!std::regex_match(text, kInt) || text.size() > 18) return std::nullopt;
+  return std::stoll(text);
+}
+
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return node.Scalar();
+    case YAML::NodeType::Sequence: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& child : node) arr.push_back(YamlToJson(child));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        obj[it->first.Scalar()] = YamlToJson(it->second);
+      }
+      return obj;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+class Parser {
+ public:
+  Parser(const std::string& path, const ParamOverrides& overrides)
+      : diag_(path), overrides_(overrides) {}
+
+  absl::StatusOr<Pipeline> Parse(std::string_view text, const std::string& path) {
+    pipeline_.path = AbsolutePath(path);
+    pipeline_.dir = std::filesystem::path(pipeline_.path).parent_path().string();
+    pipeline_.source = std::string(text);
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      diag_.Error({e.mark.line + 1, e.mark.column + 1}, Cat("malformed YAML: ", e.msg));
+      return diag_.ToStatus();
+    }
+    if (!root.IsMap()) {
+      diag_.Error(root.IsDefined() && !root.IsNull() ? LocationOf(root) : SourceLocation{1, 1},
+                  "a pipeline file must be a map with name, params and steps");
+      return diag_.ToStatus();
+    }
+    ParseTop(root);
+    if (diag_.ok()) CheckGraph();
+    if (!diag_.ok()) return diag_.ToStatus();
+    return std::move(pipeline_);
+  }
+
+ private:
+  void ParseTop(const YAML::Node& root) {
+    YAML::Node name_node, steps_node;
+    ForEachEntry(root, "pipeline", {"name", "description", "params", "steps"}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (key == "name") name_node = v;
+                   if (key == "params") ParseParams(v);
+                   if (key == "steps") steps_node = v;
+                   if (key == "description") ExpectScalar(v, "description", diag_);
+                 });
+    if (!name_node) {
+      diag_.Error(root, "pipeline: missing required key \"name\"");
+    } else if (ExpectScalar(name_node, "name", diag_)) {
+      pipeline_.name = name_node.Scalar();
+      if (!IsValidName(pipeline_.name)) {
+        diag_.Error(name_node, "name: use letters, digits, '_' and '-' only");
+      }
+    }
+    for (const auto& [key, value] : overrides_) {
+      if (!param_map_.contains(key)) {
+        diag_.Error(SourceLocation{1, 1},
+                    Cat("--param ", key, ": the pipeline declares no param \"", key,
+                                 "\" (declare it under params:)"));
+      }
+    }
+    for (auto& [key, value] : pipeline_.params) {
+      if (auto it = overrides_.find(key); it != overrides_.end()) value = it->second;
+      param_map_[key] = value;
+    }
+    if (!steps_node) {
+      diag_.Error(root, "pipeline: missing required key \"steps\"");
+      return;
+    }
+    if (!steps_node.IsSequence() || steps_node.size() == 0) {
+      diag_.Error(steps_node, "steps must be a non-empty list of steps");
+      return;
+    }
+    for (const auto& node : steps_node) ParseStep(node);
+  }
+
+  void ParseParams(const YAML::Node& node) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat("params must be a map, not ", TypeName(node)));
+      return;
+    }
+    ForEachEntry(node, "params", {}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!IsEnvName(key)) {
+                     diag_.Error(k, Cat("param \"", key,
+                                                 "\": use letters, digits and '_' only"));
+                     return;
+                   }
+                   if (!v.IsScalar()) {
+                     diag_.Error(v, Cat("param \"", key, "\" must be a scalar, not ",
+                                                 TypeName(v)));
+                     return;
+                   }
+                   pipeline_.params.emplace_back(key, v.Scalar());
+                   param_map_[key] = v.Scalar();
+                 });
+  }
+
+  // Checks placeholders in a template against params and the step's items.
+  void CheckTemplate(const YAML::Node& at, std::string_view text, const Step& step) {
+    for (const Placeholder& p : FindPlaceholders(text)) {
+      switch (p.kind) {
+        case Placeholder::kParam:
+          if (!param_map_.contains(p.key)) {
+            diag_.Error(at, Cat("step \"", step.name, "\": {params.", p.key,
+                                         "} names no declared param"));
+          }
+          break;
+        case Placeholder::kItem:
+          if (step.foreach.kind == ForeachKind::kNone || step.foreach.kind == ForeachKind::kOutputs) {
+            diag_.Error(at, Cat("step \"", step.name,
+                                         "\": {item} needs foreach: range(N), a list or files(...)"));
+          }
+          break;
+        case Placeholder::kItemKey:
+          if (step.foreach.kind != ForeachKind::kList) {
+            diag_.Error(at, Cat("step \"", step.name, "\": {item.", p.key,
+                                         "} needs foreach: a list of maps"));
+            break;
+          }
+          for (const auto& item : step.foreach.items) {
+            if (!item.is_object() || !item.contains(p.key)) {
+              diag_.Error(at, Cat("step \"", step.name, "\": {item.", p.key,
+                                           "}: foreach item ", ItemText(item), " has no key \"",
+                                           p.key, "\""));
+              break;
+            }
+          }
+          break;
+        case Placeholder::kIndex:
+          break;
+      }
+    }
+  }
+
+  std::string SubstituteParams(std::string_view text) {
+    TemplateValues values{&param_map_, nullptr, 0};
+    return RenderTemplate(text, values, /*shell_quote=*/false);
+  }
+
+  void ParseForeach(const YAML::Node& node, Step& step) {
+    step.foreach.location = LocationOf(node);
+    std::string where = Cat("step \"", step.name, "\": foreach");
+    if (node.IsSequence()) {
+      step.foreach.kind = ForeachKind::kList;
+      for (const auto& item : node) {
+        if (!item.IsScalar() && !item.IsMap()) {
+          diag_.Error(item, Cat(where, ": list items must be scalars or maps, not ",
+                                         TypeName(item)));
+          continue;
+        }
+        step.foreach.items.push_back(YamlToJson(item));
+      }
+      return;
+    }
+    if (!node.IsScalar()) {
+      diag_.Error(node, Cat(where, " must be range(N), files(\"glob\"), outputs(step) or "
+                                            "a list, not ",
+                                     TypeName(node)));
+      return;
+    }
+    for (const Placeholder& p : FindPlaceholders(node.Scalar())) {
+      if (p.kind != Placeholder::kParam || !param_map_.contains(p.key)) {
+        diag_.Error(node, Cat(where, ": only declared {params.NAME} may appear here"));
+        return;
+      }
+    }
+    std::string expr = SubstituteParams(node.Scalar());
+    std::smatch m;
+    static const std::regex kRange(R"(\s*range\(\s*([^)]*?)\s*\)\s*)");
+    static const std::regex kFiles(R"re(\s*files\(\s*"(.*)"\s*\)\s*)re");
+    static const std::regex kOutputs(R"(\s*outputs\(\s*([^)]*?)\s*\)\s*)");
+    if (std::regex_match(expr, m, kRange)) {
+      step.foreach.kind = ForeachKind::kRange;
+      std::optional<int64_t> n = ParseInteger(m[1].str());
+      if (!n || *n < 0 || *n > kMaxRange) {
+        diag_.Error(node, Cat(where, ": range(", m[1].str(),
+                                       "): expected a whole number from 0 to ", kMaxRange));
+        return;
+      }
+      step.foreach.count = *n;
+    } else if (std::regex_match(expr, m, kFiles)) {
+      step.foreach.kind = ForeachKind::kFiles;
+      std::string pattern = m[1].str();
+      if (pattern.empty()) {
+        diag_.Error(node, Cat(where, ": files(\"\") needs a glob"));
+        return;
+      }
+      step.foreach.pattern = pattern.starts_with("/")
+                                 ? pattern
+                                 : (std::filesystem::path(pipeline_.dir) / pattern).string();
+    } else if (std::regex_match(expr, m, kOutputs)) {
+      step.foreach.kind = ForeachKind::kOutputs;
+      step.foreach.step = m[1].str();
+      if (!IsValidName(step.foreach.step)) {
+        diag_.Error(node, Cat(where, ": outputs(", step.foreach.step,
+                                       "): expected a step name"));
+      }
+    } else {
+      diag_.Error(node, Cat(where, ": \"", expr,
+                                     "\" is not range(N), files(\"glob\"), outputs(step) or a "
+                                     "list"));
+    }
+  }
+
+  void ParseRun(const YAML::Node& node, Step& step, const YAML::Node& key) {
+    std::string where = Cat("step \"", step.name, "\": run");
+    if (node.IsScalar()) {
+      step.shell = true;
+      step.command = node.Scalar();
+      if (step.command.find_first_not_of(" \t\n") == std::string::npos) {
+        diag_.Error(node, Cat(where, " is empty"));
+      }
+    } else if (node.IsSequence()) {
+      step.shell = false;
+      for (const auto& arg : node) {
+        if (!arg.IsScalar()) {
+          diag_.Error(arg, Cat(where, ": each argument must be a string, not ",
+                                        TypeName(arg)));
+          continue;
+        }
+        step.argv.push_back(arg.Scalar());
+      }
+      if (node.size() == 0) diag_.Error(node, Cat(where, " is an empty list"));
+    } else {
+      diag_.Error(node.IsNull() ? key : node,
+                  Cat(where, " must be a shell command (a string) or an argv list"));
+    }
+  }
+
+  void ParseResources(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": resources");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map like {cpu: 1, memory: 2GiB}"));
+      return;
+    }
+    ForEachEntry(node, where, {"cpu", "memory"}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+                   if (key == "cpu") {
+                     char* end = nullptr;
+                     double cpu = std::strtod(v.Scalar().c_str(), &end);
+                     if (end != v.Scalar().c_str() + v.Scalar().size() || !(cpu > 0) ||
+                         cpu > 1024) {
+                       diag_.Error(v, Cat(where, ".cpu: \"", v.Scalar(),
+                                                   "\" is not a number of cores > 0"));
+                       return;
+                     }
+                     step.cpu = cpu;
+                   } else {
+                     absl::StatusOr<int64_t> bytes = ParseSizeBytes(v.Scalar());
+                     if (!bytes.ok()) {
+                       diag_.Error(v, Cat(where, ".memory: ", bytes.status().message()));
+                       return;
+                     }
+                     step.memory_bytes = *bytes;
+                   }
+                 });
+  }
+
+  std::optional<int64_t> ParseDurationNode(const YAML::Node& v, std::string_view where) {
+    if (!ExpectScalar(v, where, diag_)) return std::nullopt;
+    absl::StatusOr<int64_t> ms = ParseDurationMs(v.Scalar());
+    if (!ms.ok()) {
+      diag_.Error(v, Cat(where, ": ", ms.status().message()));
+      return std::nullopt;
+    }
+    return *ms;
+  }
+
+  void ParseStep(const YAML::Node& node) {
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat("each step must be a map, not ", TypeName(node)));
+      return;
+    }
+    Step step;
+    step.location = LocationOf(node);
+    if (node["name"] && node["name"].IsScalar()) step.name = node["name"].Scalar();
+    std::string where = step.name.empty() ? "step" : Cat("step \"", step.name, "\"");
+    YAML::Node run_node, run_key, foreach_node;
+    std::vector<std::pair<YAML::Node, std::string>> templates;
+    ForEachEntry(
+        node, where,
+        {"name", "description", "needs", "foreach", "run", "env", "resources", "retries",
+         "retry_delay", "timeout"},
+        diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+          if (key == "name") {
+            if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
+              diag_.Error(v, Cat("step name \"", step.name,
+                                          "\": use letters, digits, '_' and '-' only"));
+            }
+          } else if (key == "description") {
+            ExpectScalar(v, Cat(where, ": description"), diag_);
+          } else if (key == "needs") {
+            if (v.IsScalar()) {
+              step.needs.push_back(v.Scalar());
+            } else if (v.IsSequence()) {
+              for (const auto& n : v) {
+                if (ExpectScalar(n, Cat(where, ": each of needs"), diag_)) {
+                  step.needs.push_back(n.Scalar());
+                }
+              }
+            } else {
+              diag_.Error(v, Cat(where, ": needs must be a step name or a list of them"));
+            }
+            needs_nodes_[step.name] = v;
+          } else if (key == "foreach") {
+            foreach_node = v;
+          } else if (key == "run") {
+            run_node = v;
+            run_key = k;
+          } else if (key == "env") {
+            if (!v.IsMap()) {
+              diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
+              return;
+            }
+            ForEachEntry(v, Cat(where, ": env"), {}, diag_,
+                         [&](const std::string& name, const YAML::Node& ek, const YAML::Node& ev) {
+                           if (!IsEnvName(name)) {
+                             diag_.Error(ek, Cat(where, ": env name \"", name,
+                                                          "\" is not a valid variable name"));
+                           } else if (name.starts_with("BARGE_")) {
+                             diag_.Error(ek, Cat(where, ": env name \"", name,
+                                                          "\" is reserved for barge"));
+                           } else if (ExpectScalar(ev, Cat(where, ": env ", name),
+                                                   diag_)) {
+                             step.env.emplace_back(name, ev.Scalar());
+                             templates.emplace_back(ev, ev.Scalar());
+                           }
+                         });
+          } else if (key == "resources") {
+            ParseResources(v, step);
+          } else if (key == "retries") {
+            std::optional<int64_t> n;
+            if (v.IsScalar()) n = ParseInteger(v.Scalar());
+            if (!n || *n < 0 || *n > 100) {
+              diag_.Error(v, Cat(where, ": retries must be a whole number from 0 to 100"));
+              return;
+            }
+            step.retries = static_cast<int>(*n);
+          } else if (key == "retry_delay") {
+            if (auto ms = ParseDurationNode(v, Cat(where, ": retry_delay"))) {
+              step.retry_delay_ms = *ms;
+            }
+          } else if (key == "timeout") {
+            if (auto ms = ParseDurationNode(v, Cat(where, ": timeout"))) {
+              if (*ms <= 0) {
+                diag_.Error(v, Cat(where, ": timeout must be positive"));
+              } else {
+                step.timeout_ms = *ms;
+              }
+            }
+          }
+        });
+    if (step.name.empty()) {
+      diag_.Error(node, "step: missing required key \"name\"");
+    }
+    if (foreach_node) ParseForeach(foreach_node, step);
+    if (step.foreach.kind == ForeachKind::kOutputs &&
+        std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
+      step.needs.push_back(step.foreach.step);  // outputs(x) implies needs: x
+    }
+    if (!run_node) {
+      diag_.Error(node, Cat(where, ": missing required key \"run\""));
+    } else {
+      ParseRun(run_node, step, run_key);
+      if (step.shell) {
+        templates.emplace_back(run_node, step.command);
+      } else {
+        size_t i = 0;
+        for (const auto& arg : run_node) {
+          if (i < step.argv.size()) templates.emplace_back(arg, step.argv[i++]);
+        }
+      }
+    }
+    for (const auto& [at, text] : templates) CheckTemplate(at, text, step);
+    step_nodes_[step.name] = node;
+    pipeline_.steps.push_back(std::move(step));
+  }
+
+  void CheckGraph() {
+    std::map<std::string, const Step*> by_name;
+    for (const Step& s : pipeline_.steps) {
+      if (!by_name.emplace(s.name, &s).second) {
+        diag_.Error(s.location, Cat("duplicate step name \"", s.name, "\""));
+      }
+    }
+    for (const Step& s : pipeline_.steps) {
+      for (const std::string& need : s.needs) {
+        if (need == s.name) {
+          diag_.Error(s.location, Cat("step \"", s.name, "\" needs itself"));
+        } else if (!by_name.contains(need)) {
+          SourceLocation at = s.location;
+          if (auto it = needs_nodes_.find(s.name); it != needs_nodes_.end()) {
+            at = LocationOf(it->second);
+          }
+          if (s.foreach.kind == ForeachKind::kOutputs && s.foreach.step == need) {
+            at = s.foreach.location;
+          }
+          diag_.Error(at, Cat("step \"", s.name, "\" needs \"", need,
+                                       "\", which is not a step of this pipeline"));
+        }
+      }
+    }
+    if (!diag_.ok()) return;
+    // Depth-first search for a cycle; report it once, as a path.
+    std::map<std::string, int> color;  // 0 white, 1 on stack, 2 done
+    std::vector<std::string> stack;
+    std::function<bool(const Step&)> visit = [&](const Step& s) -> bool {
+      color[s.name] = 1;
+      stack.push_back(s.name);
+      for (const std::string& need : s.needs) {
+        if (color[need] == 1) {
+          auto from = std::find(stack.begin(), stack.end(), need);
+          std::vector<std::string> cycle(from, stack.end());
+          cycle.push_back(need);
+          diag_.Error(by_name[need]->location,
+                      Cat("steps form a cycle: ", Join(cycle, " -> ")));
+          return true;
+        }
+        if (color[need] == 0 && visit(*by_name[need])) return true;
+      }
+      stack.pop_back();
+      color[s.name] = 2;
+      return false;
+    };
+    for (const Step& s : pipeline_.steps) {
+      if (color[s.name] == 0 && visit(s)) break;
+    }
+  }
+
+  Diagnostics diag_;
+  const ParamOverrides& overrides_;
+  Pipeline pipeline_;
+  std::map<std::string, std::string> param_map_;
+  std::map<std::string, YAML::Node> needs_nodes_;
+  std::map<std::string, YAML::Node> step_nodes_;
+};
+
+}  // namespace
+
+const Step* Pipeline::FindStep(std::string_view name) const {
+  for (const Step& s : steps) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::map<std::string, std::string> Pipeline::ParamMap() const {
+  return {params.begin(), params.end()};
+}
+
+absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string& path,
+                                       const ParamOverrides& overrides) {
+  return Parser(path, overrides).Parse(text, path);
+}
+
+absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
+  return ParsePipeline(*text, path, overrides);
+}
+
+absl::Status CheckInputs(const Pipeline& pipeline) {
+  std::vector<std::string> errors;
+  for (const Step& s : pipeline.steps) {
+    if (s.foreach.kind != ForeachKind::kFiles) continue;
+    ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(s.foreach.pattern));
+    if (files.empty()) {
+      errors.push_back(Cat(pipeline.path, ":", s.foreach.location.line, ":",
+                                    s.foreach.location.column, ": step \"", s.name,
+                                    "\": files(\"", s.foreach.pattern, "\") matches no files"));
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(Join(errors, "\n"));
+}
+
+absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags) {
+  ParamOverrides out;
+  for (const std::string& flag : flags) {
+    size_t eq = flag.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          Cat("--param \"", flag, "\": expected NAME=VALUE"));
+    }
+    out[flag.substr(0, eq)] = flag.substr(eq + 1);
+  }
+  return out;
+}
+
+}  // namespace barge

@@ -1,0 +1,89 @@
+// The pipeline file, parsed and validated: what a run is made of.
+//
+//   ASSIGN_OR_RETURN(Pipeline p, LoadPipeline("pipeline.yaml", {{"day", "2026-01-01"}}));
+//   for (const Step& s : p.steps) ...
+//
+// Parsing is pure (no filesystem access beyond reading the file), so a worker can re-parse a
+// run's frozen copy of the spec and get the same Pipeline. CheckInputs() is the separate,
+// filesystem-dependent check that `files(...)` globs match something.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace barge {
+
+struct SourceLocation {
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+};
+
+enum class ForeachKind {
+  kNone,     // one task; its inputs are all committed outputs of the steps it needs
+  kRange,    // range(N): tasks 0..N-1, item = index
+  kList,     // a YAML list: one task per item (scalar or map)
+  kFiles,    // files("glob"): one task per matching local file, item = its absolute path
+  kOutputs,  // outputs(step): one task per task of `step`, consuming that task's outputs
+};
+
+struct Foreach {
+  ForeachKind kind = ForeachKind::kNone;
+  int64_t count = 0;                  // kRange
+  std::vector<nlohmann::json> items;  // kList: strings or objects of strings
+  std::string pattern;                // kFiles: absolute glob, params substituted
+  std::string step;                   // kOutputs
+  SourceLocation location;
+};
+
+struct Step {
+  std::string name;
+  std::vector<std::string> needs;
+  Foreach foreach;
+  bool shell = true;              // `run:` given as a string, run by /bin/sh -c
+  std::string command;            // shell form, with placeholders
+  std::vector<std::string> argv;  // argv form (`run:` as a list), with placeholders
+  std::vector<std::pair<std::string, std::string>> env;  // values may hold placeholders
+  double cpu = 1;
+  int64_t memory_bytes = 0;  // 0: no reservation
+  int retries = 0;
+  int64_t retry_delay_ms = 1000;  // base of the exponential backoff between retries
+  int64_t timeout_ms = 0;         // 0: no timeout
+  SourceLocation location;
+};
+
+struct Pipeline {
+  std::string name;
+  std::string path;  // absolute path of the file
+  std::string dir;   // its directory; relative globs resolve against it
+  std::string source;
+  std::vector<std::pair<std::string, std::string>> params;  // after --param overrides
+  std::vector<Step> steps;                                  // in file order
+
+  const Step* FindStep(std::string_view name) const;
+  std::map<std::string, std::string> ParamMap() const;
+};
+
+using ParamOverrides = std::map<std::string, std::string>;
+
+// Parses and validates pipeline text. `path` is used for error messages and to resolve relative
+// globs. Every error reads "path:line:col: reason"; all errors found are returned, one per line,
+// as an InvalidArgument status.
+absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string& path,
+                                       const ParamOverrides& overrides);
+
+// Reads `path` and parses it.
+absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides);
+
+// Checks what depends on the filesystem: every files("glob") matches at least one file.
+absl::Status CheckInputs(const Pipeline& pipeline);
+
+// Parses "k=v" flags into overrides; InvalidArgument on a malformed one.
+absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags);
+
+}  // namespace barge

@@ -1,0 +1,99 @@
+#include "store/schema.h"
+
+namespace barge {
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1,
+       {
+           R"(CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                pipeline TEXT NOT NULL,
+                state TEXT NOT NULL,
+                spec_path TEXT NOT NULL,
+                spec_source TEXT NOT NULL,
+                params_json TEXT NOT NULL,
+                root TEXT NOT NULL,
+                error TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                finished_at BIGINT NOT NULL DEFAULT 0))",
+           R"(CREATE TABLE steps (
+                run_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                inputs_json TEXT NOT NULL DEFAULT '[]',
+                task_count BIGINT NOT NULL DEFAULT 0,
+                started_at BIGINT NOT NULL DEFAULT 0,
+                finished_at BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, name)))",
+           R"(CREATE TABLE tasks (
+                run_id TEXT NOT NULL,
+                step TEXT NOT NULL,
+                idx BIGINT NOT NULL,
+                position INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                item_json TEXT NOT NULL,
+                inputs_json TEXT NOT NULL,
+                cpu DOUBLE PRECISION NOT NULL,
+                memory BIGINT NOT NULL,
+                attempt INTEGER NOT NULL DEFAULT 0,
+                app_failures INTEGER NOT NULL DEFAULT 0,
+                infra_failures INTEGER NOT NULL DEFAULT 0,
+                committed_attempt INTEGER NOT NULL DEFAULT 0,
+                exit_code INTEGER NOT NULL DEFAULT -1,
+                error TEXT NOT NULL DEFAULT '',
+                outputs_json TEXT NOT NULL DEFAULT '[]',
+                lease_owner TEXT NOT NULL DEFAULT '',
+                lease_expires_at BIGINT NOT NULL DEFAULT 0,
+                not_before BIGINT NOT NULL DEFAULT 0,
+                started_at BIGINT NOT NULL DEFAULT 0,
+                finished_at BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, step, idx)))",
+           // The queue: pending tasks in claim order (oldest run, earliest step, lowest index).
+           "CREATE INDEX tasks_queue ON tasks (run_id, position, idx) WHERE state = 'pending'",
+           "CREATE INDEX tasks_by_state ON tasks (run_id, step, state)",
+           "CREATE INDEX tasks_leases ON tasks (lease_owner) WHERE state = 'running'",
+           "CREATE INDEX tasks_expiry ON tasks (lease_expires_at) WHERE state = 'running'",
+           R"(CREATE TABLE attempts (
+                run_id TEXT NOT NULL,
+                step TEXT NOT NULL,
+                idx BIGINT NOT NULL,
+                attempt INTEGER NOT NULL,
+                worker_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                failure_class TEXT NOT NULL DEFAULT '',
+                started_at BIGINT NOT NULL,
+                finished_at BIGINT NOT NULL DEFAULT 0,
+                exit_code INTEGER NOT NULL DEFAULT -1,
+                error TEXT NOT NULL DEFAULT '',
+                cpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+                max_rss_kb BIGINT NOT NULL DEFAULT 0,
+                log_path TEXT NOT NULL DEFAULT '',
+                output_path TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (run_id, step, idx, attempt)))",
+           R"(CREATE TABLE workers (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid BIGINT NOT NULL,
+                pid_start TEXT NOT NULL,
+                cpu DOUBLE PRECISION NOT NULL,
+                memory BIGINT NOT NULL,
+                labels_json TEXT NOT NULL DEFAULT '{}',
+                started_at BIGINT NOT NULL,
+                heartbeat_at BIGINT NOT NULL))",
+           R"(CREATE TABLE events (
+                id {serial_pk},
+                run_id TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                step TEXT NOT NULL DEFAULT '',
+                idx BIGINT NOT NULL DEFAULT -1,
+                message TEXT NOT NULL DEFAULT ''))",
+           "CREATE INDEX events_by_run ON events (run_id, id)",
+       }},
+  };
+  return kMigrations;
+}
+
+}  // namespace barge

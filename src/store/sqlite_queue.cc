@@ -1,0 +1,369 @@
+// SqliteStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
+#include "common/strings.h"
+#include "common/status.h"
+#include "store/sqlite_rows.h"
+#include "store/sqlite_store.h"
+
+namespace barge {
+using namespace sqlite_rows;
+
+absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimRequest& request) {
+  std::lock_guard lock(mu_);
+  std::vector<TaskRecord> claimed;
+  if (request.max_tasks <= 0) return claimed;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    int64_t now = clock_.NowMs();
+    // Look at a few more candidates than we can take, so that small tasks can fill the room a
+    // large one at the head of the queue leaves.
+    std::string sql = Cat("SELECT ", kTaskColumns,
+                                   " FROM tasks WHERE state = 'pending' AND not_before <= ?",
+                                   request.run_id ? " AND run_id = ?" : "",
+                                   " ORDER BY run_id, position, idx LIMIT ?");
+    ASSIGN_OR_RETURN(SqliteStatement* q, Stmt(sql));
+    q->Bind(now);
+    if (request.run_id) q->Bind(*request.run_id);
+    q->Bind(static_cast<int64_t>(request.max_tasks) * 4 + 8);
+    double cpu = request.free_cpu;
+    int64_t memory = request.free_memory;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row || static_cast<int>(claimed.size()) >= request.max_tasks) break;
+      TaskRecord t = ReadTask(*q);
+      if (t.cpu > cpu + 1e-9 || (t.memory > 0 && t.memory > memory)) continue;
+      cpu -= t.cpu;
+      memory -= t.memory;
+      claimed.push_back(std::move(t));
+    }
+    q->Reset();
+    ASSIGN_OR_RETURN(SqliteStatement* up,
+                     Stmt("UPDATE tasks SET state = 'running', attempt = attempt + 1, "
+                          "lease_owner = ?, lease_expires_at = ?, started_at = ?, "
+                          "finished_at = 0 WHERE run_id = ? AND step = ? AND idx = ? "
+                          "AND state = 'pending'"));
+    ASSIGN_OR_RETURN(SqliteStatement* att,
+                     Stmt("INSERT INTO attempts (run_id, step, idx, attempt, worker_id, state, "
+                          "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)"));
+    for (TaskRecord& t : claimed) {
+      up->Reset();
+      RETURN_IF_ERROR(up->Bind(request.worker_id)
+                          .Bind(now + request.lease_ms)
+                          .Bind(now)
+                          .Bind(t.key.run_id)
+                          .Bind(t.key.step)
+                          .Bind(t.key.index)
+                          .Run());
+      t.state = state::kRunning;
+      t.attempt += 1;
+      t.lease_owner = request.worker_id;
+      t.lease_expires_at = now + request.lease_ms;
+      t.started_at = now;
+      att->Reset();
+      RETURN_IF_ERROR(att->Bind(t.key.run_id)
+                          .Bind(t.key.step)
+                          .Bind(t.key.index)
+                          .Bind(t.attempt)
+                          .Bind(request.worker_id)
+                          .Bind(now)
+                          .Run());
+    }
+    return absl::OkStatus();
+  }));
+  return claimed;
+}
+
+absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<Completion>& batch) {
+  std::lock_guard lock(mu_);
+  std::vector<bool> accepted;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    accepted.clear();
+    int64_t now = clock_.NowMs();
+    ASSIGN_OR_RETURN(
+        SqliteStatement* up,
+        Stmt("UPDATE tasks SET state = ?, app_failures = app_failures + ?, "
+             "infra_failures = infra_failures + ?, "
+             "committed_attempt = CASE WHEN ? = 'succeeded' THEN attempt ELSE committed_attempt END, "
+             "outputs_json = CASE WHEN ? = 'succeeded' THEN ? ELSE outputs_json END, "
+             "exit_code = ?, error = ?, lease_owner = '', lease_expires_at = 0, not_before = ?, "
+             "finished_at = ? "
+             "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? AND state = 'running' "
+             "AND lease_owner = ?"));
+    ASSIGN_OR_RETURN(SqliteStatement* att,
+                     Stmt("UPDATE attempts SET state = ?, failure_class = ?, finished_at = ?, "
+                          "exit_code = ?, error = ?, cpu_seconds = ?, max_rss_kb = ?, "
+                          "log_path = ?, output_path = ? "
+                          "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
+    ASSIGN_OR_RETURN(SqliteStatement* fenced,
+                     Stmt("UPDATE attempts SET state = 'fenced', finished_at = ?, exit_code = ?, "
+                          "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
+                          "error = CASE WHEN error = '' THEN ? ELSE error || '; ' || ? END "
+                          "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
+                          "AND state IN ('running', 'lost')"));
+    for (const Completion& c : batch) {
+      up->Reset();
+      RETURN_IF_ERROR(up->Bind(c.task_state)
+                          .Bind(c.charge_retry ? 1 : 0)
+                          .Bind(c.infra_failure ? 1 : 0)
+                          .Bind(c.task_state)
+                          .Bind(c.task_state)
+                          .Bind(c.outputs_json)
+                          .Bind(c.exit_code)
+                          .Bind(c.error)
+                          .Bind(c.not_before)
+                          .Bind(now)
+                          .Bind(c.key.run_id)
+                          .Bind(c.key.step)
+                          .Bind(c.key.index)
+                          .Bind(c.attempt)
+                          .Bind(c.worker_id)
+                          .Run());
+      bool ok = db_->Changes() > 0;
+      accepted.push_back(ok);
+      if (ok) {
+        att->Reset();
+        RETURN_IF_ERROR(att->Bind(c.attempt_state)
+                            .Bind(c.failure_class)
+                            .Bind(now)
+                            .Bind(c.exit_code)
+                            .Bind(c.error)
+                            .Bind(c.cpu_seconds)
+                            .Bind(c.max_rss_kb)
+                            .Bind(c.log_path)
+                            .Bind(c.output_path)
+                            .Bind(c.key.run_id)
+                            .Bind(c.key.step)
+                            .Bind(c.key.index)
+                            .Bind(c.attempt)
+                            .Run());
+        if (c.task_state != state::kSucceeded) {
+          std::string kind = c.task_state == state::kPending ? "task_retry"
+                                                             : Cat("task_", c.task_state);
+          RETURN_IF_ERROR(InsertEvent(c.key.run_id, kind, c.key.step, c.key.index,
+                                      Cat("attempt ", c.attempt, ": ", c.error)));
+        }
+      } else {
+        const char* why = "completion rejected: this attempt no longer holds the task's lease";
+        fenced->Reset();
+        RETURN_IF_ERROR(fenced->Bind(now)
+                            .Bind(c.exit_code)
+                            .Bind(c.cpu_seconds)
+                            .Bind(c.max_rss_kb)
+                            .Bind(c.log_path)
+                            .Bind(why)
+                            .Bind(why)
+                            .Bind(c.key.run_id)
+                            .Bind(c.key.step)
+                            .Bind(c.key.index)
+                            .Bind(c.attempt)
+                            .Run());
+        if (db_->Changes() > 0) {
+          RETURN_IF_ERROR(InsertEvent(c.key.run_id, "attempt_fenced", c.key.step, c.key.index,
+                                      Cat("attempt ", c.attempt, " by ", c.worker_id)));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }));
+  return accepted;
+}
+
+absl::StatusOr<std::vector<TaskKey>> SqliteStateStore::Heartbeat(const std::string& worker_id,
+                                                                 int64_t lease_ms) {
+  std::lock_guard lock(mu_);
+  std::vector<TaskKey> held;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    int64_t now = clock_.NowMs();
+    ASSIGN_OR_RETURN(SqliteStatement* up,
+                     Stmt("UPDATE tasks SET lease_expires_at = ? "
+                          "WHERE lease_owner = ? AND state = 'running'"));
+    RETURN_IF_ERROR(up->Bind(now + lease_ms).Bind(worker_id).Run());
+    ASSIGN_OR_RETURN(SqliteStatement* w, Stmt("UPDATE workers SET heartbeat_at = ? WHERE id = ?"));
+    RETURN_IF_ERROR(w->Bind(now).Bind(worker_id).Run());
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt("SELECT run_id, step, idx FROM tasks "
+                          "WHERE lease_owner = ? AND state = 'running'"));
+    q->Bind(worker_id);
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      held.push_back({q->Text(0), q->Text(1), q->Int(2)});
+    }
+    return absl::OkStatus();
+  }));
+  return held;
+}
+
+absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int attempt,
+                                                    int infra_failures, const std::string& reason,
+                                                    int max_infra_failures) {
+  int64_t now = clock_.NowMs();
+  bool give_up = infra_failures + 1 > max_infra_failures;
+  std::string error =
+      give_up ? Cat(reason, "; gave up after ", infra_failures + 1,
+                             " infrastructure failures")
+              : reason;
+  ASSIGN_OR_RETURN(SqliteStatement* up,
+                   Stmt("UPDATE tasks SET state = ?, infra_failures = infra_failures + 1, "
+                        "lease_owner = '', lease_expires_at = 0, not_before = 0, error = ?, "
+                        "finished_at = ? WHERE run_id = ? AND step = ? AND idx = ? "
+                        "AND attempt = ? AND state = 'running'"));
+  RETURN_IF_ERROR(up->Bind(give_up ? state::kFailed : state::kPending)
+                      .Bind(error)
+                      .Bind(now)
+                      .Bind(key.run_id)
+                      .Bind(key.step)
+                      .Bind(key.index)
+                      .Bind(attempt)
+                      .Run());
+  if (db_->Changes() == 0) return false;
+  ASSIGN_OR_RETURN(SqliteStatement* att,
+                   Stmt("UPDATE attempts SET state = 'lost', failure_class = 'infrastructure', "
+                        "error = ?, finished_at = ? "
+                        "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
+  RETURN_IF_ERROR(
+      att->Bind(reason).Bind(now).Bind(key.run_id).Bind(key.step).Bind(key.index).Bind(attempt)
+          .Run());
+  RETURN_IF_ERROR(InsertEvent(key.run_id, "task_lost", key.step, key.index,
+                              Cat("attempt ", attempt, ": ", error)));
+  return true;
+}
+
+namespace {
+
+struct Lease {
+  TaskKey key;
+  int attempt;
+  int infra_failures;
+  std::string owner;
+};
+
+}  // namespace
+
+absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
+  std::lock_guard lock(mu_);
+  int64_t reaped = 0;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt("SELECT run_id, step, idx, attempt, infra_failures, lease_owner "
+                          "FROM tasks WHERE state = 'running' AND lease_expires_at < ?"));
+    q->Bind(clock_.NowMs());
+    std::vector<Lease> expired;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      expired.push_back({{q->Text(0), q->Text(1), q->Int(2)},
+                         static_cast<int>(q->Int(3)),
+                         static_cast<int>(q->Int(4)),
+                         q->Text(5)});
+    }
+    q->Reset();
+    for (const Lease& l : expired) {
+      ASSIGN_OR_RETURN(bool released,
+                       ReleaseLease(l.key, l.attempt, l.infra_failures,
+                                    Cat("lease expired (worker ", l.owner, " lost)"),
+                                    max_infra_failures));
+      reaped += released ? 1 : 0;
+    }
+    return absl::OkStatus();
+  }));
+  return reaped;
+}
+
+absl::StatusOr<int64_t> SqliteStateStore::ReleaseWorker(const std::string& worker_id,
+                                                        const std::string& reason,
+                                                        int max_infra_failures) {
+  std::lock_guard lock(mu_);
+  int64_t released_count = 0;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt("SELECT run_id, step, idx, attempt, infra_failures FROM tasks "
+                          "WHERE lease_owner = ? AND state = 'running'"));
+    q->Bind(worker_id);
+    std::vector<Lease> held;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      held.push_back({{q->Text(0), q->Text(1), q->Int(2)},
+                      static_cast<int>(q->Int(3)),
+                      static_cast<int>(q->Int(4)),
+                      worker_id});
+    }
+    q->Reset();
+    for (const Lease& l : held) {
+      ASSIGN_OR_RETURN(bool released,
+                       ReleaseLease(l.key, l.attempt, l.infra_failures, reason,
+                                    max_infra_failures));
+      released_count += released ? 1 : 0;
+    }
+    ASSIGN_OR_RETURN(SqliteStatement* del, Stmt("DELETE FROM workers WHERE id = ?"));
+    return del->Bind(worker_id).Run();
+  }));
+  return released_count;
+}
+
+absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id,
+                                                       const std::vector<std::string>& states) {
+  std::lock_guard lock(mu_);
+  int64_t requeued = 0;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    std::vector<std::string> quoted;
+    for (const std::string& s : states) {
+      if (s != state::kFailed && s != state::kCancelled) {
+        return absl::InvalidArgumentError(Cat("cannot re-queue tasks in state ", s));
+      }
+      quoted.push_back(Cat("'", s, "'"));
+    }
+    std::string in = Join(quoted, ", ");
+    ASSIGN_OR_RETURN(SqliteStatement* up,
+                     Stmt(Cat("UPDATE tasks SET state = 'pending', app_failures = 0, "
+                                       "infra_failures = 0, not_before = 0, lease_owner = '', "
+                                       "error = '' WHERE run_id = ? AND state IN (",
+                                       in, ")")));
+    RETURN_IF_ERROR(up->Bind(run_id).Run());
+    requeued = db_->Changes();
+    // Reopen finished steps: those with tasks to run again, and those that never started.
+    ASSIGN_OR_RETURN(
+        SqliteStatement* steps,
+        Stmt("UPDATE steps SET finished_at = 0, state = CASE WHEN started_at > 0 THEN 'running' "
+             "ELSE 'pending' END WHERE run_id = ? AND state IN ('failed', 'cancelled')"));
+    RETURN_IF_ERROR(steps->Bind(run_id).Run());
+    ASSIGN_OR_RETURN(SqliteStatement* run,
+                     Stmt("UPDATE runs SET state = 'running', error = '', finished_at = 0 "
+                          "WHERE id = ?"));
+    RETURN_IF_ERROR(run->Bind(run_id).Run());
+    return InsertEvent(run_id, "run_requeued", "", -1,
+                       Cat(requeued, " tasks (", in, ") re-queued"));
+  }));
+  return requeued;
+}
+
+absl::StatusOr<bool> SqliteStateStore::CancelRun(const std::string& run_id,
+                                                 const std::string& reason) {
+  std::lock_guard lock(mu_);
+  bool cancelled = false;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    int64_t now = clock_.NowMs();
+    ASSIGN_OR_RETURN(SqliteStatement* run,
+                     Stmt("UPDATE runs SET state = 'cancelled', error = ?, finished_at = ? "
+                          "WHERE id = ? AND state = 'running'"));
+    RETURN_IF_ERROR(run->Bind(reason).Bind(now).Bind(run_id).Run());
+    if (db_->Changes() == 0) return absl::OkStatus();
+    cancelled = true;
+    ASSIGN_OR_RETURN(SqliteStatement* att,
+                     Stmt("UPDATE attempts SET state = 'cancelled', error = ?, finished_at = ? "
+                          "WHERE run_id = ? AND state = 'running'"));
+    RETURN_IF_ERROR(att->Bind(reason).Bind(now).Bind(run_id).Run());
+    ASSIGN_OR_RETURN(SqliteStatement* tasks,
+                     Stmt("UPDATE tasks SET state = 'cancelled', lease_owner = '', "
+                          "lease_expires_at = 0, error = ?, finished_at = ? "
+                          "WHERE run_id = ? AND state IN ('pending', 'running')"));
+    RETURN_IF_ERROR(tasks->Bind(reason).Bind(now).Bind(run_id).Run());
+    ASSIGN_OR_RETURN(SqliteStatement* steps,
+                     Stmt("UPDATE steps SET state = 'cancelled', finished_at = ? "
+                          "WHERE run_id = ? AND state IN ('pending', 'running')"));
+    RETURN_IF_ERROR(steps->Bind(now).Bind(run_id).Run());
+    return InsertEvent(run_id, "run_cancelled", "", -1, reason);
+  }));
+  return cancelled;
+}
+
+}  // namespace barge

@@ -1,0 +1,403 @@
+#include "common/strings.h"
+#include "store/sqlite_store.h"
+
+#include "common/status.h"
+#include "store/schema.h"
+#include "store/sqlite_rows.h"
+
+namespace barge {
+using namespace sqlite_rows;
+
+absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path,
+                                                                         Clock& clock) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(std::move(db), clock));
+  RETURN_IF_ERROR(WithContext(store->Migrate(), Cat("migrating state store ", path)));
+  return store;
+}
+
+absl::StatusOr<SqliteStatement*> SqliteStateStore::Stmt(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    ASSIGN_OR_RETURN(SqliteStatement stmt, db_->Prepare(sql));
+    it = statements_.emplace(sql, std::make_unique<SqliteStatement>(std::move(stmt))).first;
+  }
+  it->second->Reset();
+  return it->second.get();
+}
+
+absl::Status SqliteStateStore::InTransaction(const std::function<absl::Status()>& body) {
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  absl::Status s = body();
+  if (s.ok()) s = db_->Exec("COMMIT");
+  if (!s.ok()) (void)db_->Exec("ROLLBACK");
+  return s;
+}
+
+absl::Status SqliteStateStore::Migrate() {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(db_->Exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "applied_at BIGINT NOT NULL)"));
+    int current = 0;
+    {
+      ASSIGN_OR_RETURN(SqliteStatement q,
+                       db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (row) current = static_cast<int>(q.Int(0));
+    }
+    for (const Migration& m : Migrations()) {
+      if (m.version <= current) continue;
+      for (const std::string& sql : m.statements) {
+        RETURN_IF_ERROR(db_->Exec(
+            ReplaceAll(sql, "{serial_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT")));
+      }
+      ASSIGN_OR_RETURN(SqliteStatement ins,
+                       db_->Prepare("INSERT INTO schema_migrations VALUES (?, ?)"));
+      RETURN_IF_ERROR(ins.Bind(m.version).Bind(clock_.NowMs()).Run());
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int> SqliteStateStore::SchemaVersion() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q, Stmt("SELECT MAX(version) FROM schema_migrations"));
+  ASSIGN_OR_RETURN(bool row, q->Step());
+  return row ? static_cast<int>(q->Int(0)) : 0;
+}
+
+absl::Status SqliteStateStore::InsertEvent(const std::string& run_id, const std::string& kind,
+                                           const std::string& step, int64_t index,
+                                           const std::string& message) {
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("INSERT INTO events (run_id, at, kind, step, idx, message) "
+                        "VALUES (?, ?, ?, ?, ?, ?)"));
+  return q->Bind(run_id).Bind(clock_.NowMs()).Bind(kind).Bind(step).Bind(index).Bind(message).Run();
+}
+
+absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
+                                         const std::vector<StepRecord>& steps) {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt(Cat("INSERT INTO runs (", kRunColumns,
+                                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+    absl::Status s = q->Bind(run.id)
+                         .Bind(run.pipeline)
+                         .Bind(state::kRunning)
+                         .Bind(run.spec_path)
+                         .Bind(run.spec_source)
+                         .Bind(run.params_json)
+                         .Bind(run.root)
+                         .Bind("")
+                         .Bind(run.created_at)
+                         .Bind(int64_t{0})
+                         .Run();
+    if (absl::IsAlreadyExists(s)) return absl::AlreadyExistsError("run " + run.id + " exists");
+    RETURN_IF_ERROR(s);
+    for (const StepRecord& step : steps) {
+      ASSIGN_OR_RETURN(SqliteStatement* ins,
+                       Stmt("INSERT INTO steps (run_id, name, position, state) "
+                            "VALUES (?, ?, ?, ?)"));
+      RETURN_IF_ERROR(ins->Bind(run.id).Bind(step.name).Bind(step.position).Bind(state::kPending)
+                          .Run());
+    }
+    return InsertEvent(run.id, "run_created", "", -1, run.pipeline);
+  });
+}
+
+absl::StatusOr<RunRecord> SqliteStateStore::GetRun(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?")));
+  q->Bind(run_id);
+  ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return absl::NotFoundError(Cat("no run \"", run_id, "\""));
+  return ReadRun(*q);
+}
+
+absl::StatusOr<std::vector<RunRecord>> SqliteStateStore::ListRuns(int64_t limit) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt(Cat("SELECT ", kRunColumns,
+                                     " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
+  q->Bind(limit);
+  std::vector<RunRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadRun(*q));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<StepRecord>> SqliteStateStore::GetSteps(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
+                        "started_at, finished_at FROM steps WHERE run_id = ? ORDER BY position"));
+  q->Bind(run_id);
+  std::vector<StepRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    StepRecord s;
+    s.run_id = q->Text(0);
+    s.name = q->Text(1);
+    s.position = static_cast<int>(q->Int(2));
+    s.state = q->Text(3);
+    s.inputs_json = q->Text(4);
+    s.task_count = q->Int(5);
+    s.started_at = q->Int(6);
+    s.finished_at = q->Int(7);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<StepCounts>> SqliteStateStore::CountTasks(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "
+                        "GROUP BY step, state ORDER BY step"));
+  q->Bind(run_id);
+  std::vector<StepCounts> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    std::string step = q->Text(0), st = q->Text(1);
+    if (out.empty() || out.back().step != step) out.push_back(StepCounts{.step = step});
+    StepCounts& c = out.back();
+    int64_t n = q->Int(2);
+    if (st == state::kPending) c.pending += n;
+    else if (st == state::kRunning) c.running += n;
+    else if (st == state::kSucceeded) c.succeeded += n;
+    else if (st == state::kFailed) c.failed += n;
+    else if (st == state::kCancelled) c.cancelled += n;
+    else if (st == state::kCached) c.cached += n;
+  }
+  return out;
+}
+
+absl::StatusOr<bool> SqliteStateStore::StartStep(
+    const std::string& run_id, const std::string& step, const std::string& shared_inputs_json,
+    int64_t count, double cpu, int64_t memory, const std::function<NewTask(int64_t)>& make_task) {
+  std::lock_guard lock(mu_);
+  bool started = false;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    int64_t now = clock_.NowMs();
+    ASSIGN_OR_RETURN(SqliteStatement* up,
+                     Stmt("UPDATE steps SET state = ?, inputs_json = ?, task_count = ?, "
+                          "started_at = ? WHERE run_id = ? AND name = ? AND state = ?"));
+    RETURN_IF_ERROR(up->Bind(state::kRunning)
+                        .Bind(shared_inputs_json)
+                        .Bind(count)
+                        .Bind(now)
+                        .Bind(run_id)
+                        .Bind(step)
+                        .Bind(state::kPending)
+                        .Run());
+    if (db_->Changes() == 0) return absl::OkStatus();
+    started = true;
+    ASSIGN_OR_RETURN(SqliteStatement* pos,
+                     Stmt("SELECT position FROM steps WHERE run_id = ? AND name = ?"));
+    pos->Bind(run_id).Bind(step);
+    ASSIGN_OR_RETURN(bool row, pos->Step());
+    int64_t position = row ? pos->Int(0) : 0;
+    ASSIGN_OR_RETURN(SqliteStatement* ins,
+                     Stmt("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
+                          "inputs_json, cpu, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT DO NOTHING"));
+    for (int64_t i = 0; i < count; ++i) {
+      NewTask t = make_task(i);
+      ins->Reset();
+      RETURN_IF_ERROR(ins->Bind(run_id)
+                          .Bind(step)
+                          .Bind(t.index)
+                          .Bind(position)
+                          .Bind(state::kPending)
+                          .Bind(t.item_json)
+                          .Bind(t.inputs_json)
+                          .Bind(cpu)
+                          .Bind(memory)
+                          .Run());
+    }
+    return InsertEvent(run_id, "step_started", step, -1, Cat(count, " tasks"));
+  }));
+  return started;
+}
+
+absl::StatusOr<bool> SqliteStateStore::TransitionStep(const std::string& run_id,
+                                                      const std::string& step,
+                                                      const std::string& from,
+                                                      const std::string& to) {
+  std::lock_guard lock(mu_);
+  bool changed = false;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt("UPDATE steps SET state = ?, finished_at = ? "
+                          "WHERE run_id = ? AND name = ? AND state = ?"));
+    RETURN_IF_ERROR(q->Bind(to).Bind(clock_.NowMs()).Bind(run_id).Bind(step).Bind(from).Run());
+    changed = db_->Changes() > 0;
+    if (!changed) return absl::OkStatus();
+    return InsertEvent(run_id, Cat("step_", to), step, -1, "");
+  }));
+  return changed;
+}
+
+absl::StatusOr<bool> SqliteStateStore::TransitionRun(const std::string& run_id,
+                                                     const std::string& from,
+                                                     const std::string& to,
+                                                     const std::string& error) {
+  std::lock_guard lock(mu_);
+  bool changed = false;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    bool finished = to != state::kRunning;
+    ASSIGN_OR_RETURN(SqliteStatement* q,
+                     Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
+                          "WHERE id = ? AND state = ?"));
+    RETURN_IF_ERROR(
+        q->Bind(to).Bind(error).Bind(finished ? clock_.NowMs() : 0).Bind(run_id).Bind(from).Run());
+    changed = db_->Changes() > 0;
+    if (!changed) return absl::OkStatus();
+    return InsertEvent(run_id, Cat("run_", to), "", -1, error);
+  }));
+  return changed;
+}
+
+absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::QueryTasks(
+    const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind) {
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt(Cat("SELECT ", kTaskColumns, " FROM tasks ", sql_tail)));
+  bind(*q);
+  std::vector<TaskRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadTask(*q));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::ListTasks(const TaskFilter& filter) {
+  std::lock_guard lock(mu_);
+  std::string where = "WHERE run_id = ?";
+  if (filter.step) where += " AND step = ?";
+  if (filter.state) where += " AND state = ?";
+  return QueryTasks(Cat(where, " ORDER BY position, idx LIMIT ? OFFSET ?"),
+                    [&](SqliteStatement& q) {
+                      q.Bind(filter.run_id);
+                      if (filter.step) q.Bind(*filter.step);
+                      if (filter.state) q.Bind(*filter.state);
+                      q.Bind(filter.limit).Bind(filter.offset);
+                    });
+}
+
+absl::StatusOr<TaskRecord> SqliteStateStore::GetTask(const TaskKey& key) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                   QueryTasks("WHERE run_id = ? AND step = ? AND idx = ?", [&](SqliteStatement& q) {
+                     q.Bind(key.run_id).Bind(key.step).Bind(key.index);
+                   }));
+  if (tasks.empty()) {
+    return absl::NotFoundError(Cat("run ", key.run_id, " has no task ", key.step, "[",
+                                            key.index, "]"));
+  }
+  return tasks.front();
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(const TaskKey& key) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("SELECT attempt, worker_id, state, failure_class, started_at, "
+                        "finished_at, exit_code, error, cpu_seconds, max_rss_kb, log_path, "
+                        "output_path FROM attempts WHERE run_id = ? AND step = ? AND idx = ? "
+                        "ORDER BY attempt"));
+  q->Bind(key.run_id).Bind(key.step).Bind(key.index);
+  std::vector<AttemptRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    AttemptRecord a;
+    a.key = key;
+    a.attempt = static_cast<int>(q->Int(0));
+    a.worker_id = q->Text(1);
+    a.state = q->Text(2);
+    a.failure_class = q->Text(3);
+    a.started_at = q->Int(4);
+    a.finished_at = q->Int(5);
+    a.exit_code = static_cast<int>(q->Int(6));
+    a.error = q->Text(7);
+    a.cpu_seconds = q->Double(8);
+    a.max_rss_kb = q->Int(9);
+    a.log_path = q->Text(10);
+    a.output_path = q->Text(11);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("SELECT id, run_id, at, kind, step, idx, message FROM events "
+                        "WHERE run_id = ? ORDER BY id"));
+  q->Bind(run_id);
+  std::vector<EventRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Int(0), q->Text(1), q->Int(2), q->Text(3), q->Text(4), q->Int(5),
+                   q->Text(6)});
+  }
+  return out;
+}
+
+absl::Status SqliteStateStore::AddEvent(const EventRecord& event) {
+  std::lock_guard lock(mu_);
+  return InsertEvent(event.run_id, event.kind, event.step, event.index, event.message);
+}
+
+absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
+  std::lock_guard lock(mu_);
+  int64_t now = clock_.NowMs();
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
+                        "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
+  return q->Bind(w.id)
+      .Bind(w.host)
+      .Bind(w.pid)
+      .Bind(w.pid_start)
+      .Bind(w.cpu)
+      .Bind(w.memory)
+      .Bind(w.labels_json)
+      .Bind(now)
+      .Bind(now)
+      .Run();
+}
+
+absl::Status SqliteStateStore::DeregisterWorker(const std::string& worker_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q, Stmt("DELETE FROM workers WHERE id = ?"));
+  return q->Bind(worker_id).Run();
+}
+
+absl::StatusOr<std::vector<WorkerRecord>> SqliteStateStore::ListWorkers() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(SqliteStatement* q,
+                   Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, started_at, "
+                        "heartbeat_at FROM workers ORDER BY started_at, id"));
+  std::vector<WorkerRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Text(0), q->Text(1), q->Int(2), q->Text(3), q->Double(4), q->Int(5),
+                   q->Text(6), q->Int(7), q->Int(8)});
+  }
+  return out;
+}
+
+}  // namespace barge

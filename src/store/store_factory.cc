@@ -1,0 +1,28 @@
+#include "common/strings.h"
+#include "common/fs.h"
+#include "common/status.h"
+#include "store/sqlite_store.h"
+#include "store/state_store.h"
+
+#include <filesystem>
+
+namespace barge {
+
+absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& url, Clock& clock) {
+  std::string path = url;
+  if (path.starts_with("sqlite://")) {
+    path = path.substr(9);
+  } else if (path.starts_with("sqlite:")) {
+    path = path.substr(7);
+  } else if (path.find("://") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        Cat("state store \"", url, "\": unsupported scheme (use a path or sqlite:PATH)"));
+  }
+  if (path.empty()) return absl::InvalidArgumentError("state store: empty path");
+  std::filesystem::path parent = std::filesystem::path(AbsolutePath(path)).parent_path();
+  RETURN_IF_ERROR(MakeDirs(parent.string()));
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteStateStore> store, SqliteStateStore::Open(path, clock));
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace barge
