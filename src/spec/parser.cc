@@ -162,20 +162,20 @@ class Parser {
 
  private:
   void ParseTop(const YAML::Node& root) {
-    YAML::Node name_node, steps_node;
+    std::optional<YAML::Node> name_node, steps_node;
     ForEachEntry(root, "pipeline", {"name", "description", "params", "steps"}, diag_,
                  [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
-                   if (key == "name") name_node = v;
+                   if (key == "name") name_node.emplace(v);
                    if (key == "params") ParseParams(v);
-                   if (key == "steps") steps_node = v;
+                   if (key == "steps") steps_node.emplace(v);
                    if (key == "description") ExpectScalar(v, "description", diag_);
                  });
     if (!name_node) {
       diag_.Error(root, "pipeline: missing required key \"name\"");
-    } else if (ExpectScalar(name_node, "name", diag_)) {
-      pipeline_.name = name_node.Scalar();
+    } else if (ExpectScalar(*name_node, "name", diag_)) {
+      pipeline_.name = name_node->Scalar();
       if (!IsValidName(pipeline_.name)) {
-        diag_.Error(name_node, "name: use letters, digits, '_' and '-' only");
+        diag_.Error(*name_node, "name: use letters, digits, '_' and '-' only");
       }
     }
     for (const auto& [key, value] : overrides_) {
@@ -193,11 +193,11 @@ class Parser {
       diag_.Error(root, "pipeline: missing required key \"steps\"");
       return;
     }
-    if (!steps_node.IsSequence() || steps_node.size() == 0) {
-      diag_.Error(steps_node, "steps must be a non-empty list of steps");
+    if (!steps_node->IsSequence() || steps_node->size() == 0) {
+      diag_.Error(*steps_node, "steps must be a non-empty list of steps");
       return;
     }
-    for (const auto& node : steps_node) ParseStep(node);
+    for (const auto& node : *steps_node) ParseStep(node);
   }
 
   void ParseParams(const YAML::Node& node) {
@@ -404,7 +404,7 @@ class Parser {
     step.location = LocationOf(node);
     if (node["name"] && node["name"].IsScalar()) step.name = node["name"].Scalar();
     std::string where = step.name.empty() ? "step" : Cat("step \"", step.name, "\"");
-    YAML::Node run_node, run_key, foreach_node;
+    std::optional<YAML::Node> run_node, run_key, foreach_node;
     std::vector<std::pair<YAML::Node, std::string>> templates;
     ForEachEntry(
         node, where,
@@ -430,12 +430,12 @@ class Parser {
             } else {
               diag_.Error(v, Cat(where, ": needs must be a step name or a list of them"));
             }
-            needs_nodes_[step.name] = v;
+            needs_nodes_.emplace(step.name, v);
           } else if (key == "foreach") {
-            foreach_node = v;
+            foreach_node.emplace(v);
           } else if (key == "run") {
-            run_node = v;
-            run_key = k;
+            run_node.emplace(v);
+            run_key.emplace(k);
           } else if (key == "env") {
             if (!v.IsMap()) {
               diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
@@ -482,7 +482,7 @@ class Parser {
     if (step.name.empty()) {
       diag_.Error(node, "step: missing required key \"name\"");
     }
-    if (foreach_node) ParseForeach(foreach_node, step);
+    if (foreach_node) ParseForeach(*foreach_node, step);
     if (step.foreach.kind == ForeachKind::kOutputs &&
         std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
       step.needs.push_back(step.foreach.step);  // outputs(x) implies needs: x
@@ -490,18 +490,17 @@ class Parser {
     if (!run_node) {
       diag_.Error(node, Cat(where, ": missing required key \"run\""));
     } else {
-      ParseRun(run_node, step, run_key);
+      ParseRun(*run_node, step, *run_key);
       if (step.shell) {
-        templates.emplace_back(run_node, step.command);
+        templates.emplace_back(*run_node, step.command);
       } else {
         size_t i = 0;
-        for (const auto& arg : run_node) {
+        for (const auto& arg : *run_node) {
           if (i < step.argv.size()) templates.emplace_back(arg, step.argv[i++]);
         }
       }
     }
     for (const auto& [at, text] : templates) CheckTemplate(at, text, step);
-    step_nodes_[step.name] = node;
     pipeline_.steps.push_back(std::move(step));
   }
 
@@ -561,7 +560,6 @@ class Parser {
   Pipeline pipeline_;
   std::map<std::string, std::string> param_map_;
   std::map<std::string, YAML::Node> needs_nodes_;
-  std::map<std::string, YAML::Node> step_nodes_;
 };
 
 }  // namespace

@@ -1,0 +1,131 @@
+// The dispatch table: flags for every subcommand, parsed with CLI11.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+namespace barge {
+namespace {
+
+void AddLocations(CLI::App* cmd, Locations& where, bool state_flag = true) {
+  // `barge tasks --state` filters by task state, so there the store is named by --store only.
+  cmd->add_option(state_flag ? "--state,--store" : "--store", where.state,
+                  "state store: a SQLite path or sqlite:PATH (env BARGE_STATE; "
+                  "default .barge/state.db)");
+  cmd->add_option("--root", where.root,
+                  "data root for outputs and logs (env BARGE_ROOT; default beside the state)");
+  cmd->add_option("--scratch", where.scratch,
+                  "local directory for attempts' working directories (env BARGE_SCRATCH)");
+}
+
+void AddDrive(CLI::App* cmd, DriveOptions& drive) {
+  cmd->add_option("-w,--workers", drive.workers,
+                  "concurrent cpu slots of the local pool (default: number of cores)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--lease", drive.lease, "lease duration of claimed tasks (default 60s)");
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"barge: batch data pipelines of shell steps, on a laptop or a fleet of spot "
+               "machines"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "barge 0.1.0");
+  Locations where;
+
+  RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "run a pipeline to completion on this machine");
+  run_cmd->add_option("pipeline", run.pipeline, "pipeline YAML file")->required();
+  run_cmd->add_option("-p,--param", run.params, "override a param: NAME=VALUE (repeatable)");
+  run_cmd->add_flag("--detach", run.detach, "create and plan the run, print its id and return");
+  AddDrive(run_cmd, run.drive);
+  AddLocations(run_cmd, where);
+
+  std::string validate_file;
+  std::vector<std::string> validate_params;
+  CLI::App* validate_cmd =
+      app.add_subcommand("validate", "check a pipeline file without running anything");
+  validate_cmd->add_option("pipeline", validate_file, "pipeline YAML file")->required();
+  validate_cmd->add_option("-p,--param", validate_params, "override a param: NAME=VALUE");
+
+  bool json = false;
+  int64_t limit = 50;
+  CLI::App* runs_cmd = app.add_subcommand("runs", "list runs, newest first");
+  runs_cmd->add_flag("--json", json, "print a JSON array");
+  runs_cmd->add_option("-n,--limit", limit, "how many runs (default 50)");
+  AddLocations(runs_cmd, where);
+
+  std::string run_id;
+  CLI::App* status_cmd = app.add_subcommand("status", "a run's state and per-step task counts");
+  status_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  status_cmd->add_flag("--json", json, "print JSON");
+  AddLocations(status_cmd, where);
+
+  TasksOptions tasks;
+  CLI::App* tasks_cmd = app.add_subcommand("tasks", "list a run's tasks");
+  tasks_cmd->add_option("run", tasks.run, "run id, or 'last'")->required();
+  tasks_cmd->add_option("--step", tasks.step, "only this step");
+  tasks_cmd->add_option("--state", tasks.state,
+                        "only this state: pending, running, succeeded, failed, cancelled, cached");
+  tasks_cmd->add_option("-n,--limit", tasks.limit, "at most this many");
+  tasks_cmd->add_flag("--json", tasks.json, "print a JSON array");
+  AddLocations(tasks_cmd, where, /*state_flag=*/false);
+
+  std::string step;
+  int64_t index = 0;
+  int attempt = 0;
+  CLI::App* logs_cmd = app.add_subcommand("logs", "print a task attempt's stdout and stderr");
+  logs_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  logs_cmd->add_option("step", step, "step name")->required();
+  logs_cmd->add_option("index", index, "task index")->required();
+  logs_cmd->add_option("-a,--attempt", attempt, "attempt number (default: the latest)");
+  AddLocations(logs_cmd, where);
+
+  DriveOptions drive;
+  CLI::App* resume_cmd = app.add_subcommand(
+      "resume", "finish a failed, cancelled or interrupted run: succeeded tasks are kept");
+  resume_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  AddDrive(resume_cmd, drive);
+  AddLocations(resume_cmd, where);
+
+  CLI::App* retry_cmd =
+      app.add_subcommand("retry", "re-queue only the failed tasks of a finished run and run them");
+  retry_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  AddDrive(retry_cmd, drive);
+  AddLocations(retry_cmd, where);
+
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a running run");
+  cancel_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  AddLocations(cancel_cmd, where);
+
+  bool keep = false;
+  CLI::App* exec_cmd = app.add_subcommand(
+      "exec", "re-run one task in isolation, in a fresh directory, with its exact command, "
+              "environment and inputs");
+  exec_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  exec_cmd->add_option("step", step, "step name")->required();
+  exec_cmd->add_option("index", index, "task index")->required();
+  exec_cmd->add_flag("--keep", keep, "keep the working directory afterwards");
+  AddLocations(exec_cmd, where);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  if (run_cmd->parsed()) return CmdRun(where, run);
+  if (validate_cmd->parsed()) return CmdValidate(validate_file, validate_params);
+  if (runs_cmd->parsed()) return CmdRuns(where, json, limit);
+  if (status_cmd->parsed()) return CmdStatus(where, run_id, json);
+  if (tasks_cmd->parsed()) return CmdTasks(where, tasks);
+  if (logs_cmd->parsed()) return CmdLogs(where, run_id, step, index, attempt);
+  if (resume_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/false);
+  if (retry_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/true);
+  if (cancel_cmd->parsed()) return CmdCancel(where, run_id);
+  if (exec_cmd->parsed()) return CmdExec(where, run_id, step, index, keep);
+  return 2;
+}
+
+}  // namespace barge

@@ -1,0 +1,218 @@
+// barge runs, status, tasks, logs, cancel: reading and steering runs through the state store.
+#include <cstdio>
+#include <map>
+
+#include "cli/commands.h"
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "nlohmann/json.hpp"
+
+namespace barge {
+namespace {
+
+int64_t Elapsed(const RunRecord& r, int64_t now) {
+  return (r.finished_at > 0 ? r.finished_at : now) - r.created_at;
+}
+
+void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+// Runs `body` with an opened context, reporting its error if it fails.
+int InContext(const Locations& where,
+                const std::function<absl::Status(Context&)>& body) {
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  absl::Status s = body(**ctx);
+  return s.ok() ? 0 : ReportError(s);
+}
+
+}  // namespace
+
+int CmdRuns(const Locations& where, bool json, int64_t limit) {
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, ctx.store->ListRuns(limit));
+    int64_t now = ctx.store->NowMs();
+    if (json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const RunRecord& r : runs) {
+        out.push_back({{"id", r.id},
+                       {"pipeline", r.pipeline},
+                       {"state", r.state},
+                       {"created_at", IsoTime(r.created_at)},
+                       {"finished_at", r.finished_at > 0 ? IsoTime(r.finished_at) : ""},
+                       {"elapsed_ms", Elapsed(r, now)},
+                       {"error", r.error}});
+      }
+      PrintJson(out);
+      return absl::OkStatus();
+    }
+    std::printf("%-22s %-20s %-10s %-24s %s\n", "RUN", "PIPELINE", "STATE", "CREATED", "ELAPSED");
+    for (const RunRecord& r : runs) {
+      std::printf("%-22s %-20s %-10s %-24s %s\n", r.id.c_str(), r.pipeline.c_str(),
+                  r.state.c_str(), IsoTime(r.created_at).c_str(),
+                  FormatDurationMs(Elapsed(r, now)).c_str());
+    }
+    return absl::OkStatus();
+  });
+}
+
+int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
+    ASSIGN_OR_RETURN(RunRecord run, ctx.store->GetRun(id));
+    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, ctx.store->GetSteps(id));
+    ASSIGN_OR_RETURN(std::vector<StepCounts> counts, ctx.store->CountTasks(id));
+    std::map<std::string, StepCounts> by_step;
+    for (const StepCounts& c : counts) by_step[c.step] = c;
+    int64_t now = ctx.store->NowMs();
+    auto step_elapsed = [&](const StepRecord& s) -> int64_t {
+      if (s.started_at == 0) return 0;
+      return (s.finished_at > 0 ? s.finished_at : now) - s.started_at;
+    };
+    if (json) {
+      nlohmann::json out = {{"id", run.id},
+                            {"pipeline", run.pipeline},
+                            {"state", run.state},
+                            {"created_at", IsoTime(run.created_at)},
+                            {"finished_at", run.finished_at > 0 ? IsoTime(run.finished_at) : ""},
+                            {"elapsed_ms", Elapsed(run, now)},
+                            {"error", run.error},
+                            {"root", run.root},
+                            {"steps", nlohmann::json::array()}};
+      for (const StepRecord& s : steps) {
+        const StepCounts& c = by_step[s.name];
+        out["steps"].push_back({{"name", s.name},
+                                {"state", s.state},
+                                {"tasks", c.Total()},
+                                {"pending", c.pending},
+                                {"running", c.running},
+                                {"succeeded", c.succeeded},
+                                {"failed", c.failed},
+                                {"cancelled", c.cancelled},
+                                {"cached", c.cached},
+                                {"elapsed_ms", step_elapsed(s)}});
+      }
+      PrintJson(out);
+      return absl::OkStatus();
+    }
+    std::printf("run       %s\npipeline  %s\nstate     %s\ncreated   %s\nelapsed   %s\n",
+                run.id.c_str(), run.pipeline.c_str(), run.state.c_str(),
+                IsoTime(run.created_at).c_str(), FormatDurationMs(Elapsed(run, now)).c_str());
+    if (!run.error.empty()) std::printf("error     %s\n", run.error.c_str());
+    std::printf("\n%-20s %-10s %8s %8s %8s %8s %8s %10s\n", "STEP", "STATE", "TASKS", "DONE",
+                "RUNNING", "PENDING", "FAILED", "ELAPSED");
+    for (const StepRecord& s : steps) {
+      const StepCounts& c = by_step[s.name];
+      std::printf("%-20s %-10s %8lld %8lld %8lld %8lld %8lld %10s\n", s.name.c_str(),
+                  s.state.c_str(), static_cast<long long>(c.Total()),
+                  static_cast<long long>(c.Done()), static_cast<long long>(c.running),
+                  static_cast<long long>(c.pending), static_cast<long long>(c.failed),
+                  FormatDurationMs(step_elapsed(s)).c_str());
+    }
+    return absl::OkStatus();
+  });
+}
+
+int CmdTasks(const Locations& where, const TasksOptions& options) {
+  static const std::vector<std::string> kStates = {state::kPending,   state::kRunning,
+                                                   state::kSucceeded, state::kFailed,
+                                                   state::kCancelled, state::kCached};
+  if (!options.state.empty() &&
+      std::find(kStates.begin(), kStates.end(), options.state) == kStates.end()) {
+    return ReportError(absl::InvalidArgumentError(
+        Cat("--state ", options.state, ": expected one of ", Join(kStates, ", "))));
+  }
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, options.run));
+    TaskFilter filter{.run_id = id, .limit = options.limit};
+    if (!options.step.empty()) filter.step = options.step;
+    if (!options.state.empty()) filter.state = options.state;
+    ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, ctx.store->ListTasks(filter));
+    if (options.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const TaskRecord& t : tasks) {
+        nlohmann::json item = nlohmann::json::parse(t.item_json, nullptr, false);
+        nlohmann::json outputs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+        out.push_back({{"step", t.key.step},
+                       {"index", t.key.index},
+                       {"state", t.state},
+                       {"attempts", t.attempt},
+                       {"exit_code", t.exit_code >= 0 ? nlohmann::json(t.exit_code) : nullptr},
+                       {"error", t.error},
+                       {"item", item.is_discarded() ? nullptr : item},
+                       {"retries_used", t.app_failures},
+                       {"infra_failures", t.infra_failures},
+                       {"committed_attempt", t.committed_attempt},
+                       {"started_at", IsoTime(t.started_at)},
+                       {"finished_at", IsoTime(t.finished_at)},
+                       {"outputs", outputs.is_discarded() ? nlohmann::json::array() : outputs}});
+      }
+      PrintJson(out);
+      return absl::OkStatus();
+    }
+    std::printf("%-20s %7s %-10s %8s %5s %9s  %s\n", "STEP", "INDEX", "STATE", "ATTEMPTS", "EXIT",
+                "ELAPSED", "ERROR");
+    for (const TaskRecord& t : tasks) {
+      int64_t elapsed = t.finished_at > 0 && t.started_at > 0 ? t.finished_at - t.started_at : 0;
+      std::printf("%-20s %7lld %-10s %8d %5s %9s  %s\n", t.key.step.c_str(),
+                  static_cast<long long>(t.key.index), t.state.c_str(), t.attempt,
+                  t.exit_code >= 0 ? std::to_string(t.exit_code).c_str() : "-",
+                  elapsed > 0 ? FormatDurationMs(elapsed).c_str() : "-", t.error.c_str());
+    }
+    return absl::OkStatus();
+  });
+}
+
+int CmdLogs(const Locations& where, const std::string& run_arg, const std::string& step,
+            int64_t index, int attempt) {
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
+    ASSIGN_OR_RETURN(TaskRecord task, ctx.store->GetTask({id, step, index}));
+    ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ctx.store->ListAttempts(task.key));
+    if (attempts.empty()) {
+      return absl::NotFoundError(Cat("task ", step, "[", index, "] of run ", id,
+                                     " has not started yet"));
+    }
+    const AttemptRecord* chosen = &attempts.back();
+    if (attempt > 0) {
+      chosen = nullptr;
+      for (const AttemptRecord& a : attempts) {
+        if (a.attempt == attempt) chosen = &a;
+      }
+      if (chosen == nullptr) {
+        return absl::NotFoundError(Cat("task ", step, "[", index, "] has no attempt ", attempt,
+                                       " (it has ", attempts.size(), ")"));
+      }
+    }
+    // The log path is recorded when an attempt completes; a running or lost attempt's log is
+    // where the layout puts it.
+    ASSIGN_OR_RETURN(RunRecord run, ctx.store->GetRun(id));
+    std::string path = chosen->log_path.empty()
+                           ? Cat(run.root, "/runs/", id, "/", step, "/", index, "/a",
+                                 chosen->attempt, ".log")
+                           : chosen->log_path;
+    absl::StatusOr<std::string> text = ReadFile(path);
+    if (!text.ok()) {
+      return absl::NotFoundError(Cat("no log for attempt ", chosen->attempt, " of ", step, "[",
+                                     index, "]: ", text.status().message()));
+    }
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return absl::OkStatus();
+  });
+}
+
+int CmdCancel(const Locations& where, const std::string& run_arg) {
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
+    ASSIGN_OR_RETURN(bool cancelled, ctx.store->CancelRun(id, "cancelled by barge cancel"));
+    if (!cancelled) {
+      ASSIGN_OR_RETURN(RunRecord run, ctx.store->GetRun(id));
+      return absl::FailedPreconditionError(Cat("run ", id, " already ", run.state));
+    }
+    std::printf("%s cancelled\n", id.c_str());
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace barge

@@ -1,0 +1,256 @@
+// barge run, validate, resume, retry, exec: the commands that run tasks.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "engine/engine.h"
+#include "worker/worker.h"
+
+namespace barge {
+namespace {
+
+constexpr int kMaxInfraFailures = 10;
+
+// Blocks termination signals in every thread and turns them into RequestStop() calls from one
+// thread that waits for them with sigwait, so no code runs in a signal handler.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(Worker& worker) {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set_, sig);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this, &worker] {
+      int sig = 0;
+      while (sigwait(&set_, &sig) == 0) {
+        if (sig == SIGUSR1 && done_) return;
+        if (sig != SIGUSR1) {
+          std::fprintf(stderr, "\nbarge: %s: stopping tasks and cancelling the run\n",
+                       strsignal(sig));
+          worker.RequestStop();
+        }
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int64_t MachineMemory() {
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+int DefaultWorkers() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// Every step must fit in the local pool, or it would wait forever.
+absl::Status CheckFits(const Pipeline& p, int workers) {
+  for (const Step& s : p.steps) {
+    if (s.cpu > workers + 1e-9) {
+      return absl::InvalidArgumentError(Cat(
+          p.path, ":", s.location.line, ":", s.location.column, ": step \"", s.name, "\" needs ",
+          s.cpu, " cpu but the local pool has ", workers, " (raise --workers)"));
+    }
+    if (s.memory_bytes > MachineMemory()) {
+      return absl::InvalidArgumentError(
+          Cat(p.path, ":", s.location.line, ":", s.location.column, ": step \"", s.name,
+              "\" needs ", FormatBytes(s.memory_bytes), " of memory but this machine has ",
+              FormatBytes(MachineMemory())));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int ExitCodeForRun(const RunRecord& run) {
+  if (run.state == state::kSucceeded) return 0;
+  if (run.state == state::kCancelled) return 130;
+  return 1;
+}
+
+// Drives `run_id` to its end with a local pool, showing progress. Returns the exit code.
+int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive) {
+  absl::StatusOr<int64_t> lease_ms = ParseDurationMs(drive.lease);
+  if (!lease_ms.ok()) return ReportError(WithContext(lease_ms.status(), "--lease"));
+  Engine engine(*ctx.store);
+  PosixProcessRunner runner;
+  Progress progress(*ctx.store, run_id, stderr);
+  WorkerOptions options;
+  options.id = NewWorkerId();
+  options.cpu = drive.workers > 0 ? drive.workers : DefaultWorkers();
+  options.memory = MachineMemory();
+  options.run_id = run_id;
+  options.scratch_dir = ctx.scratch;
+  options.lease_ms = *lease_ms;
+  options.heartbeat_ms = std::clamp<int64_t>(*lease_ms / 3, 100, 2'000);
+  options.max_infra_failures = kMaxInfraFailures;
+  options.tick_ms = progress.interactive() ? 200 : 1'000;
+  options.on_tick = [&] { progress.Update(); };
+  Worker worker(*ctx.store, engine, runner, options);
+  absl::StatusOr<RunRecord> final_run;
+  {
+    SignalWatcher signals(worker);
+    final_run = worker.Run();
+  }
+  if (!final_run.ok()) return ReportError(WithContext(final_run.status(), Cat("run ", run_id)));
+  progress.Finish();
+  const RunRecord& run = *final_run;
+  int64_t elapsed = (run.finished_at > 0 ? run.finished_at : ctx.store->NowMs()) - run.created_at;
+  std::printf("%s %s in %s\n", run.id.c_str(), run.state.c_str(),
+              FormatDurationMs(elapsed).c_str());
+  if (!run.error.empty()) std::fprintf(stderr, "barge: %s\n", run.error.c_str());
+  if (run.state == state::kFailed) {
+    std::fprintf(stderr, "barge: see `barge tasks %s --state failed` and `barge resume %s`\n",
+                 run.id.c_str(), run.id.c_str());
+  }
+  return ExitCodeForRun(run);
+}
+
+absl::StatusOr<Pipeline> LoadChecked(const std::string& file,
+                                     const std::vector<std::string>& param_flags) {
+  ASSIGN_OR_RETURN(ParamOverrides params, ParseParamFlags(param_flags));
+  ASSIGN_OR_RETURN(Pipeline p, LoadPipeline(file, params));
+  RETURN_IF_ERROR(CheckInputs(p));
+  return p;
+}
+
+}  // namespace
+
+int CmdValidate(const std::string& file, const std::vector<std::string>& params) {
+  absl::StatusOr<Pipeline> p = LoadChecked(file, params);
+  if (!p.ok()) return ReportError(p.status());
+  int64_t fanouts = 0;
+  for (const Step& s : p->steps) fanouts += s.foreach.kind != ForeachKind::kNone ? 1 : 0;
+  std::printf("%s: ok: pipeline %s, %zu steps (%lld fan out)\n", file.c_str(), p->name.c_str(),
+              p->steps.size(), static_cast<long long>(fanouts));
+  return 0;
+}
+
+int CmdRun(const Locations& where, const RunOptions& options) {
+  absl::StatusOr<Pipeline> p = LoadChecked(options.pipeline, options.params);
+  if (!p.ok()) return ReportError(p.status());
+  int workers = options.drive.workers > 0 ? options.drive.workers : DefaultWorkers();
+  if (absl::Status s = CheckFits(*p, workers); !s.ok()) return ReportError(s);
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  Engine engine(*(*ctx)->store);
+  absl::StatusOr<std::string> id = engine.CreateRun(*p, (*ctx)->root);
+  if (!id.ok()) return ReportError(id.status());
+  if (options.detach) {
+    absl::StatusOr<RunRecord> run = engine.Advance(*id);
+    if (!run.ok()) return ReportError(run.status());
+    std::printf("%s\n", id->c_str());
+    return 0;
+  }
+  std::printf("run %s\n", id->c_str());
+  std::fflush(stdout);
+  return DriveRun(**ctx, *id, options.drive);
+}
+
+int CmdResume(const Locations& where, const std::string& run_arg, const DriveOptions& drive,
+              bool failed_only) {
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  StateStore& store = *(*ctx)->store;
+  absl::StatusOr<std::string> id = ResolveRunId(store, run_arg);
+  if (!id.ok()) return ReportError(id.status());
+  absl::StatusOr<RunRecord> run = store.GetRun(*id);
+  if (!run.ok()) return ReportError(run.status());
+  if (run->state == state::kSucceeded) {
+    std::printf("%s already succeeded\n", id->c_str());
+    return 0;
+  }
+  if (failed_only && run->state == state::kRunning) {
+    return ReportError(absl::FailedPreconditionError(
+        Cat("run ", *id, " is still running; `barge retry` re-queues the failed tasks of a "
+                         "finished run (use `barge resume` to continue an interrupted one)")));
+  }
+  // Tasks leased by a driver on this host that is gone are released now, not after their lease.
+  absl::StatusOr<int64_t> released = ReleaseDeadLocalWorkers(store, kMaxInfraFailures);
+  if (!released.ok()) return ReportError(released.status());
+  std::vector<std::string> states = {state::kFailed};
+  if (!failed_only) states.push_back(state::kCancelled);
+  absl::StatusOr<int64_t> requeued = store.RequeueTasks(*id, states);
+  if (!requeued.ok()) return ReportError(requeued.status());
+  std::printf("run %s\n", id->c_str());
+  std::fprintf(stderr, "barge: %s: re-queued %lld tasks, released %lld from lost workers\n",
+               failed_only ? "retry" : "resume", static_cast<long long>(*requeued),
+               static_cast<long long>(*released));
+  std::fflush(stdout);
+  return DriveRun(**ctx, *id, drive);
+}
+
+int CmdExec(const Locations& where, const std::string& run_arg, const std::string& step,
+            int64_t index, bool keep) {
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  StateStore& store = *(*ctx)->store;
+  auto body = [&]() -> absl::StatusOr<int> {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(store, run_arg));
+    ASSIGN_OR_RETURN(RunRecord run, store.GetRun(id));
+    ASSIGN_OR_RETURN(TaskRecord task, store.GetTask({id, step, index}));
+    Engine engine(store);
+    ASSIGN_OR_RETURN(std::shared_ptr<const Pipeline> pipeline, engine.PipelineFor(run));
+    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store.GetSteps(id));
+    std::string shared = "[]";
+    for (const StepRecord& s : steps) {
+      if (s.name == step) shared = s.inputs_json;
+    }
+    int attempt = std::max(1, task.attempt);
+    // A fresh directory of its own: outputs and working directory, never the run's.
+    std::string dir = Cat((*ctx)->scratch, "/exec/", id, "-", step, "-", index, "-",
+                          store.NowMs());
+    AttemptPaths paths;
+    paths.output_dir = dir + "/out";
+    paths.scratch_dir = dir + "/work";
+    paths.log_path = "/dev/stdout";
+    paths.manifest_path = dir + "/manifest.json";
+    ASSIGN_OR_RETURN(ResolvedTask resolved,
+                     ResolveTask(*pipeline, run, task, shared, attempt, paths));
+    std::printf("# barge exec: run %s, step %s, task %lld (attempt %d as recorded)\n", id.c_str(),
+                step.c_str(), static_cast<long long>(index), attempt);
+    std::printf("# command:\n");
+    for (const std::string& a : resolved.argv) std::printf("#   %s\n", a.c_str());
+    std::printf("# environment:\n");
+    for (const auto& [k, v] : resolved.env) std::printf("#   %s=%s\n", k.c_str(), v.c_str());
+    std::printf("# inputs (%zu):\n", resolved.inputs.size());
+    for (const std::string& in : resolved.inputs) std::printf("#   %s\n", in.c_str());
+    std::printf("# working directory: %s\n# output directory: %s\n", paths.scratch_dir.c_str(),
+                paths.output_dir.c_str());
+    std::fflush(stdout);
+    PosixProcessRunner runner;
+    CancelToken cancel;
+    AttemptOutcome outcome = RunAttempt(runner, resolved, paths, cancel, keep);
+    std::fflush(stdout);
+    if (!outcome.Succeeded()) {
+      std::fprintf(stderr, "# task failed: %s\n", outcome.error.c_str());
+      if (outcome.infra_failure) return 3;
+      return outcome.process.exit_code > 0 ? outcome.process.exit_code : 1;
+    }
+    std::fprintf(stderr, "# task succeeded: %lld bytes of output in %s\n",
+                 static_cast<long long>(outcome.bytes_out), paths.output_dir.c_str());
+    return 0;
+  };
+  absl::StatusOr<int> code = body();
+  if (!code.ok()) return ReportError(code.status());
+  return *code;
+}
+
+}  // namespace barge

@@ -1,0 +1,48 @@
+// barge's subcommands. main() calls Main(); each command returns the process exit code:
+// 0 success, 1 a run failed, 2 bad input (usage, spec, unknown run), 3 internal error,
+// 130 interrupted.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/context.h"
+
+namespace barge {
+
+int Main(int argc, char** argv);
+
+struct DriveOptions {
+  int workers = 0;  // 0: number of cores
+  std::string lease = "60s";
+};
+
+struct RunOptions {
+  std::string pipeline;
+  std::vector<std::string> params;
+  DriveOptions drive;
+  bool detach = false;
+};
+
+int CmdRun(const Locations& where, const RunOptions& options);
+int CmdValidate(const std::string& pipeline, const std::vector<std::string>& params);
+int CmdResume(const Locations& where, const std::string& run, const DriveOptions& drive,
+              bool failed_only);
+int CmdExec(const Locations& where, const std::string& run, const std::string& step,
+            int64_t index, bool keep);
+
+int CmdRuns(const Locations& where, bool json, int64_t limit);
+int CmdStatus(const Locations& where, const std::string& run, bool json);
+struct TasksOptions {
+  std::string run;
+  std::string step;
+  std::string state;
+  bool json = false;
+  int64_t limit = -1;
+};
+int CmdTasks(const Locations& where, const TasksOptions& options);
+int CmdLogs(const Locations& where, const std::string& run, const std::string& step,
+            int64_t index, int attempt);
+int CmdCancel(const Locations& where, const std::string& run);
+
+}  // namespace barge

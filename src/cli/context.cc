@@ -1,0 +1,70 @@
+#include "cli/context.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+
+namespace barge {
+namespace {
+
+std::string FirstOf(const std::string& flag, const char* env, const std::string& fallback) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(env);
+  if (value != nullptr && *value != '\0') return value;
+  return fallback;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
+  auto ctx = std::make_unique<Context>();
+  ctx->state_url = FirstOf(flags.state, "BARGE_STATE", ".barge/state.db");
+  // Data and scratch default to directories beside a local state file.
+  std::string base = ".barge";
+  if (ctx->state_url.find("://") == std::string::npos) {
+    std::string path = ctx->state_url.starts_with("sqlite:") ? ctx->state_url.substr(7)
+                                                              : ctx->state_url;
+    base = std::filesystem::path(AbsolutePath(path)).parent_path().string();
+  }
+  ctx->root = AbsolutePath(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
+  ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
+  ASSIGN_OR_RETURN(ctx->store, OpenStateStore(ctx->state_url, ctx->clock));
+  return ctx;
+}
+
+absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id) {
+  if (id == "last" || id == "latest") {
+    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store.ListRuns(1));
+    if (runs.empty()) return absl::NotFoundError("there are no runs yet");
+    return runs.front().id;
+  }
+  RETURN_IF_ERROR(store.GetRun(id).status());
+  return id;
+}
+
+std::string IsoTime(int64_t ms) {
+  if (ms <= 0) return "";
+  time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, ms % 1000);
+}
+
+int ReportError(const absl::Status& status) {
+  std::string message = ToString(status.message());
+  // Multi-line messages (a list of spec errors) print as they are, one per line.
+  if (message.find('\n') != std::string::npos || message.find(": error") != std::string::npos) {
+    std::fprintf(stderr, "barge: error:\n%s\n", message.c_str());
+  } else {
+    std::fprintf(stderr, "barge: error: %s\n", message.c_str());
+  }
+  return ExitCodeFor(status);
+}
+
+}  // namespace barge

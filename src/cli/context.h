@@ -1,0 +1,40 @@
+// What every command needs: where state, data and scratch live (from flags, then BARGE_STATE,
+// BARGE_ROOT and BARGE_SCRATCH, then defaults under ./.barge), and the opened state store.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "store/state_store.h"
+
+namespace barge {
+
+struct Locations {
+  std::string state;    // flag value, if given
+  std::string root;     // flag value, if given
+  std::string scratch;  // flag value, if given
+};
+
+struct Context {
+  SystemClock clock;
+  std::string state_url;
+  std::string root;
+  std::string scratch;
+  std::unique_ptr<StateStore> store;
+};
+
+// Resolves locations and opens the store.
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags);
+
+// Resolves "last" / "latest" to the newest run; checks that other ids exist.
+absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);
+
+// ISO-8601 UTC text of a millisecond timestamp ("" for 0).
+std::string IsoTime(int64_t ms);
+
+// Prints `status` as "barge: error: ..." to stderr and returns its exit code.
+int ReportError(const absl::Status& status);
+
+}  // namespace barge

@@ -1,0 +1,58 @@
+// The engine plans and advances runs: it creates a run from a parsed pipeline, starts a step
+// (expanding its fan-out into tasks) once every step it needs has succeeded, finishes steps whose
+// tasks are all done, and finishes the run.
+//
+// Advance() holds no state between calls and every transition it makes is conditional in the
+// store, so any process may call it at any time, concurrently with others: the driver, a worker
+// that just completed a task, or `barge resume` after a crash.
+//
+//   Engine engine(store);
+//   ASSIGN_OR_RETURN(std::string id, engine.CreateRun(pipeline, root));
+//   ASSIGN_OR_RETURN(RunRecord run, engine.Advance(id));   // run.state: running, succeeded, ...
+//
+// Thread-safety: safe to call from several threads if the store is.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "spec/pipeline.h"
+#include "store/state_store.h"
+
+namespace barge {
+
+// A new run id: sortable by creation time and readable, e.g. "20261122-134501-7f3a".
+std::string NewRunId(int64_t now_ms);
+
+// Whether a run or task state is final.
+bool IsFinalRunState(const std::string& state);
+
+class Engine {
+ public:
+  explicit Engine(StateStore& store) : store_(store) {}
+
+  // Records a new run of `pipeline` (its spec frozen, params resolved) with outputs under `root`.
+  absl::StatusOr<std::string> CreateRun(const Pipeline& pipeline, const std::string& root);
+
+  // Makes every transition that is due and returns the run as it stands afterwards.
+  absl::StatusOr<RunRecord> Advance(const std::string& run_id);
+
+  // The run's pipeline, parsed from its frozen spec (cached per run).
+  absl::StatusOr<std::shared_ptr<const Pipeline>> PipelineFor(const RunRecord& run);
+
+ private:
+  // One pass; sets `changed` if it made a transition.
+  absl::Status AdvanceOnce(const RunRecord& run, bool& changed);
+  absl::Status StartStep(const RunRecord& run, const Pipeline& pipeline, const Step& step,
+                         bool& changed);
+  absl::StatusOr<std::string> FailureSummary(const std::string& run_id, const std::string& step);
+
+  StateStore& store_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_;
+};
+
+}  // namespace barge

@@ -1,0 +1,78 @@
+// Running one task's process: the boundary between barge and the operating system.
+//
+// PosixProcessRunner starts the child with posix_spawn (glibc uses CLONE_VFORK, so the cost does
+// not grow with the parent's size) in its own process group, stdin from /dev/null, stdout and
+// stderr appended to a log file, in a given working directory. It waits on a pidfd, so a timeout
+// and a cancel request are served without signal handlers: on either, SIGTERM goes to the whole
+// group, then SIGKILL after a grace period. When the child exits, any process it left behind in
+// its group is killed, so nothing writes to an attempt's outputs after it has finished.
+//
+// Thread-safety: Run() may be called from many threads at once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace barge {
+
+// A one-shot, thread-safe "please stop" flag that can also be waited on with poll().
+class CancelToken {
+ public:
+  CancelToken();
+  ~CancelToken();
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+
+  void Cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  int fd() const { return fd_; }  // readable once cancelled
+
+ private:
+  int fd_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct ProcessSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH if it has no '/'
+  std::vector<std::string> env;   // the complete environment, "NAME=value"
+  std::string cwd;
+  std::string log_path;      // created or appended to; stdout and stderr
+  int64_t timeout_ms = 0;    // 0: none
+  int64_t kill_grace_ms = 10'000;
+};
+
+struct ProcessResult {
+  bool started = false;    // false: spawn failed, see error
+  int exit_code = -1;      // when exited normally
+  int term_signal = 0;     // when killed by a signal
+  bool timed_out = false;
+  bool cancelled = false;
+  double cpu_seconds = 0;  // user + system, including reaped descendants
+  int64_t max_rss_kb = 0;
+  int64_t wall_ms = 0;
+  std::string error;       // why it failed to start, or a description of how it ended
+  bool Succeeded() const { return started && exit_code == 0 && !timed_out && !cancelled; }
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Runs the process to its end; returns early (after stopping it) if `cancel` fires.
+  virtual ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) = 0;
+};
+
+class PosixProcessRunner : public ProcessRunner {
+ public:
+  ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) override;
+};
+
+// The start time of a local process (field 22 of /proc/PID/stat), or "" if there is none. Two
+// processes with the same pid and start time are the same process.
+std::string ProcessStartTime(int64_t pid);
+
+// Whether the local process `pid` started at `start_time` is still alive.
+bool LocalProcessAlive(int64_t pid, const std::string& start_time);
+
+}  // namespace barge

@@ -1,0 +1,156 @@
+#include "worker/task.h"
+
+#include <unistd.h>
+
+#include <map>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "spec/template.h"
+
+extern char** environ;
+
+namespace barge {
+
+AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const TaskKey& key,
+                      int attempt) {
+  std::string task_dir = Cat(root, "/runs/", key.run_id, "/", key.step, "/", key.index);
+  AttemptPaths p;
+  p.output_dir = Cat(task_dir, "/a", attempt);
+  p.log_path = Cat(task_dir, "/a", attempt, ".log");
+  p.manifest_path = Cat(task_dir, "/a", attempt, ".manifest.json");
+  p.scratch_dir = Cat(scratch, "/", key.run_id, "/", key.step, "-", key.index, "-a", attempt);
+  return p;
+}
+
+absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunRecord& run,
+                                         const TaskRecord& task,
+                                         const std::string& shared_inputs_json, int attempt,
+                                         const AttemptPaths& paths) {
+  const Step* step = pipeline.FindStep(task.key.step);
+  if (step == nullptr) {
+    return absl::InternalError(Cat("run ", run.id, " has no step ", task.key.step));
+  }
+  ResolvedTask out;
+  out.timeout_ms = step->timeout_ms;
+  nlohmann::json item = nlohmann::json::parse(task.item_json, nullptr, false);
+  if (item.is_discarded()) item = nullptr;
+  out.item_text = ItemText(item);
+  const std::string& inputs_json = task.inputs_json.empty() ? shared_inputs_json : task.inputs_json;
+  nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
+  if (inputs.is_array()) {
+    for (const auto& in : inputs) {
+      if (in.is_object() && in.contains("path")) out.inputs.push_back(in["path"].get<std::string>());
+    }
+  }
+
+  std::map<std::string, std::string> params = pipeline.ParamMap();
+  TemplateValues values{&params, item.is_null() ? nullptr : &item, task.key.index};
+  if (step->shell) {
+    out.argv = {"/bin/sh", "-c", RenderTemplate(step->command, values, /*shell_quote=*/true)};
+  } else {
+    for (const std::string& arg : step->argv) {
+      out.argv.push_back(RenderTemplate(arg, values, /*shell_quote=*/false));
+    }
+  }
+  std::string index = std::to_string(task.key.index);
+  std::string attempt_text = std::to_string(attempt);
+  out.env = {
+      {"BARGE_RUN_ID", run.id},
+      {"BARGE_PIPELINE", run.pipeline},
+      {"BARGE_PIPELINE_DIR", pipeline.dir},
+      {"BARGE_STEP", task.key.step},
+      {"BARGE_TASK_INDEX", index},
+      {"BARGE_ATTEMPT", attempt_text},
+      {"BARGE_ITEM", out.item_text},
+      {"BARGE_INPUT", out.inputs.empty() ? "" : out.inputs.front()},
+      {"BARGE_INPUT_LIST", Cat(paths.scratch_dir, "/.barge_inputs")},
+      {"BARGE_OUTPUT_DIR", paths.output_dir},
+      {"BARGE_SCRATCH_DIR", paths.scratch_dir},
+      {"AWS_BATCH_JOB_ID", Cat(run.id, ":", task.key.step)},
+      {"AWS_BATCH_JOB_ARRAY_INDEX", index},
+      {"AWS_BATCH_JOB_ATTEMPT", attempt_text},
+  };
+  for (const auto& [name, value] : step->env) {
+    out.env.emplace_back(name, RenderTemplate(value, values, /*shell_quote=*/false));
+  }
+  return out;
+}
+
+std::vector<std::string> TaskEnvironment(const ResolvedTask& task) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    merged[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : task.env) merged[k] = v;
+  std::vector<std::string> out;
+  out.reserve(merged.size());
+  for (const auto& [k, v] : merged) out.push_back(Cat(k, "=", v));
+  return out;
+}
+
+namespace {
+
+// Lists the output directory and writes the manifest beside it.
+absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
+                           AttemptOutcome& outcome) {
+  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(paths.output_dir));
+  nlohmann::json manifest_files = nlohmann::json::array();
+  nlohmann::json outputs = nlohmann::json::array();
+  for (const FileEntry& f : files) {
+    std::string path = Cat(paths.output_dir, "/", f.relative_path);
+    ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+    manifest_files.push_back({{"path", f.relative_path}, {"size", f.size}, {"sha256", sha}});
+    outputs.push_back({{"path", path}, {"size", f.size}, {"sha256", sha}});
+    outcome.bytes_out += f.size;
+  }
+  nlohmann::json manifest = {{"files", manifest_files}, {"bytes", outcome.bytes_out}};
+  outcome.outputs_json = outputs.dump();
+  return WriteFile(paths.manifest_path, manifest.dump(2) + "\n");
+}
+
+}  // namespace
+
+AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
+                          const AttemptPaths& paths, const CancelToken& cancel,
+                          bool keep_scratch) {
+  AttemptOutcome outcome;
+  auto setup_failed = [&](const absl::Status& s) {
+    outcome.infra_failure = true;
+    outcome.error = Cat("setting up the attempt: ", s.message());
+    return outcome;
+  };
+  if (absl::Status s = MakeDirs(paths.output_dir); !s.ok()) return setup_failed(s);
+  if (absl::Status s = MakeDirs(paths.scratch_dir); !s.ok()) return setup_failed(s);
+  std::string list;
+  for (const std::string& in : task.inputs) list += in + "\n";
+  if (absl::Status s = WriteFile(Cat(paths.scratch_dir, "/.barge_inputs"), list); !s.ok()) {
+    return setup_failed(s);
+  }
+  ProcessSpec spec;
+  spec.argv = task.argv;
+  spec.env = TaskEnvironment(task);
+  spec.cwd = paths.scratch_dir;
+  spec.log_path = paths.log_path;
+  spec.timeout_ms = task.timeout_ms;
+  outcome.process = runner.Run(spec, cancel);
+  if (!outcome.process.started) {
+    // The command could not be started (not found, not executable): the task's own fault,
+    // reported the way a shell would (exit code 127).
+    outcome.process.exit_code = 127;
+    outcome.error = outcome.process.error;
+  } else if (!outcome.process.Succeeded()) {
+    outcome.error = outcome.process.error;
+  } else if (absl::Status s = WriteManifest(task, paths, outcome); !s.ok()) {
+    outcome.infra_failure = true;
+    outcome.error = Cat("writing the manifest: ", s.message());
+  }
+  if (!keep_scratch) (void)RemoveTree(paths.scratch_dir);
+  return outcome;
+}
+
+}  // namespace barge

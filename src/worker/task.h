@@ -1,0 +1,64 @@
+// One task attempt, from its records to a finished process: where its files go, the exact
+// command and environment it runs with, and the manifest of what it wrote.
+//
+// ResolveTask() is deterministic for a given run, task and attempt, so `barge exec` reproduces
+// exactly what a worker ran.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "spec/pipeline.h"
+#include "store/state_store.h"
+#include "worker/process.h"
+
+namespace barge {
+
+// Where an attempt's files live. Outputs and the log are under the root, scoped by attempt, so
+// that nothing is ever renamed: the task's output is whichever attempt the store committed.
+struct AttemptPaths {
+  std::string output_dir;     // <root>/runs/<run>/<step>/<index>/a<attempt>/
+  std::string log_path;       // <root>/runs/<run>/<step>/<index>/a<attempt>.log
+  std::string manifest_path;  // <root>/runs/<run>/<step>/<index>/a<attempt>.manifest.json
+  std::string scratch_dir;    // <scratch>/<run>/<step>-<index>-a<attempt>/ (the working directory)
+};
+
+AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const TaskKey& key,
+                      int attempt);
+
+struct ResolvedTask {
+  std::vector<std::string> argv;  // {"/bin/sh", "-c", command} or the argv form
+  std::vector<std::pair<std::string, std::string>> env;  // barge's variables and the step's env
+  std::vector<std::string> inputs;                       // input paths, in order
+  std::string item_text;
+  int64_t timeout_ms = 0;
+};
+
+// Resolves the command, environment and inputs of `task`'s attempt `attempt`. `shared_inputs_json`
+// is the step's inputs, used when the task has none of its own.
+absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunRecord& run,
+                                         const TaskRecord& task,
+                                         const std::string& shared_inputs_json, int attempt,
+                                         const AttemptPaths& paths);
+
+// The process environment: this process's environment with `task.env` laid over it.
+std::vector<std::string> TaskEnvironment(const ResolvedTask& task);
+
+struct AttemptOutcome {
+  ProcessResult process;
+  bool infra_failure = false;  // barge could not set the attempt up (disk full, permissions)
+  std::string error;           // why it failed; empty on success
+  std::string outputs_json = "[]";
+  int64_t bytes_out = 0;
+  bool Succeeded() const { return !infra_failure && process.Succeeded() && error.empty(); }
+};
+
+// Prepares the attempt's directories and input list, runs it, and on success writes its
+// manifest. The scratch directory is removed afterwards unless `keep_scratch`.
+AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
+                          const AttemptPaths& paths, const CancelToken& cancel,
+                          bool keep_scratch = false);
+
+}  // namespace barge

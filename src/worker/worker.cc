@@ -1,0 +1,234 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "worker/policy.h"
+
+namespace barge {
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+std::string NewWorkerId() {
+  std::mt19937 rng(std::random_device{}());
+  return fmt::format("{}-{}-{:04x}", HostName(), ::getpid(), rng() & 0xffff);
+}
+
+absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra_failures) {
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store.ListWorkers());
+  std::string host = HostName();
+  int64_t released = 0;
+  for (const WorkerRecord& w : workers) {
+    if (w.host != host || LocalProcessAlive(w.pid, w.pid_start)) continue;
+    ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(
+                                    w.id, Cat("worker ", w.id, " is gone (process ", w.pid,
+                                              " on ", host, " no longer exists)"),
+                                    max_infra_failures));
+    released += n;
+  }
+  return released;
+}
+
+Worker::Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerOptions options)
+    : store_(store),
+      engine_(engine),
+      runner_(runner),
+      options_(std::move(options)),
+      rng_(std::random_device{}()) {}
+
+Worker::~Worker() {
+  for (auto& [key, r] : running_) {
+    r.cancel->Cancel();
+    if (r.thread.joinable()) r.thread.join();
+  }
+}
+
+void Worker::RequestStop() {
+  std::lock_guard lock(mu_);
+  stop_requested_ = true;
+  cv_.notify_all();
+}
+
+absl::StatusOr<Worker::RunContext*> Worker::ContextFor(const std::string& run_id) {
+  auto it = contexts_.find(run_id);
+  if (it != contexts_.end()) return &it->second;
+  RunContext ctx;
+  ASSIGN_OR_RETURN(ctx.run, store_.GetRun(run_id));
+  ASSIGN_OR_RETURN(ctx.pipeline, engine_.PipelineFor(ctx.run));
+  return &contexts_.emplace(run_id, std::move(ctx)).first->second;
+}
+
+absl::Status Worker::Dispatch(TaskRecord task) {
+  ASSIGN_OR_RETURN(RunContext * ctx, ContextFor(task.key.run_id));
+  auto shared = ctx->shared_inputs.find(task.key.step);
+  if (shared == ctx->shared_inputs.end()) {
+    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(task.key.run_id));
+    // A step's shared inputs are fixed when it starts; steps not started yet are not cached.
+    for (const StepRecord& s : steps) {
+      if (s.started_at > 0) ctx->shared_inputs[s.name] = s.inputs_json;
+    }
+    shared = ctx->shared_inputs.find(task.key.step);
+  }
+  Running r;
+  r.paths = PathsFor(ctx->run.root, options_.scratch_dir, task.key, task.attempt);
+  ASSIGN_OR_RETURN(ResolvedTask resolved,
+                   ResolveTask(*ctx->pipeline, ctx->run, task,
+                               shared == ctx->shared_inputs.end() ? "[]" : shared->second,
+                               task.attempt, r.paths));
+  r.cancel = std::make_unique<CancelToken>();
+  r.task = std::move(task);
+  used_cpu_ += r.task.cpu;
+  used_memory_ += r.task.memory;
+  TaskKey key = r.task.key;
+  const CancelToken* cancel = r.cancel.get();
+  AttemptPaths paths = r.paths;
+  auto [it, inserted] = running_.emplace(key, std::move(r));
+  it->second.thread = std::thread([this, key, cancel, paths, resolved = std::move(resolved)] {
+    AttemptOutcome outcome = RunAttempt(runner_, resolved, paths, *cancel);
+    std::lock_guard lock(mu_);
+    finished_.push_back({key, std::move(outcome)});
+    cv_.notify_all();
+  });
+  return absl::OkStatus();
+}
+
+absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
+  std::vector<Completion> batch;
+  int64_t now = store_.NowMs();
+  for (Finished& f : finished) {
+    auto it = running_.find(f.key);
+    if (it == running_.end()) continue;
+    Running& r = it->second;
+    if (r.thread.joinable()) r.thread.join();
+    used_cpu_ -= r.task.cpu;
+    used_memory_ -= r.task.memory;
+    bool revoked = r.cancel->cancelled();
+    if (!revoked) {
+      ASSIGN_OR_RETURN(RunContext * ctx, ContextFor(r.task.key.run_id));
+      const Step* step = ctx->pipeline->FindStep(r.task.key.step);
+      if (step == nullptr) return absl::InternalError(Cat("no step ", r.task.key.step));
+      Completion c = DecideCompletion(r.task, *step, f.outcome, now,
+                                      options_.max_infra_failures, rng_);
+      c.worker_id = options_.id;
+      c.log_path = r.paths.log_path;
+      c.output_path = r.paths.output_dir;
+      batch.push_back(std::move(c));
+    }
+    running_.erase(it);
+  }
+  if (batch.empty()) return absl::OkStatus();
+  return store_.Complete(batch).status();
+}
+
+absl::Status Worker::HeartbeatAndRevoke() {
+  ASSIGN_OR_RETURN(std::vector<TaskKey> held, store_.Heartbeat(options_.id, options_.lease_ms));
+  std::sort(held.begin(), held.end());
+  for (auto& [key, r] : running_) {
+    if (!std::binary_search(held.begin(), held.end(), key)) r.cancel->Cancel();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
+  double free_cpu = options_.cpu - used_cpu_;
+  if (free_cpu < 1e-9) return std::vector<TaskRecord>{};
+  ClaimRequest req;
+  req.worker_id = options_.id;
+  req.run_id = options_.run_id;
+  req.free_cpu = free_cpu;
+  req.free_memory = options_.memory > 0 ? options_.memory - used_memory_ : INT64_MAX / 2;
+  req.max_tasks = std::max(1, static_cast<int>(free_cpu + 0.999));
+  req.lease_ms = options_.lease_ms;
+  return store_.Claim(req);
+}
+
+absl::StatusOr<RunRecord> Worker::Run() {
+  WorkerRecord self;
+  self.id = options_.id;
+  self.host = HostName();
+  self.pid = ::getpid();
+  self.pid_start = ProcessStartTime(self.pid);
+  self.cpu = options_.cpu;
+  self.memory = options_.memory;
+  RETURN_IF_ERROR(store_.RegisterWorker(self));
+  RETURN_IF_ERROR(ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status());
+
+  int64_t next_heartbeat = MonotonicMs() + options_.heartbeat_ms;
+  int64_t next_tick = 0;
+  int64_t next_reap = 0;
+  bool need_advance = true;
+  bool stopping = false;
+  RunRecord last_run;
+  absl::Status loop_status;
+  for (;;) {
+    std::vector<Finished> finished;
+    bool stop = false;
+    {
+      std::lock_guard lock(mu_);
+      finished.swap(finished_);
+      stop = stop_requested_;
+    }
+    if (stop && !stopping) {
+      stopping = true;
+      if (options_.run_id) {
+        loop_status = store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status();
+      }
+      for (auto& [key, r] : running_) r.cancel->Cancel();
+    }
+    if (!finished.empty()) {
+      loop_status = CommitFinished(std::move(finished));
+      if (!loop_status.ok()) break;
+      need_advance = true;
+    }
+    int64_t now = MonotonicMs();
+    if (stopping) {
+      if (running_.empty()) break;
+    } else {
+      ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
+      bool has_room = options_.cpu - used_cpu_ > 1e-9;
+      if (claimed.empty() && has_room && (need_advance || running_.empty())) {
+        if (options_.run_id) {
+          ASSIGN_OR_RETURN(last_run, engine_.Advance(*options_.run_id));
+          if (IsFinalRunState(last_run.state) && running_.empty()) break;
+        }
+        need_advance = false;
+        ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
+      }
+      for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
+      if (now >= next_reap) {
+        RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
+        next_reap = now + std::max<int64_t>(options_.lease_ms / 4, 1000);
+      }
+    }
+    if (now >= next_heartbeat) {
+      RETURN_IF_ERROR(HeartbeatAndRevoke());
+      next_heartbeat = now + options_.heartbeat_ms;
+    }
+    if (options_.on_tick && now >= next_tick) {
+      options_.on_tick();
+      next_tick = now + options_.tick_ms;
+    }
+    // Sleep until an attempt finishes, a stop is requested, or the next periodic duty.
+    int64_t wake = std::min(next_heartbeat, options_.on_tick ? next_tick : next_heartbeat);
+    if (!running_.empty() && options_.cpu - used_cpu_ <= 1e-9) {
+      // Full: nothing to claim until something finishes.
+    } else {
+      wake = std::min(wake, now + options_.idle_poll_ms);
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())),
+                 [&] { return !finished_.empty() || (stop_requested_ && !stopping); });
+  }
+  (void)store_.DeregisterWorker(options_.id);
+  RETURN_IF_ERROR(loop_status);
+  if (options_.run_id) return store_.GetRun(*options_.run_id);
+  return last_run;
+}
+
+}  // namespace barge

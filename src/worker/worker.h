@@ -1,0 +1,102 @@
+// Worker: claims tasks from the state store, runs each attempt in a child process on its own
+// thread, heartbeats its leases and commits results in batches. `barge run` drives one run with
+// an in-process Worker; `barge worker` (the fleet) runs the same loop over every run.
+//
+//   Worker worker(store, engine, runner, {.id = WorkerId(), .cpu = 2, .run_id = id, ...});
+//   ASSIGN_OR_RETURN(RunRecord final_run, worker.Run());
+//
+// Thread-safety: Run() is called once, from one thread; RequestStop() from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "store/state_store.h"
+#include "worker/process.h"
+#include "worker/task.h"
+
+namespace barge {
+
+struct WorkerOptions {
+  std::string id;
+  double cpu = 1;                     // concurrent cpu this worker offers
+  int64_t memory = 0;                 // bytes it offers
+  std::optional<std::string> run_id;  // drive only this run, and return when it ends
+  std::string scratch_dir;            // local working directories of attempts
+  int64_t lease_ms = 60'000;
+  int64_t heartbeat_ms = 2'000;
+  int64_t idle_poll_ms = 200;         // how often to look for work when there is none
+  int max_infra_failures = 10;
+  int64_t tick_ms = 1'000;            // how often on_tick is called
+  std::function<void()> on_tick;      // progress display
+};
+
+// A worker id unique across hosts and time: "<host>-<pid>-<random>".
+std::string NewWorkerId();
+std::string HostName();
+
+// Releases the leases of workers registered from this host whose process is gone, so their
+// tasks run again at once instead of after their leases expire. Returns how many tasks.
+absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra_failures);
+
+class Worker {
+ public:
+  Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerOptions options);
+  ~Worker();
+
+  // Runs until the run named in the options is finished (returning it), or until stopped.
+  absl::StatusOr<RunRecord> Run();
+
+  // Stops: cancels the run being driven (Ctrl-C), stops running tasks and returns.
+  void RequestStop();
+
+ private:
+  struct Running {
+    TaskRecord task;
+    AttemptPaths paths;
+    std::unique_ptr<CancelToken> cancel;
+    std::thread thread;
+  };
+  struct Finished {
+    TaskKey key;
+    AttemptOutcome outcome;
+  };
+  struct RunContext {
+    RunRecord run;
+    std::shared_ptr<const Pipeline> pipeline;
+    std::map<std::string, std::string> shared_inputs;  // by step
+  };
+
+  absl::StatusOr<RunContext*> ContextFor(const std::string& run_id);
+  absl::Status Dispatch(TaskRecord task);
+  absl::Status CommitFinished(std::vector<Finished> finished);
+  absl::Status HeartbeatAndRevoke();
+  absl::StatusOr<std::vector<TaskRecord>> ClaimWhatFits();
+
+  StateStore& store_;
+  Engine& engine_;
+  ProcessRunner& runner_;
+  WorkerOptions options_;
+  std::mt19937_64 rng_;
+
+  double used_cpu_ = 0;
+  int64_t used_memory_ = 0;
+  std::map<TaskKey, Running> running_;
+  std::map<std::string, RunContext> contexts_;
+
+  std::mutex mu_;  // guards finished_ and stop_requested_
+  std::condition_variable cv_;
+  std::vector<Finished> finished_;
+  bool stop_requested_ = false;
+};
+
+}  // namespace barge
