@@ -1,0 +1,250 @@
+// The StateStore contract: every implementation runs these tests (SQLite today; PostgreSQL
+// joins the list when it lands).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/clock.h"
+#include "common/strings.h"
+#include "store/sqlite_store.h"
+#include "store/state_store.h"
+
+namespace barge {
+namespace {
+
+struct Impl {
+  std::string name;
+  std::function<absl::StatusOr<std::unique_ptr<StateStore>>(const std::string& dir, Clock&)> open;
+};
+
+class StateStoreContract : public ::testing::TestWithParam<Impl> {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           Cat("store-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
+               ::getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = GetParam().open(dir_.string(), clock_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+
+  // A run "r1" with one started step "s" of `n` tasks needing `cpu` each.
+  void MakeRun(int n, double cpu = 1, int64_t memory = 0) {
+    RunRecord run{.id = "r1", .pipeline = "p", .spec_path = "/p.yaml", .spec_source = "x",
+                  .params_json = "{}", .root = "/data", .created_at = clock_.NowMs()};
+    ASSERT_TRUE(store_->CreateRun(run, {{.name = "s", .position = 0}}).ok());
+    auto started = store_->StartStep("r1", "s", "[]", n, cpu, memory, [](int64_t i) {
+      return NewTask{.index = i, .item_json = std::to_string(i)};
+    });
+    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_TRUE(*started);
+  }
+
+  std::vector<TaskRecord> Claim(const std::string& worker, int n, double cpu = 100,
+                                int64_t lease_ms = 10'000) {
+    auto c = store_->Claim({.worker_id = worker, .free_cpu = cpu, .free_memory = 1LL << 40,
+                            .max_tasks = n, .lease_ms = lease_ms});
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : std::vector<TaskRecord>{};
+  }
+
+  Completion Success(const TaskRecord& t, const std::string& worker) {
+    return Completion{.key = t.key, .attempt = t.attempt, .worker_id = worker,
+                      .task_state = state::kSucceeded, .attempt_state = state::kSucceeded,
+                      .exit_code = 0, .outputs_json = R"([{"path":"/o"}])"};
+  }
+
+  ManualClock clock_{1'700'000'000'000};
+  std::filesystem::path dir_;
+  std::unique_ptr<StateStore> store_;
+};
+
+TEST_P(StateStoreContract, MigrationsApplyOnceAndSurviveReopen) {
+  ASSERT_EQ(*store_->SchemaVersion(), 1);
+  MakeRun(3);
+  Reopen();
+  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(store_->GetRun("r1")->state, state::kRunning);
+}
+
+TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
+  MakeRun(1);
+  RunRecord again{.id = "r1", .pipeline = "p", .params_json = "{}"};
+  EXPECT_TRUE(absl::IsAlreadyExists(store_->CreateRun(again, {})));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRun("nope").status()));
+}
+
+TEST_P(StateStoreContract, StartStepIsIdempotent) {
+  MakeRun(4);
+  auto again = store_->StartStep("r1", "s", "[]", 4, 1, 0, [](int64_t i) {
+    return NewTask{.index = i};
+  });
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  auto counts = store_->CountTasks("r1");
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].pending, 4);
+}
+
+TEST_P(StateStoreContract, ClaimLeasesEachTaskOnce) {
+  MakeRun(5);
+  std::vector<TaskRecord> a = Claim("w1", 3);
+  std::vector<TaskRecord> b = Claim("w2", 10);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(a[0].key.index, 0);
+  EXPECT_EQ(a[0].attempt, 1);
+  EXPECT_EQ(a[0].lease_owner, "w1");
+  EXPECT_EQ(a[0].lease_expires_at, clock_.NowMs() + 10'000);
+  EXPECT_EQ(b[1].key.index, 4);
+  EXPECT_TRUE(Claim("w3", 10).empty());
+  auto attempts = store_->ListAttempts(a[0].key);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].worker_id, "w1");
+  EXPECT_EQ((*attempts)[0].state, state::kRunning);
+}
+
+TEST_P(StateStoreContract, ClaimRespectsCpuAndMemory) {
+  MakeRun(4, /*cpu=*/1.5, /*memory=*/1 << 20);
+  EXPECT_EQ(Claim("w1", 10, /*cpu=*/3.0).size(), 2u);
+  auto c = store_->Claim({.worker_id = "w2", .free_cpu = 8, .free_memory = (1 << 20) + 5,
+                          .max_tasks = 10});
+  EXPECT_EQ(c->size(), 1u);
+}
+
+TEST_P(StateStoreContract, CompleteCommitsAndFencesStaleAttempts) {
+  MakeRun(1);
+  TaskRecord t = Claim("w1", 1, 100, /*lease_ms=*/1000)[0];
+  clock_.AdvanceMs(1001);
+  ASSERT_EQ(*store_->ReapExpired(10), 1);
+  TaskRecord again = store_->GetTask(t.key).value();
+  EXPECT_EQ(again.state, state::kPending);
+  EXPECT_EQ(again.infra_failures, 1);
+  EXPECT_EQ(again.app_failures, 0);
+  TaskRecord t2 = Claim("w2", 1)[0];
+  EXPECT_EQ(t2.attempt, 2);
+  // The zombie's late result is rejected; the live attempt's is committed.
+  auto zombie = store_->Complete({Success(t, "w1")});
+  ASSERT_TRUE(zombie.ok());
+  EXPECT_FALSE((*zombie)[0]);
+  auto live = store_->Complete({Success(t2, "w2")});
+  EXPECT_TRUE((*live)[0]);
+  TaskRecord done = store_->GetTask(t.key).value();
+  EXPECT_EQ(done.state, state::kSucceeded);
+  EXPECT_EQ(done.committed_attempt, 2);
+  auto attempts = store_->ListAttempts(t.key).value();
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].state, "fenced");
+  EXPECT_EQ(attempts[0].failure_class, failure::kInfrastructure);
+  EXPECT_EQ(attempts[1].state, state::kSucceeded);
+  // A duplicate completion of the committed attempt changes nothing.
+  EXPECT_FALSE((*store_->Complete({Success(t2, "w2")}))[0]);
+}
+
+TEST_P(StateStoreContract, HeartbeatExtendsLeasesAndReportsRevocations) {
+  MakeRun(2);
+  std::vector<TaskRecord> held = Claim("w1", 2, 100, 1000);
+  clock_.AdvanceMs(900);
+  auto still = store_->Heartbeat("w1", 1000);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->size(), 2u);
+  clock_.AdvanceMs(900);  // past the first lease, within the extended one
+  EXPECT_EQ(*store_->ReapExpired(10), 0);
+  ASSERT_TRUE(*store_->CancelRun("r1", "stop"));
+  EXPECT_TRUE(store_->Heartbeat("w1", 1000)->empty());
+  EXPECT_EQ(store_->GetTask(held[0].key)->state, state::kCancelled);
+  EXPECT_EQ(store_->ListAttempts(held[0].key)->at(0).state, state::kCancelled);
+}
+
+TEST_P(StateStoreContract, RetryWaitsForNotBefore) {
+  MakeRun(1);
+  TaskRecord t = Claim("w1", 1)[0];
+  Completion c{.key = t.key, .attempt = 1, .worker_id = "w1", .task_state = state::kPending,
+               .attempt_state = state::kFailed, .failure_class = failure::kApplication,
+               .charge_retry = true, .not_before = clock_.NowMs() + 5000, .exit_code = 1,
+               .error = "exit code 1"};
+  ASSERT_TRUE((*store_->Complete({c}))[0]);
+  EXPECT_TRUE(Claim("w1", 1).empty());
+  clock_.AdvanceMs(5000);
+  std::vector<TaskRecord> again = Claim("w1", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 2);
+  EXPECT_EQ(again[0].app_failures, 1);
+}
+
+TEST_P(StateStoreContract, InfrastructureBudgetFailsTheTaskEventually) {
+  MakeRun(1);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Claim("w1", 1, 100, 10).size(), 1u);
+    clock_.AdvanceMs(11);
+    ASSERT_EQ(*store_->ReapExpired(/*max_infra_failures=*/2), 1);
+  }
+  TaskRecord t = store_->GetTask({"r1", "s", 0}).value();
+  EXPECT_EQ(t.state, state::kFailed);
+  EXPECT_NE(t.error.find("gave up after 3 infrastructure failures"), std::string::npos) << t.error;
+}
+
+TEST_P(StateStoreContract, ReleaseWorkerRequeuesItsTasksAtOnce) {
+  MakeRun(3);
+  ASSERT_TRUE(store_->RegisterWorker({.id = "w1", .host = "h", .pid = 1, .pid_start = "5"}).ok());
+  Claim("w1", 2);
+  EXPECT_EQ(*store_->ReleaseWorker("w1", "worker w1 is gone", 10), 2);
+  EXPECT_TRUE(store_->ListWorkers()->empty());
+  EXPECT_EQ(Claim("w2", 10).size(), 3u);
+  auto attempts = store_->ListAttempts({"r1", "s", 0}).value();
+  EXPECT_EQ(attempts[0].state, state::kLost);
+  EXPECT_EQ(attempts[0].error, "worker w1 is gone");
+}
+
+TEST_P(StateStoreContract, RequeueReopensAFailedRun) {
+  MakeRun(2);
+  std::vector<TaskRecord> t = Claim("w1", 2);
+  Completion fail{.key = t[0].key, .attempt = 1, .worker_id = "w1",
+                  .task_state = state::kFailed, .attempt_state = state::kFailed,
+                  .failure_class = failure::kApplication, .charge_retry = true, .exit_code = 3,
+                  .error = "exit code 3"};
+  ASSERT_TRUE(store_->Complete({fail, Success(t[1], "w1")}).ok());
+  ASSERT_TRUE(*store_->TransitionStep("r1", "s", state::kRunning, state::kFailed));
+  ASSERT_TRUE(*store_->TransitionRun("r1", state::kRunning, state::kFailed, "step s failed"));
+  EXPECT_EQ(*store_->RequeueTasks("r1", {state::kFailed}), 1);
+  EXPECT_EQ(store_->GetRun("r1")->state, state::kRunning);
+  EXPECT_EQ(store_->GetSteps("r1")->at(0).state, state::kRunning);
+  TaskRecord again = store_->GetTask(t[0].key).value();
+  EXPECT_EQ(again.state, state::kPending);
+  EXPECT_EQ(again.app_failures, 0);
+  EXPECT_EQ(store_->GetTask(t[1].key)->state, state::kSucceeded);
+}
+
+TEST_P(StateStoreContract, ListsAndFilters) {
+  MakeRun(3);
+  TaskRecord t = Claim("w1", 1)[0];
+  ASSERT_TRUE(store_->Complete({Success(t, "w1")}).ok());
+  auto done = store_->ListTasks({.run_id = "r1", .state = std::string(state::kSucceeded)});
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].outputs_json, R"([{"path":"/o"}])");
+  EXPECT_EQ(store_->ListTasks({.run_id = "r1", .limit = 2})->size(), 2u);
+  EXPECT_EQ(store_->ListRuns(10)->size(), 1u);
+  EXPECT_FALSE(store_->ListEvents("r1")->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Implementations, StateStoreContract,
+    ::testing::Values(Impl{"sqlite",
+                           [](const std::string& dir, Clock& clock)
+                               -> absl::StatusOr<std::unique_ptr<StateStore>> {
+                             return OpenStateStore(dir + "/state.db", clock);
+                           }}),
+    [](const ::testing::TestParamInfo<Impl>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace barge

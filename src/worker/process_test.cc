@@ -1,0 +1,161 @@
+#include "worker/process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/fs.h"
+#include "common/strings.h"
+#include "worker/policy.h"
+
+namespace barge {
+namespace {
+
+// Whether `pid` exists and is not a zombie waiting for its (new) parent to reap it.
+bool Running(int64_t pid) {
+  absl::StatusOr<std::string> stat = ReadFile(Cat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  size_t close = stat->rfind(')');
+  return close != std::string::npos && stat->substr(close + 2, 1) != "Z";
+}
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           Cat("proc-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
+               ::getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  ProcessSpec Shell(const std::string& command) {
+    ProcessSpec spec;
+    spec.argv = {"/bin/sh", "-c", command};
+    spec.env = {"PATH=/usr/bin:/bin", "GREETING=hi"};
+    spec.cwd = dir_.string();
+    spec.log_path = (dir_ / "log").string();
+    return spec;
+  }
+  std::string Log() { return ReadFile((dir_ / "log").string()).value_or(""); }
+
+  std::filesystem::path dir_;
+  PosixProcessRunner runner_;
+};
+
+TEST_F(ProcessTest, CapturesOutputExitCodeAndWorkingDirectory) {
+  CancelToken cancel;
+  ProcessResult r = runner_.Run(Shell("echo $GREETING; pwd; echo oops >&2; exit 3"), cancel);
+  EXPECT_TRUE(r.started);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.Succeeded());
+  EXPECT_EQ(r.error, "exit code 3");
+  EXPECT_EQ(Log(), Cat("hi\n", dir_.string(), "\noops\n"));
+}
+
+TEST_F(ProcessTest, RecordsCpuAndMemory) {
+  CancelToken cancel;
+  ProcessResult r = runner_.Run(Shell("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"),
+                                cancel);
+  EXPECT_TRUE(r.Succeeded());
+  EXPECT_GT(r.cpu_seconds, 0.01);
+  EXPECT_GT(r.max_rss_kb, 100);
+}
+
+TEST_F(ProcessTest, TimeoutStopsTheWholeGroup) {
+  CancelToken cancel;
+  ProcessSpec spec = Shell("sleep 30 & echo $! > child; wait");
+  spec.timeout_ms = 300;
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.term_signal, SIGTERM);
+  EXPECT_EQ(r.error, "timed out after 0.3s");
+  int64_t child = std::stoll(ReadFile((dir_ / "child").string()).value());
+  EXPECT_FALSE(Running(child));  // the background sleep is gone too
+  EXPECT_LT(r.wall_ms, 10'000);
+}
+
+TEST_F(ProcessTest, KillsAfterGraceWhenTermIsIgnored) {
+  CancelToken cancel;
+  ProcessSpec spec = Shell("trap '' TERM; echo ready; while :; do :; done");
+  spec.timeout_ms = 200;
+  spec.kill_grace_ms = 200;
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.term_signal, SIGKILL);
+}
+
+TEST_F(ProcessTest, CancelStopsARunningProcess) {
+  CancelToken cancel;
+  ProcessResult r;
+  std::thread t([&] { r = runner_.Run(Shell("echo started; exec sleep 30"), cancel); });
+  // Wait for a real condition: the child has written to its log.
+  while (Log().empty()) std::this_thread::yield();
+  cancel.Cancel();
+  t.join();
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_FALSE(r.Succeeded());
+}
+
+TEST_F(ProcessTest, SpawnFailureIsReported) {
+  CancelToken cancel;
+  ProcessSpec spec = Shell("");
+  spec.argv = {"/nonexistent/tool", "x"};
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_FALSE(r.started);
+  EXPECT_NE(r.error.find("cannot start /nonexistent/tool"), std::string::npos) << r.error;
+}
+
+TEST(Liveness, KnowsThisProcessAndNotAGhost) {
+  std::string start = ProcessStartTime(::getpid());
+  EXPECT_FALSE(start.empty());
+  EXPECT_TRUE(LocalProcessAlive(::getpid(), start));
+  EXPECT_FALSE(LocalProcessAlive(::getpid(), start + "1"));  // same pid, other process
+  EXPECT_FALSE(LocalProcessAlive(0, start));
+}
+
+TEST(Policy, ClassifiesFailures) {
+  std::mt19937_64 rng(1);
+  Step step;
+  step.retries = 2;
+  step.retry_delay_ms = 1000;
+  TaskRecord task;
+  task.attempt = 1;
+  AttemptOutcome app;
+  app.process.started = true;
+  app.process.exit_code = 1;
+  app.error = "exit code 1";
+  Completion c = DecideCompletion(task, step, app, 10'000, 10, rng);
+  EXPECT_EQ(c.task_state, state::kPending);
+  EXPECT_TRUE(c.charge_retry);
+  EXPECT_GE(c.not_before, 10'500);
+  EXPECT_LT(c.not_before, 11'000);
+  task.app_failures = 2;
+  c = DecideCompletion(task, step, app, 10'000, 10, rng);
+  EXPECT_EQ(c.task_state, state::kFailed);
+  EXPECT_EQ(c.error, "exit code 1 (after 3 attempts)");
+
+  AttemptOutcome infra;
+  infra.infra_failure = true;
+  infra.error = "setting up the attempt: disk full";
+  task.app_failures = 2;
+  c = DecideCompletion(task, step, infra, 10'000, 10, rng);
+  EXPECT_EQ(c.task_state, state::kPending);
+  EXPECT_FALSE(c.charge_retry);
+  EXPECT_TRUE(c.infra_failure);
+  EXPECT_EQ(c.failure_class, failure::kInfrastructure);
+}
+
+TEST(Policy, BackoffGrowsAndIsCapped) {
+  std::mt19937_64 rng(7);
+  EXPECT_LT(RetryDelayMs(1000, 1, rng), 1000);
+  EXPECT_GE(RetryDelayMs(1000, 4, rng), 4000);
+  EXPECT_LE(RetryDelayMs(1000, 40, rng), 600'000);
+}
+
+}  // namespace
+}  // namespace barge
