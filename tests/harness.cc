@@ -1,0 +1,104 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/strings.h"
+
+namespace barge::testing {
+namespace {
+
+pid_t Spawn(const std::filesystem::path& cwd, const std::vector<std::string>& args,
+            const std::string& out_path, const std::string& err_path) {
+  std::vector<std::string> argv = {BARGE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+void E2eTest::SetUp() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  dir_ = std::filesystem::path(::testing::TempDir()) /
+         Cat("barge-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid());
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  ::unsetenv("BARGE_STATE");
+  ::unsetenv("BARGE_ROOT");
+  ::unsetenv("BARGE_SCRATCH");
+}
+
+void E2eTest::TearDown() {
+  if (!HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+Result E2eTest::Barge(const std::vector<std::string>& args) {
+  std::string out = (dir_ / ".out").string(), err = (dir_ / ".err").string();
+  pid_t pid = Spawn(dir_, args, out, err);
+  Result r;
+  r.exit_code = Wait(pid);
+  r.out = Read(out);
+  r.err = Read(err);
+  return r;
+}
+
+pid_t E2eTest::StartBarge(const std::vector<std::string>& args) {
+  ++background_;
+  return Spawn(dir_, args, (dir_ / Cat(".bg", background_, ".out")).string(),
+               (dir_ / Cat(".bg", background_, ".err")).string());
+}
+
+int E2eTest::Wait(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string E2eTest::Write(const std::string& relative, const std::string& text) {
+  std::filesystem::path p = dir_ / relative;
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+std::string E2eTest::Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json E2eTest::Json(const std::vector<std::string>& args) {
+  Result r = Barge(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r.out;
+  return j;
+}
+
+std::string RunIdFrom(const Result& r) {
+  if (!r.out.starts_with("run ")) return "";
+  return r.out.substr(4, r.out.find('\n') - 4);
+}
+
+}  // namespace barge::testing

@@ -1,0 +1,47 @@
+// Black-box test harness: runs the real `barge` binary in a fresh temporary directory per test.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+
+namespace barge::testing {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Runs `barge args...` in dir() with state, data and scratch under dir()/.barge.
+  Result Barge(const std::vector<std::string>& args);
+  // Starts `barge args...` in the background; returns its pid. Output goes to files in dir().
+  pid_t StartBarge(const std::vector<std::string>& args);
+  // Waits for a background barge to exit; returns its exit code (128+signal if killed).
+  int Wait(pid_t pid);
+
+  // Writes a file relative to dir() (creating directories) and returns its absolute path.
+  std::string Write(const std::string& relative, const std::string& text);
+  std::string Read(const std::string& path);
+  nlohmann::json Json(const std::vector<std::string>& args);
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  int background_ = 0;
+};
+
+// The first line of stdout of `barge run` is "run <id>".
+std::string RunIdFrom(const Result& r);
+
+}  // namespace barge::testing
