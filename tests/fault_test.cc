@@ -1,0 +1,207 @@
+// Faults: retries, timeouts, a driver killed mid-run and resumed, interrupts and cancellation.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/strings.h"
+#include "harness.h"
+
+namespace barge::testing {
+namespace {
+
+class FaultTest : public E2eTest {
+ protected:
+  // Polls until `done()` holds (a real condition, not a fixed sleep); fails after a minute.
+  void WaitUntil(const std::function<bool()>& done, const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!done()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  int CountLines(const std::string& path) {
+    std::string text = Read(path);
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  }
+  std::string LatestRunId() {
+    nlohmann::json runs = Json({"runs", "--json"});
+    return runs.empty() ? "" : runs[0]["id"].get<std::string>();
+  }
+};
+
+TEST_F(FaultTest, ATaskThatFailsOnceIsRetried) {
+  std::string p = Write("retry.yaml", R"(
+name: flaky
+steps:
+  - name: flaky
+    foreach: range(3)
+    retries: 2
+    retry_delay: 10ms
+    run: |
+      echo "attempt $BARGE_ATTEMPT"
+      if [ "$BARGE_TASK_INDEX" = 1 ] && [ "$BARGE_ATTEMPT" = 1 ]; then exit 7; fi
+      echo ok > "$BARGE_OUTPUT_DIR/done"
+)");
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json tasks = Json({"tasks", id, "--json"});
+  EXPECT_EQ(tasks[0]["attempts"], 1);
+  EXPECT_EQ(tasks[1]["attempts"], 2);
+  EXPECT_EQ(tasks[1]["retries_used"], 1);
+  EXPECT_EQ(tasks[1]["committed_attempt"], 2);
+  EXPECT_EQ(tasks[1]["state"], "succeeded");
+  EXPECT_EQ(Barge({"logs", id, "flaky", "1", "--attempt", "1"}).out, "attempt 1\n");
+  EXPECT_EQ(Barge({"logs", id, "flaky", "1"}).out, "attempt 2\n");
+  // The failed attempt left no committed output; only attempt 2's is the task's.
+  ASSERT_EQ(tasks[1]["outputs"].size(), 1u);
+  EXPECT_NE(tasks[1]["outputs"][0]["path"].get<std::string>().find("/flaky/1/a2/done"),
+            std::string::npos);
+}
+
+TEST_F(FaultTest, ExhaustedRetriesFailTheRunAndRetryRerunsOnlyFailedTasks) {
+  std::string p = Write("fail.yaml", R"(
+name: failing
+steps:
+  - name: work
+    foreach: range(4)
+    run: |
+      echo "$BARGE_TASK_INDEX" >> ../../../../side.txt
+      [ "$BARGE_TASK_INDEX" != 2 ] || [ -e ../../../../fixed ]
+  - name: after
+    needs: [work]
+    run: echo after >> ../../../../side.txt
+)");
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::string id = RunIdFrom(r);
+  EXPECT_NE(r.err.find("step work failed: task 2: exit code 1"), std::string::npos) << r.err;
+  nlohmann::json failed = Json({"tasks", id, "--state", "failed", "--json"});
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["index"], 2);
+  EXPECT_EQ(failed[0]["exit_code"], 1);
+  EXPECT_EQ(Json({"status", id, "--json"})["steps"][1]["state"], "pending");  // never started
+
+  Write("fixed", "");
+  Result retried = Barge({"retry", id});
+  ASSERT_EQ(retried.exit_code, 0) << retried.err;
+  std::multiset<std::string> lines;
+  std::istringstream side(Read((dir() / "side.txt").string()));
+  for (std::string l; std::getline(side, l);) lines.insert(l);
+  EXPECT_EQ(lines.count("0"), 1u);  // succeeded the first time: not run again
+  EXPECT_EQ(lines.count("2"), 2u);  // failed, then retried
+  EXPECT_EQ(lines.count("after"), 1u);
+  EXPECT_EQ(Json({"status", id, "--json"})["state"], "succeeded");
+}
+
+TEST_F(FaultTest, TimeoutKillsTheTaskAndFailsIt) {
+  std::string p = Write("slow.yaml", R"(
+name: slow
+steps:
+  - name: slow
+    timeout: 300ms
+    run: echo started; sleep 30
+)");
+  auto start = std::chrono::steady_clock::now();
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  EXPECT_EQ(tasks[0]["state"], "failed");
+  EXPECT_EQ(tasks[0]["error"], "timed out after 0.3s");
+  EXPECT_EQ(Barge({"logs", RunIdFrom(r), "slow", "0"}).out, "started\n");
+}
+
+// The crash test of the core issue: SIGKILL the driver mid-run, resume, and check that every
+// task ran and that no task committed before the kill ran again.
+TEST_F(FaultTest, DriverKilledMidRunIsResumedWithoutRedoingCommittedWork) {
+  constexpr int kTasks = 240;
+  std::string side = (dir() / "side.txt").string();
+  std::string p = Write("crash.yaml", Cat(R"(
+name: crash
+params: {side: x}
+steps:
+  - name: append
+    foreach: range()",
+                                          kTasks, R"()
+    run: echo "$BARGE_TASK_INDEX" >> {params.side}
+  - name: total
+    needs: [append]
+    run: wc -l < {params.side} > "$BARGE_OUTPUT_DIR/lines"
+)"));
+  pid_t driver = StartBarge({"run", p, "--workers", "2", "-p", Cat("side=", side)});
+  WaitUntil([&] { return CountLines(side) >= kTasks / 4; }, "a quarter of the tasks");
+  ASSERT_EQ(::kill(driver, SIGKILL), 0);
+  EXPECT_EQ(Wait(driver), 128 + SIGKILL);
+
+  std::string id = LatestRunId();
+  ASSERT_FALSE(id.empty());
+  std::set<int64_t> committed;
+  for (const auto& t : Json({"tasks", id, "--step", "append", "--json"})) {
+    if (t["state"] == "succeeded") committed.insert(t["index"].get<int64_t>());
+  }
+  ASSERT_FALSE(committed.empty());
+  ASSERT_LT(committed.size(), static_cast<size_t>(kTasks)) << "the kill came too late to test";
+
+  Result resumed = Barge({"resume", id});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("from lost workers"), std::string::npos);
+
+  std::map<int64_t, int> seen;
+  std::istringstream in(Read(side));
+  for (std::string l; std::getline(in, l);) seen[std::stoll(l)]++;
+  for (int64_t i = 0; i < kTasks; ++i) EXPECT_GE(seen[i], 1) << "task " << i << " never ran";
+  for (int64_t i : committed) EXPECT_EQ(seen[i], 1) << "committed task " << i << " ran again";
+
+  nlohmann::json status = Json({"status", id, "--json"});
+  EXPECT_EQ(status["state"], "succeeded");
+  // Tasks that were running when the driver died show the lost attempt with its reason.
+  int lost = 0;
+  for (const auto& t : Json({"tasks", id, "--step", "append", "--json"})) {
+    EXPECT_EQ(t["state"], "succeeded");
+    if (t["attempts"] > 1) {
+      ++lost;
+      EXPECT_EQ(t["infra_failures"], 1);
+      EXPECT_EQ(t["retries_used"], 0);  // not charged to retries
+    }
+  }
+  EXPECT_LE(lost, 2);  // at most the two that were leased by the dead driver
+}
+
+TEST_F(FaultTest, InterruptCancelsTheRunAndStopsItsTasks) {
+  std::string p = Write("long.yaml", R"(
+name: long
+steps:
+  - name: wait
+    foreach: range(2)
+    run: echo $$ > "$BARGE_PIPELINE_DIR/pid.$BARGE_TASK_INDEX"; exec sleep 60
+)");
+  pid_t driver = StartBarge({"run", p, "--workers", "2"});
+  std::string pid0 = (dir() / "pid.0").string(), pid1 = (dir() / "pid.1").string();
+  WaitUntil([&] { return CountLines(pid0) == 1 && CountLines(pid1) == 1; }, "both tasks");
+  ASSERT_EQ(::kill(driver, SIGINT), 0);
+  EXPECT_EQ(Wait(driver), 130);
+  std::string id = LatestRunId();
+  EXPECT_EQ(Json({"status", id, "--json"})["state"], "cancelled");
+  for (const auto& t : Json({"tasks", id, "--json"})) EXPECT_EQ(t["state"], "cancelled");
+  for (const std::string& f : {pid0, pid1}) {
+    pid_t task = static_cast<pid_t>(std::stol(Read(f)));
+    std::string stat = Read(Cat("/proc/", task, "/stat"));
+    EXPECT_TRUE(stat.empty() || stat.find(") Z") != std::string::npos) << "task still running";
+  }
+  // Resuming re-queues the cancelled tasks; `barge cancel` from another process stops them.
+  pid_t again = StartBarge({"resume", id});
+  WaitUntil([&] { return Json({"status", id, "--json"})["steps"][0]["running"] == 2; },
+            "the resumed tasks to run");
+  Result cancel = Barge({"cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_EQ(Wait(again), 130);
+  EXPECT_EQ(Barge({"cancel", id}).exit_code, 2);  // already cancelled
+}
+
+}  // namespace
+}  // namespace barge::testing
