@@ -23,8 +23,8 @@ TEST_P(BadInputTest, ExitsTwoWithLocationAndRecordsNothing) {
     args.insert(args.end(), c.extra_args.begin(), c.extra_args.end());
     Result r = Barge(args);
     EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
-    EXPECT_NE(r.err.find(Cat(p, ":", c.expected)), std::string::npos)
-        << cmd << " stderr:\n" << r.err;
+    EXPECT_NE(r.err.find(Cat(p, ":", c.expected)), std::string::npos) << cmd << " stderr:\n"
+                                                                      << r.err;
     EXPECT_EQ(r.out, "") << cmd;
   }
   nlohmann::json runs = Json({"runs", "--json"});
@@ -51,11 +51,14 @@ INSTANTIATE_TEST_SUITE_P(
              "4:14: step \"a\": files(\""},
         Case{"BadDuration", "name: x\nsteps:\n  - name: a\n    run: echo\n    timeout: 5 min\n",
              "5:14: step \"a\": timeout: invalid duration \"5 min\""},
-        Case{"UnknownParam", "name: x\nparams: {day: d}\nsteps:\n  - name: a\n    run: echo\n",
-             "1:1: --param month: the pipeline declares no param \"month\"", {"-p", "month=1"}},
+        Case{"UnknownParam",
+             "name: x\nparams: {day: d}\nsteps:\n  - name: a\n    run: echo\n",
+             "1:1: --param month: the pipeline declares no param \"month\"",
+             {"-p", "month=1"}},
         Case{"TooBigForThePool",
              "name: x\nsteps:\n  - name: a\n    run: echo\n    resources: {cpu: 64}\n",
-             "3:5: step \"a\" needs 64 cpu but the local pool has 2", {"--workers", "2"},
+             "3:5: step \"a\" needs 64 cpu but the local pool has 2",
+             {"--workers", "2"},
              {"run"}}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 

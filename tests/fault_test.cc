@@ -195,8 +195,11 @@ steps:
   }
   // Resuming re-queues the cancelled tasks; `barge cancel` from another process stops them.
   pid_t again = StartBarge({"resume", id});
-  WaitUntil([&] { return Json({"status", id, "--json"})["steps"][0]["running"] == 2; },
-            "the resumed tasks to run");
+  WaitUntil(
+      [&] {
+        return Json({"status", id, "--json"})["steps"][0]["running"] == 2;
+      },
+      "the resumed tasks to run");
   Result cancel = Barge({"cancel", id});
   EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_EQ(Wait(again), 130);

@@ -29,8 +29,7 @@ TEST_F(RunTest, QuickstartProducesTheExpectedReport) {
   ASSERT_EQ(merge.size(), 1u);
   ASSERT_EQ(merge[0]["outputs"].size(), 1u);
   std::string report = Read(merge[0]["outputs"][0]["path"]);
-  EXPECT_EQ(report,
-            "hello ada\nhello grace\nhello linus\nsum of doubled squares: 110\n");
+  EXPECT_EQ(report, "hello ada\nhello grace\nhello linus\nsum of doubled squares: 110\n");
   // The same report is in the merge task's log, which `barge logs` prints.
   Result logs = Barge({"logs", id, "merge", "0"});
   EXPECT_EQ(logs.exit_code, 0);
@@ -85,18 +84,17 @@ steps:
   EXPECT_NE(env0.find("EXTRA=x-0\n"), std::string::npos);
   EXPECT_NE(env1.find("BARGE_ITEM=plain\n"), std::string::npos) << env1;
   EXPECT_NE(env1.find("BARGE_TASK_INDEX=1\n"), std::string::npos);
-  EXPECT_NE(env1.find(Cat("BARGE_OUTPUT_DIR=", dir().string(), "/.barge/data/runs/", id,
-                          "/show/1/a1\n")),
-            std::string::npos)
+  EXPECT_NE(
+      env1.find(Cat("BARGE_OUTPUT_DIR=", dir().string(), "/.barge/data/runs/", id, "/show/1/a1\n")),
+      std::string::npos)
       << env1;
 }
 
 TEST_F(RunTest, HostileFileNamesAreNeverInterpreted) {
   // Each name would do damage if a shell ever interpreted it.
-  const std::vector<std::string> names = {"with space.txt", "quote'single.txt",
-                                          "dq\"uote.txt", "$(touch PWNED).txt",
-                                          "semi;colon.txt", "-leading-dash.txt",
-                                          "`tick`.txt"};
+  const std::vector<std::string> names = {
+      "with space.txt", "quote'single.txt",  "dq\"uote.txt", "$(touch PWNED).txt",
+      "semi;colon.txt", "-leading-dash.txt", "`tick`.txt"};
   for (const std::string& n : names) Write(Cat("in/", n), n);
   std::string p = Write("files.yaml", R"(
 name: files

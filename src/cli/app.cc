@@ -27,8 +27,9 @@ void AddDrive(CLI::App* cmd, DriveOptions& drive) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  CLI::App app{"barge: batch data pipelines of shell steps, on a laptop or a fleet of spot "
-               "machines"};
+  CLI::App app{
+      "barge: batch data pipelines of shell steps, on a laptop or a fleet of spot "
+      "machines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "barge 0.1.0");
   Locations where;
@@ -100,8 +101,9 @@ int Main(int argc, char** argv) {
 
   bool keep = false;
   CLI::App* exec_cmd = app.add_subcommand(
-      "exec", "re-run one task in isolation, in a fresh directory, with its exact command, "
-              "environment and inputs");
+      "exec",
+      "re-run one task in isolation, in a fresh directory, with its exact command, "
+      "environment and inputs");
   exec_cmd->add_option("run", run_id, "run id, or 'last'")->required();
   exec_cmd->add_option("step", step, "step name")->required();
   exec_cmd->add_option("index", index, "task index")->required();

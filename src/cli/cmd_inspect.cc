@@ -19,8 +19,7 @@ int64_t Elapsed(const RunRecord& r, int64_t now) {
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 // Runs `body` with an opened context, reporting its error if it fails.
-int InContext(const Locations& where,
-                const std::function<absl::Status(Context&)>& body) {
+int InContext(const Locations& where, const std::function<absl::Status(Context&)>& body) {
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
   absl::Status s = body(**ctx);
@@ -49,9 +48,8 @@ int CmdRuns(const Locations& where, bool json, int64_t limit) {
     }
     std::printf("%-22s %-20s %-10s %-24s %s\n", "RUN", "PIPELINE", "STATE", "CREATED", "ELAPSED");
     for (const RunRecord& r : runs) {
-      std::printf("%-22s %-20s %-10s %-24s %s\n", r.id.c_str(), r.pipeline.c_str(),
-                  r.state.c_str(), IsoTime(r.created_at).c_str(),
-                  FormatDurationMs(Elapsed(r, now)).c_str());
+      std::printf("%-22s %-20s %-10s %-24s %s\n", r.id.c_str(), r.pipeline.c_str(), r.state.c_str(),
+                  IsoTime(r.created_at).c_str(), FormatDurationMs(Elapsed(r, now)).c_str());
     }
     return absl::OkStatus();
   });
@@ -171,8 +169,8 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
     ASSIGN_OR_RETURN(TaskRecord task, ctx.store->GetTask({id, step, index}));
     ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ctx.store->ListAttempts(task.key));
     if (attempts.empty()) {
-      return absl::NotFoundError(Cat("task ", step, "[", index, "] of run ", id,
-                                     " has not started yet"));
+      return absl::NotFoundError(
+          Cat("task ", step, "[", index, "] of run ", id, " has not started yet"));
     }
     const AttemptRecord* chosen = &attempts.back();
     if (attempt > 0) {
@@ -188,10 +186,9 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
     // The log path is recorded when an attempt completes; a running or lost attempt's log is
     // where the layout puts it.
     ASSIGN_OR_RETURN(RunRecord run, ctx.store->GetRun(id));
-    std::string path = chosen->log_path.empty()
-                           ? Cat(run.root, "/runs/", id, "/", step, "/", index, "/a",
-                                 chosen->attempt, ".log")
-                           : chosen->log_path;
+    std::string path = chosen->log_path.empty() ? Cat(run.root, "/runs/", id, "/", step, "/", index,
+                                                      "/a", chosen->attempt, ".log")
+                                                : chosen->log_path;
     absl::StatusOr<std::string> text = ReadFile(path);
     if (!text.ok()) {
       return absl::NotFoundError(Cat("no log for attempt ", chosen->attempt, " of ", step, "[",

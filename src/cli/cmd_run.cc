@@ -53,7 +53,8 @@ class SignalWatcher {
 };
 
 int64_t MachineMemory() {
-  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
 }
 
 int DefaultWorkers() {
@@ -65,9 +66,9 @@ int DefaultWorkers() {
 absl::Status CheckFits(const Pipeline& p, int workers) {
   for (const Step& s : p.steps) {
     if (s.cpu > workers + 1e-9) {
-      return absl::InvalidArgumentError(Cat(
-          p.path, ":", s.location.line, ":", s.location.column, ": step \"", s.name, "\" needs ",
-          s.cpu, " cpu but the local pool has ", workers, " (raise --workers)"));
+      return absl::InvalidArgumentError(
+          Cat(p.path, ":", s.location.line, ":", s.location.column, ": step \"", s.name,
+              "\" needs ", s.cpu, " cpu but the local pool has ", workers, " (raise --workers)"));
     }
     if (s.memory_bytes > MachineMemory()) {
       return absl::InvalidArgumentError(
@@ -179,8 +180,9 @@ int CmdResume(const Locations& where, const std::string& run_arg, const DriveOpt
   }
   if (failed_only && run->state == state::kRunning) {
     return ReportError(absl::FailedPreconditionError(
-        Cat("run ", *id, " is still running; `barge retry` re-queues the failed tasks of a "
-                         "finished run (use `barge resume` to continue an interrupted one)")));
+        Cat("run ", *id,
+            " is still running; `barge retry` re-queues the failed tasks of a "
+            "finished run (use `barge resume` to continue an interrupted one)")));
   }
   // Tasks leased by a driver on this host that is gone are released now, not after their lease.
   absl::StatusOr<int64_t> released = ReleaseDeadLocalWorkers(store, kMaxInfraFailures);
@@ -215,8 +217,7 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     }
     int attempt = std::max(1, task.attempt);
     // A fresh directory of its own: outputs and working directory, never the run's.
-    std::string dir = Cat((*ctx)->scratch, "/exec/", id, "-", step, "-", index, "-",
-                          store.NowMs());
+    std::string dir = Cat((*ctx)->scratch, "/exec/", id, "-", step, "-", index, "-", store.NowMs());
     AttemptPaths paths;
     paths.output_dir = dir + "/out";
     paths.scratch_dir = dir + "/work";

@@ -28,8 +28,8 @@ int CmdRun(const Locations& where, const RunOptions& options);
 int CmdValidate(const std::string& pipeline, const std::vector<std::string>& params);
 int CmdResume(const Locations& where, const std::string& run, const DriveOptions& drive,
               bool failed_only);
-int CmdExec(const Locations& where, const std::string& run, const std::string& step,
-            int64_t index, bool keep);
+int CmdExec(const Locations& where, const std::string& run, const std::string& step, int64_t index,
+            bool keep);
 
 int CmdRuns(const Locations& where, bool json, int64_t limit);
 int CmdStatus(const Locations& where, const std::string& run, bool json);
@@ -41,8 +41,8 @@ struct TasksOptions {
   int64_t limit = -1;
 };
 int CmdTasks(const Locations& where, const TasksOptions& options);
-int CmdLogs(const Locations& where, const std::string& run, const std::string& step,
-            int64_t index, int attempt);
+int CmdLogs(const Locations& where, const std::string& run, const std::string& step, int64_t index,
+            int attempt);
 int CmdCancel(const Locations& where, const std::string& run);
 
 }  // namespace barge

@@ -26,8 +26,8 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
   // Data and scratch default to directories beside a local state file.
   std::string base = ".barge";
   if (ctx->state_url.find("://") == std::string::npos) {
-    std::string path = ctx->state_url.starts_with("sqlite:") ? ctx->state_url.substr(7)
-                                                              : ctx->state_url;
+    std::string path =
+        ctx->state_url.starts_with("sqlite:") ? ctx->state_url.substr(7) : ctx->state_url;
     base = std::filesystem::path(AbsolutePath(path)).parent_path().string();
   }
   ctx->root = AbsolutePath(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));

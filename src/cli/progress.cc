@@ -42,9 +42,8 @@ void Progress::Update() {
       if (s.state == state::kPending) continue;
       std::string detail = Cat(c.Done(), "/", c.Total(), " done");
       if (c.failed > 0) detail += Cat(", ", c.failed, " failed");
-      std::fprintf(out_, "[%s] step %s %s (%s)\n",
-                   FormatDurationMs(now - run->created_at).c_str(), s.name.c_str(),
-                   s.state.c_str(), detail.c_str());
+      std::fprintf(out_, "[%s] step %s %s (%s)\n", FormatDurationMs(now - run->created_at).c_str(),
+                   s.name.c_str(), s.state.c_str(), detail.c_str());
     }
     std::fflush(out_);
     return;
@@ -59,8 +58,7 @@ void Progress::Update() {
     if (s.state == state::kPending) {
       line += "waiting";
     } else {
-      line += fmt::format("{} {:>7}", Bar(c.Done(), c.Total(), 20),
-                          Cat(c.Done(), "/", c.Total()));
+      line += fmt::format("{} {:>7}", Bar(c.Done(), c.Total(), 20), Cat(c.Done(), "/", c.Total()));
       if (c.running > 0) line += Cat("  ", c.running, " running");
       if (c.failed > 0) line += Cat("  \x1b[31m", c.failed, " failed\x1b[0m");
       int64_t end = s.finished_at > 0 ? s.finished_at : now;

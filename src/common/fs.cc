@@ -1,4 +1,3 @@
-#include "common/strings.h"
 #include "common/fs.h"
 
 #include <fcntl.h>
@@ -13,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "common/strings.h"
 
 namespace barge {
 namespace fs = std::filesystem;
@@ -111,8 +111,9 @@ absl::StatusOr<std::vector<FileEntry>> ListFilesRecursive(const std::string& dir
     entry.size = static_cast<int64_t>(it->file_size(ec));
     out.push_back(std::move(entry));
   }
-  std::sort(out.begin(), out.end(),
-            [](const FileEntry& a, const FileEntry& b) { return a.relative_path < b.relative_path; });
+  std::sort(out.begin(), out.end(), [](const FileEntry& a, const FileEntry& b) {
+    return a.relative_path < b.relative_path;
+  });
   return out;
 }
 

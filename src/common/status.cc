@@ -1,6 +1,6 @@
-#include "common/strings.h"
 #include "common/status.h"
 
+#include "common/strings.h"
 
 namespace barge {
 

@@ -25,11 +25,11 @@ int ExitCodeFor(const absl::Status& status);
 #define BARGE_CONCAT_INNER(a, b) a##b
 #define BARGE_CONCAT(a, b) BARGE_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                              \
-  do {                                                     \
-    if (absl::Status barge_s = (expr); !barge_s.ok()) {    \
-      return barge_s;                                      \
-    }                                                      \
+#define RETURN_IF_ERROR(expr)                           \
+  do {                                                  \
+    if (absl::Status barge_s = (expr); !barge_s.ok()) { \
+      return barge_s;                                   \
+    }                                                   \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

@@ -1,11 +1,12 @@
-#include "common/strings.h"
-#include <fmt/printf.h>
 #include "common/units.h"
+
+#include <fmt/printf.h>
 
 #include <cctype>
 #include <cmath>
 #include <utility>
 
+#include "common/strings.h"
 
 namespace barge {
 namespace {
@@ -13,8 +14,8 @@ namespace {
 // Splits "12.5GiB" into 12.5 and "GiB"; false if there is no leading number.
 bool SplitNumber(std::string_view text, size_t& pos, double& value) {
   size_t start = pos;
-  while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) ||
-                               text[pos] == '.')) {
+  while (pos < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[pos])) || text[pos] == '.')) {
     ++pos;
   }
   if (pos == start) return false;
@@ -69,10 +70,10 @@ absl::StatusOr<int64_t> ParseSizeBytes(std::string_view text) {
   std::string_view unit = Trim(text.substr(pos));
   if (unit.empty()) return bad("missing unit");
   static constexpr std::pair<std::string_view, double> kUnits[] = {
-      {"B", 1},           {"K", 1024.0},         {"Ki", 1024.0},        {"KiB", 1024.0},
-      {"KB", 1e3},        {"M", 1048576.0},      {"Mi", 1048576.0},     {"MiB", 1048576.0},
-      {"MB", 1e6},        {"G", 1073741824.0},   {"Gi", 1073741824.0},  {"GiB", 1073741824.0},
-      {"GB", 1e9},        {"T", 1099511627776.}, {"Ti", 1099511627776.}, {"TiB", 1099511627776.},
+      {"B", 1},    {"K", 1024.0},         {"Ki", 1024.0},         {"KiB", 1024.0},
+      {"KB", 1e3}, {"M", 1048576.0},      {"Mi", 1048576.0},      {"MiB", 1048576.0},
+      {"MB", 1e6}, {"G", 1073741824.0},   {"Gi", 1073741824.0},   {"GiB", 1073741824.0},
+      {"GB", 1e9}, {"T", 1099511627776.}, {"Ti", 1099511627776.}, {"TiB", 1099511627776.},
       {"TB", 1e12}};
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {

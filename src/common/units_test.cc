@@ -19,8 +19,7 @@ TEST(Units, RejectsBadDurations) {
   EXPECT_FALSE(ParseDurationMs("30").ok());
   EXPECT_FALSE(ParseDurationMs("").ok());
   EXPECT_FALSE(ParseDurationMs("5 parsecs").ok());
-  EXPECT_NE(ParseDurationMs("3x").status().message().find("unknown unit \"x\""),
-            std::string::npos);
+  EXPECT_NE(ParseDurationMs("3x").status().message().find("unknown unit \"x\""), std::string::npos);
 }
 
 TEST(Units, ParsesSizes) {

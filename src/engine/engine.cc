@@ -81,9 +81,10 @@ absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
 
 absl::StatusOr<std::string> Engine::FailureSummary(const std::string& run_id,
                                                    const std::string& step) {
-  ASSIGN_OR_RETURN(std::vector<TaskRecord> failed,
-                   store_.ListTasks({.run_id = run_id, .step = step,
-                                     .state = std::string(state::kFailed), .limit = 1}));
+  ASSIGN_OR_RETURN(
+      std::vector<TaskRecord> failed,
+      store_.ListTasks(
+          {.run_id = run_id, .step = step, .state = std::string(state::kFailed), .limit = 1}));
   if (failed.empty()) return Cat("step ", step, " failed");
   const TaskRecord& t = failed.front();
   return Cat("step ", step, " failed: task ", t.key.index, ": ", t.error);
@@ -121,8 +122,8 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
   }
 
   if (all_succeeded) {
-    ASSIGN_OR_RETURN(bool moved, store_.TransitionRun(run.id, state::kRunning,
-                                                      state::kSucceeded, ""));
+    ASSIGN_OR_RETURN(bool moved,
+                     store_.TransitionRun(run.id, state::kRunning, state::kSucceeded, ""));
     changed |= moved;
     return absl::OkStatus();
   }
@@ -130,8 +131,8 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
     // Nothing new starts; the run fails once the steps still running have finished.
     if (!active) {
       ASSIGN_OR_RETURN(std::string why, FailureSummary(run.id, first_failed));
-      ASSIGN_OR_RETURN(bool moved, store_.TransitionRun(run.id, state::kRunning,
-                                                        state::kFailed, why));
+      ASSIGN_OR_RETURN(bool moved,
+                       store_.TransitionRun(run.id, state::kRunning, state::kFailed, why));
       changed |= moved;
     }
     return absl::OkStatus();
@@ -149,8 +150,9 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
     for (const std::string& need : step->needs) {
       if (step_state[need] != state::kSucceeded) ready = false;
     }
-    if (ready) RETURN_IF_ERROR(WithContext(StartStep(run, *pipeline, *step, changed),
-                                           Cat("starting step ", s.name)));
+    if (ready)
+      RETURN_IF_ERROR(
+          WithContext(StartStep(run, *pipeline, *step, changed), Cat("starting step ", s.name)));
   }
   return absl::OkStatus();
 }
@@ -160,8 +162,8 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
   // Inputs: the committed outputs of the steps this one needs, in pipeline order.
   auto outputs_of = [&](const std::string& name) -> absl::StatusOr<std::vector<TaskRecord>> {
     std::vector<TaskRecord> done;
-    ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, store_.ListTasks({.run_id = run.id,
-                                                                      .step = name}));
+    ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                     store_.ListTasks({.run_id = run.id, .step = name}));
     for (TaskRecord& t : tasks) {
       if (t.state == state::kSucceeded || t.state == state::kCached) done.push_back(std::move(t));
     }
@@ -233,8 +235,8 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     }
     return t;
   };
-  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, shared.dump(), count,
-                                                  step.cpu, step.memory_bytes, make_task));
+  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, shared.dump(), count, step.cpu,
+                                                  step.memory_bytes, make_task));
   changed |= started;
   return absl::OkStatus();
 }

@@ -32,19 +32,22 @@ class EngineTest : public ::testing::Test {
 
   // Claims everything claimable and completes it with `task_state`.
   int CompleteAll(const std::string& step, const std::string& task_state) {
-    auto claimed = store_->Claim({.worker_id = "w", .free_cpu = 1000, .free_memory = 1LL << 40,
-                                  .max_tasks = 1000});
+    auto claimed = store_->Claim(
+        {.worker_id = "w", .free_cpu = 1000, .free_memory = 1LL << 40, .max_tasks = 1000});
     int n = 0;
     std::vector<Completion> batch;
     for (const TaskRecord& t : *claimed) {
       EXPECT_EQ(t.key.step, step);
-      batch.push_back({.key = t.key, .attempt = t.attempt, .worker_id = "w",
-                       .task_state = task_state, .attempt_state = task_state,
-                       .exit_code = task_state == state::kSucceeded ? 0 : 1,
-                       .error = task_state == state::kSucceeded ? "" : "exit code 1",
-                       .outputs_json = nlohmann::json::array(
-                                           {{{"path", Cat("/out/", step, "/", t.key.index)}}})
-                                           .dump()});
+      batch.push_back(
+          {.key = t.key,
+           .attempt = t.attempt,
+           .worker_id = "w",
+           .task_state = task_state,
+           .attempt_state = task_state,
+           .exit_code = task_state == state::kSucceeded ? 0 : 1,
+           .error = task_state == state::kSucceeded ? "" : "exit code 1",
+           .outputs_json =
+               nlohmann::json::array({{{"path", Cat("/out/", step, "/", t.key.index)}}}).dump()});
       ++n;
     }
     EXPECT_TRUE(store_->Complete(batch).ok());
@@ -105,8 +108,11 @@ TEST_F(EngineTest, OutputsFanOutAndFinalMergeSeeUpstreamOutputs) {
   ASSERT_EQ(claimed->size(), 5u);
   std::vector<Completion> batch;
   for (const TaskRecord& t : *claimed) {
-    batch.push_back({.key = t.key, .attempt = 1, .worker_id = "w",
-                     .task_state = state::kSucceeded, .attempt_state = state::kSucceeded,
+    batch.push_back({.key = t.key,
+                     .attempt = 1,
+                     .worker_id = "w",
+                     .task_state = state::kSucceeded,
+                     .attempt_state = state::kSucceeded,
                      .outputs_json = nlohmann::json::array(
                                          {{{"path", Cat("/out/", t.key.step, "/", t.key.index)}}})
                                          .dump()});
@@ -122,9 +128,8 @@ TEST_F(EngineTest, OutputsFanOutAndFinalMergeSeeUpstreamOutputs) {
   engine_->Advance(run).value();
   auto steps = store_->GetSteps(run).value();
   EXPECT_EQ(steps[3].state, state::kRunning);
-  EXPECT_EQ(steps[3].inputs_json,
-            R"([{"path":"/out/b/0"},{"path":"/out/b/1"},{"path":"/out/b/2"},)"
-            R"({"path":"/out/c/0"},{"path":"/out/c/1"}])");
+  EXPECT_EQ(steps[3].inputs_json, R"([{"path":"/out/b/0"},{"path":"/out/b/1"},{"path":"/out/b/2"},)"
+                                  R"({"path":"/out/c/0"},{"path":"/out/c/1"}])");
   EXPECT_EQ(CompleteAll("d", state::kSucceeded), 1);
   EXPECT_EQ(engine_->Advance(run)->state, state::kSucceeded);
 }
@@ -145,9 +150,14 @@ steps:
   engine_->Advance(run).value();
   auto a = store_->Claim({.worker_id = "w", .free_cpu = 1, .max_tasks = 1}).value();
   ASSERT_EQ(a[0].key.step, "a");
-  ASSERT_TRUE(store_->Complete({{.key = a[0].key, .attempt = 1, .worker_id = "w",
-                                 .task_state = state::kFailed, .attempt_state = state::kFailed,
-                                 .exit_code = 2, .error = "exit code 2"}})
+  ASSERT_TRUE(store_
+                  ->Complete({{.key = a[0].key,
+                               .attempt = 1,
+                               .worker_id = "w",
+                               .task_state = state::kFailed,
+                               .attempt_state = state::kFailed,
+                               .exit_code = 2,
+                               .error = "exit code 2"}})
                   .ok());
   RunRecord r = engine_->Advance(run).value();
   EXPECT_EQ(StepState(run, "a"), state::kFailed);

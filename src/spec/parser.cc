@@ -1,16 +1,16 @@
 // Pipeline YAML -> Pipeline, with every error located at file:line:col.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <regex>
 #include <set>
 
-#include "common/strings.h"
 #include "common/fs.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "common/units.h"
-#include <filesystem>
-#include <optional>
 #include "spec/pipeline.h"
 #include "spec/template.h"
 #include "yaml-cpp/yaml.h"
@@ -39,9 +39,7 @@ class Diagnostics {
   }
   void Error(const YAML::Node& node, std::string_view reason) { Error(LocationOf(node), reason); }
   bool ok() const { return errors_.empty(); }
-  absl::Status ToStatus() const {
-    return absl::InvalidArgumentError(Join(errors_, "\n"));
-  }
+  absl::Status ToStatus() const { return absl::InvalidArgumentError(Join(errors_, "\n")); }
 
  private:
   std::string path_;
@@ -74,10 +72,10 @@ const char* TypeName(const YAML::Node& node) {
 }
 
 // Iterates a map's entries, reporting duplicate keys and keys outside `allowed`.
-void ForEachEntry(const YAML::Node& map, std::string_view where,
-                  const std::set<std::string_view>& allowed, Diagnostics& diag,
-                  const std::function<void(const std::string&, const YAML::Node&,
-                                           const YAML::Node&)>& fn) {
+void ForEachEntry(
+    const YAML::Node& map, std::string_view where, const std::set<std::string_view>& allowed,
+    Diagnostics& diag,
+    const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& fn) {
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     const YAML::Node& key = it->first;
@@ -92,8 +90,8 @@ void ForEachEntry(const YAML::Node& map, std::string_view where,
     }
     if (!allowed.empty() && !allowed.contains(name)) {
       std::vector<std::string_view> names(allowed.begin(), allowed.end());
-      diag.Error(key, Cat(where, ": unknown key \"", name, "\" (allowed: ",
-                                   Join(names, ", "), ")"));
+      diag.Error(key,
+                 Cat(where, ": unknown key \"", name, "\" (allowed: ", Join(names, ", "), ")"));
       continue;
     }
     fn(name, key, it->second);
@@ -182,7 +180,7 @@ class Parser {
       if (!param_map_.contains(key)) {
         diag_.Error(SourceLocation{1, 1},
                     Cat("--param ", key, ": the pipeline declares no param \"", key,
-                                 "\" (declare it under params:)"));
+                        "\" (declare it under params:)"));
       }
     }
     for (auto& [key, value] : pipeline_.params) {
@@ -209,13 +207,11 @@ class Parser {
     ForEachEntry(node, "params", {}, diag_,
                  [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
                    if (!IsEnvName(key)) {
-                     diag_.Error(k, Cat("param \"", key,
-                                                 "\": use letters, digits and '_' only"));
+                     diag_.Error(k, Cat("param \"", key, "\": use letters, digits and '_' only"));
                      return;
                    }
                    if (!v.IsScalar()) {
-                     diag_.Error(v, Cat("param \"", key, "\" must be a scalar, not ",
-                                                 TypeName(v)));
+                     diag_.Error(v, Cat("param \"", key, "\" must be a scalar, not ", TypeName(v)));
                      return;
                    }
                    pipeline_.params.emplace_back(key, v.Scalar());
@@ -229,27 +225,27 @@ class Parser {
       switch (p.kind) {
         case Placeholder::kParam:
           if (!param_map_.contains(p.key)) {
-            diag_.Error(at, Cat("step \"", step.name, "\": {params.", p.key,
-                                         "} names no declared param"));
+            diag_.Error(
+                at, Cat("step \"", step.name, "\": {params.", p.key, "} names no declared param"));
           }
           break;
         case Placeholder::kItem:
-          if (step.foreach.kind == ForeachKind::kNone || step.foreach.kind == ForeachKind::kOutputs) {
+          if (step.foreach.kind == ForeachKind::kNone ||
+              step.foreach.kind == ForeachKind::kOutputs) {
             diag_.Error(at, Cat("step \"", step.name,
-                                         "\": {item} needs foreach: range(N), a list or files(...)"));
+                                "\": {item} needs foreach: range(N), a list or files(...)"));
           }
           break;
         case Placeholder::kItemKey:
           if (step.foreach.kind != ForeachKind::kList) {
             diag_.Error(at, Cat("step \"", step.name, "\": {item.", p.key,
-                                         "} needs foreach: a list of maps"));
+                                "} needs foreach: a list of maps"));
             break;
           }
           for (const auto& item : step.foreach.items) {
             if (!item.is_object() || !item.contains(p.key)) {
-              diag_.Error(at, Cat("step \"", step.name, "\": {item.", p.key,
-                                           "}: foreach item ", ItemText(item), " has no key \"",
-                                           p.key, "\""));
+              diag_.Error(at, Cat("step \"", step.name, "\": {item.", p.key, "}: foreach item ",
+                                  ItemText(item), " has no key \"", p.key, "\""));
               break;
             }
           }
@@ -272,8 +268,8 @@ class Parser {
       step.foreach.kind = ForeachKind::kList;
       for (const auto& item : node) {
         if (!item.IsScalar() && !item.IsMap()) {
-          diag_.Error(item, Cat(where, ": list items must be scalars or maps, not ",
-                                         TypeName(item)));
+          diag_.Error(item,
+                      Cat(where, ": list items must be scalars or maps, not ", TypeName(item)));
           continue;
         }
         step.foreach.items.push_back(YamlToJson(item));
@@ -281,9 +277,10 @@ class Parser {
       return;
     }
     if (!node.IsScalar()) {
-      diag_.Error(node, Cat(where, " must be range(N), files(\"glob\"), outputs(step) or "
-                                            "a list, not ",
-                                     TypeName(node)));
+      diag_.Error(node, Cat(where,
+                            " must be range(N), files(\"glob\"), outputs(step) or "
+                            "a list, not ",
+                            TypeName(node)));
       return;
     }
     for (const Placeholder& p : FindPlaceholders(node.Scalar())) {
@@ -302,7 +299,7 @@ class Parser {
       std::optional<int64_t> n = ParseInteger(m[1].str());
       if (!n || *n < 0 || *n > kMaxRange) {
         diag_.Error(node, Cat(where, ": range(", m[1].str(),
-                                       "): expected a whole number from 0 to ", kMaxRange));
+                              "): expected a whole number from 0 to ", kMaxRange));
         return;
       }
       step.foreach.count = *n;
@@ -320,13 +317,12 @@ class Parser {
       step.foreach.kind = ForeachKind::kOutputs;
       step.foreach.step = m[1].str();
       if (!IsValidName(step.foreach.step)) {
-        diag_.Error(node, Cat(where, ": outputs(", step.foreach.step,
-                                       "): expected a step name"));
+        diag_.Error(node, Cat(where, ": outputs(", step.foreach.step, "): expected a step name"));
       }
     } else {
       diag_.Error(node, Cat(where, ": \"", expr,
-                                     "\" is not range(N), files(\"glob\"), outputs(step) or a "
-                                     "list"));
+                            "\" is not range(N), files(\"glob\"), outputs(step) or a "
+                            "list"));
     }
   }
 
@@ -342,8 +338,7 @@ class Parser {
       step.shell = false;
       for (const auto& arg : node) {
         if (!arg.IsScalar()) {
-          diag_.Error(arg, Cat(where, ": each argument must be a string, not ",
-                                        TypeName(arg)));
+          diag_.Error(arg, Cat(where, ": each argument must be a string, not ", TypeName(arg)));
           continue;
         }
         step.argv.push_back(arg.Scalar());
@@ -361,28 +356,27 @@ class Parser {
       diag_.Error(node, Cat(where, " must be a map like {cpu: 1, memory: 2GiB}"));
       return;
     }
-    ForEachEntry(node, where, {"cpu", "memory"}, diag_,
-                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
-                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
-                   if (key == "cpu") {
-                     char* end = nullptr;
-                     double cpu = std::strtod(v.Scalar().c_str(), &end);
-                     if (end != v.Scalar().c_str() + v.Scalar().size() || !(cpu > 0) ||
-                         cpu > 1024) {
-                       diag_.Error(v, Cat(where, ".cpu: \"", v.Scalar(),
-                                                   "\" is not a number of cores > 0"));
-                       return;
-                     }
-                     step.cpu = cpu;
-                   } else {
-                     absl::StatusOr<int64_t> bytes = ParseSizeBytes(v.Scalar());
-                     if (!bytes.ok()) {
-                       diag_.Error(v, Cat(where, ".memory: ", bytes.status().message()));
-                       return;
-                     }
-                     step.memory_bytes = *bytes;
-                   }
-                 });
+    ForEachEntry(
+        node, where, {"cpu", "memory"}, diag_,
+        [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+          if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+          if (key == "cpu") {
+            char* end = nullptr;
+            double cpu = std::strtod(v.Scalar().c_str(), &end);
+            if (end != v.Scalar().c_str() + v.Scalar().size() || !(cpu > 0) || cpu > 1024) {
+              diag_.Error(v, Cat(where, ".cpu: \"", v.Scalar(), "\" is not a number of cores > 0"));
+              return;
+            }
+            step.cpu = cpu;
+          } else {
+            absl::StatusOr<int64_t> bytes = ParseSizeBytes(v.Scalar());
+            if (!bytes.ok()) {
+              diag_.Error(v, Cat(where, ".memory: ", bytes.status().message()));
+              return;
+            }
+            step.memory_bytes = *bytes;
+          }
+        });
   }
 
   std::optional<int64_t> ParseDurationNode(const YAML::Node& v, std::string_view where) {
@@ -413,8 +407,8 @@ class Parser {
         diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
           if (key == "name") {
             if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
-              diag_.Error(v, Cat("step name \"", step.name,
-                                          "\": use letters, digits, '_' and '-' only"));
+              diag_.Error(
+                  v, Cat("step name \"", step.name, "\": use letters, digits, '_' and '-' only"));
             }
           } else if (key == "description") {
             ExpectScalar(v, Cat(where, ": description"), diag_);
@@ -441,20 +435,19 @@ class Parser {
               diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
               return;
             }
-            ForEachEntry(v, Cat(where, ": env"), {}, diag_,
-                         [&](const std::string& name, const YAML::Node& ek, const YAML::Node& ev) {
-                           if (!IsEnvName(name)) {
-                             diag_.Error(ek, Cat(where, ": env name \"", name,
-                                                          "\" is not a valid variable name"));
-                           } else if (name.starts_with("BARGE_")) {
-                             diag_.Error(ek, Cat(where, ": env name \"", name,
-                                                          "\" is reserved for barge"));
-                           } else if (ExpectScalar(ev, Cat(where, ": env ", name),
-                                                   diag_)) {
-                             step.env.emplace_back(name, ev.Scalar());
-                             templates.emplace_back(ev, ev.Scalar());
-                           }
-                         });
+            ForEachEntry(
+                v, Cat(where, ": env"), {}, diag_,
+                [&](const std::string& name, const YAML::Node& ek, const YAML::Node& ev) {
+                  if (!IsEnvName(name)) {
+                    diag_.Error(
+                        ek, Cat(where, ": env name \"", name, "\" is not a valid variable name"));
+                  } else if (name.starts_with("BARGE_")) {
+                    diag_.Error(ek, Cat(where, ": env name \"", name, "\" is reserved for barge"));
+                  } else if (ExpectScalar(ev, Cat(where, ": env ", name), diag_)) {
+                    step.env.emplace_back(name, ev.Scalar());
+                    templates.emplace_back(ev, ev.Scalar());
+                  }
+                });
           } else if (key == "resources") {
             ParseResources(v, step);
           } else if (key == "retries") {
@@ -524,7 +517,7 @@ class Parser {
             at = s.foreach.location;
           }
           diag_.Error(at, Cat("step \"", s.name, "\" needs \"", need,
-                                       "\", which is not a step of this pipeline"));
+                              "\", which is not a step of this pipeline"));
         }
       }
     }
@@ -540,8 +533,7 @@ class Parser {
           auto from = std::find(stack.begin(), stack.end(), need);
           std::vector<std::string> cycle(from, stack.end());
           cycle.push_back(need);
-          diag_.Error(by_name[need]->location,
-                      Cat("steps form a cycle: ", Join(cycle, " -> ")));
+          diag_.Error(by_name[need]->location, Cat("steps form a cycle: ", Join(cycle, " -> ")));
           return true;
         }
         if (color[need] == 0 && visit(*by_name[need])) return true;
@@ -593,8 +585,8 @@ absl::Status CheckInputs(const Pipeline& pipeline) {
     ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(s.foreach.pattern));
     if (files.empty()) {
       errors.push_back(Cat(pipeline.path, ":", s.foreach.location.line, ":",
-                                    s.foreach.location.column, ": step \"", s.name,
-                                    "\": files(\"", s.foreach.pattern, "\") matches no files"));
+                           s.foreach.location.column, ": step \"", s.name, "\": files(\"",
+                           s.foreach.pattern, "\") matches no files"));
     }
   }
   if (errors.empty()) return absl::OkStatus();
@@ -606,8 +598,7 @@ absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& f
   for (const std::string& flag : flags) {
     size_t eq = flag.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(
-          Cat("--param \"", flag, "\": expected NAME=VALUE"));
+      return absl::InvalidArgumentError(Cat("--param \"", flag, "\": expected NAME=VALUE"));
     }
     out[flag.substr(0, eq)] = flag.substr(eq + 1);
   }

@@ -108,15 +108,15 @@ TEST(Parser, WrongTypes) {
 }
 
 TEST(Parser, DuplicateAndMissingSteps) {
-  std::string dup = ErrorOf("name: x\nsteps:\n  - name: a\n    run: echo\n  - name: a\n    run: echo\n");
+  std::string dup =
+      ErrorOf("name: x\nsteps:\n  - name: a\n    run: echo\n  - name: a\n    run: echo\n");
   EXPECT_NE(dup.find(":5:5: duplicate step name \"a\""), std::string::npos) << dup;
   std::string missing = ErrorOf("name: x\nsteps:\n  - name: a\n    needs: [nope]\n    run: echo\n");
   EXPECT_NE(missing.find(":4:12: step \"a\" needs \"nope\", which is not a step"),
             std::string::npos)
       << missing;
   std::string noname = ErrorOf("name: x\nsteps:\n  - run: echo\n");
-  EXPECT_NE(noname.find(":3:5: step: missing required key \"name\""), std::string::npos)
-      << noname;
+  EXPECT_NE(noname.find(":3:5: step: missing required key \"name\""), std::string::npos) << noname;
 }
 
 TEST(Parser, Cycles) {
@@ -161,9 +161,9 @@ TEST(Parser, TemplatesMustResolve) {
   EXPECT_NE(ErrorOf("name: x\nsteps:\n  - name: a\n    run: echo {params.nope}\n")
                 .find(":4:10: step \"a\": {params.nope} names no declared param"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("name: x\nsteps:\n  - name: a\n    run: echo {item}\n")
-                .find("{item} needs foreach"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("name: x\nsteps:\n  - name: a\n    run: echo {item}\n").find("{item} needs foreach"),
+      std::string::npos);
   EXPECT_NE(ErrorOf("name: x\nsteps:\n  - name: a\n    foreach: [{k: 1}, {j: 2}]\n"
                     "    run: echo {item.k}\n")
                 .find("foreach item {\"j\":\"2\"} has no key \"k\""),
@@ -179,8 +179,9 @@ TEST(Parser, UnknownParamOverrideIsAnError) {
 }
 
 TEST(Parser, ReportsSeveralErrorsAtOnce) {
-  std::string e = ErrorOf("name: x\nsteps:\n  - name: a\n    bogus: 1\n    run: echo\n"
-                          "  - name: b\n    run: echo\n    timeout: soon\n");
+  std::string e = ErrorOf(
+      "name: x\nsteps:\n  - name: a\n    bogus: 1\n    run: echo\n"
+      "  - name: b\n    run: echo\n    timeout: soon\n");
   EXPECT_NE(e.find("unknown key \"bogus\""), std::string::npos);
   EXPECT_NE(e.find("invalid duration \"soon\""), std::string::npos);
 }

@@ -18,7 +18,7 @@ namespace barge {
 
 struct Placeholder {
   enum Kind { kParam, kItem, kItemKey, kIndex } kind;
-  std::string key;  // param name or item key
+  std::string key;   // param name or item key
   size_t begin = 0;  // offset of '{' in the text
   size_t end = 0;    // one past '}'
 };

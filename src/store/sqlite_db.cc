@@ -1,6 +1,6 @@
-#include "common/strings.h"
 #include "store/sqlite_db.h"
 
+#include "common/strings.h"
 
 namespace barge {
 namespace {
@@ -64,13 +64,12 @@ std::string SqliteStatement::Text(int col) const {
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   if (rc != SQLITE_OK) {
-    return absl::InvalidArgumentError(
-        Cat("opening state store ", path, ": ", sqlite3_errstr(rc)));
+    return absl::InvalidArgumentError(Cat("opening state store ", path, ": ", sqlite3_errstr(rc)));
   }
   // A long busy timeout: other barge processes (a status query, a cancel) hold the write lock
   // for milliseconds at a time.
@@ -78,8 +77,8 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   // WAL lets readers run beside the writer. synchronous=NORMAL in WAL mode keeps the database
   // consistent across process crashes and loses no committed transaction unless the machine
   // itself loses power.
-  absl::Status s = db->Exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  absl::Status s =
+      db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (!s.ok()) return s;
   return db;
 }

@@ -1,6 +1,6 @@
 // SqliteStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
-#include "common/strings.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "store/sqlite_rows.h"
 #include "store/sqlite_store.h"
 
@@ -15,11 +15,10 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimReque
     int64_t now = clock_.NowMs();
     // Look at a few more candidates than we can take, so that small tasks can fill the room a
     // large one at the head of the queue leaves.
-    std::string sql = Cat("SELECT ", kTaskColumns,
-                                   " FROM tasks WHERE state = 'pending' AND not_before <= ?",
-                                   request.run_id ? " AND run_id = ?" : "",
-                                   " ORDER BY run_id, position, idx LIMIT ?");
-    ASSIGN_OR_RETURN(SqliteStatement* q, Stmt(sql));
+    std::string sql =
+        Cat("SELECT ", kTaskColumns, " FROM tasks WHERE state = 'pending' AND not_before <= ?",
+            request.run_id ? " AND run_id = ?" : "", " ORDER BY run_id, position, idx LIMIT ?");
+    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt(sql));
     q->Bind(now);
     if (request.run_id) q->Bind(*request.run_id);
     q->Bind(static_cast<int64_t>(request.max_tasks) * 4 + 8);
@@ -35,12 +34,12 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimReque
       claimed.push_back(std::move(t));
     }
     q->Reset();
-    ASSIGN_OR_RETURN(SqliteStatement* up,
+    ASSIGN_OR_RETURN(SqliteStatement * up,
                      Stmt("UPDATE tasks SET state = 'running', attempt = attempt + 1, "
                           "lease_owner = ?, lease_expires_at = ?, started_at = ?, "
                           "finished_at = 0 WHERE run_id = ? AND step = ? AND idx = ? "
                           "AND state = 'pending'"));
-    ASSIGN_OR_RETURN(SqliteStatement* att,
+    ASSIGN_OR_RETURN(SqliteStatement * att,
                      Stmt("INSERT INTO attempts (run_id, step, idx, attempt, worker_id, state, "
                           "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)"));
     for (TaskRecord& t : claimed) {
@@ -78,21 +77,22 @@ absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<C
     accepted.clear();
     int64_t now = clock_.NowMs();
     ASSIGN_OR_RETURN(
-        SqliteStatement* up,
+        SqliteStatement * up,
         Stmt("UPDATE tasks SET state = ?, app_failures = app_failures + ?, "
              "infra_failures = infra_failures + ?, "
-             "committed_attempt = CASE WHEN ? = 'succeeded' THEN attempt ELSE committed_attempt END, "
+             "committed_attempt = CASE WHEN ? = 'succeeded' THEN attempt ELSE committed_attempt "
+             "END, "
              "outputs_json = CASE WHEN ? = 'succeeded' THEN ? ELSE outputs_json END, "
              "exit_code = ?, error = ?, lease_owner = '', lease_expires_at = 0, not_before = ?, "
              "finished_at = ? "
              "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? AND state = 'running' "
              "AND lease_owner = ?"));
-    ASSIGN_OR_RETURN(SqliteStatement* att,
+    ASSIGN_OR_RETURN(SqliteStatement * att,
                      Stmt("UPDATE attempts SET state = ?, failure_class = ?, finished_at = ?, "
                           "exit_code = ?, error = ?, cpu_seconds = ?, max_rss_kb = ?, "
                           "log_path = ?, output_path = ? "
                           "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
-    ASSIGN_OR_RETURN(SqliteStatement* fenced,
+    ASSIGN_OR_RETURN(SqliteStatement * fenced,
                      Stmt("UPDATE attempts SET state = 'fenced', finished_at = ?, exit_code = ?, "
                           "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
                           "error = CASE WHEN error = '' THEN ? ELSE error || '; ' || ? END "
@@ -135,8 +135,8 @@ absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<C
                             .Bind(c.attempt)
                             .Run());
         if (c.task_state != state::kSucceeded) {
-          std::string kind = c.task_state == state::kPending ? "task_retry"
-                                                             : Cat("task_", c.task_state);
+          std::string kind =
+              c.task_state == state::kPending ? "task_retry" : Cat("task_", c.task_state);
           RETURN_IF_ERROR(InsertEvent(c.key.run_id, kind, c.key.step, c.key.index,
                                       Cat("attempt ", c.attempt, ": ", c.error)));
         }
@@ -172,15 +172,13 @@ absl::StatusOr<std::vector<TaskKey>> SqliteStateStore::Heartbeat(const std::stri
   std::vector<TaskKey> held;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement* up,
-                     Stmt("UPDATE tasks SET lease_expires_at = ? "
-                          "WHERE lease_owner = ? AND state = 'running'"));
+    ASSIGN_OR_RETURN(SqliteStatement * up, Stmt("UPDATE tasks SET lease_expires_at = ? "
+                                                "WHERE lease_owner = ? AND state = 'running'"));
     RETURN_IF_ERROR(up->Bind(now + lease_ms).Bind(worker_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement* w, Stmt("UPDATE workers SET heartbeat_at = ? WHERE id = ?"));
+    ASSIGN_OR_RETURN(SqliteStatement * w, Stmt("UPDATE workers SET heartbeat_at = ? WHERE id = ?"));
     RETURN_IF_ERROR(w->Bind(now).Bind(worker_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement* q,
-                     Stmt("SELECT run_id, step, idx FROM tasks "
-                          "WHERE lease_owner = ? AND state = 'running'"));
+    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("SELECT run_id, step, idx FROM tasks "
+                                               "WHERE lease_owner = ? AND state = 'running'"));
     q->Bind(worker_id);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, q->Step());
@@ -198,10 +196,9 @@ absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int atte
   int64_t now = clock_.NowMs();
   bool give_up = infra_failures + 1 > max_infra_failures;
   std::string error =
-      give_up ? Cat(reason, "; gave up after ", infra_failures + 1,
-                             " infrastructure failures")
+      give_up ? Cat(reason, "; gave up after ", infra_failures + 1, " infrastructure failures")
               : reason;
-  ASSIGN_OR_RETURN(SqliteStatement* up,
+  ASSIGN_OR_RETURN(SqliteStatement * up,
                    Stmt("UPDATE tasks SET state = ?, infra_failures = infra_failures + 1, "
                         "lease_owner = '', lease_expires_at = 0, not_before = 0, error = ?, "
                         "finished_at = ? WHERE run_id = ? AND step = ? AND idx = ? "
@@ -215,13 +212,17 @@ absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int atte
                       .Bind(attempt)
                       .Run());
   if (db_->Changes() == 0) return false;
-  ASSIGN_OR_RETURN(SqliteStatement* att,
+  ASSIGN_OR_RETURN(SqliteStatement * att,
                    Stmt("UPDATE attempts SET state = 'lost', failure_class = 'infrastructure', "
                         "error = ?, finished_at = ? "
                         "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
-  RETURN_IF_ERROR(
-      att->Bind(reason).Bind(now).Bind(key.run_id).Bind(key.step).Bind(key.index).Bind(attempt)
-          .Run());
+  RETURN_IF_ERROR(att->Bind(reason)
+                      .Bind(now)
+                      .Bind(key.run_id)
+                      .Bind(key.step)
+                      .Bind(key.index)
+                      .Bind(attempt)
+                      .Run());
   RETURN_IF_ERROR(InsertEvent(key.run_id, "task_lost", key.step, key.index,
                               Cat("attempt ", attempt, ": ", error)));
   return true;
@@ -242,7 +243,7 @@ absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
   std::lock_guard lock(mu_);
   int64_t reaped = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement* q,
+    ASSIGN_OR_RETURN(SqliteStatement * q,
                      Stmt("SELECT run_id, step, idx, attempt, infra_failures, lease_owner "
                           "FROM tasks WHERE state = 'running' AND lease_expires_at < ?"));
     q->Bind(clock_.NowMs());
@@ -257,10 +258,9 @@ absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
     }
     q->Reset();
     for (const Lease& l : expired) {
-      ASSIGN_OR_RETURN(bool released,
-                       ReleaseLease(l.key, l.attempt, l.infra_failures,
-                                    Cat("lease expired (worker ", l.owner, " lost)"),
-                                    max_infra_failures));
+      ASSIGN_OR_RETURN(bool released, ReleaseLease(l.key, l.attempt, l.infra_failures,
+                                                   Cat("lease expired (worker ", l.owner, " lost)"),
+                                                   max_infra_failures));
       reaped += released ? 1 : 0;
     }
     return absl::OkStatus();
@@ -274,7 +274,7 @@ absl::StatusOr<int64_t> SqliteStateStore::ReleaseWorker(const std::string& worke
   std::lock_guard lock(mu_);
   int64_t released_count = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement* q,
+    ASSIGN_OR_RETURN(SqliteStatement * q,
                      Stmt("SELECT run_id, step, idx, attempt, infra_failures FROM tasks "
                           "WHERE lease_owner = ? AND state = 'running'"));
     q->Bind(worker_id);
@@ -289,12 +289,11 @@ absl::StatusOr<int64_t> SqliteStateStore::ReleaseWorker(const std::string& worke
     }
     q->Reset();
     for (const Lease& l : held) {
-      ASSIGN_OR_RETURN(bool released,
-                       ReleaseLease(l.key, l.attempt, l.infra_failures, reason,
-                                    max_infra_failures));
+      ASSIGN_OR_RETURN(bool released, ReleaseLease(l.key, l.attempt, l.infra_failures, reason,
+                                                   max_infra_failures));
       released_count += released ? 1 : 0;
     }
-    ASSIGN_OR_RETURN(SqliteStatement* del, Stmt("DELETE FROM workers WHERE id = ?"));
+    ASSIGN_OR_RETURN(SqliteStatement * del, Stmt("DELETE FROM workers WHERE id = ?"));
     return del->Bind(worker_id).Run();
   }));
   return released_count;
@@ -313,20 +312,20 @@ absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id
       quoted.push_back(Cat("'", s, "'"));
     }
     std::string in = Join(quoted, ", ");
-    ASSIGN_OR_RETURN(SqliteStatement* up,
+    ASSIGN_OR_RETURN(SqliteStatement * up,
                      Stmt(Cat("UPDATE tasks SET state = 'pending', app_failures = 0, "
-                                       "infra_failures = 0, not_before = 0, lease_owner = '', "
-                                       "error = '' WHERE run_id = ? AND state IN (",
-                                       in, ")")));
+                              "infra_failures = 0, not_before = 0, lease_owner = '', "
+                              "error = '' WHERE run_id = ? AND state IN (",
+                              in, ")")));
     RETURN_IF_ERROR(up->Bind(run_id).Run());
     requeued = db_->Changes();
     // Reopen finished steps: those with tasks to run again, and those that never started.
     ASSIGN_OR_RETURN(
-        SqliteStatement* steps,
+        SqliteStatement * steps,
         Stmt("UPDATE steps SET finished_at = 0, state = CASE WHEN started_at > 0 THEN 'running' "
              "ELSE 'pending' END WHERE run_id = ? AND state IN ('failed', 'cancelled')"));
     RETURN_IF_ERROR(steps->Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement* run,
+    ASSIGN_OR_RETURN(SqliteStatement * run,
                      Stmt("UPDATE runs SET state = 'running', error = '', finished_at = 0 "
                           "WHERE id = ?"));
     RETURN_IF_ERROR(run->Bind(run_id).Run());
@@ -342,22 +341,22 @@ absl::StatusOr<bool> SqliteStateStore::CancelRun(const std::string& run_id,
   bool cancelled = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement* run,
+    ASSIGN_OR_RETURN(SqliteStatement * run,
                      Stmt("UPDATE runs SET state = 'cancelled', error = ?, finished_at = ? "
                           "WHERE id = ? AND state = 'running'"));
     RETURN_IF_ERROR(run->Bind(reason).Bind(now).Bind(run_id).Run());
     if (db_->Changes() == 0) return absl::OkStatus();
     cancelled = true;
-    ASSIGN_OR_RETURN(SqliteStatement* att,
+    ASSIGN_OR_RETURN(SqliteStatement * att,
                      Stmt("UPDATE attempts SET state = 'cancelled', error = ?, finished_at = ? "
                           "WHERE run_id = ? AND state = 'running'"));
     RETURN_IF_ERROR(att->Bind(reason).Bind(now).Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement* tasks,
+    ASSIGN_OR_RETURN(SqliteStatement * tasks,
                      Stmt("UPDATE tasks SET state = 'cancelled', lease_owner = '', "
                           "lease_expires_at = 0, error = ?, finished_at = ? "
                           "WHERE run_id = ? AND state IN ('pending', 'running')"));
     RETURN_IF_ERROR(tasks->Bind(reason).Bind(now).Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement* steps,
+    ASSIGN_OR_RETURN(SqliteStatement * steps,
                      Stmt("UPDATE steps SET state = 'cancelled', finished_at = ? "
                           "WHERE run_id = ? AND state IN ('pending', 'running')"));
     RETURN_IF_ERROR(steps->Bind(now).Bind(run_id).Run());

@@ -54,5 +54,4 @@ inline RunRecord ReadRun(const SqliteStatement& s) {
   return r;
 }
 
-
 }  // namespace barge::sqlite_rows

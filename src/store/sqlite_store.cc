@@ -1,7 +1,7 @@
-#include "common/strings.h"
 #include "store/sqlite_store.h"
 
 #include "common/status.h"
+#include "common/strings.h"
 #include "store/schema.h"
 #include "store/sqlite_rows.h"
 
@@ -37,9 +37,9 @@ absl::Status SqliteStateStore::InTransaction(const std::function<absl::Status()>
 absl::Status SqliteStateStore::Migrate() {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    RETURN_IF_ERROR(db_->Exec(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-        "applied_at BIGINT NOT NULL)"));
+    RETURN_IF_ERROR(
+        db_->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                  "applied_at BIGINT NOT NULL)"));
     int current = 0;
     {
       ASSIGN_OR_RETURN(SqliteStatement q,
@@ -50,8 +50,8 @@ absl::Status SqliteStateStore::Migrate() {
     for (const Migration& m : Migrations()) {
       if (m.version <= current) continue;
       for (const std::string& sql : m.statements) {
-        RETURN_IF_ERROR(db_->Exec(
-            ReplaceAll(sql, "{serial_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT")));
+        RETURN_IF_ERROR(
+            db_->Exec(ReplaceAll(sql, "{serial_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT")));
       }
       ASSIGN_OR_RETURN(SqliteStatement ins,
                        db_->Prepare("INSERT INTO schema_migrations VALUES (?, ?)"));
@@ -63,7 +63,7 @@ absl::Status SqliteStateStore::Migrate() {
 
 absl::StatusOr<int> SqliteStateStore::SchemaVersion() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q, Stmt("SELECT MAX(version) FROM schema_migrations"));
+  ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("SELECT MAX(version) FROM schema_migrations"));
   ASSIGN_OR_RETURN(bool row, q->Step());
   return row ? static_cast<int>(q->Int(0)) : 0;
 }
@@ -71,7 +71,7 @@ absl::StatusOr<int> SqliteStateStore::SchemaVersion() {
 absl::Status SqliteStateStore::InsertEvent(const std::string& run_id, const std::string& kind,
                                            const std::string& step, int64_t index,
                                            const std::string& message) {
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("INSERT INTO events (run_id, at, kind, step, idx, message) "
                         "VALUES (?, ?, ?, ?, ?, ?)"));
   return q->Bind(run_id).Bind(clock_.NowMs()).Bind(kind).Bind(step).Bind(index).Bind(message).Run();
@@ -81,9 +81,8 @@ absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
                                          const std::vector<StepRecord>& steps) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement* q,
-                     Stmt(Cat("INSERT INTO runs (", kRunColumns,
-                                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt(Cat("INSERT INTO runs (", kRunColumns,
+                                                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     absl::Status s = q->Bind(run.id)
                          .Bind(run.pipeline)
                          .Bind(state::kRunning)
@@ -98,11 +97,11 @@ absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
     if (absl::IsAlreadyExists(s)) return absl::AlreadyExistsError("run " + run.id + " exists");
     RETURN_IF_ERROR(s);
     for (const StepRecord& step : steps) {
-      ASSIGN_OR_RETURN(SqliteStatement* ins,
+      ASSIGN_OR_RETURN(SqliteStatement * ins,
                        Stmt("INSERT INTO steps (run_id, name, position, state) "
                             "VALUES (?, ?, ?, ?)"));
-      RETURN_IF_ERROR(ins->Bind(run.id).Bind(step.name).Bind(step.position).Bind(state::kPending)
-                          .Run());
+      RETURN_IF_ERROR(
+          ins->Bind(run.id).Bind(step.name).Bind(step.position).Bind(state::kPending).Run());
     }
     return InsertEvent(run.id, "run_created", "", -1, run.pipeline);
   });
@@ -110,7 +109,7 @@ absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
 
 absl::StatusOr<RunRecord> SqliteStateStore::GetRun(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?")));
   q->Bind(run_id);
   ASSIGN_OR_RETURN(bool row, q->Step());
@@ -120,9 +119,9 @@ absl::StatusOr<RunRecord> SqliteStateStore::GetRun(const std::string& run_id) {
 
 absl::StatusOr<std::vector<RunRecord>> SqliteStateStore::ListRuns(int64_t limit) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
-                   Stmt(Cat("SELECT ", kRunColumns,
-                                     " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
+  ASSIGN_OR_RETURN(
+      SqliteStatement * q,
+      Stmt(Cat("SELECT ", kRunColumns, " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
   q->Bind(limit);
   std::vector<RunRecord> out;
   for (;;) {
@@ -135,7 +134,7 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStateStore::ListRuns(int64_t limit)
 
 absl::StatusOr<std::vector<StepRecord>> SqliteStateStore::GetSteps(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
                         "started_at, finished_at FROM steps WHERE run_id = ? ORDER BY position"));
   q->Bind(run_id);
@@ -159,7 +158,7 @@ absl::StatusOr<std::vector<StepRecord>> SqliteStateStore::GetSteps(const std::st
 
 absl::StatusOr<std::vector<StepCounts>> SqliteStateStore::CountTasks(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "
                         "GROUP BY step, state ORDER BY step"));
   q->Bind(run_id);
@@ -171,24 +170,31 @@ absl::StatusOr<std::vector<StepCounts>> SqliteStateStore::CountTasks(const std::
     if (out.empty() || out.back().step != step) out.push_back(StepCounts{.step = step});
     StepCounts& c = out.back();
     int64_t n = q->Int(2);
-    if (st == state::kPending) c.pending += n;
-    else if (st == state::kRunning) c.running += n;
-    else if (st == state::kSucceeded) c.succeeded += n;
-    else if (st == state::kFailed) c.failed += n;
-    else if (st == state::kCancelled) c.cancelled += n;
-    else if (st == state::kCached) c.cached += n;
+    if (st == state::kPending)
+      c.pending += n;
+    else if (st == state::kRunning)
+      c.running += n;
+    else if (st == state::kSucceeded)
+      c.succeeded += n;
+    else if (st == state::kFailed)
+      c.failed += n;
+    else if (st == state::kCancelled)
+      c.cancelled += n;
+    else if (st == state::kCached)
+      c.cached += n;
   }
   return out;
 }
 
-absl::StatusOr<bool> SqliteStateStore::StartStep(
-    const std::string& run_id, const std::string& step, const std::string& shared_inputs_json,
-    int64_t count, double cpu, int64_t memory, const std::function<NewTask(int64_t)>& make_task) {
+absl::StatusOr<bool> SqliteStateStore::StartStep(const std::string& run_id, const std::string& step,
+                                                 const std::string& shared_inputs_json,
+                                                 int64_t count, double cpu, int64_t memory,
+                                                 const std::function<NewTask(int64_t)>& make_task) {
   std::lock_guard lock(mu_);
   bool started = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement* up,
+    ASSIGN_OR_RETURN(SqliteStatement * up,
                      Stmt("UPDATE steps SET state = ?, inputs_json = ?, task_count = ?, "
                           "started_at = ? WHERE run_id = ? AND name = ? AND state = ?"));
     RETURN_IF_ERROR(up->Bind(state::kRunning)
@@ -201,12 +207,12 @@ absl::StatusOr<bool> SqliteStateStore::StartStep(
                         .Run());
     if (db_->Changes() == 0) return absl::OkStatus();
     started = true;
-    ASSIGN_OR_RETURN(SqliteStatement* pos,
+    ASSIGN_OR_RETURN(SqliteStatement * pos,
                      Stmt("SELECT position FROM steps WHERE run_id = ? AND name = ?"));
     pos->Bind(run_id).Bind(step);
     ASSIGN_OR_RETURN(bool row, pos->Step());
     int64_t position = row ? pos->Int(0) : 0;
-    ASSIGN_OR_RETURN(SqliteStatement* ins,
+    ASSIGN_OR_RETURN(SqliteStatement * ins,
                      Stmt("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
                           "inputs_json, cpu, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT DO NOTHING"));
@@ -236,9 +242,8 @@ absl::StatusOr<bool> SqliteStateStore::TransitionStep(const std::string& run_id,
   std::lock_guard lock(mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement* q,
-                     Stmt("UPDATE steps SET state = ?, finished_at = ? "
-                          "WHERE run_id = ? AND name = ? AND state = ?"));
+    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("UPDATE steps SET state = ?, finished_at = ? "
+                                               "WHERE run_id = ? AND name = ? AND state = ?"));
     RETURN_IF_ERROR(q->Bind(to).Bind(clock_.NowMs()).Bind(run_id).Bind(step).Bind(from).Run());
     changed = db_->Changes() > 0;
     if (!changed) return absl::OkStatus();
@@ -248,14 +253,13 @@ absl::StatusOr<bool> SqliteStateStore::TransitionStep(const std::string& run_id,
 }
 
 absl::StatusOr<bool> SqliteStateStore::TransitionRun(const std::string& run_id,
-                                                     const std::string& from,
-                                                     const std::string& to,
+                                                     const std::string& from, const std::string& to,
                                                      const std::string& error) {
   std::lock_guard lock(mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     bool finished = to != state::kRunning;
-    ASSIGN_OR_RETURN(SqliteStatement* q,
+    ASSIGN_OR_RETURN(SqliteStatement * q,
                      Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
                           "WHERE id = ? AND state = ?"));
     RETURN_IF_ERROR(
@@ -269,7 +273,7 @@ absl::StatusOr<bool> SqliteStateStore::TransitionRun(const std::string& run_id,
 
 absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::QueryTasks(
     const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind) {
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt(Cat("SELECT ", kTaskColumns, " FROM tasks ", sql_tail)));
   bind(*q);
   std::vector<TaskRecord> out;
@@ -302,15 +306,15 @@ absl::StatusOr<TaskRecord> SqliteStateStore::GetTask(const TaskKey& key) {
                      q.Bind(key.run_id).Bind(key.step).Bind(key.index);
                    }));
   if (tasks.empty()) {
-    return absl::NotFoundError(Cat("run ", key.run_id, " has no task ", key.step, "[",
-                                            key.index, "]"));
+    return absl::NotFoundError(
+        Cat("run ", key.run_id, " has no task ", key.step, "[", key.index, "]"));
   }
   return tasks.front();
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(const TaskKey& key) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("SELECT attempt, worker_id, state, failure_class, started_at, "
                         "finished_at, exit_code, error, cpu_seconds, max_rss_kb, log_path, "
                         "output_path FROM attempts WHERE run_id = ? AND step = ? AND idx = ? "
@@ -341,7 +345,7 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(const 
 
 absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("SELECT id, run_id, at, kind, step, idx, message FROM events "
                         "WHERE run_id = ? ORDER BY id"));
   q->Bind(run_id);
@@ -349,8 +353,8 @@ absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std:
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
-    out.push_back({q->Int(0), q->Text(1), q->Int(2), q->Text(3), q->Text(4), q->Int(5),
-                   q->Text(6)});
+    out.push_back(
+        {q->Int(0), q->Text(1), q->Int(2), q->Text(3), q->Text(4), q->Int(5), q->Text(6)});
   }
   return out;
 }
@@ -363,7 +367,7 @@ absl::Status SqliteStateStore::AddEvent(const EventRecord& event) {
 absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
   int64_t now = clock_.NowMs();
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
                         "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
@@ -381,13 +385,13 @@ absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
 
 absl::Status SqliteStateStore::DeregisterWorker(const std::string& worker_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q, Stmt("DELETE FROM workers WHERE id = ?"));
+  ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
   return q->Bind(worker_id).Run();
 }
 
 absl::StatusOr<std::vector<WorkerRecord>> SqliteStateStore::ListWorkers() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement* q,
+  ASSIGN_OR_RETURN(SqliteStatement * q,
                    Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, started_at, "
                         "heartbeat_at FROM workers ORDER BY started_at, id"));
   std::vector<WorkerRecord> out;

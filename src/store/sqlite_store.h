@@ -72,9 +72,8 @@ class SqliteStateStore : public StateStore {
   // Returns a leased task to the queue as an infrastructure failure (reaped or worker gone).
   absl::StatusOr<bool> ReleaseLease(const TaskKey& key, int attempt, int infra_failures,
                                     const std::string& reason, int max_infra_failures);
-  absl::StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& sql_tail,
-                                                     const std::function<void(SqliteStatement&)>&
-                                                         bind);
+  absl::StatusOr<std::vector<TaskRecord>> QueryTasks(
+      const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind);
 
   std::mutex mu_;
   std::unique_ptr<SqliteDb> db_;

@@ -205,7 +205,8 @@ class StateStore {
   virtual absl::StatusOr<int> SchemaVersion() = 0;
 
   // --- runs and steps ---
-  // Creates a run in state running and its steps in state pending. AlreadyExists if the id is taken.
+  // Creates a run in state running and its steps in state pending. AlreadyExists if the id is
+  // taken.
   virtual absl::Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) = 0;
   virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;  // NotFound
   // Newest first.

@@ -1,5 +1,7 @@
 // The StateStore contract: every implementation runs these tests (SQLite today; PostgreSQL
 // joins the list when it lands).
+#include "store/state_store.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,7 +9,6 @@
 #include "common/clock.h"
 #include "common/strings.h"
 #include "store/sqlite_store.h"
-#include "store/state_store.h"
 
 namespace barge {
 namespace {
@@ -40,8 +41,13 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
 
   // A run "r1" with one started step "s" of `n` tasks needing `cpu` each.
   void MakeRun(int n, double cpu = 1, int64_t memory = 0) {
-    RunRecord run{.id = "r1", .pipeline = "p", .spec_path = "/p.yaml", .spec_source = "x",
-                  .params_json = "{}", .root = "/data", .created_at = clock_.NowMs()};
+    RunRecord run{.id = "r1",
+                  .pipeline = "p",
+                  .spec_path = "/p.yaml",
+                  .spec_source = "x",
+                  .params_json = "{}",
+                  .root = "/data",
+                  .created_at = clock_.NowMs()};
     ASSERT_TRUE(store_->CreateRun(run, {{.name = "s", .position = 0}}).ok());
     auto started = store_->StartStep("r1", "s", "[]", n, cpu, memory, [](int64_t i) {
       return NewTask{.index = i, .item_json = std::to_string(i)};
@@ -52,16 +58,23 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
 
   std::vector<TaskRecord> Claim(const std::string& worker, int n, double cpu = 100,
                                 int64_t lease_ms = 10'000) {
-    auto c = store_->Claim({.worker_id = worker, .free_cpu = cpu, .free_memory = 1LL << 40,
-                            .max_tasks = n, .lease_ms = lease_ms});
+    auto c = store_->Claim({.worker_id = worker,
+                            .free_cpu = cpu,
+                            .free_memory = 1LL << 40,
+                            .max_tasks = n,
+                            .lease_ms = lease_ms});
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? *c : std::vector<TaskRecord>{};
   }
 
   Completion Success(const TaskRecord& t, const std::string& worker) {
-    return Completion{.key = t.key, .attempt = t.attempt, .worker_id = worker,
-                      .task_state = state::kSucceeded, .attempt_state = state::kSucceeded,
-                      .exit_code = 0, .outputs_json = R"([{"path":"/o"}])"};
+    return Completion{.key = t.key,
+                      .attempt = t.attempt,
+                      .worker_id = worker,
+                      .task_state = state::kSucceeded,
+                      .attempt_state = state::kSucceeded,
+                      .exit_code = 0,
+                      .outputs_json = R"([{"path":"/o"}])"};
   }
 
   ManualClock clock_{1'700'000'000'000};
@@ -86,9 +99,8 @@ TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
 
 TEST_P(StateStoreContract, StartStepIsIdempotent) {
   MakeRun(4);
-  auto again = store_->StartStep("r1", "s", "[]", 4, 1, 0, [](int64_t i) {
-    return NewTask{.index = i};
-  });
+  auto again =
+      store_->StartStep("r1", "s", "[]", 4, 1, 0, [](int64_t i) { return NewTask{.index = i}; });
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
   auto counts = store_->CountTasks("r1");
@@ -117,8 +129,8 @@ TEST_P(StateStoreContract, ClaimLeasesEachTaskOnce) {
 TEST_P(StateStoreContract, ClaimRespectsCpuAndMemory) {
   MakeRun(4, /*cpu=*/1.5, /*memory=*/1 << 20);
   EXPECT_EQ(Claim("w1", 10, /*cpu=*/3.0).size(), 2u);
-  auto c = store_->Claim({.worker_id = "w2", .free_cpu = 8, .free_memory = (1 << 20) + 5,
-                          .max_tasks = 10});
+  auto c = store_->Claim(
+      {.worker_id = "w2", .free_cpu = 8, .free_memory = (1 << 20) + 5, .max_tasks = 10});
   EXPECT_EQ(c->size(), 1u);
 }
 
@@ -169,9 +181,15 @@ TEST_P(StateStoreContract, HeartbeatExtendsLeasesAndReportsRevocations) {
 TEST_P(StateStoreContract, RetryWaitsForNotBefore) {
   MakeRun(1);
   TaskRecord t = Claim("w1", 1)[0];
-  Completion c{.key = t.key, .attempt = 1, .worker_id = "w1", .task_state = state::kPending,
-               .attempt_state = state::kFailed, .failure_class = failure::kApplication,
-               .charge_retry = true, .not_before = clock_.NowMs() + 5000, .exit_code = 1,
+  Completion c{.key = t.key,
+               .attempt = 1,
+               .worker_id = "w1",
+               .task_state = state::kPending,
+               .attempt_state = state::kFailed,
+               .failure_class = failure::kApplication,
+               .charge_retry = true,
+               .not_before = clock_.NowMs() + 5000,
+               .exit_code = 1,
                .error = "exit code 1"};
   ASSERT_TRUE((*store_->Complete({c}))[0]);
   EXPECT_TRUE(Claim("w1", 1).empty());
@@ -209,9 +227,14 @@ TEST_P(StateStoreContract, ReleaseWorkerRequeuesItsTasksAtOnce) {
 TEST_P(StateStoreContract, RequeueReopensAFailedRun) {
   MakeRun(2);
   std::vector<TaskRecord> t = Claim("w1", 2);
-  Completion fail{.key = t[0].key, .attempt = 1, .worker_id = "w1",
-                  .task_state = state::kFailed, .attempt_state = state::kFailed,
-                  .failure_class = failure::kApplication, .charge_retry = true, .exit_code = 3,
+  Completion fail{.key = t[0].key,
+                  .attempt = 1,
+                  .worker_id = "w1",
+                  .task_state = state::kFailed,
+                  .attempt_state = state::kFailed,
+                  .failure_class = failure::kApplication,
+                  .charge_retry = true,
+                  .exit_code = 3,
                   .error = "exit code 3"};
   ASSERT_TRUE(store_->Complete({fail, Success(t[1], "w1")}).ok());
   ASSERT_TRUE(*store_->TransitionStep("r1", "s", state::kRunning, state::kFailed));
@@ -239,11 +262,11 @@ TEST_P(StateStoreContract, ListsAndFilters) {
 
 INSTANTIATE_TEST_SUITE_P(
     Implementations, StateStoreContract,
-    ::testing::Values(Impl{"sqlite",
-                           [](const std::string& dir, Clock& clock)
-                               -> absl::StatusOr<std::unique_ptr<StateStore>> {
-                             return OpenStateStore(dir + "/state.db", clock);
-                           }}),
+    ::testing::Values(Impl{
+        "sqlite",
+        [](const std::string& dir, Clock& clock) -> absl::StatusOr<std::unique_ptr<StateStore>> {
+          return OpenStateStore(dir + "/state.db", clock);
+        }}),
     [](const ::testing::TestParamInfo<Impl>& info) { return info.param.name; });
 
 }  // namespace

@@ -1,10 +1,10 @@
-#include "common/strings.h"
+#include <filesystem>
+
 #include "common/fs.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "store/sqlite_store.h"
 #include "store/state_store.h"
-
-#include <filesystem>
 
 namespace barge {
 

@@ -15,9 +15,8 @@ int64_t RetryDelayMs(int64_t base_ms, int failures, std::mt19937_64& rng) {
   return static_cast<int64_t>(delay * jitter(rng));
 }
 
-Completion DecideCompletion(const TaskRecord& task, const Step& step,
-                            const AttemptOutcome& outcome, int64_t now_ms, int max_infra_failures,
-                            std::mt19937_64& rng) {
+Completion DecideCompletion(const TaskRecord& task, const Step& step, const AttemptOutcome& outcome,
+                            int64_t now_ms, int max_infra_failures, std::mt19937_64& rng) {
   Completion c;
   c.key = task.key;
   c.attempt = task.attempt;
@@ -38,8 +37,8 @@ Completion DecideCompletion(const TaskRecord& task, const Step& step,
     c.infra_failure = true;
     c.task_state = task.infra_failures + 1 > max_infra_failures ? state::kFailed : state::kPending;
     if (c.task_state == state::kFailed) {
-      c.error = Cat(c.error, "; gave up after ", task.infra_failures + 1,
-                    " infrastructure failures");
+      c.error =
+          Cat(c.error, "; gave up after ", task.infra_failures + 1, " infrastructure failures");
     }
     return c;
   }

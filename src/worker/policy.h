@@ -20,8 +20,7 @@ namespace barge {
 // scaled by a random factor in [0.5, 1).
 int64_t RetryDelayMs(int64_t base_ms, int failures, std::mt19937_64& rng);
 
-Completion DecideCompletion(const TaskRecord& task, const Step& step,
-                            const AttemptOutcome& outcome, int64_t now_ms, int max_infra_failures,
-                            std::mt19937_64& rng);
+Completion DecideCompletion(const TaskRecord& task, const Step& step, const AttemptOutcome& outcome,
+                            int64_t now_ms, int max_infra_failures, std::mt19937_64& rng);
 
 }  // namespace barge

@@ -92,8 +92,8 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   posix_spawnattr_setsigmask(&attr, &none);    // the worker blocks signals in its threads
   posix_spawnattr_setsigdefault(&attr, &all);  // and may ignore some; the task gets defaults
   posix_spawnattr_setpgroup(&attr, 0);         // its own group, so the whole tree can be stopped
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
@@ -145,8 +145,8 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   } else if (result.cancelled) {
     result.error = "stopped";
   } else if (result.term_signal != 0) {
-    result.error = Cat("killed by signal ", result.term_signal, " (", strsignal(result.term_signal),
-                       ")");
+    result.error =
+        Cat("killed by signal ", result.term_signal, " (", strsignal(result.term_signal), ")");
   } else if (result.exit_code != 0) {
     result.error = Cat("exit code ", result.exit_code);
   }

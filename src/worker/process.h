@@ -38,21 +38,21 @@ struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH if it has no '/'
   std::vector<std::string> env;   // the complete environment, "NAME=value"
   std::string cwd;
-  std::string log_path;      // created or appended to; stdout and stderr
-  int64_t timeout_ms = 0;    // 0: none
+  std::string log_path;    // created or appended to; stdout and stderr
+  int64_t timeout_ms = 0;  // 0: none
   int64_t kill_grace_ms = 10'000;
 };
 
 struct ProcessResult {
-  bool started = false;    // false: spawn failed, see error
-  int exit_code = -1;      // when exited normally
-  int term_signal = 0;     // when killed by a signal
+  bool started = false;  // false: spawn failed, see error
+  int exit_code = -1;    // when exited normally
+  int term_signal = 0;   // when killed by a signal
   bool timed_out = false;
   bool cancelled = false;
   double cpu_seconds = 0;  // user + system, including reaped descendants
   int64_t max_rss_kb = 0;
   int64_t wall_ms = 0;
-  std::string error;       // why it failed to start, or a description of how it ended
+  std::string error;  // why it failed to start, or a description of how it ended
   bool Succeeded() const { return started && exit_code == 0 && !timed_out && !cancelled; }
 };
 

@@ -59,8 +59,7 @@ TEST_F(ProcessTest, CapturesOutputExitCodeAndWorkingDirectory) {
 
 TEST_F(ProcessTest, RecordsCpuAndMemory) {
   CancelToken cancel;
-  ProcessResult r = runner_.Run(Shell("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"),
-                                cancel);
+  ProcessResult r = runner_.Run(Shell("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"), cancel);
   EXPECT_TRUE(r.Succeeded());
   EXPECT_GT(r.cpu_seconds, 0.01);
   EXPECT_GT(r.max_rss_kb, 100);

@@ -41,7 +41,8 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
   if (inputs.is_array()) {
     for (const auto& in : inputs) {
-      if (in.is_object() && in.contains("path")) out.inputs.push_back(in["path"].get<std::string>());
+      if (in.is_object() && in.contains("path"))
+        out.inputs.push_back(in["path"].get<std::string>());
     }
   }
 
@@ -116,8 +117,7 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
 }  // namespace
 
 AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
-                          const AttemptPaths& paths, const CancelToken& cancel,
-                          bool keep_scratch) {
+                          const AttemptPaths& paths, const CancelToken& cancel, bool keep_scratch) {
   AttemptOutcome outcome;
   auto setup_failed = [&](const absl::Status& s) {
     outcome.infra_failure = true;

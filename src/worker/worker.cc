@@ -26,10 +26,10 @@ absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra
   int64_t released = 0;
   for (const WorkerRecord& w : workers) {
     if (w.host != host || LocalProcessAlive(w.pid, w.pid_start)) continue;
-    ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(
-                                    w.id, Cat("worker ", w.id, " is gone (process ", w.pid,
-                                              " on ", host, " no longer exists)"),
-                                    max_infra_failures));
+    ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(w.id,
+                                                    Cat("worker ", w.id, " is gone (process ",
+                                                        w.pid, " on ", host, " no longer exists)"),
+                                                    max_infra_failures));
     released += n;
   }
   return released;
@@ -113,8 +113,8 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
       ASSIGN_OR_RETURN(RunContext * ctx, ContextFor(r.task.key.run_id));
       const Step* step = ctx->pipeline->FindStep(r.task.key.step);
       if (step == nullptr) return absl::InternalError(Cat("no step ", r.task.key.step));
-      Completion c = DecideCompletion(r.task, *step, f.outcome, now,
-                                      options_.max_infra_failures, rng_);
+      Completion c =
+          DecideCompletion(r.task, *step, f.outcome, now, options_.max_infra_failures, rng_);
       c.worker_id = options_.id;
       c.log_path = r.paths.log_path;
       c.output_path = r.paths.output_dir;

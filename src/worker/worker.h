@@ -34,10 +34,10 @@ struct WorkerOptions {
   std::string scratch_dir;            // local working directories of attempts
   int64_t lease_ms = 60'000;
   int64_t heartbeat_ms = 2'000;
-  int64_t idle_poll_ms = 200;         // how often to look for work when there is none
+  int64_t idle_poll_ms = 200;  // how often to look for work when there is none
   int max_infra_failures = 10;
-  int64_t tick_ms = 1'000;            // how often on_tick is called
-  std::function<void()> on_tick;      // progress display
+  int64_t tick_ms = 1'000;        // how often on_tick is called
+  std::function<void()> on_tick;  // progress display
 };
 
 // A worker id unique across hosts and time: "<host>-<pid>-<random>".
