@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/strings.h"
+#include "common/temp_dir.h"
 
 namespace barge {
 namespace {
@@ -14,15 +15,9 @@ namespace {
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           Cat("engine-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-               ::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     store_ = std::move(OpenStateStore((dir_ / "state.db").string(), clock_).value());
     engine_ = std::make_unique<Engine>(*store_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Create(const std::string& yaml) {
     absl::StatusOr<Pipeline> p = ParsePipeline(yaml, (dir_ / "p.yaml").string(), {});
@@ -62,7 +57,8 @@ class EngineTest : public ::testing::Test {
   }
 
   ManualClock clock_{1'700'000'000'000};
-  std::filesystem::path dir_;
+  ScopedTempDir temp_{"engine"};
+  const std::filesystem::path& dir_ = temp_.path();
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Engine> engine_;
 };

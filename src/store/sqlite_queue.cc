@@ -228,41 +228,49 @@ absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int atte
   return true;
 }
 
-namespace {
-
-struct Lease {
-  TaskKey key;
-  int attempt;
-  int infra_failures;
-  std::string owner;
-};
-
-}  // namespace
+absl::StatusOr<int64_t> SqliteStateStore::ReleaseLeases(
+    const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+    const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures) {
+  struct Lease {
+    TaskKey key;
+    int attempt;
+    int infra_failures;
+    std::string owner;
+  };
+  ASSIGN_OR_RETURN(SqliteStatement * q,
+                   Stmt(Cat("SELECT run_id, step, idx, attempt, infra_failures, lease_owner "
+                            "FROM tasks WHERE state = 'running' AND ",
+                            where)));
+  bind(*q);
+  std::vector<Lease> leases;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    leases.push_back({{q->Text(0), q->Text(1), q->Int(2)},
+                      static_cast<int>(q->Int(3)),
+                      static_cast<int>(q->Int(4)),
+                      q->Text(5)});
+  }
+  q->Reset();
+  int64_t released = 0;
+  for (const Lease& l : leases) {
+    ASSIGN_OR_RETURN(bool ok, ReleaseLease(l.key, l.attempt, l.infra_failures, reason(l.owner),
+                                           max_infra_failures));
+    released += ok ? 1 : 0;
+  }
+  return released;
+}
 
 absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
   std::lock_guard lock(mu_);
   int64_t reaped = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement * q,
-                     Stmt("SELECT run_id, step, idx, attempt, infra_failures, lease_owner "
-                          "FROM tasks WHERE state = 'running' AND lease_expires_at < ?"));
-    q->Bind(clock_.NowMs());
-    std::vector<Lease> expired;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q->Step());
-      if (!row) break;
-      expired.push_back({{q->Text(0), q->Text(1), q->Int(2)},
-                         static_cast<int>(q->Int(3)),
-                         static_cast<int>(q->Int(4)),
-                         q->Text(5)});
-    }
-    q->Reset();
-    for (const Lease& l : expired) {
-      ASSIGN_OR_RETURN(bool released, ReleaseLease(l.key, l.attempt, l.infra_failures,
-                                                   Cat("lease expired (worker ", l.owner, " lost)"),
-                                                   max_infra_failures));
-      reaped += released ? 1 : 0;
-    }
+    ASSIGN_OR_RETURN(
+        reaped,
+        ReleaseLeases(
+            "lease_expires_at < ?", [&](SqliteStatement& q) { q.Bind(clock_.NowMs()); },
+            [](const std::string& owner) { return Cat("lease expired (worker ", owner, " lost)"); },
+            max_infra_failures));
     return absl::OkStatus();
   }));
   return reaped;
@@ -272,31 +280,16 @@ absl::StatusOr<int64_t> SqliteStateStore::ReleaseWorker(const std::string& worke
                                                         const std::string& reason,
                                                         int max_infra_failures) {
   std::lock_guard lock(mu_);
-  int64_t released_count = 0;
+  int64_t released = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement * q,
-                     Stmt("SELECT run_id, step, idx, attempt, infra_failures FROM tasks "
-                          "WHERE lease_owner = ? AND state = 'running'"));
-    q->Bind(worker_id);
-    std::vector<Lease> held;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, q->Step());
-      if (!row) break;
-      held.push_back({{q->Text(0), q->Text(1), q->Int(2)},
-                      static_cast<int>(q->Int(3)),
-                      static_cast<int>(q->Int(4)),
-                      worker_id});
-    }
-    q->Reset();
-    for (const Lease& l : held) {
-      ASSIGN_OR_RETURN(bool released, ReleaseLease(l.key, l.attempt, l.infra_failures, reason,
-                                                   max_infra_failures));
-      released_count += released ? 1 : 0;
-    }
+    ASSIGN_OR_RETURN(released,
+                     ReleaseLeases(
+                         "lease_owner = ?", [&](SqliteStatement& q) { q.Bind(worker_id); },
+                         [&](const std::string&) { return reason; }, max_infra_failures));
     ASSIGN_OR_RETURN(SqliteStatement * del, Stmt("DELETE FROM workers WHERE id = ?"));
     return del->Bind(worker_id).Run();
   }));
-  return released_count;
+  return released;
 }
 
 absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id,

@@ -72,6 +72,11 @@ class SqliteStateStore : public StateStore {
   // Returns a leased task to the queue as an infrastructure failure (reaped or worker gone).
   absl::StatusOr<bool> ReleaseLease(const TaskKey& key, int attempt, int infra_failures,
                                     const std::string& reason, int max_infra_failures);
+  // Releases every running task's lease matching `where` (bound by `bind`), each with the reason
+  // `reason(lease_owner)`. Returns how many were released.
+  absl::StatusOr<int64_t> ReleaseLeases(
+      const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+      const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures);
   absl::StatusOr<std::vector<TaskRecord>> QueryTasks(
       const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind);
 

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/strings.h"
+#include "common/temp_dir.h"
 #include "store/sqlite_store.h"
 
 namespace barge {
@@ -20,21 +21,11 @@ struct Impl {
 
 class StateStoreContract : public ::testing::TestWithParam<Impl> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           Cat("store-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-               ::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { Reopen(); }
+  void TearDown() override { store_.reset(); }
   void Reopen() {
     store_.reset();
-    auto s = GetParam().open(dir_.string(), clock_);
+    auto s = GetParam().open(dir_.path().string(), clock_);
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
@@ -78,7 +69,7 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
   }
 
   ManualClock clock_{1'700'000'000'000};
-  std::filesystem::path dir_;
+  ScopedTempDir dir_{"store"};
   std::unique_ptr<StateStore> store_;
 };
 

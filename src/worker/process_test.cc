@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "common/strings.h"
+#include "common/temp_dir.h"
 #include "worker/policy.h"
 
 namespace barge {
@@ -24,15 +25,6 @@ bool Running(int64_t pid) {
 
 class ProcessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           Cat("proc-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-               ::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   ProcessSpec Shell(const std::string& command) {
     ProcessSpec spec;
     spec.argv = {"/bin/sh", "-c", command};
@@ -43,7 +35,8 @@ class ProcessTest : public ::testing::Test {
   }
   std::string Log() { return ReadFile((dir_ / "log").string()).value_or(""); }
 
-  std::filesystem::path dir_;
+  ScopedTempDir temp_{"proc"};
+  const std::filesystem::path& dir_ = temp_.path();
   PosixProcessRunner runner_;
 };
 
