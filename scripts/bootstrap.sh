@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages barge builds and tests with. Idempotent: when everything is
-# already installed it only asks dpkg and returns in a fraction of a second.
+# Installs the Debian packages barge builds and tests with, and DuckDB from the npm registry.
+# Idempotent: when everything is in place it only asks dpkg and returns in a fraction of a second.
 set -euo pipefail
 
 packages=(
@@ -8,10 +8,14 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
   libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev
+  nodejs npm
 )
 
 missing=()
+# Node.js and npm may come from elsewhere than Debian (a newer release); either will do.
+command -v npm >/dev/null 2>&1 && packages=("${packages[@]/nodejs/}") && packages=("${packages[@]/npm/}")
 for p in "${packages[@]}"; do
+  [ -n "$p" ] || continue
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
@@ -25,3 +29,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
+
+"$(dirname "$0")/fetch_duckdb.sh"

@@ -1,0 +1,52 @@
+// A SQL engine behind barge's own narrow interface. The one implementation is embedded DuckDB,
+// used only through its stable C API.
+//
+//   ASSIGN_OR_RETURN(auto db, OpenDuckDb({.threads = 2, .memory_limit = 1 << 30}));
+//   ASSIGN_OR_RETURN(SqlResult r, db->Query("SELECT 42 AS answer"));
+//   r.rows[0][0] == "42"
+//
+// Errors keep DuckDB's message, with a status code by class: InvalidArgument for SQL the
+// engine rejects (syntax, unknown names, bad casts), DataLoss for unreadable or corrupt input
+// data (I/O and invalid-input errors), ResourceExhausted for out of memory, Internal otherwise.
+//
+// Thread-safety: a session is used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace barge {
+
+struct SqlResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;  // values as text; nullopt is NULL
+};
+
+class SqlSession {
+ public:
+  virtual ~SqlSession() = default;
+  // Runs one or more statements; returns the last one's result.
+  virtual absl::StatusOr<SqlResult> Query(std::string_view sql) = 0;
+  // Checks that `sql` parses as exactly one statement, without running or binding it.
+  virtual absl::Status CheckSyntax(std::string_view sql) = 0;
+};
+
+struct SqlOptions {
+  int threads = 0;            // 0: the engine's default (all cores)
+  int64_t memory_limit = 0;   // bytes; 0: the engine's default
+  std::string temp_dir;       // where to spill; empty: the engine's default
+};
+
+// An in-memory DuckDB database and a connection to it.
+absl::StatusOr<std::unique_ptr<SqlSession>> OpenDuckDb(const SqlOptions& options);
+
+// `text` as a SQL string literal: O'Brien -> 'O''Brien'. Used for every path barge puts in SQL.
+std::string SqlQuote(std::string_view text);
+
+}  // namespace barge
