@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "sql/sql_task.h"
 
 namespace barge {
 namespace {
@@ -110,6 +111,12 @@ int Main(int argc, char** argv) {
   exec_cmd->add_flag("--keep", keep, "keep the working directory afterwards");
   AddLocations(exec_cmd, where);
 
+  // Internal: the child process of a SQL task (see sql/sql_task.h). Not shown in --help.
+  std::string sql_spec;
+  CLI::App* sql_cmd = app.add_subcommand("__sql", "");
+  sql_cmd->group("");
+  sql_cmd->add_option("spec", sql_spec)->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -117,6 +124,7 @@ int Main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  if (sql_cmd->parsed()) return RunSqlTask(sql_spec);
   if (run_cmd->parsed()) return CmdRun(where, run);
   if (validate_cmd->parsed()) return CmdValidate(validate_file, validate_params);
   if (runs_cmd->parsed()) return CmdRuns(where, json, limit);

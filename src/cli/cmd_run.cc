@@ -129,6 +129,7 @@ absl::StatusOr<Pipeline> LoadChecked(const std::string& file,
   ASSIGN_OR_RETURN(ParamOverrides params, ParseParamFlags(param_flags));
   ASSIGN_OR_RETURN(Pipeline p, LoadPipeline(file, params));
   RETURN_IF_ERROR(CheckInputs(p));
+  RETURN_IF_ERROR(CheckSql(p));
   return p;
 }
 

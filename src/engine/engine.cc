@@ -11,8 +11,34 @@ namespace {
 
 constexpr int kMaxPassesPerAdvance = 64;
 
-bool IsFinalStepState(const std::string& s) {
-  return s == state::kSucceeded || s == state::kFailed || s == state::kCancelled;
+// Groups a partitioned step's outputs by bucket: a file written for bucket i lives under a
+// "barge_bucket=i/" directory. A bucket no upstream task wrote to gets one schema-only entry (any
+// other bucket's file), so that its reader still sees the right columns and zero rows.
+absl::StatusOr<std::vector<nlohmann::json>> GroupByBucket(const std::vector<TaskRecord>& upstream,
+                                                          int64_t buckets) {
+  std::vector<nlohmann::json> by_bucket(static_cast<size_t>(buckets), nlohmann::json::array());
+  std::string any_file;
+  for (const TaskRecord& t : upstream) {
+    nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+    if (!outs.is_array()) continue;
+    for (const auto& o : outs) {
+      std::string path = o.value("path", "");
+      size_t at = path.find("/barge_bucket=");
+      if (at == std::string::npos) continue;
+      int64_t b = std::strtoll(path.c_str() + at + 14, nullptr, 10);
+      if (b < 0 || b >= buckets) {
+        return absl::InternalError(Cat("output ", path, " names bucket ", b, " of ", buckets));
+      }
+      by_bucket[static_cast<size_t>(b)].push_back(o);
+      if (any_file.empty()) any_file = path;
+    }
+  }
+  if (!any_file.empty()) {
+    for (auto& files : by_bucket) {
+      if (files.empty()) files.push_back({{"path", any_file}, {"schema_only", true}});
+    }
+  }
+  return by_bucket;
 }
 
 }  // namespace
@@ -172,22 +198,32 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
   nlohmann::json shared = nlohmann::json::array();
   std::vector<TaskRecord> upstream;
   std::vector<std::string> files;
+  std::vector<nlohmann::json> bucket_inputs;  // kBuckets: the files of bucket i, by i
   int64_t count = 1;
+  auto fail_run = [&](const std::string& why) -> absl::Status {
+    ASSIGN_OR_RETURN(bool moved,
+                     store_.TransitionRun(run.id, state::kRunning, state::kFailed, why));
+    changed |= moved;
+    return absl::OkStatus();
+  };
   switch (step.foreach.kind) {
     case ForeachKind::kOutputs: {
       ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
       count = static_cast<int64_t>(upstream.size());
       break;
     }
+    case ForeachKind::kBuckets: {
+      const Step* up = pipeline.FindStep(step.foreach.step);
+      count = up != nullptr ? up->partition.buckets : 0;
+      ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
+      ASSIGN_OR_RETURN(bucket_inputs, GroupByBucket(upstream, count));
+      break;
+    }
     case ForeachKind::kFiles: {
       ASSIGN_OR_RETURN(files, GlobFiles(step.foreach.pattern));
       if (files.empty()) {
-        ASSIGN_OR_RETURN(bool moved,
-                         store_.TransitionRun(run.id, state::kRunning, state::kFailed,
-                                              Cat("step ", step.name, ": files(\"",
-                                                  step.foreach.pattern, "\") matches no files")));
-        changed |= moved;
-        return absl::OkStatus();
+        return fail_run(
+            Cat("step ", step.name, ": files(\"", step.foreach.pattern, "\") matches no files"));
       }
       count = static_cast<int64_t>(files.size());
       break;
@@ -201,34 +237,60 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     case ForeachKind::kNone:
       break;
   }
-  if (step.foreach.kind != ForeachKind::kOutputs) {
+  auto add_outputs = [&](const std::vector<TaskRecord>& done, const std::string& view) {
+    for (const TaskRecord& t : done) {
+      nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+      if (!outs.is_array()) continue;
+      for (auto& o : outs) {
+        if (!view.empty()) o["view"] = view;
+        shared.push_back(std::move(o));
+      }
+    }
+  };
+  if (!step.inputs.empty()) {
+    // Named inputs replace the default "everything the step needs".
+    for (const NamedInput& in : step.inputs) {
+      if (in.source.kind == ForeachKind::kOutputs) {
+        ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(in.source.step));
+        add_outputs(done, in.name);
+      } else {
+        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobFiles(in.source.pattern));
+        if (matched.empty()) {
+          return fail_run(Cat("step ", step.name, ": inputs.", in.name, ": files(\"",
+                              in.source.pattern, "\") matches no files"));
+        }
+        for (const std::string& f : matched) shared.push_back({{"path", f}, {"view", in.name}});
+      }
+    }
+  } else if (step.foreach.kind != ForeachKind::kOutputs &&
+             step.foreach.kind != ForeachKind::kBuckets) {
     for (const Step& s : pipeline.steps) {
       if (std::find(step.needs.begin(), step.needs.end(), s.name) == step.needs.end()) continue;
       ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(s.name));
-      for (const TaskRecord& t : done) {
-        nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
-        if (outs.is_array()) {
-          for (auto& o : outs) shared.push_back(std::move(o));
-        }
-      }
+      add_outputs(done, "");
     }
   }
   auto make_task = [&](int64_t i) {
     NewTask t;
     t.index = i;
+    size_t n = static_cast<size_t>(i);
     switch (step.foreach.kind) {
       case ForeachKind::kRange:
         t.item_json = std::to_string(i);
         break;
       case ForeachKind::kList:
-        t.item_json = step.foreach.items[static_cast<size_t>(i)].dump();
+        t.item_json = step.foreach.items[n].dump();
         break;
       case ForeachKind::kFiles:
-        t.item_json = nlohmann::json(files[static_cast<size_t>(i)]).dump();
-        t.inputs_json = nlohmann::json::array({{{"path", files[static_cast<size_t>(i)]}}}).dump();
+        t.item_json = nlohmann::json(files[n]).dump();
+        t.inputs_json = nlohmann::json::array({{{"path", files[n]}}}).dump();
         break;
       case ForeachKind::kOutputs:
-        t.inputs_json = upstream[static_cast<size_t>(i)].outputs_json;
+        t.inputs_json = upstream[n].outputs_json;
+        break;
+      case ForeachKind::kBuckets:
+        t.item_json = std::to_string(i);
+        t.inputs_json = bucket_inputs[n].dump();
         break;
       case ForeachKind::kNone:
         break;

@@ -13,6 +13,7 @@
 #include "common/units.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
+#include "sql/sql_engine.h"
 #include "yaml-cpp/yaml.h"
 
 namespace barge {
@@ -278,11 +279,17 @@ class Parser {
     }
     if (!node.IsScalar()) {
       diag_.Error(node, Cat(where,
-                            " must be range(N), files(\"glob\"), outputs(step) or "
-                            "a list, not ",
+                            " must be range(N), files(\"glob\"), outputs(step), buckets(step) "
+                            "or a list, not ",
                             TypeName(node)));
       return;
     }
+    ParseSourceExpr(node, where, step.foreach);
+  }
+
+  // Parses range(N), files("glob"), outputs(step) or buckets(step) into `out`.
+  void ParseSourceExpr(const YAML::Node& node, const std::string& where, Foreach& out) {
+    out.location = LocationOf(node);
     for (const Placeholder& p : FindPlaceholders(node.Scalar())) {
       if (p.kind != Placeholder::kParam || !param_map_.contains(p.key)) {
         diag_.Error(node, Cat(where, ": only declared {params.NAME} may appear here"));
@@ -293,36 +300,165 @@ class Parser {
     std::smatch m;
     static const std::regex kRange(R"(\s*range\(\s*([^)]*?)\s*\)\s*)");
     static const std::regex kFiles(R"re(\s*files\(\s*"(.*)"\s*\)\s*)re");
-    static const std::regex kOutputs(R"(\s*outputs\(\s*([^)]*?)\s*\)\s*)");
+    static const std::regex kStepRef(R"(\s*(outputs|buckets)\(\s*([^)]*?)\s*\)\s*)");
     if (std::regex_match(expr, m, kRange)) {
-      step.foreach.kind = ForeachKind::kRange;
+      out.kind = ForeachKind::kRange;
       std::optional<int64_t> n = ParseInteger(m[1].str());
       if (!n || *n < 0 || *n > kMaxRange) {
         diag_.Error(node, Cat(where, ": range(", m[1].str(),
                               "): expected a whole number from 0 to ", kMaxRange));
         return;
       }
-      step.foreach.count = *n;
+      out.count = *n;
     } else if (std::regex_match(expr, m, kFiles)) {
-      step.foreach.kind = ForeachKind::kFiles;
+      out.kind = ForeachKind::kFiles;
       std::string pattern = m[1].str();
       if (pattern.empty()) {
         diag_.Error(node, Cat(where, ": files(\"\") needs a glob"));
         return;
       }
-      step.foreach.pattern = pattern.starts_with("/")
-                                 ? pattern
-                                 : (std::filesystem::path(pipeline_.dir) / pattern).string();
-    } else if (std::regex_match(expr, m, kOutputs)) {
-      step.foreach.kind = ForeachKind::kOutputs;
-      step.foreach.step = m[1].str();
-      if (!IsValidName(step.foreach.step)) {
-        diag_.Error(node, Cat(where, ": outputs(", step.foreach.step, "): expected a step name"));
+      out.pattern = pattern.starts_with("/")
+                        ? pattern
+                        : (std::filesystem::path(pipeline_.dir) / pattern).string();
+    } else if (std::regex_match(expr, m, kStepRef)) {
+      out.kind = m[1].str() == "outputs" ? ForeachKind::kOutputs : ForeachKind::kBuckets;
+      out.step = m[2].str();
+      if (!IsValidName(out.step)) {
+        diag_.Error(node, Cat(where, ": ", m[1].str(), "(", out.step, "): expected a step name"));
       }
     } else {
       diag_.Error(node, Cat(where, ": \"", expr,
-                            "\" is not range(N), files(\"glob\"), outputs(step) or a "
-                            "list"));
+                            "\" is not range(N), files(\"glob\"), outputs(step), buckets(step) "
+                            "or a list"));
+    }
+  }
+
+  void ParseSql(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": sql");
+    if (!ExpectScalar(node, where, diag_)) return;
+    step.sql = node.Scalar();
+    step.sql_location = LocationOf(node);
+    if (Trim(step.sql).empty()) diag_.Error(node, Cat(where, " is empty"));
+  }
+
+  void ParseInputs(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": inputs");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map of view name: outputs(step) or files(\"glob\")"));
+      return;
+    }
+    ForEachEntry(node, where, {}, diag_,
+                 [&](const std::string& name, const YAML::Node& k, const YAML::Node& v) {
+                   if (!IsEnvName(name) || name == "input") {
+                     diag_.Error(k, Cat(where, ": \"", name,
+                                        "\" is not a usable view name (letters, digits, '_'; "
+                                        "not \"input\")"));
+                     return;
+                   }
+                   if (!ExpectScalar(v, Cat(where, ".", name), diag_)) return;
+                   NamedInput in{.name = name};
+                   ParseSourceExpr(v, Cat(where, ".", name), in.source);
+                   if (in.source.kind != ForeachKind::kOutputs &&
+                       in.source.kind != ForeachKind::kFiles &&
+                       in.source.kind != ForeachKind::kNone) {
+                     diag_.Error(v, Cat(where, ".", name,
+                                        ": a named input is outputs(step) or files(\"glob\")"));
+                     return;
+                   }
+                   step.inputs.push_back(std::move(in));
+                 });
+  }
+
+  void ParseRead(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": read");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map like {format: csv, delimiter: \";\"}"));
+      return;
+    }
+    ForEachEntry(node, where, {"format", "delimiter", "header"}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+                   const std::string& text = v.Scalar();
+                   if (key == "format") {
+                     static const std::set<std::string> kFormats = {"csv", "tsv", "parquet",
+                                                                    "json", "ndjson"};
+                     if (!kFormats.contains(text)) {
+                       diag_.Error(v, Cat(where, ".format: \"", text,
+                                          "\" is not csv, tsv, parquet, json or ndjson"));
+                     }
+                     step.read.format = text;
+                   } else if (key == "delimiter") {
+                     if (text.size() != 1) {
+                       diag_.Error(v, Cat(where, ".delimiter must be one character"));
+                     }
+                     step.read.delimiter = text;
+                   } else if (text == "true" || text == "false") {
+                     step.read.header = text == "true" ? 1 : 0;
+                   } else {
+                     diag_.Error(v, Cat(where, ".header must be true or false"));
+                   }
+                 });
+  }
+
+  void ParseOutput(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": output");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map like {format: parquet, compression: zstd}"));
+      return;
+    }
+    bool compression_given = false;
+    ForEachEntry(node, where, {"format", "compression"}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+                   const std::string& text = v.Scalar();
+                   if (key == "format") {
+                     if (text != "parquet" && text != "csv" && text != "json") {
+                       diag_.Error(v, Cat(where, ".format: \"", text,
+                                          "\" is not parquet, csv or json"));
+                     }
+                     step.output.format = text;
+                   } else {
+                     if (text != "zstd" && text != "snappy" && text != "none") {
+                       diag_.Error(v, Cat(where, ".compression: \"", text,
+                                          "\" is not zstd, snappy or none"));
+                     }
+                     step.output.compression = text;
+                     compression_given = true;
+                   }
+                 });
+    if (step.output.format != "parquet") {
+      if (compression_given && step.output.compression != "none") {
+        diag_.Error(node, Cat(where, ": compression applies to parquet only"));
+      }
+      step.output.compression = "none";
+    }
+  }
+
+  void ParsePartition(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": partition");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map like {by: user_id, buckets: 8}"));
+      return;
+    }
+    ForEachEntry(node, where, {"by", "buckets"}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+                   if (key == "by") {
+                     step.partition.by = v.Scalar();
+                     return;
+                   }
+                   std::string text = SubstituteParams(v.Scalar());
+                   std::optional<int64_t> n = ParseInteger(text);
+                   if (!n || *n < 1 || *n > 100'000) {
+                     diag_.Error(v, Cat(where, ".buckets: \"", text,
+                                        "\" is not a whole number from 1 to 100000"));
+                     return;
+                   }
+                   step.partition.buckets = *n;
+                 });
+    if (step.partition.by.empty()) diag_.Error(node, Cat(where, ": missing required key \"by\""));
+    if (step.partition.buckets == 0) {
+      diag_.Error(node, Cat(where, ": missing required key \"buckets\""));
     }
   }
 
@@ -398,12 +534,12 @@ class Parser {
     step.location = LocationOf(node);
     if (node["name"] && node["name"].IsScalar()) step.name = node["name"].Scalar();
     std::string where = step.name.empty() ? "step" : Cat("step \"", step.name, "\"");
-    std::optional<YAML::Node> run_node, run_key, foreach_node;
+    std::optional<YAML::Node> run_node, run_key, foreach_node, inputs_node, partition_node;
     std::vector<std::pair<YAML::Node, std::string>> templates;
     ForEachEntry(
         node, where,
-        {"name", "description", "needs", "foreach", "run", "env", "resources", "retries",
-         "retry_delay", "timeout"},
+        {"name", "description", "needs", "foreach", "run", "sql", "inputs", "read", "output",
+         "partition", "env", "resources", "retries", "retry_delay", "timeout"},
         diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
           if (key == "name") {
             if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
@@ -430,6 +566,16 @@ class Parser {
           } else if (key == "run") {
             run_node.emplace(v);
             run_key.emplace(k);
+          } else if (key == "sql") {
+            ParseSql(v, step);
+          } else if (key == "inputs") {
+            inputs_node.emplace(v);
+          } else if (key == "read") {
+            ParseRead(v, step);
+          } else if (key == "output") {
+            ParseOutput(v, step);
+          } else if (key == "partition") {
+            partition_node.emplace(v);
           } else if (key == "env") {
             if (!v.IsMap()) {
               diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
@@ -480,9 +626,30 @@ class Parser {
         std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
       step.needs.push_back(step.foreach.step);  // outputs(x) implies needs: x
     }
-    if (!run_node) {
-      diag_.Error(node, Cat(where, ": missing required key \"run\""));
-    } else {
+    if (inputs_node) ParseInputs(*inputs_node, step);
+    if (partition_node) ParsePartition(*partition_node, step);
+    for (const NamedInput& in : step.inputs) {
+      if (in.source.kind == ForeachKind::kOutputs &&
+          std::find(step.needs.begin(), step.needs.end(), in.source.step) == step.needs.end()) {
+        step.needs.push_back(in.source.step);  // outputs(x) implies needs: x
+      }
+    }
+    if (step.foreach.kind == ForeachKind::kBuckets &&
+        std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
+      step.needs.push_back(step.foreach.step);
+    }
+    if (!step.is_sql()) {
+      for (const char* key : {"inputs", "read", "output", "partition"}) {
+        if (node[key]) {
+          diag_.Error(node[key], Cat(where, ": ", key, " applies to sql steps only"));
+        }
+      }
+    }
+    if (run_node && step.is_sql()) {
+      diag_.Error(*run_key, Cat(where, ": a step has either run or sql, not both"));
+    } else if (!run_node && !step.is_sql()) {
+      diag_.Error(node, Cat(where, ": missing required key \"run\" (or \"sql\")"));
+    } else if (run_node) {
       ParseRun(*run_node, step, *run_key);
       if (step.shell) {
         templates.emplace_back(*run_node, step.command);
@@ -513,12 +680,22 @@ class Parser {
           if (auto it = needs_nodes_.find(s.name); it != needs_nodes_.end()) {
             at = LocationOf(it->second);
           }
-          if (s.foreach.kind == ForeachKind::kOutputs && s.foreach.step == need) {
+          if ((s.foreach.kind == ForeachKind::kOutputs || s.foreach.kind == ForeachKind::kBuckets) &&
+              s.foreach.step == need) {
             at = s.foreach.location;
           }
           diag_.Error(at, Cat("step \"", s.name, "\" needs \"", need,
                               "\", which is not a step of this pipeline"));
         }
+      }
+    }
+    for (const Step& s : pipeline_.steps) {
+      if (s.foreach.kind != ForeachKind::kBuckets) continue;
+      auto up = by_name.find(s.foreach.step);
+      if (up != by_name.end() && up->second->partition.buckets == 0) {
+        diag_.Error(s.foreach.location,
+                    Cat("step \"", s.name, "\": buckets(", s.foreach.step, "): step \"",
+                        s.foreach.step, "\" has no partition: {by, buckets}"));
       }
     }
     if (!diag_.ok()) return;
@@ -581,12 +758,34 @@ absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverri
 absl::Status CheckInputs(const Pipeline& pipeline) {
   std::vector<std::string> errors;
   for (const Step& s : pipeline.steps) {
-    if (s.foreach.kind != ForeachKind::kFiles) continue;
-    ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(s.foreach.pattern));
-    if (files.empty()) {
-      errors.push_back(Cat(pipeline.path, ":", s.foreach.location.line, ":",
-                           s.foreach.location.column, ": step \"", s.name, "\": files(\"",
-                           s.foreach.pattern, "\") matches no files"));
+    std::vector<const Foreach*> globs = {&s.foreach};
+    for (const NamedInput& in : s.inputs) globs.push_back(&in.source);
+    for (const Foreach* f : globs) {
+      if (f->kind != ForeachKind::kFiles) continue;
+      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(f->pattern));
+      if (files.empty()) {
+        errors.push_back(Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
+                             ": step \"", s.name, "\": files(\"", f->pattern,
+                             "\") matches no files"));
+      }
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(Join(errors, "\n"));
+}
+
+absl::Status CheckSql(const Pipeline& pipeline) {
+  std::unique_ptr<SqlSession> session;
+  std::vector<std::string> errors;
+  for (const Step& s : pipeline.steps) {
+    if (!s.is_sql()) continue;
+    if (!session) {
+      ASSIGN_OR_RETURN(session, OpenDuckDb({.threads = 1}));
+    }
+    absl::Status st = session->CheckSyntax(s.sql);
+    if (!st.ok()) {
+      errors.push_back(Cat(pipeline.path, ":", s.sql_location.line, ":", s.sql_location.column,
+                           ": step \"", s.name, "\": sql: ", st.message()));
     }
   }
   if (errors.empty()) return absl::OkStatus();

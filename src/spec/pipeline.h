@@ -30,6 +30,7 @@ enum class ForeachKind {
   kList,     // a YAML list: one task per item (scalar or map)
   kFiles,    // files("glob"): one task per matching local file, item = its absolute path
   kOutputs,  // outputs(step): one task per task of `step`, consuming that task's outputs
+  kBuckets,  // buckets(step): one task per bucket of a partitioned `step`, reading that bucket
 };
 
 struct Foreach {
@@ -39,6 +40,30 @@ struct Foreach {
   std::string pattern;                // kFiles: absolute glob, params substituted
   std::string step;                   // kOutputs
   SourceLocation location;
+};
+
+// A named input of a SQL step: a view over every committed output of a step, or over files.
+struct NamedInput {
+  std::string name;  // the view's name
+  Foreach source;    // kOutputs or kFiles
+};
+
+// How a SQL step reads its inputs; by default the format follows each file's extension.
+struct ReadOptions {
+  std::string format;     // "", csv, tsv, parquet, json, ndjson
+  std::string delimiter;  // csv: "" means detect
+  int header = -1;        // csv: -1 detect, 0 no, 1 yes
+};
+
+struct OutputOptions {
+  std::string format = "parquet";   // parquet, csv, json (newline-delimited)
+  std::string compression = "zstd";  // parquet: zstd, snappy, none; csv/json: none
+};
+
+// partition: {by: expr, buckets: N}: the map side of a shuffle.
+struct Partition {
+  std::string by;
+  int64_t buckets = 0;  // 0: not partitioned
 };
 
 struct Step {
@@ -54,7 +79,15 @@ struct Step {
   int retries = 0;
   int64_t retry_delay_ms = 1000;  // base of the exponential backoff between retries
   int64_t timeout_ms = 0;         // 0: no timeout
+  std::string sql;                // a SQL step's query (a SELECT); empty for command steps
+  std::vector<NamedInput> inputs;  // SQL steps: named views
+  ReadOptions read;
+  OutputOptions output;
+  Partition partition;
   SourceLocation location;
+  SourceLocation sql_location;
+
+  bool is_sql() const { return !sql.empty(); }
 };
 
 struct Pipeline {
@@ -82,6 +115,9 @@ absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverri
 
 // Checks what depends on the filesystem: every files("glob") matches at least one file.
 absl::Status CheckInputs(const Pipeline& pipeline);
+
+// Checks that every SQL step's query parses, with the SQL engine (no data is read).
+absl::Status CheckSql(const Pipeline& pipeline);
 
 // Parses "k=v" flags into overrides; InvalidArgument on a malformed one.
 absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags);

@@ -85,6 +85,18 @@ class DuckDbSession : public SqlSession {
     return out;
   }
 
+  absl::Status Prepare(std::string_view sql) override {
+    duckdb_prepared_statement prepared = nullptr;
+    std::string text(sql);
+    absl::Status s = absl::OkStatus();
+    if (duckdb_prepare(conn_, text.c_str(), &prepared) == DuckDBError) {
+      const char* message = duckdb_prepare_error(prepared);
+      s = absl::InvalidArgumentError(message != nullptr ? message : "cannot prepare the query");
+    }
+    duckdb_destroy_prepare(&prepared);
+    return s;
+  }
+
   absl::Status CheckSyntax(std::string_view sql) override {
     duckdb_extracted_statements statements = nullptr;
     std::string text(sql);

@@ -33,6 +33,9 @@ class SqlSession {
   virtual ~SqlSession() = default;
   // Runs one or more statements; returns the last one's result.
   virtual absl::StatusOr<SqlResult> Query(std::string_view sql) = 0;
+  // Parses and binds one statement without running it (names and types are checked). Error
+  // positions refer to `sql` itself.
+  virtual absl::Status Prepare(std::string_view sql) = 0;
   // Checks that `sql` parses as exactly one statement, without running or binding it.
   virtual absl::Status CheckSyntax(std::string_view sql) = 0;
 };

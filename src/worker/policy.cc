@@ -42,8 +42,14 @@ Completion DecideCompletion(const TaskRecord& task, const Step& step, const Atte
     }
     return c;
   }
-  c.failure_class = failure::kApplication;
   c.charge_retry = true;
+  if (outcome.failure_class == failure::kBadInput) {
+    // Retrying cannot fix a corrupt or unreadable input: fail now.
+    c.failure_class = failure::kBadInput;
+    c.task_state = state::kFailed;
+    return c;
+  }
+  c.failure_class = failure::kApplication;
   int failures = task.app_failures + 1;
   if (failures <= step.retries) {
     c.task_state = state::kPending;

@@ -8,6 +8,9 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "spec/template.h"
+#include "sql/sql_task.h"
+
+#include <filesystem>
 
 extern char** environ;
 
@@ -34,6 +37,7 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   }
   ResolvedTask out;
   out.timeout_ms = step->timeout_ms;
+  nlohmann::json views = nlohmann::json::object();  // SQL steps: view name -> its files
   nlohmann::json item = nlohmann::json::parse(task.item_json, nullptr, false);
   if (item.is_discarded()) item = nullptr;
   out.item_text = ItemText(item);
@@ -41,14 +45,43 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
   if (inputs.is_array()) {
     for (const auto& in : inputs) {
-      if (in.is_object() && in.contains("path"))
-        out.inputs.push_back(in["path"].get<std::string>());
+      if (!in.is_object() || !in.contains("path")) continue;
+      std::string path = in["path"].get<std::string>();
+      nlohmann::json& view = views[in.value("view", "input")];
+      if (in.value("schema_only", false)) {
+        view["schema_path"] = path;  // an empty bucket: columns only
+        continue;
+      }
+      view["paths"].push_back(path);
+      out.inputs.push_back(path);
     }
   }
 
   std::map<std::string, std::string> params = pipeline.ParamMap();
   TemplateValues values{&params, item.is_null() ? nullptr : &item, task.key.index};
-  if (step->shell) {
+  if (step->is_sql()) {
+    nlohmann::json view_list = nlohmann::json::array();
+    for (auto& [name, view] : views.items()) {
+      view["name"] = name;
+      view["format"] = step->read.format;
+      view["delimiter"] = step->read.delimiter;
+      view["header"] = step->read.header;
+      view_list.push_back(view);
+    }
+    nlohmann::json spec = {
+        {"step", step->name},
+        {"index", task.key.index},
+        {"query", step->sql},
+        {"views", view_list},
+        {"output_dir", paths.output_dir},
+        {"output", {{"format", step->output.format}, {"compression", step->output.compression}}},
+        {"partition", {{"by", step->partition.by}, {"buckets", step->partition.buckets}}},
+        {"threads", std::max(1, static_cast<int>(step->cpu + 0.5))},
+        {"memory", step->memory_bytes},
+        {"temp_dir", Cat(paths.scratch_dir, "/duckdb_tmp")}};
+    out.scratch_files.emplace_back(kSqlSpecFile, spec.dump(2));
+    out.argv = {SelfExecutable(), "__sql", Cat(paths.scratch_dir, "/", kSqlSpecFile)};
+  } else if (step->shell) {
     out.argv = {"/bin/sh", "-c", RenderTemplate(step->command, values, /*shell_quote=*/true)};
   } else {
     for (const std::string& arg : step->argv) {
@@ -77,6 +110,12 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
     out.env.emplace_back(name, RenderTemplate(value, values, /*shell_quote=*/false));
   }
   return out;
+}
+
+std::string SelfExecutable() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("barge") : self.string();
 }
 
 std::vector<std::string> TaskEnvironment(const ResolvedTask& task) {
@@ -110,6 +149,8 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
     outcome.bytes_out += f.size;
   }
   nlohmann::json manifest = {{"files", manifest_files}, {"bytes", outcome.bytes_out}};
+  if (outcome.result.contains("rows")) manifest["rows"] = outcome.result["rows"];
+  if (outcome.result.contains("schema")) manifest["schema"] = outcome.result["schema"];
   outcome.outputs_json = outputs.dump();
   return WriteFile(paths.manifest_path, manifest.dump(2) + "\n");
 }
@@ -131,6 +172,11 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   if (absl::Status s = WriteFile(Cat(paths.scratch_dir, "/.barge_inputs"), list); !s.ok()) {
     return setup_failed(s);
   }
+  for (const auto& [name, contents] : task.scratch_files) {
+    if (absl::Status s = WriteFile(Cat(paths.scratch_dir, "/", name), contents); !s.ok()) {
+      return setup_failed(s);
+    }
+  }
   ProcessSpec spec;
   spec.argv = task.argv;
   spec.env = TaskEnvironment(task);
@@ -138,6 +184,12 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   spec.log_path = paths.log_path;
   spec.timeout_ms = task.timeout_ms;
   outcome.process = runner.Run(spec, cancel);
+  // A task may report more than its exit code: a message, a failure class, rows and schema.
+  if (absl::StatusOr<std::string> report = ReadFile(Cat(paths.scratch_dir, "/", kTaskResultFile));
+      report.ok()) {
+    nlohmann::json j = nlohmann::json::parse(*report, nullptr, false);
+    if (j.is_object()) outcome.result = std::move(j);
+  }
   if (!outcome.process.started) {
     // The command could not be started (not found, not executable): the task's own fault,
     // reported the way a shell would (exit code 127).
@@ -145,6 +197,11 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     outcome.error = outcome.process.error;
   } else if (!outcome.process.Succeeded()) {
     outcome.error = outcome.process.error;
+    if (!outcome.process.timed_out && !outcome.process.cancelled &&
+        outcome.result.contains("error")) {
+      outcome.error = outcome.result.value("error", outcome.error);
+      outcome.failure_class = outcome.result.value("failure_class", "");
+    }
   } else if (absl::Status s = WriteManifest(task, paths, outcome); !s.ok()) {
     outcome.infra_failure = true;
     outcome.error = Cat("writing the manifest: ", s.message());

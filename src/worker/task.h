@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
+#include "nlohmann/json.hpp"
 #include "worker/process.h"
 
 namespace barge {
@@ -34,7 +35,12 @@ struct ResolvedTask {
   std::vector<std::string> inputs;                       // input paths, in order
   std::string item_text;
   int64_t timeout_ms = 0;
+  // Files to write into the scratch directory before the process starts (name, contents).
+  std::vector<std::pair<std::string, std::string>> scratch_files;
 };
+
+// This executable's path; SQL tasks run as `<it> __sql SPEC`.
+std::string SelfExecutable();
 
 // Resolves the command, environment and inputs of `task`'s attempt `attempt`. `shared_inputs_json`
 // is the step's inputs, used when the task has none of its own.
@@ -50,6 +56,8 @@ struct AttemptOutcome {
   ProcessResult process;
   bool infra_failure = false;  // barge could not set the attempt up (disk full, permissions)
   std::string error;           // why it failed; empty on success
+  std::string failure_class;   // set by the task's result file (bad_input); else by the policy
+  nlohmann::json result;       // the task's result file (rows, schema), if it wrote one
   std::string outputs_json = "[]";
   int64_t bytes_out = 0;
   bool Succeeded() const { return !infra_failure && process.Succeeded() && error.empty(); }

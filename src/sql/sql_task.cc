@@ -1,0 +1,165 @@
+#include "sql/sql_task.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "sql/sql_engine.h"
+#include "store/state_store.h"
+
+namespace barge {
+namespace {
+
+// The reader for a set of files: explicit format, else by the first file's extension.
+absl::StatusOr<std::string> ReaderSql(const nlohmann::json& view,
+                                      const std::vector<std::string>& paths) {
+  std::string format = view.value("format", "");
+  if (format.empty()) {
+    std::string name = std::filesystem::path(paths.front()).filename().string();
+    auto ends = [&](const char* ext) { return name.ends_with(ext); };
+    if (ends(".parquet") || ends(".pq")) {
+      format = "parquet";
+    } else if (ends(".csv") || ends(".csv.gz") || ends(".csv.zst")) {
+      format = "csv";
+    } else if (ends(".tsv") || ends(".tsv.gz")) {
+      format = "tsv";
+    } else if (ends(".json") || ends(".jsonl") || ends(".ndjson") || ends(".json.gz")) {
+      format = "json";
+    } else {
+      return absl::DataLossError(Cat("cannot tell the format of ", paths.front(),
+                                     " from its name; set read: {format: csv|tsv|parquet|json}"));
+    }
+  }
+  std::vector<std::string> quoted;
+  for (const std::string& p : paths) quoted.push_back(SqlQuote(p));
+  std::string list = Cat("[", Join(quoted, ", "), "]");
+  if (format == "parquet") return Cat("read_parquet(", list, ", union_by_name = true)");
+  if (format == "json" || format == "ndjson") {
+    return Cat("read_json_auto(", list, ", union_by_name = true)");
+  }
+  std::string options = ", union_by_name = true";
+  std::string delimiter = format == "tsv" ? "\t" : view.value("delimiter", "");
+  if (!delimiter.empty()) options += Cat(", delim = ", SqlQuote(delimiter));
+  int header = view.value("header", -1);
+  if (header >= 0) options += header == 1 ? ", header = true" : ", header = false";
+  return Cat("read_csv(", list, options, ")");
+}
+
+std::string Ident(const std::string& name) { return Cat("\"", ReplaceAll(name, "\"", "\"\""), "\""); }
+
+struct Failure {
+  int exit_code;
+  std::string failure_class;
+  std::string message;
+};
+
+absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure) {
+  SqlOptions options;
+  options.threads = spec.value("threads", 0);
+  options.memory_limit = spec.value("memory", int64_t{0});
+  options.temp_dir = spec.value("temp_dir", "");
+  ASSIGN_OR_RETURN(std::unique_ptr<SqlSession> db, OpenDuckDb(options));
+  std::string where = Cat("step ", spec.value("step", ""), ", task ", spec.value("index", 0));
+
+  for (const auto& view : spec["views"]) {
+    std::vector<std::string> paths = view.value("paths", std::vector<std::string>{});
+    std::string schema_path = view.value("schema_path", "");
+    std::string name = view.value("name", "input");
+    std::string body;
+    if (!paths.empty()) {
+      absl::StatusOr<std::string> reader = ReaderSql(view, paths);
+      if (!reader.ok()) {
+        failure = {kExitBadInput, failure::kBadInput, Cat(where, ": input ", name, ": ",
+                                                          reader.status().message())};
+        return reader.status();
+      }
+      body = Cat("SELECT * FROM ", *reader);
+    } else if (!schema_path.empty()) {
+      ASSIGN_OR_RETURN(std::string reader, ReaderSql(view, {schema_path}));
+      body = Cat("SELECT * FROM ", reader, " LIMIT 0");
+    } else {
+      continue;
+    }
+    // Binding the view reads every file's header or footer, so a corrupt or unreadable file
+    // shows up here, named, before the user's query runs.
+    absl::StatusOr<SqlResult> made = db->Query(Cat("CREATE VIEW ", Ident(name), " AS ", body));
+    if (!made.ok()) {
+      failure = {kExitBadInput, failure::kBadInput,
+                 Cat(where, ": reading input ", name, ": ", made.status().message())};
+      return made.status();
+    }
+  }
+
+  std::string query = spec.value("query", "");
+  if (absl::Status s = db->Prepare(query); !s.ok()) {
+    failure = {1, failure::kApplication, Cat(where, ": ", s.message())};
+    return s;
+  }
+  ASSIGN_OR_RETURN(SqlResult described, db->Query(Cat("DESCRIBE ", query)));
+  nlohmann::json schema = nlohmann::json::array();
+  for (const auto& row : described.rows) {
+    schema.push_back({{"name", row[0].value_or("")}, {"type", row[1].value_or("")}});
+  }
+
+  const nlohmann::json& output = spec["output"];
+  std::string format = output.value("format", "parquet");
+  std::string compression = output.value("compression", "zstd");
+  std::string copy_options = Cat("FORMAT ", format == "json" ? "json" : format);
+  if (format == "parquet") copy_options += Cat(", COMPRESSION ", compression);
+  if (format == "csv") copy_options += ", HEADER true";
+  std::string out_dir = spec.value("output_dir", "");
+  std::string copy;
+  const nlohmann::json& partition = spec["partition"];
+  if (partition.is_object() && partition.value("buckets", 0) > 0) {
+    copy = Cat("COPY (SELECT *, (hash(", partition.value("by", ""), ") % ",
+               partition.value("buckets", 0), ")::BIGINT AS barge_bucket FROM (", query,
+               ") AS barge_query) TO ", SqlQuote(out_dir), " (", copy_options,
+               ", PARTITION_BY (barge_bucket), OVERWRITE_OR_IGNORE true)");
+  } else {
+    copy = Cat("COPY (", query, ") TO ", SqlQuote(Cat(out_dir, "/part-0.", format)), " (",
+               copy_options, ")");
+  }
+  absl::StatusOr<SqlResult> copied = db->Query(copy);
+  if (!copied.ok()) {
+    bool bad_input = absl::IsDataLoss(copied.status());
+    failure = {bad_input ? kExitBadInput : 1,
+               bad_input ? failure::kBadInput : failure::kApplication,
+               Cat(where, ": ", copied.status().message())};
+    return copied.status();
+  }
+  int64_t rows = 0;
+  if (!copied->rows.empty() && copied->rows[0][0]) rows = std::stoll(*copied->rows[0][0]);
+  return nlohmann::json{{"rows", rows}, {"schema", schema}};
+}
+
+}  // namespace
+
+int RunSqlTask(const std::string& spec_path) {
+  absl::StatusOr<std::string> text = ReadFile(spec_path);
+  nlohmann::json spec =
+      text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  if (!spec.is_object()) {
+    std::fprintf(stderr, "barge __sql: cannot read the task spec %s\n", spec_path.c_str());
+    return 3;
+  }
+  Failure failure{3, failure::kApplication, ""};
+  absl::StatusOr<nlohmann::json> result = Run(spec, failure);
+  nlohmann::json report;
+  int code = 0;
+  if (result.ok()) {
+    report = *result;
+    std::fprintf(stderr, "%lld rows written\n",
+                 static_cast<long long>(report.value("rows", int64_t{0})));
+  } else {
+    if (failure.message.empty()) failure.message = ToString(result.status().message());
+    report = {{"error", failure.message}, {"failure_class", failure.failure_class}};
+    std::fprintf(stderr, "%s\n", failure.message.c_str());
+    code = failure.exit_code;
+  }
+  (void)WriteFile(kTaskResultFile, report.dump());
+  return code;
+}
+
+}  // namespace barge
