@@ -344,29 +344,30 @@ class Parser {
   void ParseInputs(const YAML::Node& node, Step& step) {
     std::string where = Cat("step \"", step.name, "\": inputs");
     if (!node.IsMap()) {
-      diag_.Error(node, Cat(where, " must be a map of view name: outputs(step) or files(\"glob\")"));
+      diag_.Error(node,
+                  Cat(where, " must be a map of view name: outputs(step) or files(\"glob\")"));
       return;
     }
-    ForEachEntry(node, where, {}, diag_,
-                 [&](const std::string& name, const YAML::Node& k, const YAML::Node& v) {
-                   if (!IsEnvName(name) || name == "input") {
-                     diag_.Error(k, Cat(where, ": \"", name,
-                                        "\" is not a usable view name (letters, digits, '_'; "
-                                        "not \"input\")"));
-                     return;
-                   }
-                   if (!ExpectScalar(v, Cat(where, ".", name), diag_)) return;
-                   NamedInput in{.name = name};
-                   ParseSourceExpr(v, Cat(where, ".", name), in.source);
-                   if (in.source.kind != ForeachKind::kOutputs &&
-                       in.source.kind != ForeachKind::kFiles &&
-                       in.source.kind != ForeachKind::kNone) {
-                     diag_.Error(v, Cat(where, ".", name,
-                                        ": a named input is outputs(step) or files(\"glob\")"));
-                     return;
-                   }
-                   step.inputs.push_back(std::move(in));
-                 });
+    ForEachEntry(
+        node, where, {}, diag_,
+        [&](const std::string& name, const YAML::Node& k, const YAML::Node& v) {
+          if (!IsEnvName(name) || name == "input") {
+            diag_.Error(k, Cat(where, ": \"", name,
+                               "\" is not a usable view name (letters, digits, '_'; "
+                               "not \"input\")"));
+            return;
+          }
+          if (!ExpectScalar(v, Cat(where, ".", name), diag_)) return;
+          NamedInput in{.name = name};
+          ParseSourceExpr(v, Cat(where, ".", name), in.source);
+          if (in.source.kind != ForeachKind::kOutputs && in.source.kind != ForeachKind::kFiles &&
+              in.source.kind != ForeachKind::kNone) {
+            diag_.Error(
+                v, Cat(where, ".", name, ": a named input is outputs(step) or files(\"glob\")"));
+            return;
+          }
+          step.inputs.push_back(std::move(in));
+        });
   }
 
   void ParseRead(const YAML::Node& node, Step& step) {
@@ -380,8 +381,8 @@ class Parser {
                    if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
                    const std::string& text = v.Scalar();
                    if (key == "format") {
-                     static const std::set<std::string> kFormats = {"csv", "tsv", "parquet",
-                                                                    "json", "ndjson"};
+                     static const std::set<std::string> kFormats = {"csv", "tsv", "parquet", "json",
+                                                                    "ndjson"};
                      if (!kFormats.contains(text)) {
                        diag_.Error(v, Cat(where, ".format: \"", text,
                                           "\" is not csv, tsv, parquet, json or ndjson"));
@@ -407,25 +408,25 @@ class Parser {
       return;
     }
     bool compression_given = false;
-    ForEachEntry(node, where, {"format", "compression"}, diag_,
-                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
-                   if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
-                   const std::string& text = v.Scalar();
-                   if (key == "format") {
-                     if (text != "parquet" && text != "csv" && text != "json") {
-                       diag_.Error(v, Cat(where, ".format: \"", text,
-                                          "\" is not parquet, csv or json"));
-                     }
-                     step.output.format = text;
-                   } else {
-                     if (text != "zstd" && text != "snappy" && text != "none") {
-                       diag_.Error(v, Cat(where, ".compression: \"", text,
-                                          "\" is not zstd, snappy or none"));
-                     }
-                     step.output.compression = text;
-                     compression_given = true;
-                   }
-                 });
+    ForEachEntry(
+        node, where, {"format", "compression"}, diag_,
+        [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+          if (!ExpectScalar(v, Cat(where, ".", key), diag_)) return;
+          const std::string& text = v.Scalar();
+          if (key == "format") {
+            if (text != "parquet" && text != "csv" && text != "json") {
+              diag_.Error(v, Cat(where, ".format: \"", text, "\" is not parquet, csv or json"));
+            }
+            step.output.format = text;
+          } else {
+            if (text != "zstd" && text != "snappy" && text != "none") {
+              diag_.Error(v,
+                          Cat(where, ".compression: \"", text, "\" is not zstd, snappy or none"));
+            }
+            step.output.compression = text;
+            compression_given = true;
+          }
+        });
     if (step.output.format != "parquet") {
       if (compression_given && step.output.compression != "none") {
         diag_.Error(node, Cat(where, ": compression applies to parquet only"));
@@ -568,6 +569,7 @@ class Parser {
             run_key.emplace(k);
           } else if (key == "sql") {
             ParseSql(v, step);
+            if (v.IsScalar()) templates.emplace_back(v, v.Scalar());
           } else if (key == "inputs") {
             inputs_node.emplace(v);
           } else if (key == "read") {
@@ -680,7 +682,8 @@ class Parser {
           if (auto it = needs_nodes_.find(s.name); it != needs_nodes_.end()) {
             at = LocationOf(it->second);
           }
-          if ((s.foreach.kind == ForeachKind::kOutputs || s.foreach.kind == ForeachKind::kBuckets) &&
+          if ((s.foreach.kind == ForeachKind::kOutputs ||
+               s.foreach.kind == ForeachKind::kBuckets) &&
               s.foreach.step == need) {
             at = s.foreach.location;
           }
@@ -782,7 +785,11 @@ absl::Status CheckSql(const Pipeline& pipeline) {
     if (!session) {
       ASSIGN_OR_RETURN(session, OpenDuckDb({.threads = 1}));
     }
-    absl::Status st = session->CheckSyntax(s.sql);
+    // Placeholders are text substitutions; check the query as the first task would run it.
+    std::map<std::string, std::string> params = pipeline.ParamMap();
+    const nlohmann::json* item = s.foreach.items.empty() ? nullptr : &s.foreach.items.front();
+    absl::Status st = session->CheckSyntax(
+        RenderTemplate(s.sql, TemplateValues{&params, item, 0}, /*shell_quote=*/false));
     if (!st.ok()) {
       errors.push_back(Cat(pipeline.path, ":", s.sql_location.line, ":", s.sql_location.column,
                            ": step \"", s.name, "\": sql: ", st.message()));

@@ -56,7 +56,7 @@ struct ReadOptions {
 };
 
 struct OutputOptions {
-  std::string format = "parquet";   // parquet, csv, json (newline-delimited)
+  std::string format = "parquet";    // parquet, csv, json (newline-delimited)
   std::string compression = "zstd";  // parquet: zstd, snappy, none; csv/json: none
 };
 
@@ -77,9 +77,9 @@ struct Step {
   double cpu = 1;
   int64_t memory_bytes = 0;  // 0: no reservation
   int retries = 0;
-  int64_t retry_delay_ms = 1000;  // base of the exponential backoff between retries
-  int64_t timeout_ms = 0;         // 0: no timeout
-  std::string sql;                // a SQL step's query (a SELECT); empty for command steps
+  int64_t retry_delay_ms = 1000;   // base of the exponential backoff between retries
+  int64_t timeout_ms = 0;          // 0: no timeout
+  std::string sql;                 // a SQL step's query (a SELECT); empty for command steps
   std::vector<NamedInput> inputs;  // SQL steps: named views
   ReadOptions read;
   OutputOptions output;

@@ -41,9 +41,9 @@ class SqlSession {
 };
 
 struct SqlOptions {
-  int threads = 0;            // 0: the engine's default (all cores)
-  int64_t memory_limit = 0;   // bytes; 0: the engine's default
-  std::string temp_dir;       // where to spill; empty: the engine's default
+  int threads = 0;           // 0: the engine's default (all cores)
+  int64_t memory_limit = 0;  // bytes; 0: the engine's default
+  std::string temp_dir;      // where to spill; empty: the engine's default
 };
 
 // An in-memory DuckDB database and a connection to it.

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "common/fs.h"
 #include "common/status.h"
@@ -12,26 +13,20 @@
 namespace barge {
 namespace {
 
-// The reader for a set of files: explicit format, else by the first file's extension.
-absl::StatusOr<std::string> ReaderSql(const nlohmann::json& view,
-                                      const std::vector<std::string>& paths) {
-  std::string format = view.value("format", "");
-  if (format.empty()) {
-    std::string name = std::filesystem::path(paths.front()).filename().string();
-    auto ends = [&](const char* ext) { return name.ends_with(ext); };
-    if (ends(".parquet") || ends(".pq")) {
-      format = "parquet";
-    } else if (ends(".csv") || ends(".csv.gz") || ends(".csv.zst")) {
-      format = "csv";
-    } else if (ends(".tsv") || ends(".tsv.gz")) {
-      format = "tsv";
-    } else if (ends(".json") || ends(".jsonl") || ends(".ndjson") || ends(".json.gz")) {
-      format = "json";
-    } else {
-      return absl::DataLossError(Cat("cannot tell the format of ", paths.front(),
-                                     " from its name; set read: {format: csv|tsv|parquet|json}"));
-    }
-  }
+// A file's format from its name, or "" if the name does not tell.
+std::string FormatOf(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  auto ends = [&](const char* ext) { return name.ends_with(ext); };
+  if (ends(".parquet") || ends(".pq")) return "parquet";
+  if (ends(".csv") || ends(".csv.gz") || ends(".csv.zst")) return "csv";
+  if (ends(".tsv") || ends(".tsv.gz")) return "tsv";
+  if (ends(".json") || ends(".jsonl") || ends(".ndjson") || ends(".json.gz")) return "json";
+  return "";
+}
+
+// One reader over files of one format.
+std::string ReaderOf(const nlohmann::json& view, const std::string& format,
+                     const std::vector<std::string>& paths) {
   std::vector<std::string> quoted;
   for (const std::string& p : paths) quoted.push_back(SqlQuote(p));
   std::string list = Cat("[", Join(quoted, ", "), "]");
@@ -47,7 +42,30 @@ absl::StatusOr<std::string> ReaderSql(const nlohmann::json& view,
   return Cat("read_csv(", list, options, ")");
 }
 
-std::string Ident(const std::string& name) { return Cat("\"", ReplaceAll(name, "\"", "\"\""), "\""); }
+// The SELECT a view is made of: the `read: format` if given, else each file's format from its
+// name, one reader per format joined by name.
+absl::StatusOr<std::string> ViewSql(const nlohmann::json& view,
+                                    const std::vector<std::string>& paths) {
+  std::map<std::string, std::vector<std::string>> by_format;
+  std::string forced = view.value("format", "");
+  for (const std::string& p : paths) {
+    std::string format = forced.empty() ? FormatOf(p) : forced;
+    if (format.empty()) {
+      return absl::DataLossError(Cat("cannot tell the format of ", p,
+                                     " from its name; set read: {format: csv|tsv|parquet|json}"));
+    }
+    by_format[format].push_back(p);
+  }
+  std::vector<std::string> selects;
+  for (const auto& [format, files] : by_format) {
+    selects.push_back(Cat("SELECT * FROM ", ReaderOf(view, format, files)));
+  }
+  return Join(selects, " UNION ALL BY NAME ");
+}
+
+std::string Ident(const std::string& name) {
+  return Cat("\"", ReplaceAll(name, "\"", "\"\""), "\"");
+}
 
 struct Failure {
   int exit_code;
@@ -69,16 +87,16 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
     std::string name = view.value("name", "input");
     std::string body;
     if (!paths.empty()) {
-      absl::StatusOr<std::string> reader = ReaderSql(view, paths);
-      if (!reader.ok()) {
-        failure = {kExitBadInput, failure::kBadInput, Cat(where, ": input ", name, ": ",
-                                                          reader.status().message())};
-        return reader.status();
+      absl::StatusOr<std::string> select = ViewSql(view, paths);
+      if (!select.ok()) {
+        failure = {kExitBadInput, failure::kBadInput,
+                   Cat(where, ": input ", name, ": ", select.status().message())};
+        return select.status();
       }
-      body = Cat("SELECT * FROM ", *reader);
+      body = *select;
     } else if (!schema_path.empty()) {
-      ASSIGN_OR_RETURN(std::string reader, ReaderSql(view, {schema_path}));
-      body = Cat("SELECT * FROM ", reader, " LIMIT 0");
+      ASSIGN_OR_RETURN(std::string select, ViewSql(view, {schema_path}));
+      body = Cat("SELECT * FROM (", select, ") LIMIT 0");
     } else {
       continue;
     }
@@ -107,7 +125,9 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
   std::string format = output.value("format", "parquet");
   std::string compression = output.value("compression", "zstd");
   std::string copy_options = Cat("FORMAT ", format == "json" ? "json" : format);
-  if (format == "parquet") copy_options += Cat(", COMPRESSION ", compression);
+  if (format == "parquet") {
+    copy_options += Cat(", COMPRESSION ", compression == "none" ? "uncompressed" : compression);
+  }
   if (format == "csv") copy_options += ", HEADER true";
   std::string out_dir = spec.value("output_dir", "");
   std::string copy;
@@ -138,8 +158,7 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
 
 int RunSqlTask(const std::string& spec_path) {
   absl::StatusOr<std::string> text = ReadFile(spec_path);
-  nlohmann::json spec =
-      text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  nlohmann::json spec = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   if (!spec.is_object()) {
     std::fprintf(stderr, "barge __sql: cannot read the task spec %s\n", spec_path.c_str());
     return 3;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 
 #include "common/fs.h"
@@ -9,8 +10,6 @@
 #include "common/strings.h"
 #include "spec/template.h"
 #include "sql/sql_task.h"
-
-#include <filesystem>
 
 extern char** environ;
 
@@ -71,7 +70,7 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
     nlohmann::json spec = {
         {"step", step->name},
         {"index", task.key.index},
-        {"query", step->sql},
+        {"query", RenderTemplate(step->sql, values, /*shell_quote=*/false)},
         {"views", view_list},
         {"output_dir", paths.output_dir},
         {"output", {{"format", step->output.format}, {"compression", step->output.compression}}},

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
-#include "nlohmann/json.hpp"
 #include "worker/process.h"
 
 namespace barge {

@@ -1,0 +1,216 @@
+// SQL steps end to end: the shuffle's result against one DuckDB query over the same data, joins
+// of named inputs, output formats, and how SQL errors and corrupt inputs fail.
+#include "common/strings.h"
+#include "harness.h"
+#include "sql/sql_engine.h"
+
+namespace barge::testing {
+namespace {
+
+class SqlTest : public E2eTest {
+ protected:
+  // Every output path of a step's tasks, as a SQL list literal.
+  std::string OutputList(const std::string& run, const std::string& step) {
+    std::vector<std::string> paths;
+    for (const auto& t : Json({"tasks", run, "--step", step, "--json"})) {
+      for (const auto& o : t["outputs"]) paths.push_back(SqlQuote(o["path"].get<std::string>()));
+    }
+    return Cat("[", Join(paths, ", "), "]");
+  }
+  std::vector<std::vector<std::optional<std::string>>> Rows(const std::string& sql) {
+    auto db = OpenDuckDb({.threads = 2}).value();
+    absl::StatusOr<SqlResult> r = db->Query(sql);
+    EXPECT_TRUE(r.ok()) << r.status() << "\n" << sql;
+    return r.ok() ? r->rows : std::vector<std::vector<std::optional<std::string>>>{};
+  }
+};
+
+struct ShuffleCase {
+  std::string name;
+  int buckets;
+  int skew;  // percent of events on one hot key
+};
+
+class ShuffleTest : public SqlTest, public ::testing::WithParamInterface<ShuffleCase> {};
+
+TEST_P(ShuffleTest, EqualsOneQueryOverTheSameData) {
+  const ShuffleCase& c = GetParam();
+  Result r = Barge({"run", Cat(BARGE_SOURCE_DIR, "/examples/events/pipeline.yaml"), "-p", "files=4",
+                    "-p", "rows_per_file=5000", "-p", "users=300", "-p", Cat("buckets=", c.buckets),
+                    "-p", Cat("skew=", c.skew)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json aggregate = Json({"tasks", id, "--step", "aggregate", "--json"});
+  ASSERT_EQ(aggregate.size(), static_cast<size_t>(c.buckets));
+
+  std::string raw = OutputList(id, "generate");
+  auto expected =
+      Rows(Cat("SELECT user_id, sum(amount::DECIMAL(12, 2)) AS total, count(*) AS events, "
+               "count(DISTINCT lower(trim(category))) AS categories FROM read_csv(",
+               raw, ") WHERE amount > 0 GROUP BY user_id ORDER BY user_id"));
+  auto actual = Rows(Cat("SELECT user_id, total, events, categories FROM read_parquet(",
+                         OutputList(id, "aggregate"), ") ORDER BY user_id"));
+  ASSERT_GT(expected.size(), 100u);
+  EXPECT_EQ(actual, expected);
+  // Each user's rows went to exactly one bucket.
+  auto dupes = Rows(Cat("SELECT count(*) - count(DISTINCT user_id) FROM read_parquet(",
+                        OutputList(id, "aggregate"), ")"));
+  EXPECT_EQ(dupes[0][0], "0");
+  if (c.skew > 0) {
+    auto hot = Rows(Cat("SELECT events FROM read_parquet(", OutputList(id, "aggregate"),
+                        ") WHERE user_id = 0"));
+    ASSERT_EQ(hot.size(), 1u);
+    EXPECT_GT(std::stoll(*hot[0][0]), 20000 * c.skew / 100 / 3);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Buckets, ShuffleTest,
+                         ::testing::Values(ShuffleCase{"One", 1, 0}, ShuffleCase{"Seven", 7, 0},
+                                           ShuffleCase{"SixtyFour", 64, 0},
+                                           ShuffleCase{"SkewedSeven", 7, 60}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST_F(SqlTest, MoreBucketsThanKeysGiveEmptyBucketsTheirSchema) {
+  std::string p = Write("few.yaml", R"(
+name: few
+steps:
+  - name: keys
+    partition: {by: k, buckets: 16}
+    sql: SELECT i % 3 AS k, i AS v FROM range(30) t(i)
+  - name: sums
+    foreach: buckets(keys)
+    sql: SELECT k, sum(v)::BIGINT AS s FROM input GROUP BY k
+)");
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  EXPECT_EQ(Json({"tasks", id, "--step", "sums", "--json"}).size(), 16u);
+  auto rows = Rows(Cat("SELECT k, s FROM read_parquet(", OutputList(id, "sums"), ") ORDER BY k"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][1], "135");  // 0+3+...+27
+  EXPECT_EQ(rows[2][1], "155");
+}
+
+TEST_F(SqlTest, JoinsTwoNamedInputs) {
+  Write("raw/users.csv", "id,name\n1,ada\n2,grace\n3,linus\n");
+  Write("raw/orders.csv", "user_id,amount\n1,10\n1,5\n3,7\n9,100\n");
+  std::string p = Write("join.yaml", R"(
+name: join
+steps:
+  - name: users
+    sql: SELECT id, upper(name) AS name FROM input
+    inputs: {input_users: files("raw/users.csv")}
+  - name: joined
+    inputs: {u: outputs(users), o: files("raw/orders.csv")}
+    output: {format: csv}
+    sql: SELECT u.name, sum(o.amount) AS total FROM u JOIN o ON o.user_id = u.id GROUP BY u.name ORDER BY u.name
+)");
+  // `input` is not declared for the first step: its only view is input_users.
+  Result bad = Barge({"run", p});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("Table with name input does not exist"), std::string::npos) << bad.err;
+
+  p = Write("join.yaml", ReplaceAll(Read(p), "FROM input\n", "FROM input_users\n"));
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json joined = Json({"tasks", RunIdFrom(r), "--step", "joined", "--json"});
+  EXPECT_EQ(Read(joined[0]["outputs"][0]["path"]), "name,total\nADA,15\nLINUS,7\n");
+}
+
+TEST_F(SqlTest, EachOutputFormatReadsBack) {
+  std::string p = Write("formats.yaml", R"(
+name: formats
+steps:
+  - name: parquet_snappy
+    output: {format: parquet, compression: snappy}
+    sql: SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'
+  - name: parquet_none
+    output: {format: parquet, compression: none}
+    sql: SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'
+  - name: csv
+    output: {format: csv}
+    sql: SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'
+  - name: json
+    output: {format: json}
+    sql: SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'
+  - name: readback
+    needs: [parquet_snappy, parquet_none, csv, json]
+    output: {format: csv}
+    sql: SELECT a, b, count(*) AS copies FROM input GROUP BY a, b ORDER BY a
+)");
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json json_task = Json({"tasks", id, "--step", "json", "--json"});
+  EXPECT_EQ(Read(json_task[0]["outputs"][0]["path"]),
+            "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n");
+  nlohmann::json csv_task = Json({"tasks", id, "--step", "csv", "--json"});
+  EXPECT_EQ(Read(csv_task[0]["outputs"][0]["path"]), "a,b\n1,x\n2,y\n");
+  auto codec = Rows(Cat("SELECT DISTINCT compression FROM parquet_metadata(",
+                        OutputList(id, "parquet_snappy"), ")"));
+  EXPECT_EQ(codec[0][0], "SNAPPY");
+  // The final step read all four formats back through one `input` view.
+  nlohmann::json readback = Json({"tasks", id, "--step", "readback", "--json"});
+  EXPECT_EQ(Read(readback[0]["outputs"][0]["path"]), "a,b,copies\n1,x,4\n2,y,4\n");
+}
+
+TEST_F(SqlTest, SyntaxErrorsAreCaughtByValidate) {
+  std::string p = Write("syntax.yaml", "name: s\nsteps:\n  - name: q\n    sql: SELEC 1 FROM x\n");
+  for (const std::string& cmd : {"validate", "run"}) {
+    Result r = Barge({cmd, p});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(Cat(p,
+                             ":4:10: step \"q\": sql: Parser Error: syntax error at or near "
+                             "\"SELEC\"")),
+              std::string::npos)
+        << r.err;
+  }
+  EXPECT_EQ(Json({"runs", "--json"}).size(), 0u);
+}
+
+TEST_F(SqlTest, AQueryErrorIsAnApplicationFailureWithItsLocation) {
+  std::string p = Write("bind.yaml", R"(
+name: bind
+steps:
+  - name: q
+    retries: 1
+    retry_delay: 10ms
+    sql: SELECT no_such_column FROM range(3)
+)");
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1);
+  nlohmann::json t = Json({"tasks", RunIdFrom(r), "--json"})[0];
+  EXPECT_EQ(t["state"], "failed");
+  EXPECT_EQ(t["attempts"], 2);  // an application failure uses its retries, then stops
+  std::string error = t["error"];
+  EXPECT_NE(error.find("step q, task 0: Binder Error: Referenced column \"no_such_column\" not "
+                       "found"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("LINE 1: SELECT no_such_column FROM range(3)"), std::string::npos) << error;
+}
+
+TEST_F(SqlTest, ACorruptInputIsABadInputFailureNamingTheFileAndIsNotRetried) {
+  std::string corrupt = Write("raw/broken.parquet", "this is not a parquet file at all");
+  std::string p = Write("corrupt.yaml", R"(
+name: corrupt
+steps:
+  - name: read
+    foreach: files("raw/*.parquet")
+    retries: 3
+    sql: SELECT count(*) FROM input
+)");
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1);
+  std::string id = RunIdFrom(r);
+  nlohmann::json t = Json({"tasks", id, "--json"})[0];
+  EXPECT_EQ(t["state"], "failed");
+  EXPECT_EQ(t["attempts"], 1);
+  EXPECT_EQ(t["exit_code"], 65);
+  std::string error = t["error"];
+  EXPECT_NE(error.find("step read, task 0: reading input input: "), std::string::npos) << error;
+  EXPECT_NE(error.find(corrupt), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace barge::testing
