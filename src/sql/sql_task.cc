@@ -30,11 +30,11 @@ std::string ReaderOf(const nlohmann::json& view, const std::string& format,
   std::vector<std::string> quoted;
   for (const std::string& p : paths) quoted.push_back(SqlQuote(p));
   std::string list = Cat("[", Join(quoted, ", "), "]");
-  if (format == "parquet") return Cat("read_parquet(", list, ", union_by_name = true)");
-  if (format == "json" || format == "ndjson") {
-    return Cat("read_json_auto(", list, ", union_by_name = true)");
-  }
-  std::string options = ", union_by_name = true";
+  // Bucket files live under "barge_bucket=N/": not a Hive partition column to add to the rows.
+  const char* common = ", union_by_name = true, hive_partitioning = false";
+  if (format == "parquet") return Cat("read_parquet(", list, common, ")");
+  if (format == "json" || format == "ndjson") return Cat("read_json_auto(", list, common, ")");
+  std::string options = common;
   std::string delimiter = format == "tsv" ? "\t" : view.value("delimiter", "");
   if (!delimiter.empty()) options += Cat(", delim = ", SqlQuote(delimiter));
   int header = view.value("header", -1);
@@ -111,16 +111,6 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
   }
 
   std::string query = spec.value("query", "");
-  if (absl::Status s = db->Prepare(query); !s.ok()) {
-    failure = {1, failure::kApplication, Cat(where, ": ", s.message())};
-    return s;
-  }
-  ASSIGN_OR_RETURN(SqlResult described, db->Query(Cat("DESCRIBE ", query)));
-  nlohmann::json schema = nlohmann::json::array();
-  for (const auto& row : described.rows) {
-    schema.push_back({{"name", row[0].value_or("")}, {"type", row[1].value_or("")}});
-  }
-
   const nlohmann::json& output = spec["output"];
   std::string format = output.value("format", "parquet");
   std::string compression = output.value("compression", "zstd");
@@ -144,13 +134,33 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
   absl::StatusOr<SqlResult> copied = db->Query(copy);
   if (!copied.ok()) {
     bool bad_input = absl::IsDataLoss(copied.status());
+    absl::Status reported = copied.status();
+    // Binding the bare query again places the error in the user's own text, not in our COPY.
+    if (absl::IsInvalidArgument(reported)) {
+      if (absl::Status bare = db->Prepare(query); !bare.ok()) reported = bare;
+    }
     failure = {bad_input ? kExitBadInput : 1,
                bad_input ? failure::kBadInput : failure::kApplication,
-               Cat(where, ": ", copied.status().message())};
+               Cat(where, ": ", reported.message())};
     return copied.status();
   }
   int64_t rows = 0;
   if (!copied->rows.empty() && copied->rows[0][0]) rows = std::stoll(*copied->rows[0][0]);
+  // The schema, from what was written (a footer read), rather than by binding the query again.
+  nlohmann::json schema = nlohmann::json::array();
+  std::vector<std::string> written;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(out_dir)) {
+    if (entry.is_regular_file()) written.push_back(entry.path().string());
+    if (!written.empty()) break;
+  }
+  if (!written.empty()) {
+    nlohmann::json view = {{"format", format}};
+    ASSIGN_OR_RETURN(std::string select, ViewSql(view, written));
+    ASSIGN_OR_RETURN(SqlResult described, db->Query(Cat("DESCRIBE ", select)));
+    for (const auto& row : described.rows) {
+      schema.push_back({{"name", row[0].value_or("")}, {"type", row[1].value_or("")}});
+    }
+  }
   return nlohmann::json{{"rows", rows}, {"schema", schema}};
 }
 
