@@ -27,6 +27,9 @@ absl::StatusOr<SqliteStatement*> SqliteStateStore::Stmt(const std::string& sql) 
 }
 
 absl::Status SqliteStateStore::InTransaction(const std::function<absl::Status()>& body) {
+  // A cached statement left mid-result holds an old read snapshot; in WAL mode a write started
+  // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting. Release them all.
+  for (auto& [sql, stmt] : statements_) stmt->Reset();
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   absl::Status s = body();
   if (s.ok()) s = db_->Exec("COMMIT");
@@ -36,6 +39,14 @@ absl::Status SqliteStateStore::InTransaction(const std::function<absl::Status()>
 
 absl::Status SqliteStateStore::Migrate() {
   std::lock_guard lock(mu_);
+  // Most opens find the schema current: check without taking the write lock.
+  {
+    absl::StatusOr<SqliteStatement> q = db_->Prepare("SELECT MAX(version) FROM schema_migrations");
+    if (q.ok()) {
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row && q->Int(0) >= Migrations().back().version) return absl::OkStatus();
+    }
+  }
   return InTransaction([&]() -> absl::Status {
     RETURN_IF_ERROR(
         db_->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -361,32 +372,39 @@ absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std:
 
 absl::Status SqliteStateStore::AddEvent(const EventRecord& event) {
   std::lock_guard lock(mu_);
-  return InsertEvent(event.run_id, event.kind, event.step, event.index, event.message);
+  return InTransaction([&] {
+    return InsertEvent(event.run_id, event.kind, event.step, event.index, event.message);
+  });
 }
 
 absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
-  int64_t now = clock_.NowMs();
-  ASSIGN_OR_RETURN(SqliteStatement * q,
-                   Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
-                        "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
-  return q->Bind(w.id)
-      .Bind(w.host)
-      .Bind(w.pid)
-      .Bind(w.pid_start)
-      .Bind(w.cpu)
-      .Bind(w.memory)
-      .Bind(w.labels_json)
-      .Bind(now)
-      .Bind(now)
-      .Run();
+  return InTransaction([&]() -> absl::Status {
+    int64_t now = clock_.NowMs();
+    ASSIGN_OR_RETURN(
+        SqliteStatement * q,
+        Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
+             "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
+    return q->Bind(w.id)
+        .Bind(w.host)
+        .Bind(w.pid)
+        .Bind(w.pid_start)
+        .Bind(w.cpu)
+        .Bind(w.memory)
+        .Bind(w.labels_json)
+        .Bind(now)
+        .Bind(now)
+        .Run();
+  });
 }
 
 absl::Status SqliteStateStore::DeregisterWorker(const std::string& worker_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
-  return q->Bind(worker_id).Run();
+  return InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
+    return q->Bind(worker_id).Run();
+  });
 }
 
 absl::StatusOr<std::vector<WorkerRecord>> SqliteStateStore::ListWorkers() {
