@@ -18,17 +18,17 @@ SqliteStatement::~SqliteStatement() {
   if (stmt_ != nullptr) sqlite3_finalize(stmt_);
 }
 
-SqliteStatement& SqliteStatement::Bind(int64_t value) {
+DbStatement& SqliteStatement::Bind(int64_t value) {
   sqlite3_bind_int64(stmt_, next_bind_++, value);
   return *this;
 }
 
-SqliteStatement& SqliteStatement::Bind(double value) {
+DbStatement& SqliteStatement::Bind(double value) {
   sqlite3_bind_double(stmt_, next_bind_++, value);
   return *this;
 }
 
-SqliteStatement& SqliteStatement::Bind(std::string_view value) {
+DbStatement& SqliteStatement::Bind(std::string_view value) {
   sqlite3_bind_text(stmt_, next_bind_++, value.data(), static_cast<int>(value.size()),
                     SQLITE_TRANSIENT);
   return *this;
@@ -39,14 +39,6 @@ absl::StatusOr<bool> SqliteStatement::Step() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   return SqliteError(db_, rc, sqlite3_sql(stmt_));
-}
-
-absl::Status SqliteStatement::Run() {
-  for (;;) {
-    absl::StatusOr<bool> row = Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return absl::OkStatus();
-  }
 }
 
 void SqliteStatement::Reset() {
@@ -85,12 +77,19 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
 
 SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
 
-absl::StatusOr<SqliteStatement> SqliteDb::Prepare(std::string_view sql) {
+const Dialect& SqliteDb::dialect() const {
+  // BEGIN IMMEDIATE takes the write lock at once, so claims from several processes are atomic
+  // and a writer never starts from a stale snapshot.
+  static const Dialect kSqlite = {"BEGIN IMMEDIATE", "INTEGER PRIMARY KEY AUTOINCREMENT", "", ""};
+  return kSqlite;
+}
+
+absl::StatusOr<std::unique_ptr<DbStatement>> SqliteDb::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db_, rc, Cat("preparing ", sql));
-  return SqliteStatement(db_, stmt);
+  return std::make_unique<SqliteStatement>(db_, stmt);
 }
 
 absl::Status SqliteDb::Exec(std::string_view sql) {

@@ -9,7 +9,7 @@
 #include "common/clock.h"
 #include "common/strings.h"
 #include "common/temp_dir.h"
-#include "store/sqlite_store.h"
+#include "store/sql_store.h"
 
 namespace barge {
 namespace {

@@ -3,7 +3,8 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "store/sqlite_store.h"
+#include "store/sql_store.h"
+#include "store/sqlite_db.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -21,7 +22,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& ur
   if (path.empty()) return absl::InvalidArgumentError("state store: empty path");
   std::filesystem::path parent = std::filesystem::path(AbsolutePath(path)).parent_path();
   RETURN_IF_ERROR(MakeDirs(parent.string()));
-  ASSIGN_OR_RETURN(std::unique_ptr<SqliteStateStore> store, SqliteStateStore::Open(path, clock));
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  ASSIGN_OR_RETURN(std::unique_ptr<SqlStateStore> store, SqlStateStore::Open(std::move(db), clock));
   return std::unique_ptr<StateStore>(std::move(store));
 }
 

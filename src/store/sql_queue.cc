@@ -1,13 +1,13 @@
-// SqliteStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
+// SqlStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
 #include "common/status.h"
 #include "common/strings.h"
-#include "store/sqlite_rows.h"
-#include "store/sqlite_store.h"
+#include "store/sql_rows.h"
+#include "store/sql_store.h"
 
 namespace barge {
-using namespace sqlite_rows;
+using namespace sql_rows;
 
-absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimRequest& request) {
+absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest& request) {
   std::lock_guard lock(mu_);
   std::vector<TaskRecord> claimed;
   if (request.max_tasks <= 0) return claimed;
@@ -17,8 +17,9 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimReque
     // large one at the head of the queue leaves.
     std::string sql =
         Cat("SELECT ", kTaskColumns, " FROM tasks WHERE state = 'pending' AND not_before <= ?",
-            request.run_id ? " AND run_id = ?" : "", " ORDER BY run_id, position, idx LIMIT ?");
-    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt(sql));
+            request.run_id ? " AND run_id = ?" : "", " ORDER BY run_id, position, idx LIMIT ?",
+            db_->dialect().skip_locked);
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt(sql));
     q->Bind(now);
     if (request.run_id) q->Bind(*request.run_id);
     q->Bind(static_cast<int64_t>(request.max_tasks) * 4 + 8);
@@ -34,12 +35,12 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimReque
       claimed.push_back(std::move(t));
     }
     q->Reset();
-    ASSIGN_OR_RETURN(SqliteStatement * up,
+    ASSIGN_OR_RETURN(DbStatement * up,
                      Stmt("UPDATE tasks SET state = 'running', attempt = attempt + 1, "
                           "lease_owner = ?, lease_expires_at = ?, started_at = ?, "
                           "finished_at = 0 WHERE run_id = ? AND step = ? AND idx = ? "
                           "AND state = 'pending'"));
-    ASSIGN_OR_RETURN(SqliteStatement * att,
+    ASSIGN_OR_RETURN(DbStatement * att,
                      Stmt("INSERT INTO attempts (run_id, step, idx, attempt, worker_id, state, "
                           "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)"));
     for (TaskRecord& t : claimed) {
@@ -70,14 +71,14 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::Claim(const ClaimReque
   return claimed;
 }
 
-absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<Completion>& batch) {
+absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Completion>& batch) {
   std::lock_guard lock(mu_);
   std::vector<bool> accepted;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     accepted.clear();
     int64_t now = clock_.NowMs();
     ASSIGN_OR_RETURN(
-        SqliteStatement * up,
+        DbStatement * up,
         Stmt("UPDATE tasks SET state = ?, app_failures = app_failures + ?, "
              "infra_failures = infra_failures + ?, "
              "committed_attempt = CASE WHEN ? = 'succeeded' THEN attempt ELSE committed_attempt "
@@ -87,15 +88,16 @@ absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<C
              "finished_at = ? "
              "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? AND state = 'running' "
              "AND lease_owner = ?"));
-    ASSIGN_OR_RETURN(SqliteStatement * att,
+    ASSIGN_OR_RETURN(DbStatement * att,
                      Stmt("UPDATE attempts SET state = ?, failure_class = ?, finished_at = ?, "
                           "exit_code = ?, error = ?, cpu_seconds = ?, max_rss_kb = ?, "
                           "log_path = ?, output_path = ? "
                           "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
-    ASSIGN_OR_RETURN(SqliteStatement * fenced,
+    ASSIGN_OR_RETURN(DbStatement * fenced,
                      Stmt("UPDATE attempts SET state = 'fenced', finished_at = ?, exit_code = ?, "
                           "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
-                          "error = CASE WHEN error = '' THEN ? ELSE error || '; ' || ? END "
+                          "error = CASE WHEN error = '' THEN CAST(? AS TEXT) ELSE error || '; ' || "
+                          "CAST(? AS TEXT) END "
                           "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
                           "AND state IN ('running', 'lost')"));
     for (const Completion& c : batch) {
@@ -166,19 +168,19 @@ absl::StatusOr<std::vector<bool>> SqliteStateStore::Complete(const std::vector<C
   return accepted;
 }
 
-absl::StatusOr<std::vector<TaskKey>> SqliteStateStore::Heartbeat(const std::string& worker_id,
-                                                                 int64_t lease_ms) {
+absl::StatusOr<std::vector<TaskKey>> SqlStateStore::Heartbeat(const std::string& worker_id,
+                                                              int64_t lease_ms) {
   std::lock_guard lock(mu_);
   std::vector<TaskKey> held;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement * up, Stmt("UPDATE tasks SET lease_expires_at = ? "
-                                                "WHERE lease_owner = ? AND state = 'running'"));
+    ASSIGN_OR_RETURN(DbStatement * up, Stmt("UPDATE tasks SET lease_expires_at = ? "
+                                            "WHERE lease_owner = ? AND state = 'running'"));
     RETURN_IF_ERROR(up->Bind(now + lease_ms).Bind(worker_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement * w, Stmt("UPDATE workers SET heartbeat_at = ? WHERE id = ?"));
+    ASSIGN_OR_RETURN(DbStatement * w, Stmt("UPDATE workers SET heartbeat_at = ? WHERE id = ?"));
     RETURN_IF_ERROR(w->Bind(now).Bind(worker_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("SELECT run_id, step, idx FROM tasks "
-                                               "WHERE lease_owner = ? AND state = 'running'"));
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT run_id, step, idx FROM tasks "
+                                           "WHERE lease_owner = ? AND state = 'running'"));
     q->Bind(worker_id);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, q->Step());
@@ -190,15 +192,15 @@ absl::StatusOr<std::vector<TaskKey>> SqliteStateStore::Heartbeat(const std::stri
   return held;
 }
 
-absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int attempt,
-                                                    int infra_failures, const std::string& reason,
-                                                    int max_infra_failures) {
+absl::StatusOr<bool> SqlStateStore::ReleaseLease(const TaskKey& key, int attempt,
+                                                 int infra_failures, const std::string& reason,
+                                                 int max_infra_failures) {
   int64_t now = clock_.NowMs();
   bool give_up = infra_failures + 1 > max_infra_failures;
   std::string error =
       give_up ? Cat(reason, "; gave up after ", infra_failures + 1, " infrastructure failures")
               : reason;
-  ASSIGN_OR_RETURN(SqliteStatement * up,
+  ASSIGN_OR_RETURN(DbStatement * up,
                    Stmt("UPDATE tasks SET state = ?, infra_failures = infra_failures + 1, "
                         "lease_owner = '', lease_expires_at = 0, not_before = 0, error = ?, "
                         "finished_at = ? WHERE run_id = ? AND step = ? AND idx = ? "
@@ -212,7 +214,7 @@ absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int atte
                       .Bind(attempt)
                       .Run());
   if (db_->Changes() == 0) return false;
-  ASSIGN_OR_RETURN(SqliteStatement * att,
+  ASSIGN_OR_RETURN(DbStatement * att,
                    Stmt("UPDATE attempts SET state = 'lost', failure_class = 'infrastructure', "
                         "error = ?, finished_at = ? "
                         "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
@@ -228,8 +230,8 @@ absl::StatusOr<bool> SqliteStateStore::ReleaseLease(const TaskKey& key, int atte
   return true;
 }
 
-absl::StatusOr<int64_t> SqliteStateStore::ReleaseLeases(
-    const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+absl::StatusOr<int64_t> SqlStateStore::ReleaseLeases(
+    const std::string& where, const std::function<void(DbStatement&)>& bind,
     const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures) {
   struct Lease {
     TaskKey key;
@@ -237,7 +239,7 @@ absl::StatusOr<int64_t> SqliteStateStore::ReleaseLeases(
     int infra_failures;
     std::string owner;
   };
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt(Cat("SELECT run_id, step, idx, attempt, infra_failures, lease_owner "
                             "FROM tasks WHERE state = 'running' AND ",
                             where)));
@@ -261,14 +263,14 @@ absl::StatusOr<int64_t> SqliteStateStore::ReleaseLeases(
   return released;
 }
 
-absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
+absl::StatusOr<int64_t> SqlStateStore::ReapExpired(int max_infra_failures) {
   std::lock_guard lock(mu_);
   int64_t reaped = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     ASSIGN_OR_RETURN(
         reaped,
         ReleaseLeases(
-            "lease_expires_at < ?", [&](SqliteStatement& q) { q.Bind(clock_.NowMs()); },
+            "lease_expires_at < ?", [&](DbStatement& q) { q.Bind(clock_.NowMs()); },
             [](const std::string& owner) { return Cat("lease expired (worker ", owner, " lost)"); },
             max_infra_failures));
     return absl::OkStatus();
@@ -276,24 +278,23 @@ absl::StatusOr<int64_t> SqliteStateStore::ReapExpired(int max_infra_failures) {
   return reaped;
 }
 
-absl::StatusOr<int64_t> SqliteStateStore::ReleaseWorker(const std::string& worker_id,
-                                                        const std::string& reason,
-                                                        int max_infra_failures) {
+absl::StatusOr<int64_t> SqlStateStore::ReleaseWorker(const std::string& worker_id,
+                                                     const std::string& reason,
+                                                     int max_infra_failures) {
   std::lock_guard lock(mu_);
   int64_t released = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(released,
-                     ReleaseLeases(
-                         "lease_owner = ?", [&](SqliteStatement& q) { q.Bind(worker_id); },
-                         [&](const std::string&) { return reason; }, max_infra_failures));
-    ASSIGN_OR_RETURN(SqliteStatement * del, Stmt("DELETE FROM workers WHERE id = ?"));
+    ASSIGN_OR_RETURN(released, ReleaseLeases(
+                                   "lease_owner = ?", [&](DbStatement& q) { q.Bind(worker_id); },
+                                   [&](const std::string&) { return reason; }, max_infra_failures));
+    ASSIGN_OR_RETURN(DbStatement * del, Stmt("DELETE FROM workers WHERE id = ?"));
     return del->Bind(worker_id).Run();
   }));
   return released;
 }
 
-absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id,
-                                                       const std::vector<std::string>& states) {
+absl::StatusOr<int64_t> SqlStateStore::RequeueTasks(const std::string& run_id,
+                                                    const std::vector<std::string>& states) {
   std::lock_guard lock(mu_);
   int64_t requeued = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
@@ -305,7 +306,7 @@ absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id
       quoted.push_back(Cat("'", s, "'"));
     }
     std::string in = Join(quoted, ", ");
-    ASSIGN_OR_RETURN(SqliteStatement * up,
+    ASSIGN_OR_RETURN(DbStatement * up,
                      Stmt(Cat("UPDATE tasks SET state = 'pending', app_failures = 0, "
                               "infra_failures = 0, not_before = 0, lease_owner = '', "
                               "error = '' WHERE run_id = ? AND state IN (",
@@ -314,11 +315,11 @@ absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id
     requeued = db_->Changes();
     // Reopen finished steps: those with tasks to run again, and those that never started.
     ASSIGN_OR_RETURN(
-        SqliteStatement * steps,
+        DbStatement * steps,
         Stmt("UPDATE steps SET finished_at = 0, state = CASE WHEN started_at > 0 THEN 'running' "
              "ELSE 'pending' END WHERE run_id = ? AND state IN ('failed', 'cancelled')"));
     RETURN_IF_ERROR(steps->Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement * run,
+    ASSIGN_OR_RETURN(DbStatement * run,
                      Stmt("UPDATE runs SET state = 'running', error = '', finished_at = 0 "
                           "WHERE id = ?"));
     RETURN_IF_ERROR(run->Bind(run_id).Run());
@@ -328,28 +329,28 @@ absl::StatusOr<int64_t> SqliteStateStore::RequeueTasks(const std::string& run_id
   return requeued;
 }
 
-absl::StatusOr<bool> SqliteStateStore::CancelRun(const std::string& run_id,
-                                                 const std::string& reason) {
+absl::StatusOr<bool> SqlStateStore::CancelRun(const std::string& run_id,
+                                              const std::string& reason) {
   std::lock_guard lock(mu_);
   bool cancelled = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement * run,
+    ASSIGN_OR_RETURN(DbStatement * run,
                      Stmt("UPDATE runs SET state = 'cancelled', error = ?, finished_at = ? "
                           "WHERE id = ? AND state = 'running'"));
     RETURN_IF_ERROR(run->Bind(reason).Bind(now).Bind(run_id).Run());
     if (db_->Changes() == 0) return absl::OkStatus();
     cancelled = true;
-    ASSIGN_OR_RETURN(SqliteStatement * att,
+    ASSIGN_OR_RETURN(DbStatement * att,
                      Stmt("UPDATE attempts SET state = 'cancelled', error = ?, finished_at = ? "
                           "WHERE run_id = ? AND state = 'running'"));
     RETURN_IF_ERROR(att->Bind(reason).Bind(now).Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement * tasks,
+    ASSIGN_OR_RETURN(DbStatement * tasks,
                      Stmt("UPDATE tasks SET state = 'cancelled', lease_owner = '', "
                           "lease_expires_at = 0, error = ?, finished_at = ? "
                           "WHERE run_id = ? AND state IN ('pending', 'running')"));
     RETURN_IF_ERROR(tasks->Bind(reason).Bind(now).Bind(run_id).Run());
-    ASSIGN_OR_RETURN(SqliteStatement * steps,
+    ASSIGN_OR_RETURN(DbStatement * steps,
                      Stmt("UPDATE steps SET state = 'cancelled', finished_at = ? "
                           "WHERE run_id = ? AND state IN ('pending', 'running')"));
     RETURN_IF_ERROR(steps->Bind(now).Bind(run_id).Run());

@@ -1,5 +1,7 @@
-// The SQLite StateStore: one file, WAL mode, write transactions with BEGIN IMMEDIATE so that
-// claims from several processes on one machine are atomic. The default for laptops.
+// The StateStore over SQL, written once for SQLite (one file, WAL mode; the default for laptops)
+// and PostgreSQL (a fleet's shared state), through the DbConnection boundary. Write transactions
+// take their locks up front (BEGIN IMMEDIATE on SQLite); claims skip rows other claimers hold
+// (FOR UPDATE SKIP LOCKED on PostgreSQL).
 #pragma once
 
 #include <map>
@@ -8,16 +10,16 @@
 #include <string>
 
 #include "common/clock.h"
-#include "store/sqlite_db.h"
+#include "store/db.h"
 #include "store/state_store.h"
 
 namespace barge {
 
-class SqliteStateStore : public StateStore {
+class SqlStateStore : public StateStore {
  public:
-  // Opens or creates `path` and applies pending migrations. `clock` must outlive the store.
-  static absl::StatusOr<std::unique_ptr<SqliteStateStore>> Open(const std::string& path,
-                                                                Clock& clock);
+  // Takes the connection, applies pending migrations. `clock` must outlive the store.
+  static absl::StatusOr<std::unique_ptr<SqlStateStore>> Open(std::unique_ptr<DbConnection> db,
+                                                             Clock& clock);
 
   int64_t NowMs() override { return clock_.NowMs(); }
   absl::StatusOr<int> SchemaVersion() override;
@@ -59,12 +61,12 @@ class SqliteStateStore : public StateStore {
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
 
  private:
-  SqliteStateStore(std::unique_ptr<SqliteDb> db, Clock& clock)
+  SqlStateStore(std::unique_ptr<DbConnection> db, Clock& clock)
       : db_(std::move(db)), clock_(clock) {}
 
   absl::Status Migrate();
   // A cached prepared statement, reset and ready for binding.
-  absl::StatusOr<SqliteStatement*> Stmt(const std::string& sql);
+  absl::StatusOr<DbStatement*> Stmt(const std::string& sql);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back if it fails.
   absl::Status InTransaction(const std::function<absl::Status()>& body);
   absl::Status InsertEvent(const std::string& run_id, const std::string& kind,
@@ -75,15 +77,15 @@ class SqliteStateStore : public StateStore {
   // Releases every running task's lease matching `where` (bound by `bind`), each with the reason
   // `reason(lease_owner)`. Returns how many were released.
   absl::StatusOr<int64_t> ReleaseLeases(
-      const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+      const std::string& where, const std::function<void(DbStatement&)>& bind,
       const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures);
-  absl::StatusOr<std::vector<TaskRecord>> QueryTasks(
-      const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind);
+  absl::StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& sql_tail,
+                                                     const std::function<void(DbStatement&)>& bind);
 
   std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;
+  std::unique_ptr<DbConnection> db_;
   Clock& clock_;
-  std::map<std::string, std::unique_ptr<SqliteStatement>> statements_;
+  std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_;
 };
 
 }  // namespace barge

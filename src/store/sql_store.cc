@@ -1,99 +1,106 @@
-#include "store/sqlite_store.h"
+#include "store/sql_store.h"
 
 #include "common/status.h"
 #include "common/strings.h"
 #include "store/schema.h"
-#include "store/sqlite_rows.h"
+#include "store/sql_rows.h"
 
 namespace barge {
-using namespace sqlite_rows;
+using namespace sql_rows;
 
-absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path,
-                                                                         Clock& clock) {
-  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
-  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(std::move(db), clock));
-  RETURN_IF_ERROR(WithContext(store->Migrate(), Cat("migrating state store ", path)));
+absl::StatusOr<std::unique_ptr<SqlStateStore>> SqlStateStore::Open(std::unique_ptr<DbConnection> db,
+                                                                   Clock& clock) {
+  std::unique_ptr<SqlStateStore> store(new SqlStateStore(std::move(db), clock));
+  RETURN_IF_ERROR(WithContext(store->Migrate(), "migrating the state store"));
   return store;
 }
 
-absl::StatusOr<SqliteStatement*> SqliteStateStore::Stmt(const std::string& sql) {
+absl::StatusOr<DbStatement*> SqlStateStore::Stmt(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
-    ASSIGN_OR_RETURN(SqliteStatement stmt, db_->Prepare(sql));
-    it = statements_.emplace(sql, std::make_unique<SqliteStatement>(std::move(stmt))).first;
+    ASSIGN_OR_RETURN(std::unique_ptr<DbStatement> stmt, db_->Prepare(sql));
+    it = statements_.emplace(sql, std::move(stmt)).first;
   }
   it->second->Reset();
   return it->second.get();
 }
 
-absl::Status SqliteStateStore::InTransaction(const std::function<absl::Status()>& body) {
+absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& body) {
   // A cached statement left mid-result holds an old read snapshot; in WAL mode a write started
   // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting. Release them all.
   for (auto& [sql, stmt] : statements_) stmt->Reset();
-  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
-  absl::Status s = body();
-  if (s.ok()) s = db_->Exec("COMMIT");
-  if (!s.ok()) (void)db_->Exec("ROLLBACK");
-  return s;
+  // Deadlocks and serialization failures (PostgreSQL) are retried: every body is idempotent
+  // up to its commit.
+  for (int attempt = 1;; ++attempt) {
+    RETURN_IF_ERROR(db_->Exec(db_->dialect().begin));
+    absl::Status s = body();
+    if (s.ok()) s = db_->Exec("COMMIT");
+    if (s.ok()) return s;
+    (void)db_->Exec("ROLLBACK");
+    if (attempt >= 5 || !db_->IsRetryable(s)) return s;
+    for (auto& [sql, stmt] : statements_) stmt->Reset();
+  }
 }
 
-absl::Status SqliteStateStore::Migrate() {
+absl::Status SqlStateStore::Migrate() {
   std::lock_guard lock(mu_);
   // Most opens find the schema current: check without taking the write lock.
   {
-    absl::StatusOr<SqliteStatement> q = db_->Prepare("SELECT MAX(version) FROM schema_migrations");
+    absl::StatusOr<std::unique_ptr<DbStatement>> q =
+        db_->Prepare("SELECT MAX(version) FROM schema_migrations");
     if (q.ok()) {
-      ASSIGN_OR_RETURN(bool row, q->Step());
-      if (row && q->Int(0) >= Migrations().back().version) return absl::OkStatus();
+      absl::StatusOr<bool> row = (*q)->Step();
+      if (row.ok() && *row && (*q)->Int(0) >= Migrations().back().version) return absl::OkStatus();
     }
   }
   return InTransaction([&]() -> absl::Status {
+    // Processes starting together migrate one at a time.
+    if (*db_->dialect().migration_lock != '\0')
+      RETURN_IF_ERROR(db_->Exec(db_->dialect().migration_lock));
     RETURN_IF_ERROR(
         db_->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                   "applied_at BIGINT NOT NULL)"));
     int current = 0;
     {
-      ASSIGN_OR_RETURN(SqliteStatement q,
+      ASSIGN_OR_RETURN(std::unique_ptr<DbStatement> q,
                        db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (row) current = static_cast<int>(q.Int(0));
+      ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row) current = static_cast<int>(q->Int(0));
     }
     for (const Migration& m : Migrations()) {
       if (m.version <= current) continue;
       for (const std::string& sql : m.statements) {
-        RETURN_IF_ERROR(
-            db_->Exec(ReplaceAll(sql, "{serial_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT")));
+        RETURN_IF_ERROR(db_->Exec(ReplaceAll(sql, "{serial_pk}", db_->dialect().serial_pk)));
       }
-      ASSIGN_OR_RETURN(SqliteStatement ins,
+      ASSIGN_OR_RETURN(std::unique_ptr<DbStatement> ins,
                        db_->Prepare("INSERT INTO schema_migrations VALUES (?, ?)"));
-      RETURN_IF_ERROR(ins.Bind(m.version).Bind(clock_.NowMs()).Run());
+      RETURN_IF_ERROR(ins->Bind(m.version).Bind(clock_.NowMs()).Run());
     }
     return absl::OkStatus();
   });
 }
 
-absl::StatusOr<int> SqliteStateStore::SchemaVersion() {
+absl::StatusOr<int> SqlStateStore::SchemaVersion() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("SELECT MAX(version) FROM schema_migrations"));
+  ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT MAX(version) FROM schema_migrations"));
   ASSIGN_OR_RETURN(bool row, q->Step());
   return row ? static_cast<int>(q->Int(0)) : 0;
 }
 
-absl::Status SqliteStateStore::InsertEvent(const std::string& run_id, const std::string& kind,
-                                           const std::string& step, int64_t index,
-                                           const std::string& message) {
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+absl::Status SqlStateStore::InsertEvent(const std::string& run_id, const std::string& kind,
+                                        const std::string& step, int64_t index,
+                                        const std::string& message) {
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("INSERT INTO events (run_id, at, kind, step, idx, message) "
                         "VALUES (?, ?, ?, ?, ?, ?)"));
   return q->Bind(run_id).Bind(clock_.NowMs()).Bind(kind).Bind(step).Bind(index).Bind(message).Run();
 }
 
-absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
-                                         const std::vector<StepRecord>& steps) {
+absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt(Cat("INSERT INTO runs (", kRunColumns,
-                                                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("INSERT INTO runs (", kRunColumns,
+                                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     absl::Status s = q->Bind(run.id)
                          .Bind(run.pipeline)
                          .Bind(state::kRunning)
@@ -108,9 +115,8 @@ absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
     if (absl::IsAlreadyExists(s)) return absl::AlreadyExistsError("run " + run.id + " exists");
     RETURN_IF_ERROR(s);
     for (const StepRecord& step : steps) {
-      ASSIGN_OR_RETURN(SqliteStatement * ins,
-                       Stmt("INSERT INTO steps (run_id, name, position, state) "
-                            "VALUES (?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(DbStatement * ins, Stmt("INSERT INTO steps (run_id, name, position, state) "
+                                               "VALUES (?, ?, ?, ?)"));
       RETURN_IF_ERROR(
           ins->Bind(run.id).Bind(step.name).Bind(step.position).Bind(state::kPending).Run());
     }
@@ -118,20 +124,19 @@ absl::Status SqliteStateStore::CreateRun(const RunRecord& run,
   });
 }
 
-absl::StatusOr<RunRecord> SqliteStateStore::GetRun(const std::string& run_id) {
+absl::StatusOr<RunRecord> SqlStateStore::GetRun(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
-                   Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?")));
+  ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?")));
   q->Bind(run_id);
   ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return absl::NotFoundError(Cat("no run \"", run_id, "\""));
   return ReadRun(*q);
 }
 
-absl::StatusOr<std::vector<RunRecord>> SqliteStateStore::ListRuns(int64_t limit) {
+absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(int64_t limit) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      SqliteStatement * q,
+      DbStatement * q,
       Stmt(Cat("SELECT ", kRunColumns, " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
   q->Bind(limit);
   std::vector<RunRecord> out;
@@ -143,9 +148,9 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStateStore::ListRuns(int64_t limit)
   return out;
 }
 
-absl::StatusOr<std::vector<StepRecord>> SqliteStateStore::GetSteps(const std::string& run_id) {
+absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
                         "started_at, finished_at FROM steps WHERE run_id = ? ORDER BY position"));
   q->Bind(run_id);
@@ -167,11 +172,10 @@ absl::StatusOr<std::vector<StepRecord>> SqliteStateStore::GetSteps(const std::st
   return out;
 }
 
-absl::StatusOr<std::vector<StepCounts>> SqliteStateStore::CountTasks(const std::string& run_id) {
+absl::StatusOr<std::vector<StepCounts>> SqlStateStore::CountTasks(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
-                   Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "
-                        "GROUP BY step, state ORDER BY step"));
+  ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "
+                                         "GROUP BY step, state ORDER BY step"));
   q->Bind(run_id);
   std::vector<StepCounts> out;
   for (;;) {
@@ -197,15 +201,15 @@ absl::StatusOr<std::vector<StepCounts>> SqliteStateStore::CountTasks(const std::
   return out;
 }
 
-absl::StatusOr<bool> SqliteStateStore::StartStep(const std::string& run_id, const std::string& step,
-                                                 const std::string& shared_inputs_json,
-                                                 int64_t count, double cpu, int64_t memory,
-                                                 const std::function<NewTask(int64_t)>& make_task) {
+absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const std::string& step,
+                                              const std::string& shared_inputs_json, int64_t count,
+                                              double cpu, int64_t memory,
+                                              const std::function<NewTask(int64_t)>& make_task) {
   std::lock_guard lock(mu_);
   bool started = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
-    ASSIGN_OR_RETURN(SqliteStatement * up,
+    ASSIGN_OR_RETURN(DbStatement * up,
                      Stmt("UPDATE steps SET state = ?, inputs_json = ?, task_count = ?, "
                           "started_at = ? WHERE run_id = ? AND name = ? AND state = ?"));
     RETURN_IF_ERROR(up->Bind(state::kRunning)
@@ -218,12 +222,12 @@ absl::StatusOr<bool> SqliteStateStore::StartStep(const std::string& run_id, cons
                         .Run());
     if (db_->Changes() == 0) return absl::OkStatus();
     started = true;
-    ASSIGN_OR_RETURN(SqliteStatement * pos,
+    ASSIGN_OR_RETURN(DbStatement * pos,
                      Stmt("SELECT position FROM steps WHERE run_id = ? AND name = ?"));
     pos->Bind(run_id).Bind(step);
     ASSIGN_OR_RETURN(bool row, pos->Step());
     int64_t position = row ? pos->Int(0) : 0;
-    ASSIGN_OR_RETURN(SqliteStatement * ins,
+    ASSIGN_OR_RETURN(DbStatement * ins,
                      Stmt("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
                           "inputs_json, cpu, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT DO NOTHING"));
@@ -246,15 +250,14 @@ absl::StatusOr<bool> SqliteStateStore::StartStep(const std::string& run_id, cons
   return started;
 }
 
-absl::StatusOr<bool> SqliteStateStore::TransitionStep(const std::string& run_id,
-                                                      const std::string& step,
-                                                      const std::string& from,
-                                                      const std::string& to) {
+absl::StatusOr<bool> SqlStateStore::TransitionStep(const std::string& run_id,
+                                                   const std::string& step, const std::string& from,
+                                                   const std::string& to) {
   std::lock_guard lock(mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("UPDATE steps SET state = ?, finished_at = ? "
-                                               "WHERE run_id = ? AND name = ? AND state = ?"));
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE steps SET state = ?, finished_at = ? "
+                                           "WHERE run_id = ? AND name = ? AND state = ?"));
     RETURN_IF_ERROR(q->Bind(to).Bind(clock_.NowMs()).Bind(run_id).Bind(step).Bind(from).Run());
     changed = db_->Changes() > 0;
     if (!changed) return absl::OkStatus();
@@ -263,16 +266,15 @@ absl::StatusOr<bool> SqliteStateStore::TransitionStep(const std::string& run_id,
   return changed;
 }
 
-absl::StatusOr<bool> SqliteStateStore::TransitionRun(const std::string& run_id,
-                                                     const std::string& from, const std::string& to,
-                                                     const std::string& error) {
+absl::StatusOr<bool> SqlStateStore::TransitionRun(const std::string& run_id,
+                                                  const std::string& from, const std::string& to,
+                                                  const std::string& error) {
   std::lock_guard lock(mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     bool finished = to != state::kRunning;
-    ASSIGN_OR_RETURN(SqliteStatement * q,
-                     Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
-                          "WHERE id = ? AND state = ?"));
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
+                                           "WHERE id = ? AND state = ?"));
     RETURN_IF_ERROR(
         q->Bind(to).Bind(error).Bind(finished ? clock_.NowMs() : 0).Bind(run_id).Bind(from).Run());
     changed = db_->Changes() > 0;
@@ -282,10 +284,9 @@ absl::StatusOr<bool> SqliteStateStore::TransitionRun(const std::string& run_id,
   return changed;
 }
 
-absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::QueryTasks(
-    const std::string& sql_tail, const std::function<void(SqliteStatement&)>& bind) {
-  ASSIGN_OR_RETURN(SqliteStatement * q,
-                   Stmt(Cat("SELECT ", kTaskColumns, " FROM tasks ", sql_tail)));
+absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::QueryTasks(
+    const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
+  ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("SELECT ", kTaskColumns, " FROM tasks ", sql_tail)));
   bind(*q);
   std::vector<TaskRecord> out;
   for (;;) {
@@ -296,24 +297,23 @@ absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::QueryTasks(
   return out;
 }
 
-absl::StatusOr<std::vector<TaskRecord>> SqliteStateStore::ListTasks(const TaskFilter& filter) {
+absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ListTasks(const TaskFilter& filter) {
   std::lock_guard lock(mu_);
   std::string where = "WHERE run_id = ?";
   if (filter.step) where += " AND step = ?";
   if (filter.state) where += " AND state = ?";
-  return QueryTasks(Cat(where, " ORDER BY position, idx LIMIT ? OFFSET ?"),
-                    [&](SqliteStatement& q) {
-                      q.Bind(filter.run_id);
-                      if (filter.step) q.Bind(*filter.step);
-                      if (filter.state) q.Bind(*filter.state);
-                      q.Bind(filter.limit).Bind(filter.offset);
-                    });
+  return QueryTasks(Cat(where, " ORDER BY position, idx LIMIT ? OFFSET ?"), [&](DbStatement& q) {
+    q.Bind(filter.run_id);
+    if (filter.step) q.Bind(*filter.step);
+    if (filter.state) q.Bind(*filter.state);
+    q.Bind(filter.limit).Bind(filter.offset);
+  });
 }
 
-absl::StatusOr<TaskRecord> SqliteStateStore::GetTask(const TaskKey& key) {
+absl::StatusOr<TaskRecord> SqlStateStore::GetTask(const TaskKey& key) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                   QueryTasks("WHERE run_id = ? AND step = ? AND idx = ?", [&](SqliteStatement& q) {
+                   QueryTasks("WHERE run_id = ? AND step = ? AND idx = ?", [&](DbStatement& q) {
                      q.Bind(key.run_id).Bind(key.step).Bind(key.index);
                    }));
   if (tasks.empty()) {
@@ -323,9 +323,9 @@ absl::StatusOr<TaskRecord> SqliteStateStore::GetTask(const TaskKey& key) {
   return tasks.front();
 }
 
-absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(const TaskKey& key) {
+absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListAttempts(const TaskKey& key) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT attempt, worker_id, state, failure_class, started_at, "
                         "finished_at, exit_code, error, cpu_seconds, max_rss_kb, log_path, "
                         "output_path FROM attempts WHERE run_id = ? AND step = ? AND idx = ? "
@@ -354,9 +354,9 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(const 
   return out;
 }
 
-absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std::string& run_id) {
+absl::StatusOr<std::vector<EventRecord>> SqlStateStore::ListEvents(const std::string& run_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT id, run_id, at, kind, step, idx, message FROM events "
                         "WHERE run_id = ? ORDER BY id"));
   q->Bind(run_id);
@@ -370,19 +370,19 @@ absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::ListEvents(const std:
   return out;
 }
 
-absl::Status SqliteStateStore::AddEvent(const EventRecord& event) {
+absl::Status SqlStateStore::AddEvent(const EventRecord& event) {
   std::lock_guard lock(mu_);
   return InTransaction([&] {
     return InsertEvent(event.run_id, event.kind, event.step, event.index, event.message);
   });
 }
 
-absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
+absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
     int64_t now = clock_.NowMs();
     ASSIGN_OR_RETURN(
-        SqliteStatement * q,
+        DbStatement * q,
         Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
              "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
              "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
@@ -399,17 +399,17 @@ absl::Status SqliteStateStore::RegisterWorker(const WorkerRecord& w) {
   });
 }
 
-absl::Status SqliteStateStore::DeregisterWorker(const std::string& worker_id) {
+absl::Status SqlStateStore::DeregisterWorker(const std::string& worker_id) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(SqliteStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
     return q->Bind(worker_id).Run();
   });
 }
 
-absl::StatusOr<std::vector<WorkerRecord>> SqliteStateStore::ListWorkers() {
+absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStatement * q,
+  ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, started_at, "
                         "heartbeat_at FROM workers ORDER BY started_at, id"));
   std::vector<WorkerRecord> out;

@@ -1,17 +1,17 @@
 // Row mappings shared by the SQLite store's source files. Internal to src/store.
 #pragma once
 
-#include "store/sqlite_db.h"
+#include "store/db.h"
 #include "store/state_store.h"
 
-namespace barge::sqlite_rows {
+namespace barge::sql_rows {
 
 inline constexpr char kTaskColumns[] =
     "run_id, step, idx, position, state, item_json, inputs_json, cpu, memory, attempt, "
     "app_failures, infra_failures, committed_attempt, exit_code, error, outputs_json, "
     "lease_owner, lease_expires_at, not_before, started_at, finished_at";
 
-inline TaskRecord ReadTask(const SqliteStatement& s) {
+inline TaskRecord ReadTask(const DbStatement& s) {
   TaskRecord t;
   t.key = {s.Text(0), s.Text(1), s.Int(2)};
   t.position = static_cast<int>(s.Int(3));
@@ -39,7 +39,7 @@ inline constexpr char kRunColumns[] =
     "id, pipeline, state, spec_path, spec_source, params_json, root, error, created_at, "
     "finished_at";
 
-inline RunRecord ReadRun(const SqliteStatement& s) {
+inline RunRecord ReadRun(const DbStatement& s) {
   RunRecord r;
   r.id = s.Text(0);
   r.pipeline = s.Text(1);
@@ -54,4 +54,4 @@ inline RunRecord ReadRun(const SqliteStatement& s) {
   return r;
 }
 
-}  // namespace barge::sqlite_rows
+}  // namespace barge::sql_rows

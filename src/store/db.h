@@ -1,0 +1,61 @@
+// The boundary between the SQL state store and a database: a connection that prepares
+// statements, and statements that bind parameters left to right ("?" placeholders) and step
+// through rows. SQLite and PostgreSQL (libpq) implement it; SqlStateStore is written once
+// against it, with the few differences between the two in a Dialect.
+//
+// Thread-safety: a connection and its statements are used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace barge {
+
+class DbStatement {
+ public:
+  virtual ~DbStatement() = default;
+  // Binds parameters left to right, starting with the first. Chainable.
+  virtual DbStatement& Bind(int64_t value) = 0;
+  virtual DbStatement& Bind(double value) = 0;
+  virtual DbStatement& Bind(std::string_view value) = 0;
+  DbStatement& Bind(int value) { return Bind(static_cast<int64_t>(value)); }
+  DbStatement& Bind(const std::string& value) { return Bind(std::string_view(value)); }
+  DbStatement& Bind(const char* value) { return Bind(std::string_view(value)); }
+
+  // Executes on the first call and advances; true while a row is available.
+  virtual absl::StatusOr<bool> Step() = 0;
+  // Executes to completion, ignoring rows.
+  absl::Status Run();
+  // Forgets results and bindings, ready to execute again.
+  virtual void Reset() = 0;
+
+  virtual int64_t Int(int col) const = 0;
+  virtual double Double(int col) const = 0;
+  virtual std::string Text(int col) const = 0;
+};
+
+struct Dialect {
+  const char* begin;           // starts a write transaction that takes its locks up front
+  const char* serial_pk;       // an auto-incrementing 64-bit primary key column
+  const char* skip_locked;     // appended to the claim query: skip rows another claimer holds
+  const char* migration_lock;  // run first in the migration transaction ("" if none needed)
+};
+
+class DbConnection {
+ public:
+  virtual ~DbConnection() = default;
+  virtual const Dialect& dialect() const = 0;
+  virtual absl::StatusOr<std::unique_ptr<DbStatement>> Prepare(std::string_view sql) = 0;
+  // Runs statements without parameters or results.
+  virtual absl::Status Exec(std::string_view sql) = 0;
+  // Rows changed by the last statement that ran on this connection.
+  virtual int64_t Changes() const = 0;
+  // Whether a failed transaction may simply be tried again (deadlock, serialization failure).
+  virtual bool IsRetryable(const absl::Status& status) const = 0;
+};
+
+}  // namespace barge
