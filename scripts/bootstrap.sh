@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
-  libsqlite3-dev libssl-dev
+  libsqlite3-dev libssl-dev libpq-dev postgresql
   libgtest-dev libgmock-dev
   nodejs npm
 )

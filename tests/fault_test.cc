@@ -27,6 +27,7 @@ class FaultTest : public E2eTest {
     std::string text = Read(path);
     return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
   }
+  void KillDriverAndResume();
   std::string LatestRunId() {
     nlohmann::json runs = Json({"runs", "--json"});
     return runs.empty() ? "" : runs[0]["id"].get<std::string>();
@@ -118,7 +119,7 @@ steps:
 
 // The crash test of the core issue: SIGKILL the driver mid-run, resume, and check that every
 // task ran and that no task committed before the kill ran again.
-TEST_F(FaultTest, DriverKilledMidRunIsResumedWithoutRedoingCommittedWork) {
+void FaultTest::KillDriverAndResume() {
   constexpr int kTasks = 240;
   std::string side = (dir() / "side.txt").string();
   std::string p = Write("crash.yaml", Cat(R"(
@@ -170,6 +171,13 @@ steps:
     }
   }
   EXPECT_LE(lost, 2);  // at most the two that were leased by the dead driver
+}
+
+TEST_F(FaultTest, DriverKilledMidRunIsResumedWithoutRedoingCommittedWork) { KillDriverAndResume(); }
+
+TEST_F(FaultTest, DriverKilledMidRunIsResumedOnPostgres) {
+  if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+  KillDriverAndResume();
 }
 
 TEST_F(FaultTest, InterruptCancelsTheRunAndStopsItsTasks) {

@@ -4,10 +4,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "common/strings.h"
+#include "store/pg_db.h"
 
 namespace barge::testing {
 namespace {
@@ -47,6 +50,27 @@ void E2eTest::SetUp() {
 
 void E2eTest::TearDown() {
   if (!HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+bool E2eTest::UsePostgres() {
+  const char* url = std::getenv("BARGE_TEST_POSTGRES");
+  if (url == nullptr || *url == '\0') {
+    if (std::getenv("BARGE_REQUIRE_POSTGRES") != nullptr) {
+      ADD_FAILURE() << "BARGE_REQUIRE_POSTGRES is set but BARGE_TEST_POSTGRES is not";
+    }
+    return false;
+  }
+  std::string schema = "e2e";
+  for (char c : dir_.filename().string()) {
+    schema +=
+        std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+  }
+  auto admin = PgDb::Open(url);
+  EXPECT_TRUE(admin.ok()) << admin.status();
+  if (!admin.ok()) return false;
+  EXPECT_TRUE((*admin)->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)).ok());
+  ::setenv("BARGE_STATE", Cat(url, "?options=-csearch_path%3D", schema).c_str(), 1);
+  return true;
 }
 
 Result E2eTest::Barge(const std::vector<std::string>& args) {

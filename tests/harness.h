@@ -35,6 +35,10 @@ class E2eTest : public ::testing::Test {
   std::string Read(const std::string& path);
   nlohmann::json Json(const std::vector<std::string>& args);
   const std::filesystem::path& dir() const { return dir_; }
+  // Points every later barge command at a fresh schema on the test PostgreSQL server
+  // (BARGE_TEST_POSTGRES) through BARGE_STATE. Returns false, changing nothing, if there is no
+  // server and BARGE_REQUIRE_POSTGRES is unset; fails the test if it is set.
+  bool UsePostgres();
 
  private:
   std::filesystem::path dir_;

@@ -36,6 +36,19 @@ TEST_F(RunTest, QuickstartProducesTheExpectedReport) {
   EXPECT_EQ(logs.out, report);
 }
 
+TEST_F(RunTest, QuickstartOnPostgres) {
+  if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+  Result r = Barge({"run", kQuickstart, "--root", (dir() / "data").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  EXPECT_EQ(Barge({"logs", id, "merge", "0"}).out,
+            "hello ada\nhello grace\nhello linus\nsum of doubled squares: 110\n");
+  nlohmann::json runs = Json({"runs", "--json"});
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["state"], "succeeded");
+  EXPECT_FALSE(std::filesystem::exists(dir() / ".barge/state.db"));  // state went to PostgreSQL
+}
+
 TEST_F(RunTest, ParamsOverrideAndJsonListings) {
   Result r = Barge({"run", kQuickstart, "--param", "greeting=hej", "--param", "squares=3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

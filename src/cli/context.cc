@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
   }
   ctx->root = AbsolutePath(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
-  ASSIGN_OR_RETURN(ctx->store, OpenStateStore(ctx->state_url, ctx->clock));
+  ASSIGN_OR_RETURN(ctx->store, OpenStateStore(ctx->state_url));
   return ctx;
 }
 

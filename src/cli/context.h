@@ -18,7 +18,6 @@ struct Locations {
 };
 
 struct Context {
-  SystemClock clock;
   std::string state_url;
   std::string root;
   std::string scratch;

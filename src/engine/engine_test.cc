@@ -15,7 +15,7 @@ namespace {
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store_ = std::move(OpenStateStore((dir_ / "state.db").string(), clock_).value());
+    store_ = std::move(OpenStateStore((dir_ / "state.db").string(), &clock_).value());
     engine_ = std::make_unique<Engine>(*store_);
   }
 

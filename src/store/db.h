@@ -43,6 +43,7 @@ struct Dialect {
   const char* serial_pk;       // an auto-incrementing 64-bit primary key column
   const char* skip_locked;     // appended to the claim query: skip rows another claimer holds
   const char* migration_lock;  // run first in the migration transaction ("" if none needed)
+  const char* now_ms;          // the database's clock in ms since the epoch ("": use the host's)
 };
 
 class DbConnection {

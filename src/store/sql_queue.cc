@@ -12,7 +12,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   std::vector<TaskRecord> claimed;
   if (request.max_tasks <= 0) return claimed;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     // Look at a few more candidates than we can take, so that small tasks can fill the room a
     // large one at the head of the queue leaves.
     std::string sql =
@@ -76,7 +76,7 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
   std::vector<bool> accepted;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     accepted.clear();
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     ASSIGN_OR_RETURN(
         DbStatement * up,
         Stmt("UPDATE tasks SET state = ?, app_failures = app_failures + ?, "
@@ -173,7 +173,7 @@ absl::StatusOr<std::vector<TaskKey>> SqlStateStore::Heartbeat(const std::string&
   std::lock_guard lock(mu_);
   std::vector<TaskKey> held;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * up, Stmt("UPDATE tasks SET lease_expires_at = ? "
                                             "WHERE lease_owner = ? AND state = 'running'"));
     RETURN_IF_ERROR(up->Bind(now + lease_ms).Bind(worker_id).Run());
@@ -195,7 +195,7 @@ absl::StatusOr<std::vector<TaskKey>> SqlStateStore::Heartbeat(const std::string&
 absl::StatusOr<bool> SqlStateStore::ReleaseLease(const TaskKey& key, int attempt,
                                                  int infra_failures, const std::string& reason,
                                                  int max_infra_failures) {
-  int64_t now = clock_.NowMs();
+  int64_t now = Now();
   bool give_up = infra_failures + 1 > max_infra_failures;
   std::string error =
       give_up ? Cat(reason, "; gave up after ", infra_failures + 1, " infrastructure failures")
@@ -267,12 +267,12 @@ absl::StatusOr<int64_t> SqlStateStore::ReapExpired(int max_infra_failures) {
   std::lock_guard lock(mu_);
   int64_t reaped = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(
-        reaped,
-        ReleaseLeases(
-            "lease_expires_at < ?", [&](DbStatement& q) { q.Bind(clock_.NowMs()); },
-            [](const std::string& owner) { return Cat("lease expired (worker ", owner, " lost)"); },
-            max_infra_failures));
+    ASSIGN_OR_RETURN(reaped, ReleaseLeases(
+                                 "lease_expires_at < ?", [&](DbStatement& q) { q.Bind(Now()); },
+                                 [](const std::string& owner) {
+                                   return Cat("lease expired (worker ", owner, " lost)");
+                                 },
+                                 max_infra_failures));
     return absl::OkStatus();
   }));
   return reaped;
@@ -334,7 +334,7 @@ absl::StatusOr<bool> SqlStateStore::CancelRun(const std::string& run_id,
   std::lock_guard lock(mu_);
   bool cancelled = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * run,
                      Stmt("UPDATE runs SET state = 'cancelled', error = ?, finished_at = ? "
                           "WHERE id = ? AND state = 'running'"));

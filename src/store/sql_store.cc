@@ -9,10 +9,32 @@ namespace barge {
 using namespace sql_rows;
 
 absl::StatusOr<std::unique_ptr<SqlStateStore>> SqlStateStore::Open(std::unique_ptr<DbConnection> db,
-                                                                   Clock& clock) {
+                                                                   Clock* clock) {
   std::unique_ptr<SqlStateStore> store(new SqlStateStore(std::move(db), clock));
   RETURN_IF_ERROR(WithContext(store->Migrate(), "migrating the state store"));
   return store;
+}
+
+int64_t SqlStateStore::NowMs() {
+  std::lock_guard lock(mu_);
+  return Now();
+}
+
+int64_t SqlStateStore::Now() {
+  if (clock_ != nullptr) return clock_->NowMs();
+  if (*db_->dialect().now_ms != '\0') {
+    absl::StatusOr<DbStatement*> q = Stmt(db_->dialect().now_ms);
+    if (q.ok()) {
+      absl::StatusOr<bool> row = (*q)->Step();
+      if (row.ok() && *row) {
+        int64_t now = (*q)->Int(0);
+        (*q)->Reset();
+        return now;
+      }
+    }
+    // The database is unreachable: the caller's next statement reports it.
+  }
+  return system_clock_.NowMs();
 }
 
 absl::StatusOr<DbStatement*> SqlStateStore::Stmt(const std::string& sql) {
@@ -37,6 +59,8 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
     if (s.ok()) s = db_->Exec("COMMIT");
     if (s.ok()) return s;
     (void)db_->Exec("ROLLBACK");
+    // After a lost connection the database forgot our prepared statements.
+    if (absl::IsUnavailable(s)) statements_.clear();
     if (attempt >= 5 || !db_->IsRetryable(s)) return s;
     for (auto& [sql, stmt] : statements_) stmt->Reset();
   }
@@ -74,7 +98,7 @@ absl::Status SqlStateStore::Migrate() {
       }
       ASSIGN_OR_RETURN(std::unique_ptr<DbStatement> ins,
                        db_->Prepare("INSERT INTO schema_migrations VALUES (?, ?)"));
-      RETURN_IF_ERROR(ins->Bind(m.version).Bind(clock_.NowMs()).Run());
+      RETURN_IF_ERROR(ins->Bind(m.version).Bind(Now()).Run());
     }
     return absl::OkStatus();
   });
@@ -93,7 +117,7 @@ absl::Status SqlStateStore::InsertEvent(const std::string& run_id, const std::st
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("INSERT INTO events (run_id, at, kind, step, idx, message) "
                         "VALUES (?, ?, ?, ?, ?, ?)"));
-  return q->Bind(run_id).Bind(clock_.NowMs()).Bind(kind).Bind(step).Bind(index).Bind(message).Run();
+  return q->Bind(run_id).Bind(Now()).Bind(kind).Bind(step).Bind(index).Bind(message).Run();
 }
 
 absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) {
@@ -138,7 +162,7 @@ absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(int64_t limit) {
   ASSIGN_OR_RETURN(
       DbStatement * q,
       Stmt(Cat("SELECT ", kRunColumns, " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
-  q->Bind(limit);
+  q->Bind(limit < 0 ? INT64_MAX : limit);
   std::vector<RunRecord> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
@@ -208,7 +232,7 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
   std::lock_guard lock(mu_);
   bool started = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * up,
                      Stmt("UPDATE steps SET state = ?, inputs_json = ?, task_count = ?, "
                           "started_at = ? WHERE run_id = ? AND name = ? AND state = ?"));
@@ -258,7 +282,7 @@ absl::StatusOr<bool> SqlStateStore::TransitionStep(const std::string& run_id,
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE steps SET state = ?, finished_at = ? "
                                            "WHERE run_id = ? AND name = ? AND state = ?"));
-    RETURN_IF_ERROR(q->Bind(to).Bind(clock_.NowMs()).Bind(run_id).Bind(step).Bind(from).Run());
+    RETURN_IF_ERROR(q->Bind(to).Bind(Now()).Bind(run_id).Bind(step).Bind(from).Run());
     changed = db_->Changes() > 0;
     if (!changed) return absl::OkStatus();
     return InsertEvent(run_id, Cat("step_", to), step, -1, "");
@@ -276,7 +300,7 @@ absl::StatusOr<bool> SqlStateStore::TransitionRun(const std::string& run_id,
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
                                            "WHERE id = ? AND state = ?"));
     RETURN_IF_ERROR(
-        q->Bind(to).Bind(error).Bind(finished ? clock_.NowMs() : 0).Bind(run_id).Bind(from).Run());
+        q->Bind(to).Bind(error).Bind(finished ? Now() : 0).Bind(run_id).Bind(from).Run());
     changed = db_->Changes() > 0;
     if (!changed) return absl::OkStatus();
     return InsertEvent(run_id, Cat("run_", to), "", -1, error);
@@ -306,7 +330,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ListTasks(const TaskFilte
     q.Bind(filter.run_id);
     if (filter.step) q.Bind(*filter.step);
     if (filter.state) q.Bind(*filter.state);
-    q.Bind(filter.limit).Bind(filter.offset);
+    q.Bind(filter.limit < 0 ? INT64_MAX : filter.limit).Bind(filter.offset);
   });
 }
 
@@ -380,7 +404,7 @@ absl::Status SqlStateStore::AddEvent(const EventRecord& event) {
 absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    int64_t now = clock_.NowMs();
+    int64_t now = Now();
     ASSIGN_OR_RETURN(
         DbStatement * q,
         Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "

@@ -17,11 +17,13 @@ namespace barge {
 
 class SqlStateStore : public StateStore {
  public:
-  // Takes the connection, applies pending migrations. `clock` must outlive the store.
+  // Takes the connection, applies pending migrations. Times come from `clock` if given (tests;
+  // it must outlive the store), else from the database's clock where the dialect has one, so
+  // that leases never depend on a worker's clock, else from this host's.
   static absl::StatusOr<std::unique_ptr<SqlStateStore>> Open(std::unique_ptr<DbConnection> db,
-                                                             Clock& clock);
+                                                             Clock* clock);
 
-  int64_t NowMs() override { return clock_.NowMs(); }
+  int64_t NowMs() override;
   absl::StatusOr<int> SchemaVersion() override;
 
   absl::Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) override;
@@ -61,8 +63,11 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
 
  private:
-  SqlStateStore(std::unique_ptr<DbConnection> db, Clock& clock)
+  SqlStateStore(std::unique_ptr<DbConnection> db, Clock* clock)
       : db_(std::move(db)), clock_(clock) {}
+
+  // The store's time. REQUIRES: mu_ held.
+  int64_t Now();
 
   absl::Status Migrate();
   // A cached prepared statement, reset and ready for binding.
@@ -84,7 +89,8 @@ class SqlStateStore : public StateStore {
 
   std::mutex mu_;
   std::unique_ptr<DbConnection> db_;
-  Clock& clock_;
+  Clock* clock_;  // null: the database's clock, or system_clock_
+  SystemClock system_clock_;
   std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_;
 };
 

@@ -273,8 +273,11 @@ class StateStore {
 
 class Clock;
 
-// Opens the store named by `url`: "sqlite:PATH", "sqlite://PATH" or a plain path (SQLite).
-// Creates the file and applies migrations. `clock` must outlive the store.
-absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& url, Clock& clock);
+// Opens the store named by `url`: "postgres://..." / "postgresql://..." (PostgreSQL), or
+// "sqlite:PATH", "sqlite://PATH" or a plain path (SQLite, creating the file). Applies pending
+// migrations. Times come from the database's clock (PostgreSQL) or this host's (SQLite), unless
+// a `clock` is given (tests); it must outlive the store.
+absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& url,
+                                                           Clock* clock = nullptr);
 
 }  // namespace barge

@@ -4,11 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/clock.h"
+#include "common/status.h"
 #include "common/strings.h"
 #include "common/temp_dir.h"
+#include "store/pg_db.h"
 #include "store/sql_store.h"
 
 namespace barge {
@@ -19,9 +23,35 @@ struct Impl {
   std::function<absl::StatusOr<std::unique_ptr<StateStore>>(const std::string& dir, Clock&)> open;
 };
 
+// The PostgreSQL server the tests use (scripts/test.sh starts one), or "" to skip those tests.
+std::string TestPostgresUrl() {
+  const char* url = std::getenv("BARGE_TEST_POSTGRES");
+  return url != nullptr ? url : "";
+}
+
+// A PostgreSQL store in a schema of its own, named after the test's directory.
+absl::StatusOr<std::unique_ptr<StateStore>> OpenPostgresIn(const std::string& dir, Clock* clock) {
+  std::string schema = "t";
+  for (char c : std::filesystem::path(dir).filename().string()) {
+    schema +=
+        std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> admin, PgDb::Open(TestPostgresUrl()));
+  RETURN_IF_ERROR(admin->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)));
+  return OpenStateStore(Cat(TestPostgresUrl(), "?options=-csearch_path%3D", schema), clock);
+}
+
 class StateStoreContract : public ::testing::TestWithParam<Impl> {
  protected:
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    if (GetParam().name == "postgres" && TestPostgresUrl().empty()) {
+      if (std::getenv("BARGE_REQUIRE_POSTGRES") != nullptr) {
+        FAIL() << "BARGE_REQUIRE_POSTGRES is set but BARGE_TEST_POSTGRES is not";
+      }
+      GTEST_SKIP() << "no BARGE_TEST_POSTGRES server (scripts/test.sh starts one)";
+    }
+    Reopen();
+  }
   void TearDown() override { store_.reset(); }
   void Reopen() {
     store_.reset();
@@ -270,12 +300,38 @@ TEST_P(StateStoreContract, HandlesInterleaveReadsAndWritesWithoutSpuriousBusy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Implementations, StateStoreContract,
-    ::testing::Values(Impl{
-        "sqlite",
-        [](const std::string& dir, Clock& clock) -> absl::StatusOr<std::unique_ptr<StateStore>> {
-          return OpenStateStore(dir + "/state.db", clock);
-        }}),
+    ::testing::Values(Impl{"sqlite",
+                           [](const std::string& dir,
+                              Clock& clock) -> absl::StatusOr<std::unique_ptr<StateStore>> {
+                             return OpenStateStore(dir + "/state.db", &clock);
+                           }},
+                      Impl{"postgres",
+                           [](const std::string& dir,
+                              Clock& clock) -> absl::StatusOr<std::unique_ptr<StateStore>> {
+                             return OpenPostgresIn(dir, &clock);
+                           }}),
     [](const ::testing::TestParamInfo<Impl>& info) { return info.param.name; });
+
+TEST(PostgresStore, LeasesUseTheDatabaseClock) {
+  if (TestPostgresUrl().empty()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+  ScopedTempDir dir("pgclock");
+  auto store = OpenPostgresIn(dir.path().string(), /*clock=*/nullptr);
+  ASSERT_TRUE(store.ok()) << store.status();
+  int64_t db_now = (*store)->NowMs();
+  EXPECT_LT(std::abs(db_now - SystemClock().NowMs()), 5'000);
+}
+
+TEST(PostgresStore, NumbersPlaceholdersOutsideQuotes) {
+  EXPECT_EQ(NumberPlaceholders("SELECT ? , '?', \"?\" WHERE a = ? AND b = ?"),
+            "SELECT $1 , '?', \"?\" WHERE a = $2 AND b = $3");
+}
+
+TEST(PostgresStore, BadUrlIsAClearError) {
+  auto store = OpenStateStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("connecting to PostgreSQL"), std::string::npos)
+      << store.status();
+}
 
 }  // namespace
 }  // namespace barge

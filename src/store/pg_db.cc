@@ -1,0 +1,160 @@
+#include "store/pg_db.h"
+
+#include <cstdlib>
+
+#include "common/strings.h"
+
+namespace barge {
+namespace {
+
+class PgStatement : public DbStatement {
+ public:
+  PgStatement(PgDb& db, std::string name, std::string sql)
+      : db_(db), name_(std::move(name)), sql_(std::move(sql)) {}
+  ~PgStatement() override { Clear(); }
+
+  using DbStatement::Bind;
+  DbStatement& Bind(int64_t value) override {
+    params_.push_back(std::to_string(value));
+    return *this;
+  }
+  DbStatement& Bind(double value) override {
+    params_.push_back(fmt::format("{}", value));
+    return *this;
+  }
+  DbStatement& Bind(std::string_view value) override {
+    params_.emplace_back(value);
+    return *this;
+  }
+
+  absl::StatusOr<bool> Step() override {
+    if (result_ == nullptr) {
+      std::vector<const char*> values;
+      for (const std::string& p : params_) values.push_back(p.c_str());
+      result_ = PQexecPrepared(db_.conn(), name_.c_str(), static_cast<int>(values.size()),
+                               values.data(), nullptr, nullptr, 0);
+      if (absl::Status s = db_.Check(result_, sql_); !s.ok()) {
+        Clear();
+        return s;
+      }
+      const char* tuples = PQcmdTuples(result_);
+      db_.set_changes(tuples != nullptr && *tuples != '\0' ? std::atoll(tuples) : 0);
+      row_ = -1;
+    }
+    return ++row_ < PQntuples(result_);
+  }
+
+  void Reset() override {
+    Clear();
+    params_.clear();
+  }
+
+  int64_t Int(int col) const override { return std::atoll(PQgetvalue(result_, row_, col)); }
+  double Double(int col) const override { return std::atof(PQgetvalue(result_, row_, col)); }
+  std::string Text(int col) const override {
+    return std::string(PQgetvalue(result_, row_, col),
+                       static_cast<size_t>(PQgetlength(result_, row_, col)));
+  }
+
+ private:
+  void Clear() {
+    if (result_ != nullptr) PQclear(result_);
+    result_ = nullptr;
+  }
+
+  PgDb& db_;
+  std::string name_;
+  std::string sql_;
+  std::vector<std::string> params_;
+  PGresult* result_ = nullptr;
+  int row_ = -1;
+};
+
+}  // namespace
+
+std::string NumberPlaceholders(std::string_view sql) {
+  std::string out;
+  int n = 0;
+  char quote = 0;
+  for (char c : sql) {
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+      out += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      out += c;
+    } else if (c == '?') {
+      out += Cat("$", ++n);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    std::string message = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
+    if (conn != nullptr) PQfinish(conn);
+    // libpq's messages name the host and port, never the password.
+    return absl::UnavailableError(Cat("connecting to PostgreSQL: ", Trim(message)));
+  }
+  std::unique_ptr<PgDb> db(new PgDb(conn));
+  // Quiet "relation already exists, skipping" notices from migrations.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
+  return db;
+}
+
+PgDb::~PgDb() { PQfinish(conn_); }
+
+const Dialect& PgDb::dialect() const {
+  static const Dialect kPostgres = {
+      "BEGIN", "BIGSERIAL PRIMARY KEY", " FOR UPDATE SKIP LOCKED",
+      "SELECT pg_advisory_xact_lock(7261)",
+      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT"};
+  return kPostgres;
+}
+
+absl::Status PgDb::Check(PGresult* result, std::string_view what) {
+  ExecStatusType status = PQresultStatus(result);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return absl::OkStatus();
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string message = Cat("postgres: ", Trim(PQresultErrorMessage(result)), " (SQLSTATE ",
+                            state != nullptr ? state : "?", ") in: ", what);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    PQreset(conn_);  // the next statement reconnects
+    next_statement_ = 0;
+    return absl::UnavailableError(message);
+  }
+  if (state != nullptr && std::string_view(state) == "23505") {
+    return absl::AlreadyExistsError(message);
+  }
+  return absl::InternalError(message);
+}
+
+absl::StatusOr<std::unique_ptr<DbStatement>> PgDb::Prepare(std::string_view sql) {
+  std::string name = Cat("barge_", ++next_statement_);
+  std::string numbered = NumberPlaceholders(sql);
+  PGresult* result = PQprepare(conn_, name.c_str(), numbered.c_str(), 0, nullptr);
+  absl::Status s = Check(result, sql);
+  PQclear(result);
+  if (!s.ok()) return s;
+  return std::make_unique<PgStatement>(*this, std::move(name), std::string(sql));
+}
+
+absl::Status PgDb::Exec(std::string_view sql) {
+  PGresult* result = PQexec(conn_, std::string(sql).c_str());
+  absl::Status s = Check(result, sql);
+  PQclear(result);
+  return s;
+}
+
+bool PgDb::IsRetryable(const absl::Status& status) const {
+  std::string_view m(status.message().data(), status.message().size());
+  return m.find("(SQLSTATE 40001)") != std::string_view::npos ||
+         m.find("(SQLSTATE 40P01)") != std::string_view::npos;
+}
+
+}  // namespace barge

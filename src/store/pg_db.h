@@ -1,0 +1,43 @@
+// The PostgreSQL DbConnection, over libpq. Statements are prepared once per connection
+// ("?" placeholders become $1, $2, ...), parameters and results travel as text.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/db.h"
+
+namespace barge {
+
+class PgDb : public DbConnection {
+ public:
+  // Connects to a postgres:// or postgresql:// URL (libpq's connection URI syntax).
+  static absl::StatusOr<std::unique_ptr<PgDb>> Open(const std::string& url);
+  ~PgDb() override;
+
+  const Dialect& dialect() const override;
+  absl::StatusOr<std::unique_ptr<DbStatement>> Prepare(std::string_view sql) override;
+  absl::Status Exec(std::string_view sql) override;
+  int64_t Changes() const override { return changes_; }
+  bool IsRetryable(const absl::Status& status) const override;
+
+  // REQUIRES: the result is not null. Turns a failed result into a status carrying SQLSTATE.
+  absl::Status Check(PGresult* result, std::string_view what);
+  PGconn* conn() { return conn_; }
+  void set_changes(int64_t n) { changes_ = n; }
+
+ private:
+  explicit PgDb(PGconn* conn) : conn_(conn) {}
+  PGconn* conn_;
+  int64_t changes_ = 0;
+  int next_statement_ = 0;
+};
+
+// Replaces "?" placeholders outside quotes with $1, $2, ... (exposed for tests).
+std::string NumberPlaceholders(std::string_view sql);
+
+}  // namespace barge
