@@ -10,7 +10,7 @@ namespace {
 void AddLocations(CLI::App* cmd, Locations& where, bool state_flag = true) {
   // `barge tasks --state` filters by task state, so there the store is named by --store only.
   cmd->add_option(state_flag ? "--state,--store" : "--store", where.state,
-                  "state store: a SQLite path or sqlite:PATH (env BARGE_STATE; "
+                  "state store: a SQLite path, sqlite:PATH or postgres://... (env BARGE_STATE; "
                   "default .barge/state.db)");
   cmd->add_option("--root", where.root,
                   "data root for outputs and logs (env BARGE_ROOT; default beside the state)");
@@ -71,6 +71,9 @@ int Main(int argc, char** argv) {
                         "only this state: pending, running, succeeded, failed, cancelled, cached");
   tasks_cmd->add_option("-n,--limit", tasks.limit, "at most this many");
   tasks_cmd->add_flag("--json", tasks.json, "print a JSON array");
+  tasks_cmd->add_flag("--attempts", tasks.attempts,
+                      "with --json: every attempt of each task (worker, state, reason, times, "
+                      "cpu, peak memory, log)");
   AddLocations(tasks_cmd, where, /*state_flag=*/false);
 
   std::string step;
@@ -111,6 +114,22 @@ int Main(int argc, char** argv) {
   exec_cmd->add_flag("--keep", keep, "keep the working directory afterwards");
   AddLocations(exec_cmd, where);
 
+  WorkerCommandOptions worker;
+  CLI::App* worker_cmd =
+      app.add_subcommand("worker",
+                         "serve every run's tasks from a shared state store until stopped (a fleet "
+                         "member); SIGTERM drains");
+  worker_cmd->add_option("--cpu", worker.cpu, "cpu this worker offers (default: its cores)");
+  worker_cmd->add_option("--memory", worker.memory, "memory it offers, e.g. 8GiB (default: all)");
+  worker_cmd->add_option("--lease", worker.lease, "lease duration of claimed tasks (default 30s)");
+  worker_cmd->add_option("--drain-timeout", worker.drain_timeout,
+                         "on SIGTERM, how long running tasks may take to finish (default 110s)");
+  AddLocations(worker_cmd, where);
+
+  CLI::App* workers_cmd = app.add_subcommand("workers", "list live workers");
+  workers_cmd->add_flag("--json", json, "print a JSON array");
+  AddLocations(workers_cmd, where);
+
   // Internal: the child process of a SQL task (see sql/sql_task.h). Not shown in --help.
   std::string sql_spec;
   CLI::App* sql_cmd = app.add_subcommand("__sql", "");
@@ -126,6 +145,8 @@ int Main(int argc, char** argv) {
 
   if (sql_cmd->parsed()) return RunSqlTask(sql_spec);
   if (run_cmd->parsed()) return CmdRun(where, run);
+  if (worker_cmd->parsed()) return CmdWorker(where, worker);
+  if (workers_cmd->parsed()) return CmdWorkers(where, json);
   if (validate_cmd->parsed()) return CmdValidate(validate_file, validate_params);
   if (runs_cmd->parsed()) return CmdRuns(where, json, limit);
   if (status_cmd->parsed()) return CmdStatus(where, run_id, json);

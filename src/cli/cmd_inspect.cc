@@ -145,6 +145,24 @@ int CmdTasks(const Locations& where, const TasksOptions& options) {
                        {"started_at", IsoTime(t.started_at)},
                        {"finished_at", IsoTime(t.finished_at)},
                        {"outputs", outputs.is_discarded() ? nlohmann::json::array() : outputs}});
+        if (options.attempts) {
+          ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ctx.store->ListAttempts(t.key));
+          nlohmann::json list = nlohmann::json::array();
+          for (const AttemptRecord& a : attempts) {
+            list.push_back({{"attempt", a.attempt},
+                            {"worker", a.worker_id},
+                            {"state", a.state},
+                            {"failure_class", a.failure_class},
+                            {"error", a.error},
+                            {"exit_code", a.exit_code >= 0 ? nlohmann::json(a.exit_code) : nullptr},
+                            {"started_at", IsoTime(a.started_at)},
+                            {"finished_at", IsoTime(a.finished_at)},
+                            {"cpu_seconds", a.cpu_seconds},
+                            {"max_rss_kb", a.max_rss_kb},
+                            {"log", a.log_path}});
+          }
+          out.back()["attempt_history"] = std::move(list);
+        }
       }
       PrintJson(out);
       return absl::OkStatus();
@@ -195,6 +213,35 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
                                      index, "]: ", text.status().message()));
     }
     std::fwrite(text->data(), 1, text->size(), stdout);
+    return absl::OkStatus();
+  });
+}
+
+int CmdWorkers(const Locations& where, bool json) {
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, ctx.store->ListWorkers());
+    int64_t now = ctx.store->NowMs();
+    if (json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const WorkerRecord& w : workers) {
+        out.push_back({{"id", w.id},
+                       {"host", w.host},
+                       {"pid", w.pid},
+                       {"cpu", w.cpu},
+                       {"memory", w.memory},
+                       {"started_at", IsoTime(w.started_at)},
+                       {"heartbeat_age_ms", now - w.heartbeat_at}});
+      }
+      PrintJson(out);
+      return absl::OkStatus();
+    }
+    std::printf("%-36s %-20s %8s %6s %10s %10s\n", "WORKER", "HOST", "PID", "CPU", "MEMORY",
+                "HEARTBEAT");
+    for (const WorkerRecord& w : workers) {
+      std::printf("%-36s %-20s %8lld %6g %10s %10s\n", w.id.c_str(), w.host.c_str(),
+                  static_cast<long long>(w.pid), w.cpu, FormatBytes(w.memory).c_str(),
+                  (FormatDurationMs(now - w.heartbeat_at) + " ago").c_str());
+    }
     return absl::OkStatus();
   });
 }

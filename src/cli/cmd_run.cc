@@ -20,23 +20,19 @@ namespace {
 
 constexpr int kMaxInfraFailures = 10;
 
-// Blocks termination signals in every thread and turns them into RequestStop() calls from one
-// thread that waits for them with sigwait, so no code runs in a signal handler.
+// Blocks termination signals in every thread and hands them, one at a time, to `on_signal` on
+// a thread that waits for them with sigwait, so no code runs in a signal handler.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(Worker& worker) {
+  explicit SignalWatcher(std::function<void(int)> on_signal) {
     sigemptyset(&set_);
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set_, sig);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, &worker] {
+    thread_ = std::thread([this, on_signal = std::move(on_signal)] {
       int sig = 0;
       while (sigwait(&set_, &sig) == 0) {
         if (sig == SIGUSR1 && done_) return;
-        if (sig != SIGUSR1) {
-          std::fprintf(stderr, "\nbarge: %s: stopping tasks and cancelling the run\n",
-                       strsignal(sig));
-          worker.RequestStop();
-        }
+        if (sig != SIGUSR1) on_signal(sig);
       }
     });
   }
@@ -107,7 +103,10 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
   Worker worker(*ctx.store, engine, runner, options);
   absl::StatusOr<RunRecord> final_run;
   {
-    SignalWatcher signals(worker);
+    SignalWatcher signals([&](int sig) {
+      std::fprintf(stderr, "\nbarge: %s: stopping tasks and cancelling the run\n", strsignal(sig));
+      worker.RequestStop();
+    });
     final_run = worker.Run();
   }
   if (!final_run.ok()) return ReportError(WithContext(final_run.status(), Cat("run ", run_id)));
@@ -198,6 +197,52 @@ int CmdResume(const Locations& where, const std::string& run_arg, const DriveOpt
                static_cast<long long>(*released));
   std::fflush(stdout);
   return DriveRun(**ctx, *id, drive);
+}
+
+int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
+  absl::StatusOr<int64_t> lease_ms = ParseDurationMs(options.lease);
+  if (!lease_ms.ok()) return ReportError(WithContext(lease_ms.status(), "--lease"));
+  absl::StatusOr<int64_t> drain_ms = ParseDurationMs(options.drain_timeout);
+  if (!drain_ms.ok()) return ReportError(WithContext(drain_ms.status(), "--drain-timeout"));
+  int64_t memory = MachineMemory();
+  if (!options.memory.empty()) {
+    absl::StatusOr<int64_t> m = ParseSizeBytes(options.memory);
+    if (!m.ok()) return ReportError(WithContext(m.status(), "--memory"));
+    memory = *m;
+  }
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  Engine engine(*(*ctx)->store);
+  PosixProcessRunner runner;
+  WorkerOptions wo;
+  wo.id = NewWorkerId();
+  wo.cpu = options.cpu > 0 ? options.cpu : DefaultWorkers();
+  wo.memory = memory;
+  wo.scratch_dir = (*ctx)->scratch;
+  wo.lease_ms = *lease_ms;
+  wo.heartbeat_ms = std::clamp<int64_t>(*lease_ms / 3, 100, 10'000);
+  wo.idle_poll_ms = 250;
+  wo.max_infra_failures = kMaxInfraFailures;
+  Worker worker(*(*ctx)->store, engine, runner, wo);
+  std::fprintf(stderr, "barge worker %s: %g cpu, %s, lease %s, serving %s\n", wo.id.c_str(), wo.cpu,
+               FormatBytes(wo.memory).c_str(), FormatDurationMs(wo.lease_ms).c_str(),
+               (*ctx)->state_url.find("://") != std::string::npos ? "a shared state store"
+                                                                  : (*ctx)->state_url.c_str());
+  absl::StatusOr<RunRecord> done;
+  {
+    int signals_seen = 0;
+    SignalWatcher signals([&](int sig) {
+      // The first signal is a spot interruption notice: drain. A second one: stop now.
+      int64_t timeout = ++signals_seen == 1 ? *drain_ms : 0;
+      std::fprintf(stderr, "barge worker: %s: draining (%s)\n", strsignal(sig),
+                   FormatDurationMs(timeout).c_str());
+      worker.RequestDrain(timeout);
+    });
+    done = worker.Run();
+  }
+  if (!done.ok()) return ReportError(WithContext(done.status(), Cat("worker ", wo.id)));
+  std::fprintf(stderr, "barge worker %s: stopped\n", wo.id.c_str());
+  return 0;
 }
 
 int CmdExec(const Locations& where, const std::string& run_arg, const std::string& step,

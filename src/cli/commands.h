@@ -28,6 +28,15 @@ int CmdRun(const Locations& where, const RunOptions& options);
 int CmdValidate(const std::string& pipeline, const std::vector<std::string>& params);
 int CmdResume(const Locations& where, const std::string& run, const DriveOptions& drive,
               bool failed_only);
+struct WorkerCommandOptions {
+  double cpu = 0;  // 0: number of cores
+  std::string memory;
+  std::string lease = "30s";
+  std::string drain_timeout = "110s";
+};
+int CmdWorker(const Locations& where, const WorkerCommandOptions& options);
+int CmdWorkers(const Locations& where, bool json);
+
 int CmdExec(const Locations& where, const std::string& run, const std::string& step, int64_t index,
             bool keep);
 
@@ -38,6 +47,7 @@ struct TasksOptions {
   std::string step;
   std::string state;
   bool json = false;
+  bool attempts = false;  // with --json: each task's attempts
   int64_t limit = -1;
 };
 int CmdTasks(const Locations& where, const TasksOptions& options);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -47,6 +49,12 @@ Worker::~Worker() {
     r.cancel->Cancel();
     if (r.thread.joinable()) r.thread.join();
   }
+}
+
+void Worker::RequestDrain(int64_t timeout_ms) {
+  std::lock_guard lock(mu_);
+  if (drain_requested_ms_ < 0) drain_requested_ms_ = std::max<int64_t>(0, timeout_ms);
+  cv_.notify_all();
 }
 
 void Worker::RequestStop() {
@@ -118,6 +126,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
       c.worker_id = options_.id;
       c.log_path = r.paths.log_path;
       c.output_path = r.paths.output_dir;
+      dirty_runs_.insert(r.task.key.run_id);
       batch.push_back(std::move(c));
     }
     running_.erase(it);
@@ -148,6 +157,28 @@ absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
   return store_.Claim(req);
 }
 
+absl::Status Worker::AdvanceRuns(bool all_running) {
+  if (options_.run_id) {
+    ASSIGN_OR_RETURN(driven_run_, engine_.Advance(*options_.run_id));
+    return absl::OkStatus();
+  }
+  // Fleet mode: the worker that completes a task advances its run, so runs make progress with
+  // no driver alive. Now and then it also advances every running run, in case the worker that
+  // finished a step died before advancing it.
+  std::set<std::string> runs;
+  runs.swap(dirty_runs_);
+  if (all_running) {
+    ASSIGN_OR_RETURN(std::vector<RunRecord> recent, store_.ListRuns(200));
+    for (const RunRecord& r : recent) {
+      if (r.state == state::kRunning) runs.insert(r.id);
+    }
+  }
+  for (const std::string& id : runs) {
+    RETURN_IF_ERROR(engine_.Advance(id).status());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RunRecord> Worker::Run() {
   WorkerRecord self;
   self.id = options_.id;
@@ -162,18 +193,23 @@ absl::StatusOr<RunRecord> Worker::Run() {
   int64_t next_heartbeat = MonotonicMs() + options_.heartbeat_ms;
   int64_t next_tick = 0;
   int64_t next_reap = 0;
+  int64_t next_sweep = 0;
   bool need_advance = true;
-  bool stopping = false;
-  RunRecord last_run;
+  bool stopping = false;        // cancelling (Ctrl-C on `barge run`)
+  int64_t drain_deadline = -1;  // draining (SIGTERM on `barge worker`): no new claims
+  bool drain_killed = false;
   absl::Status loop_status;
   for (;;) {
     std::vector<Finished> finished;
     bool stop = false;
+    int64_t drain_ms = -1;
     {
       std::lock_guard lock(mu_);
       finished.swap(finished_);
       stop = stop_requested_;
+      drain_ms = drain_requested_ms_;
     }
+    int64_t now = MonotonicMs();
     if (stop && !stopping) {
       stopping = true;
       if (options_.run_id) {
@@ -181,22 +217,27 @@ absl::StatusOr<RunRecord> Worker::Run() {
       }
       for (auto& [key, r] : running_) r.cancel->Cancel();
     }
+    if (drain_ms >= 0 && drain_deadline < 0) drain_deadline = now + drain_ms;
+    if (drain_deadline >= 0 && !drain_killed && now >= drain_deadline) {
+      // Out of time: stop what still runs; its leases go back to the queue below.
+      drain_killed = true;
+      for (auto& [key, r] : running_) r.cancel->Cancel();
+    }
     if (!finished.empty()) {
       loop_status = CommitFinished(std::move(finished));
       if (!loop_status.ok()) break;
       need_advance = true;
     }
-    int64_t now = MonotonicMs();
-    if (stopping) {
+    if (stopping || drain_deadline >= 0) {
       if (running_.empty()) break;
     } else {
       ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
       bool has_room = options_.cpu - used_cpu_ > 1e-9;
       if (claimed.empty() && has_room && (need_advance || running_.empty())) {
-        if (options_.run_id) {
-          ASSIGN_OR_RETURN(last_run, engine_.Advance(*options_.run_id));
-          if (IsFinalRunState(last_run.state) && running_.empty()) break;
-        }
+        bool sweep = !options_.run_id && now >= next_sweep;
+        RETURN_IF_ERROR(AdvanceRuns(sweep));
+        if (sweep) next_sweep = now + 5'000;
+        if (options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty()) break;
         need_advance = false;
         ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
       }
@@ -214,21 +255,28 @@ absl::StatusOr<RunRecord> Worker::Run() {
       options_.on_tick();
       next_tick = now + options_.tick_ms;
     }
-    // Sleep until an attempt finishes, a stop is requested, or the next periodic duty.
+    // Sleep until an attempt finishes, a stop or drain is requested, or the next periodic duty.
     int64_t wake = std::min(next_heartbeat, options_.on_tick ? next_tick : next_heartbeat);
-    if (!running_.empty() && options_.cpu - used_cpu_ <= 1e-9) {
-      // Full: nothing to claim until something finishes.
-    } else {
+    if (drain_deadline >= 0 && !drain_killed) wake = std::min(wake, drain_deadline);
+    if (running_.empty() || options_.cpu - used_cpu_ > 1e-9) {
       wake = std::min(wake, now + options_.idle_poll_ms);
     }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())),
-                 [&] { return !finished_.empty() || (stop_requested_ && !stopping); });
+    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())), [&] {
+      return !finished_.empty() || (stop_requested_ && !stopping) ||
+             (drain_requested_ms_ >= 0 && drain_deadline < 0);
+    });
+  }
+  if (drain_killed) {
+    // Tasks stopped by the drain were not committed: hand their leases back now, as an
+    // infrastructure failure that does not charge the tasks' retries.
+    (void)store_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
+                               options_.max_infra_failures);
   }
   (void)store_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
   if (options_.run_id) return store_.GetRun(*options_.run_id);
-  return last_run;
+  return RunRecord{};
 }
 
 }  // namespace barge

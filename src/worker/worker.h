@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,7 +31,8 @@ struct WorkerOptions {
   std::string id;
   double cpu = 1;                     // concurrent cpu this worker offers
   int64_t memory = 0;                 // bytes it offers
-  std::optional<std::string> run_id;  // drive only this run, and return when it ends
+  std::optional<std::string> run_id;  // drive only this run, and return when it ends; else
+                                      // serve every run until stopped (`barge worker`)
   std::string scratch_dir;            // local working directories of attempts
   int64_t lease_ms = 60'000;
   int64_t heartbeat_ms = 2'000;
@@ -59,6 +61,11 @@ class Worker {
   // Stops: cancels the run being driven (Ctrl-C), stops running tasks and returns.
   void RequestStop();
 
+  // Drains (a spot interruption notice): claims nothing more, lets running tasks finish for up
+  // to `timeout_ms`, then stops the rest and hands their leases back to the queue at once,
+  // without charging their retries. Run() returns when nothing runs any more.
+  void RequestDrain(int64_t timeout_ms);
+
  private:
   struct Running {
     TaskRecord task;
@@ -81,6 +88,9 @@ class Worker {
   absl::Status CommitFinished(std::vector<Finished> finished);
   absl::Status HeartbeatAndRevoke();
   absl::StatusOr<std::vector<TaskRecord>> ClaimWhatFits();
+  // Advances the driven run, or (fleet mode) the runs this worker completed tasks of, and every
+  // running run when `all_running`.
+  absl::Status AdvanceRuns(bool all_running);
 
   StateStore& store_;
   Engine& engine_;
@@ -92,11 +102,14 @@ class Worker {
   int64_t used_memory_ = 0;
   std::map<TaskKey, Running> running_;
   std::map<std::string, RunContext> contexts_;
+  std::set<std::string> dirty_runs_;  // runs with tasks completed since they were last advanced
+  RunRecord driven_run_;
 
   std::mutex mu_;  // guards finished_ and stop_requested_
   std::condition_variable cv_;
   std::vector<Finished> finished_;
   bool stop_requested_ = false;
+  int64_t drain_requested_ms_ = -1;
 };
 
 }  // namespace barge

@@ -1,0 +1,200 @@
+// A fleet on one machine: standalone `barge worker` processes sharing a PostgreSQL state store,
+// with processes on loopback standing in for hosts. Each fault has its own outcome.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "common/strings.h"
+#include "harness.h"
+
+namespace barge::testing {
+namespace {
+
+class FleetTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+  }
+  void TearDown() override {
+    for (pid_t w : workers_) {
+      ::kill(w, SIGKILL);
+      Wait(w);
+    }
+    E2eTest::TearDown();
+  }
+  pid_t StartWorker(const std::vector<std::string>& extra = {}, const std::string& lease = "2s") {
+    std::vector<std::string> args = {"worker", "--cpu", "2", "--lease", lease};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_t pid = StartBarge(args);
+    workers_.push_back(pid);
+    return pid;
+  }
+  int StopWorker(pid_t pid, int sig) {
+    ::kill(pid, sig);
+    int code = Wait(pid);
+    workers_.erase(std::remove(workers_.begin(), workers_.end(), pid), workers_.end());
+    return code;
+  }
+  // Polls a real condition until it holds; fails after a minute.
+  void WaitUntil(const std::function<bool()>& done, const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!done()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::string Submit(const std::string& pipeline, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"run", pipeline, "--detach", "--root",
+                                     (dir() / "data").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Result r = Barge(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string id = r.out.substr(0, r.out.find('\n'));
+    EXPECT_FALSE(id.empty());
+    return id;
+  }
+  std::string RunState(const std::string& id) {
+    return Json({"status", id, "--json"})["state"].get<std::string>();
+  }
+  std::map<int64_t, int> SideEffects() {
+    std::map<int64_t, int> seen;
+    std::istringstream in(Read((dir() / "side.txt").string()));
+    for (std::string l; std::getline(in, l);) seen[std::stoll(l)]++;
+    return seen;
+  }
+
+  std::vector<pid_t> workers_;
+};
+
+TEST_F(FleetTest, DetachedRunAdvancesWithNoDriverAndWorkersDrainOnSigterm) {
+  std::string id = Submit(Cat(BARGE_SOURCE_DIR, "/examples/quickstart/pipeline.yaml"));
+  EXPECT_EQ(RunState(id), "running");
+  pid_t a = StartWorker(), b = StartWorker();
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+  EXPECT_EQ(Barge({"logs", id, "merge", "0"}).out,
+            "hello ada\nhello grace\nhello linus\nsum of doubled squares: 110\n");
+  EXPECT_EQ(Json({"workers", "--json"}).size(), 2u);
+  EXPECT_EQ(StopWorker(a, SIGTERM), 0);
+  EXPECT_EQ(StopWorker(b, SIGTERM), 0);
+  EXPECT_EQ(Json({"workers", "--json"}).size(), 0u);  // de-registered on exit
+}
+
+TEST_F(FleetTest, AKilledWorkersTasksFinishElsewhereWithoutChargingRetries) {
+  std::string p = Write("many.yaml", Cat(R"(
+name: many
+params: {side: x}
+steps:
+  - name: work
+    foreach: range(60)
+    run: echo "$BARGE_TASK_INDEX" >> {params.side}; sleep 0.1
+)"));
+  std::string id = Submit(p, {"-p", Cat("side=", (dir() / "side.txt").string())});
+  pid_t victim = StartWorker();
+  WaitUntil([&] { return SideEffects().size() >= 6; }, "the first worker to get going");
+  EXPECT_EQ(StopWorker(victim, SIGKILL), 128 + SIGKILL);
+  StartWorker();
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+  std::map<int64_t, int> seen = SideEffects();
+  int rerun = 0;
+  for (const auto& t : Json({"tasks", id, "--json"})) {
+    int64_t i = t["index"];
+    EXPECT_EQ(t["state"], "succeeded");
+    EXPECT_GE(seen[i], 1);
+    EXPECT_EQ(t["retries_used"], 0);
+    if (t["attempts"] > 1) {
+      ++rerun;
+      EXPECT_EQ(t["infra_failures"], 1) << t.dump();
+    } else {
+      EXPECT_EQ(seen[i], 1) << "task " << i << " ran twice but was committed once";
+    }
+  }
+  EXPECT_GE(rerun, 1);  // the victim held leases when it died
+  EXPECT_LE(rerun, 2);
+}
+
+TEST_F(FleetTest, SigtermDrainsAndReleasesUnfinishedTasksAtOnce) {
+  std::string p = Write("stuck.yaml", R"(
+name: stuck
+steps:
+  - name: stuck
+    foreach: range(2)
+    retries: 0
+    run: |
+      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
+      if [ "$BARGE_ATTEMPT" = 1 ]; then exec sleep 60; fi
+)");
+  std::string id = Submit(p);
+  pid_t a = StartWorker({"--drain-timeout", "300ms"});
+  WaitUntil(
+      [&] {
+        return std::filesystem::exists(dir() / "started.0.1") &&
+               std::filesystem::exists(dir() / "started.1.1");
+      },
+      "both tasks to start");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(StopWorker(a, SIGTERM), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  // The leases came back at once (not after they expired), without charging retries.
+  for (const auto& t : Json({"tasks", id, "--json"})) {
+    EXPECT_EQ(t["state"], "pending") << t.dump();
+    EXPECT_EQ(t["retries_used"], 0);
+    EXPECT_NE(t["error"].get<std::string>().find("drained"), std::string::npos) << t.dump();
+  }
+  StartWorker();
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed elsewhere");
+  for (const auto& t : Json({"tasks", id, "--json", "--attempts"})) {
+    EXPECT_EQ(t["committed_attempt"], 2);
+    EXPECT_EQ(t["attempt_history"][0]["state"], "lost");
+    EXPECT_NE(t["attempt_history"][0]["error"].get<std::string>().find("drained"),
+              std::string::npos);
+  }
+}
+
+TEST_F(FleetTest, AZombieWorkersLateResultIsFenced) {
+  std::string p = Write("zombie.yaml", R"(
+name: zombie
+steps:
+  - name: slow
+    run: |
+      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_ATTEMPT"
+      if [ "$BARGE_ATTEMPT" = 1 ]; then sleep 3; fi
+      echo "attempt $BARGE_ATTEMPT" > "$BARGE_OUTPUT_DIR/who"
+)");
+  std::string id = Submit(p);
+  pid_t zombie = StartWorker({}, "1s");
+  WaitUntil([&] { return std::filesystem::exists(dir() / "started.1"); }, "attempt 1");
+  ASSERT_EQ(::kill(zombie, SIGSTOP), 0);  // paused past its lease
+  pid_t live = StartWorker({}, "1s");
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the live attempt to commit");
+  ASSERT_EQ(::kill(zombie, SIGCONT), 0);
+  // Resumed, the zombie finds its lease gone: whatever it reports is not committed.
+  WaitUntil(
+      [&] {
+        std::string state = Json({"tasks", id, "--json"})[0]["state"];
+        return state == "succeeded";
+      },
+      "the task to stay committed");
+  EXPECT_EQ(StopWorker(zombie, SIGTERM), 0);
+  EXPECT_EQ(StopWorker(live, SIGTERM), 0);
+  nlohmann::json t = Json({"tasks", id, "--json", "--attempts"})[0];
+  EXPECT_EQ(t["committed_attempt"], 2);
+  EXPECT_EQ(Read(t["outputs"][0]["path"]), "attempt 2\n");
+  EXPECT_EQ(t["retries_used"], 0);
+  EXPECT_EQ(t["infra_failures"], 1);
+  const nlohmann::json& history = t["attempt_history"];
+  ASSERT_EQ(history.size(), 2u);
+  // The zombie's attempt: its lease expired (lost), and if it reported late, it was fenced.
+  std::string first = history[0]["state"];
+  EXPECT_TRUE(first == "lost" || first == "fenced") << history.dump();
+  EXPECT_EQ(history[0]["failure_class"], "infrastructure");
+  EXPECT_NE(history[0]["error"].get<std::string>().find("lease expired"), std::string::npos);
+  EXPECT_EQ(history[1]["state"], "succeeded");
+  EXPECT_NE(history[0]["worker"], history[1]["worker"]);
+}
+
+}  // namespace
+}  // namespace barge::testing
