@@ -57,6 +57,9 @@ class DbConnection {
   virtual int64_t Changes() const = 0;
   // Whether a failed transaction may simply be tried again (deadlock, serialization failure).
   virtual bool IsRetryable(const absl::Status& status) const = 0;
+  // Changes whenever the connection was re-established; prepared statements from before are
+  // gone then.
+  virtual int64_t generation() const { return 0; }
 };
 
 }  // namespace barge

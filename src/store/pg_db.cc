@@ -124,8 +124,8 @@ absl::Status PgDb::Check(PGresult* result, std::string_view what) {
   std::string message = Cat("postgres: ", Trim(PQresultErrorMessage(result)), " (SQLSTATE ",
                             state != nullptr ? state : "?", ") in: ", what);
   if (PQstatus(conn_) != CONNECTION_OK) {
-    PQreset(conn_);  // the next statement reconnects
-    next_statement_ = 0;
+    PQreset(conn_);  // try to reconnect now; prepared statements are gone either way
+    ++generation_;
     return absl::UnavailableError(message);
   }
   if (state != nullptr && std::string_view(state) == "23505") {

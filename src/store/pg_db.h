@@ -24,6 +24,7 @@ class PgDb : public DbConnection {
   absl::Status Exec(std::string_view sql) override;
   int64_t Changes() const override { return changes_; }
   bool IsRetryable(const absl::Status& status) const override;
+  int64_t generation() const override { return generation_; }
 
   // REQUIRES: the result is not null. Turns a failed result into a status carrying SQLSTATE.
   absl::Status Check(PGresult* result, std::string_view what);
@@ -35,6 +36,7 @@ class PgDb : public DbConnection {
   PGconn* conn_;
   int64_t changes_ = 0;
   int next_statement_ = 0;
+  int64_t generation_ = 0;
 };
 
 // Replaces "?" placeholders outside quotes with $1, $2, ... (exposed for tests).

@@ -38,6 +38,10 @@ int64_t SqlStateStore::Now() {
 }
 
 absl::StatusOr<DbStatement*> SqlStateStore::Stmt(const std::string& sql) {
+  if (db_->generation() != generation_) {
+    statements_.clear();  // reconnected: the database forgot them
+    generation_ = db_->generation();
+  }
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     ASSIGN_OR_RETURN(std::unique_ptr<DbStatement> stmt, db_->Prepare(sql));
@@ -59,8 +63,6 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
     if (s.ok()) s = db_->Exec("COMMIT");
     if (s.ok()) return s;
     (void)db_->Exec("ROLLBACK");
-    // After a lost connection the database forgot our prepared statements.
-    if (absl::IsUnavailable(s)) statements_.clear();
     if (attempt >= 5 || !db_->IsRetryable(s)) return s;
     for (auto& [sql, stmt] : statements_) stmt->Reset();
   }

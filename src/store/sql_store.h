@@ -91,6 +91,7 @@ class SqlStateStore : public StateStore {
   std::unique_ptr<DbConnection> db_;
   Clock* clock_;  // null: the database's clock, or system_clock_
   SystemClock system_clock_;
+  int64_t generation_ = 0;  // of the connection the cached statements were prepared on
   std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_;
 };
 

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <set>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/units.h"
 #include "worker/policy.h"
 
 namespace barge {
@@ -131,12 +133,36 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
     }
     running_.erase(it);
   }
-  if (batch.empty()) return absl::OkStatus();
-  return store_.Complete(batch).status();
+  // Completions wait here until the store takes them: a store that is briefly unreachable loses
+  // no result, and a late one is fenced if the lease moved on meanwhile.
+  for (Completion& c : batch) unsent_.push_back(std::move(c));
+  if (unsent_.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(store_.Complete(unsent_).status());
+  unsent_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Worker::Tolerate(const absl::Status& status) {
+  if (status.ok()) backoff_ms_ = 0;
+  if (status.ok() || !absl::IsUnavailable(status)) return status;
+  backoff_ms_ = std::clamp<int64_t>(backoff_ms_ * 2, 100, 5'000);
+  std::fprintf(stderr, "barge worker %s: state store unavailable, retrying in %s: %s\n",
+               options_.id.c_str(), FormatDurationMs(backoff_ms_).c_str(),
+               ToString(status.message()).c_str());
+  return absl::OkStatus();
 }
 
 absl::Status Worker::HeartbeatAndRevoke() {
-  ASSIGN_OR_RETURN(std::vector<TaskKey> held, store_.Heartbeat(options_.id, options_.lease_ms));
+  absl::StatusOr<std::vector<TaskKey>> beat = store_.Heartbeat(options_.id, options_.lease_ms);
+  if (!beat.ok()) {
+    if (MonotonicMs() - last_heartbeat_ok_ > options_.lease_ms) {
+      // Our leases have expired by now: others may run these tasks. Stop ours.
+      for (auto& [key, r] : running_) r.cancel->Cancel();
+    }
+    return beat.status();
+  }
+  last_heartbeat_ok_ = MonotonicMs();
+  std::vector<TaskKey>& held = *beat;
   std::sort(held.begin(), held.end());
   for (auto& [key, r] : running_) {
     if (!std::binary_search(held.begin(), held.end(), key)) r.cancel->Cancel();
@@ -191,6 +217,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
   RETURN_IF_ERROR(ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status());
 
   int64_t next_heartbeat = MonotonicMs() + options_.heartbeat_ms;
+  last_heartbeat_ok_ = MonotonicMs();
   int64_t next_tick = 0;
   int64_t next_reap = 0;
   int64_t next_sweep = 0;
@@ -223,32 +250,42 @@ absl::StatusOr<RunRecord> Worker::Run() {
       drain_killed = true;
       for (auto& [key, r] : running_) r.cancel->Cancel();
     }
-    if (!finished.empty()) {
-      loop_status = CommitFinished(std::move(finished));
+    int64_t backoff_before = backoff_ms_;
+    if (!finished.empty() || !unsent_.empty()) {
+      loop_status = Tolerate(CommitFinished(std::move(finished)));
       if (!loop_status.ok()) break;
       need_advance = true;
     }
     if (stopping || drain_deadline >= 0) {
-      if (running_.empty()) break;
-    } else {
-      ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
-      bool has_room = options_.cpu - used_cpu_ > 1e-9;
-      if (claimed.empty() && has_room && (need_advance || running_.empty())) {
-        bool sweep = !options_.run_id && now >= next_sweep;
-        RETURN_IF_ERROR(AdvanceRuns(sweep));
-        if (sweep) next_sweep = now + 5'000;
-        if (options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty()) break;
-        need_advance = false;
-        ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
-      }
-      for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
-      if (now >= next_reap) {
-        RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
-        next_reap = now + std::max<int64_t>(options_.lease_ms / 4, 1000);
+      if (running_.empty() && unsent_.empty()) break;
+    } else if (backoff_ms_ == backoff_before) {
+      // A step of ordinary work; a transient store error skips the rest until the next turn.
+      auto step = [&]() -> absl::Status {
+        ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
+        bool has_room = options_.cpu - used_cpu_ > 1e-9;
+        if (claimed.empty() && has_room && (need_advance || running_.empty())) {
+          bool sweep = !options_.run_id && now >= next_sweep;
+          RETURN_IF_ERROR(AdvanceRuns(sweep));
+          if (sweep) next_sweep = now + 5'000;
+          need_advance = false;
+          if (options_.run_id && IsFinalRunState(driven_run_.state)) return absl::OkStatus();
+          ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
+        }
+        for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
+        if (now >= next_reap) {
+          RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
+          next_reap = now + std::max<int64_t>(options_.lease_ms / 4, 1000);
+        }
+        return absl::OkStatus();
+      };
+      RETURN_IF_ERROR(Tolerate(step()));
+      if (options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty() &&
+          unsent_.empty()) {
+        break;
       }
     }
     if (now >= next_heartbeat) {
-      RETURN_IF_ERROR(HeartbeatAndRevoke());
+      RETURN_IF_ERROR(Tolerate(HeartbeatAndRevoke()));
       next_heartbeat = now + options_.heartbeat_ms;
     }
     if (options_.on_tick && now >= next_tick) {
@@ -261,6 +298,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
     if (running_.empty() || options_.cpu - used_cpu_ > 1e-9) {
       wake = std::min(wake, now + options_.idle_poll_ms);
     }
+    if (backoff_ms_ > 0) wake = now + backoff_ms_;
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())), [&] {
       return !finished_.empty() || (stop_requested_ && !stopping) ||
@@ -275,6 +313,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
   }
   (void)store_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
+  if (options_.run_id && IsFinalRunState(driven_run_.state)) return driven_run_;
   if (options_.run_id) return store_.GetRun(*options_.run_id);
   return RunRecord{};
 }

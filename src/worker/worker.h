@@ -91,6 +91,9 @@ class Worker {
   // Advances the driven run, or (fleet mode) the runs this worker completed tasks of, and every
   // running run when `all_running`.
   absl::Status AdvanceRuns(bool all_running);
+  // OK for a transient store error (unreachable), after logging it and growing the backoff;
+  // `status` otherwise.
+  absl::Status Tolerate(const absl::Status& status);
 
   StateStore& store_;
   Engine& engine_;
@@ -104,6 +107,9 @@ class Worker {
   std::map<std::string, RunContext> contexts_;
   std::set<std::string> dirty_runs_;  // runs with tasks completed since they were last advanced
   RunRecord driven_run_;
+  std::vector<Completion> unsent_;  // results the store has not taken yet
+  int64_t backoff_ms_ = 0;          // > 0 while the store is unreachable
+  int64_t last_heartbeat_ok_ = 0;
 
   std::mutex mu_;  // guards finished_ and stop_requested_
   std::condition_variable cv_;

@@ -1,0 +1,150 @@
+// The worker against a state store that keeps dropping out: it backs off, keeps its results
+// until the store takes them, and finishes the run with every task committed once.
+#include "worker/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/temp_dir.h"
+#include "store/state_store.h"
+
+namespace barge {
+namespace {
+
+// Forwards to a real store, but every `period`-th call to the calls a worker makes while it
+// runs fails as if the database were unreachable.
+class FlakyStore : public StateStore {
+ public:
+  FlakyStore(StateStore& inner, int period) : inner_(inner), period_(period) {}
+  int failures() const { return failures_; }
+
+  int64_t NowMs() override { return inner_.NowMs(); }
+  absl::StatusOr<int> SchemaVersion() override { return inner_.SchemaVersion(); }
+  absl::Status CreateRun(const RunRecord& r, const std::vector<StepRecord>& s) override {
+    return inner_.CreateRun(r, s);
+  }
+  absl::StatusOr<RunRecord> GetRun(const std::string& id) override {
+    RETURN_IF_ERROR(MaybeFail());
+    return inner_.GetRun(id);
+  }
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t limit) override {
+    return inner_.ListRuns(limit);
+  }
+  absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& id) override {
+    return inner_.GetSteps(id);
+  }
+  absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& id) override {
+    return inner_.CountTasks(id);
+  }
+  absl::StatusOr<bool> StartStep(const std::string& run, const std::string& step,
+                                 const std::string& inputs, int64_t count, double cpu,
+                                 int64_t memory,
+                                 const std::function<NewTask(int64_t)>& make) override {
+    return inner_.StartStep(run, step, inputs, count, cpu, memory, make);
+  }
+  absl::StatusOr<bool> TransitionStep(const std::string& run, const std::string& step,
+                                      const std::string& from, const std::string& to) override {
+    return inner_.TransitionStep(run, step, from, to);
+  }
+  absl::StatusOr<bool> TransitionRun(const std::string& run, const std::string& from,
+                                     const std::string& to, const std::string& error) override {
+    return inner_.TransitionRun(run, from, to, error);
+  }
+  absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) override {
+    RETURN_IF_ERROR(MaybeFail());
+    return inner_.Claim(request);
+  }
+  absl::StatusOr<std::vector<bool>> Complete(const std::vector<Completion>& batch) override {
+    RETURN_IF_ERROR(MaybeFail());
+    return inner_.Complete(batch);
+  }
+  absl::StatusOr<std::vector<TaskKey>> Heartbeat(const std::string& worker,
+                                                 int64_t lease_ms) override {
+    RETURN_IF_ERROR(MaybeFail());
+    return inner_.Heartbeat(worker, lease_ms);
+  }
+  absl::StatusOr<int64_t> ReapExpired(int max) override {
+    RETURN_IF_ERROR(MaybeFail());
+    return inner_.ReapExpired(max);
+  }
+  absl::StatusOr<int64_t> ReleaseWorker(const std::string& w, const std::string& reason,
+                                        int max) override {
+    return inner_.ReleaseWorker(w, reason, max);
+  }
+  absl::StatusOr<int64_t> RequeueTasks(const std::string& run,
+                                       const std::vector<std::string>& states) override {
+    return inner_.RequeueTasks(run, states);
+  }
+  absl::StatusOr<bool> CancelRun(const std::string& run, const std::string& reason) override {
+    return inner_.CancelRun(run, reason);
+  }
+  absl::StatusOr<std::vector<TaskRecord>> ListTasks(const TaskFilter& filter) override {
+    return inner_.ListTasks(filter);
+  }
+  absl::StatusOr<TaskRecord> GetTask(const TaskKey& key) override { return inner_.GetTask(key); }
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const TaskKey& key) override {
+    return inner_.ListAttempts(key);
+  }
+  absl::StatusOr<std::vector<EventRecord>> ListEvents(const std::string& run) override {
+    return inner_.ListEvents(run);
+  }
+  absl::Status AddEvent(const EventRecord& e) override { return inner_.AddEvent(e); }
+  absl::Status RegisterWorker(const WorkerRecord& w) override { return inner_.RegisterWorker(w); }
+  absl::Status DeregisterWorker(const std::string& id) override {
+    return inner_.DeregisterWorker(id);
+  }
+  absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_.ListWorkers(); }
+
+ private:
+  absl::Status MaybeFail() {
+    if (++calls_ % period_ != 0) return absl::OkStatus();
+    ++failures_;
+    return absl::UnavailableError("postgres: server closed the connection unexpectedly");
+  }
+
+  StateStore& inner_;
+  int period_;
+  std::atomic<int> calls_{0};
+  std::atomic<int> failures_{0};
+};
+
+TEST(Worker, RidesOutAStoreThatKeepsDroppingOut) {
+  ScopedTempDir dir("worker");
+  auto real = OpenStateStore((dir.path() / "state.db").string()).value();
+  FlakyStore flaky(*real, /*period=*/3);
+  Engine engine(flaky);
+  auto pipeline = ParsePipeline(
+      "name: w\nsteps:\n  - name: s\n    foreach: range(12)\n"
+      "    run: echo $BARGE_TASK_INDEX > \"$BARGE_OUTPUT_DIR/i\"\n",
+      (dir.path() / "p.yaml").string(), {});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  std::string id = engine.CreateRun(*pipeline, (dir.path() / "data").string()).value();
+  PosixProcessRunner runner;
+  Worker worker(flaky, engine, runner,
+                {.id = "w1",
+                 .cpu = 2,
+                 .run_id = id,
+                 .scratch_dir = (dir.path() / "scratch").string(),
+                 .heartbeat_ms = 100,
+                 .idle_poll_ms = 10});
+  absl::StatusOr<RunRecord> done = worker.Run();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, state::kSucceeded);
+  EXPECT_GT(flaky.failures(), 3);
+  auto tasks = real->ListTasks({.run_id = id}).value();
+  ASSERT_EQ(tasks.size(), 12u);
+  for (const TaskRecord& t : tasks) {
+    EXPECT_EQ(t.state, state::kSucceeded);
+    EXPECT_EQ(t.attempt, 1) << "task " << t.key.index << " ran again";
+    auto out = nlohmann::json::parse(t.outputs_json);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(ReadFile(out[0]["path"]).value(), Cat(t.key.index, "\n"));
+  }
+}
+
+}  // namespace
+}  // namespace barge
