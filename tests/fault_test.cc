@@ -15,14 +15,6 @@ namespace {
 
 class FaultTest : public E2eTest {
  protected:
-  // Polls until `done()` holds (a real condition, not a fixed sleep); fails after a minute.
-  void WaitUntil(const std::function<bool()>& done, const std::string& what) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
   int CountLines(const std::string& path) {
     std::string text = Read(path);
     return static_cast<int>(std::count(text.begin(), text.end(), '\n'));

@@ -39,14 +39,6 @@ class FleetTest : public E2eTest {
     workers_.erase(std::remove(workers_.begin(), workers_.end(), pid), workers_.end());
     return code;
   }
-  // Polls a real condition until it holds; fails after a minute.
-  void WaitUntil(const std::function<bool()>& done, const std::string& what) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
   std::string Submit(const std::string& pipeline, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"run", pipeline, "--detach", "--root",
                                      (dir() / "data").string()};

@@ -6,7 +6,9 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include "common/strings.h"
@@ -118,6 +120,14 @@ nlohmann::json E2eTest::Json(const std::vector<std::string>& args) {
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
   EXPECT_FALSE(j.is_discarded()) << r.out;
   return j;
+}
+
+void E2eTest::WaitUntil(const std::function<bool()>& done, const std::string& what) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::string RunIdFrom(const Result& r) {

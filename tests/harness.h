@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ class E2eTest : public ::testing::Test {
   std::string Write(const std::string& relative, const std::string& text);
   std::string Read(const std::string& path);
   nlohmann::json Json(const std::vector<std::string>& args);
+  // Polls until `done()` holds: a wait for a real condition, never a fixed sleep. Fails the test
+  // after a minute, naming `what`.
+  void WaitUntil(const std::function<bool()>& done, const std::string& what);
   const std::filesystem::path& dir() const { return dir_; }
   // Points every later barge command at a fresh schema on the test PostgreSQL server
   // (BARGE_TEST_POSTGRES) through BARGE_STATE. Returns false, changing nothing, if there is no
