@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
-#include <thread>
 #include <sstream>
+#include <thread>
 
 #include "common/strings.h"
 #include "store/pg_db.h"
