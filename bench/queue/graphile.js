@@ -1,0 +1,25 @@
+// graphile-worker baseline for bench/queue.sh: N no-op jobs, concurrency C, one process.
+// usage: node graphile.js URL N C   -> prints "seconds jobs_per_second"
+const { run, makeWorkerUtils } = require("graphile-worker");
+const [url, n, concurrency] = [process.argv[2], +process.argv[3], +process.argv[4]];
+const quiet = { scope: () => quiet, debug() {}, info() {}, warn() {}, error: console.error };
+(async () => {
+  const utils = await makeWorkerUtils({ connectionString: url });
+  await utils.migrate();
+  await utils.withPgClient((c) =>
+    c.query("select graphile_worker.add_job('noop', '{}') from generate_series(1, $1)", [n]));
+  await utils.release();
+  let done = 0;
+  let finish;
+  const all = new Promise((resolve) => (finish = resolve));
+  const start = process.hrtime.bigint();
+  const runner = await run({
+    connectionString: url, concurrency, noHandleSignals: true, pollInterval: 50,
+    logger: new (require("graphile-worker").Logger)(() => () => {}),
+    taskList: { noop: async () => { if (++done === n) finish(); } },
+  });
+  await all;
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  await runner.stop();
+  console.log(`${secs.toFixed(3)} ${(n / secs).toFixed(0)}`);
+})().catch((e) => { console.error(e); process.exit(1); });
