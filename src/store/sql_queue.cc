@@ -1,4 +1,8 @@
 // SqlStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
+#include <map>
+#include <set>
+#include <utility>
+
 #include "common/status.h"
 #include "common/strings.h"
 #include "store/sql_rows.h"
@@ -35,37 +39,47 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
       claimed.push_back(std::move(t));
     }
     q->Reset();
-    ASSIGN_OR_RETURN(DbStatement * up,
-                     Stmt("UPDATE tasks SET state = 'running', attempt = attempt + 1, "
-                          "lease_owner = ?, lease_expires_at = ?, started_at = ?, "
-                          "finished_at = 0 WHERE run_id = ? AND step = ? AND idx = ? "
-                          "AND state = 'pending'"));
+    if (claimed.empty()) return absl::OkStatus();
+    // Set-based: one UPDATE per (run, step) among the claimed tasks (usually one) and one
+    // INSERT for all their attempts, whatever the batch size.
+    std::map<std::pair<std::string, std::string>, std::vector<int64_t>> groups;
+    for (const TaskRecord& t : claimed) groups[{t.key.run_id, t.key.step}].push_back(t.key.index);
+    for (const auto& [group, indexes] : groups) {
+      std::vector<std::string> marks(indexes.size(), "CAST(? AS BIGINT)");
+      ASSIGN_OR_RETURN(
+          DbStatement * up,
+          Stmt(Cat("UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?, "
+                   "lease_expires_at = ?, started_at = ?, finished_at = 0 "
+                   // No state test: these rows were selected in this transaction under its
+                   // locks. (With one, SQLite may scan the partial index of pending tasks.)
+                   "WHERE run_id = ? AND step = ? AND idx IN (",
+                   Join(marks, ", "), ")")));
+      up->Bind(request.worker_id).Bind(now + request.lease_ms).Bind(now);
+      up->Bind(group.first).Bind(group.second);
+      for (int64_t i : indexes) up->Bind(i);
+      RETURN_IF_ERROR(up->Run());
+    }
+    std::vector<std::string> rows(
+        claimed.size(),
+        "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, 'running', CAST(? AS BIGINT))");
     ASSIGN_OR_RETURN(DbStatement * att,
-                     Stmt("INSERT INTO attempts (run_id, step, idx, attempt, worker_id, state, "
-                          "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)"));
+                     Stmt(Cat("INSERT INTO attempts (run_id, step, idx, attempt, worker_id, "
+                              "state, started_at) VALUES ",
+                              Join(rows, ", "))));
     for (TaskRecord& t : claimed) {
-      up->Reset();
-      RETURN_IF_ERROR(up->Bind(request.worker_id)
-                          .Bind(now + request.lease_ms)
-                          .Bind(now)
-                          .Bind(t.key.run_id)
-                          .Bind(t.key.step)
-                          .Bind(t.key.index)
-                          .Run());
       t.state = state::kRunning;
       t.attempt += 1;
       t.lease_owner = request.worker_id;
       t.lease_expires_at = now + request.lease_ms;
       t.started_at = now;
-      att->Reset();
-      RETURN_IF_ERROR(att->Bind(t.key.run_id)
-                          .Bind(t.key.step)
-                          .Bind(t.key.index)
-                          .Bind(t.attempt)
-                          .Bind(request.worker_id)
-                          .Bind(now)
-                          .Run());
+      att->Bind(t.key.run_id)
+          .Bind(t.key.step)
+          .Bind(t.key.index)
+          .Bind(t.attempt)
+          .Bind(request.worker_id)
+          .Bind(now);
     }
+    RETURN_IF_ERROR(att->Run());
     return absl::OkStatus();
   }));
   return claimed;
@@ -74,25 +88,92 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
 absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Completion>& batch) {
   std::lock_guard lock(mu_);
   std::vector<bool> accepted;
+  if (batch.empty()) return accepted;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    accepted.clear();
+    accepted.assign(batch.size(), false);
     int64_t now = Now();
+    // Set-based: one UPDATE takes every completion whose attempt still holds its lease (the
+    // fencing check) and says which; one more records those attempts. Only the rare cases
+    // (fenced attempts, failure events) are written row by row.
+    std::vector<std::string> task_rows(
+        batch.size(),
+        "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), "
+        "CAST(? AS INTEGER), ?, CAST(? AS INTEGER), ?, CAST(? AS BIGINT))");
     ASSIGN_OR_RETURN(
         DbStatement * up,
-        Stmt("UPDATE tasks SET state = ?, app_failures = app_failures + ?, "
-             "infra_failures = infra_failures + ?, "
-             "committed_attempt = CASE WHEN ? = 'succeeded' THEN attempt ELSE committed_attempt "
-             "END, "
-             "outputs_json = CASE WHEN ? = 'succeeded' THEN ? ELSE outputs_json END, "
-             "exit_code = ?, error = ?, lease_owner = '', lease_expires_at = 0, not_before = ?, "
-             "finished_at = ? "
-             "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? AND state = 'running' "
-             "AND lease_owner = ?"));
-    ASSIGN_OR_RETURN(DbStatement * att,
-                     Stmt("UPDATE attempts SET state = ?, failure_class = ?, finished_at = ?, "
-                          "exit_code = ?, error = ?, cpu_seconds = ?, max_rss_kb = ?, "
-                          "log_path = ?, output_path = ? "
-                          "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ?"));
+        Stmt(Cat("UPDATE tasks SET state = v.column6, "
+                 "app_failures = app_failures + v.column7, "
+                 "infra_failures = infra_failures + v.column8, "
+                 "committed_attempt = CASE WHEN v.column6 = 'succeeded' THEN tasks.attempt "
+                 "ELSE committed_attempt END, "
+                 "outputs_json = CASE WHEN v.column6 = 'succeeded' THEN v.column9 "
+                 "ELSE outputs_json END, "
+                 "exit_code = v.column10, error = v.column11, lease_owner = '', "
+                 "lease_expires_at = 0, not_before = v.column12, finished_at = CAST(? AS BIGINT) "
+                 "FROM (VALUES ",
+                 Join(task_rows, ", "),
+                 ") AS v WHERE tasks.run_id = v.column1 AND tasks.step = v.column2 "
+                 "AND tasks.idx = v.column3 AND tasks.attempt = v.column4 "
+                 "AND tasks.state = 'running' AND tasks.lease_owner = v.column5 "
+                 "RETURNING tasks.run_id, tasks.step, tasks.idx")));
+    up->Bind(now);
+    for (const Completion& c : batch) {
+      up->Bind(c.key.run_id)
+          .Bind(c.key.step)
+          .Bind(c.key.index)
+          .Bind(c.attempt)
+          .Bind(c.worker_id)
+          .Bind(c.task_state)
+          .Bind(c.charge_retry ? 1 : 0)
+          .Bind(c.infra_failure ? 1 : 0)
+          .Bind(c.outputs_json)
+          .Bind(c.exit_code)
+          .Bind(c.error)
+          .Bind(c.not_before);
+    }
+    std::set<TaskKey> taken;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, up->Step());
+      if (!row) break;
+      taken.insert({up->Text(0), up->Text(1), up->Int(2)});
+    }
+    up->Reset();
+    std::vector<const Completion*> recorded;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      accepted[i] = taken.contains(batch[i].key);
+      if (accepted[i]) recorded.push_back(&batch[i]);
+    }
+    if (!recorded.empty()) {
+      std::vector<std::string> attempt_rows(
+          recorded.size(),
+          "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), ?, "
+          "CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), ?, ?)");
+      ASSIGN_OR_RETURN(
+          DbStatement * att,
+          Stmt(Cat("UPDATE attempts SET state = v.column5, failure_class = v.column6, "
+                   "finished_at = CAST(? AS BIGINT), exit_code = v.column7, error = v.column8, "
+                   "cpu_seconds = v.column9, max_rss_kb = v.column10, log_path = v.column11, "
+                   "output_path = v.column12 FROM (VALUES ",
+                   Join(attempt_rows, ", "),
+                   ") AS v WHERE attempts.run_id = v.column1 AND attempts.step = v.column2 "
+                   "AND attempts.idx = v.column3 AND attempts.attempt = v.column4")));
+      att->Bind(now);
+      for (const Completion* c : recorded) {
+        att->Bind(c->key.run_id)
+            .Bind(c->key.step)
+            .Bind(c->key.index)
+            .Bind(c->attempt)
+            .Bind(c->attempt_state)
+            .Bind(c->failure_class)
+            .Bind(c->exit_code)
+            .Bind(c->error)
+            .Bind(c->cpu_seconds)
+            .Bind(c->max_rss_kb)
+            .Bind(c->log_path)
+            .Bind(c->output_path);
+      }
+      RETURN_IF_ERROR(att->Run());
+    }
     ASSIGN_OR_RETURN(DbStatement * fenced,
                      Stmt("UPDATE attempts SET state = 'fenced', finished_at = ?, exit_code = ?, "
                           "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
@@ -100,67 +181,34 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
                           "CAST(? AS TEXT) END "
                           "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
                           "AND state IN ('running', 'lost')"));
-    for (const Completion& c : batch) {
-      up->Reset();
-      RETURN_IF_ERROR(up->Bind(c.task_state)
-                          .Bind(c.charge_retry ? 1 : 0)
-                          .Bind(c.infra_failure ? 1 : 0)
-                          .Bind(c.task_state)
-                          .Bind(c.task_state)
-                          .Bind(c.outputs_json)
-                          .Bind(c.exit_code)
-                          .Bind(c.error)
-                          .Bind(c.not_before)
-                          .Bind(now)
-                          .Bind(c.key.run_id)
-                          .Bind(c.key.step)
-                          .Bind(c.key.index)
-                          .Bind(c.attempt)
-                          .Bind(c.worker_id)
-                          .Run());
-      bool ok = db_->Changes() > 0;
-      accepted.push_back(ok);
-      if (ok) {
-        att->Reset();
-        RETURN_IF_ERROR(att->Bind(c.attempt_state)
-                            .Bind(c.failure_class)
-                            .Bind(now)
-                            .Bind(c.exit_code)
-                            .Bind(c.error)
-                            .Bind(c.cpu_seconds)
-                            .Bind(c.max_rss_kb)
-                            .Bind(c.log_path)
-                            .Bind(c.output_path)
-                            .Bind(c.key.run_id)
-                            .Bind(c.key.step)
-                            .Bind(c.key.index)
-                            .Bind(c.attempt)
-                            .Run());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Completion& c = batch[i];
+      if (accepted[i]) {
         if (c.task_state != state::kSucceeded) {
           std::string kind =
               c.task_state == state::kPending ? "task_retry" : Cat("task_", c.task_state);
           RETURN_IF_ERROR(InsertEvent(c.key.run_id, kind, c.key.step, c.key.index,
                                       Cat("attempt ", c.attempt, ": ", c.error)));
         }
-      } else {
-        const char* why = "completion rejected: this attempt no longer holds the task's lease";
-        fenced->Reset();
-        RETURN_IF_ERROR(fenced->Bind(now)
-                            .Bind(c.exit_code)
-                            .Bind(c.cpu_seconds)
-                            .Bind(c.max_rss_kb)
-                            .Bind(c.log_path)
-                            .Bind(why)
-                            .Bind(why)
-                            .Bind(c.key.run_id)
-                            .Bind(c.key.step)
-                            .Bind(c.key.index)
-                            .Bind(c.attempt)
-                            .Run());
-        if (db_->Changes() > 0) {
-          RETURN_IF_ERROR(InsertEvent(c.key.run_id, "attempt_fenced", c.key.step, c.key.index,
-                                      Cat("attempt ", c.attempt, " by ", c.worker_id)));
-        }
+        continue;
+      }
+      const char* why = "completion rejected: this attempt no longer holds the task's lease";
+      fenced->Reset();
+      RETURN_IF_ERROR(fenced->Bind(now)
+                          .Bind(c.exit_code)
+                          .Bind(c.cpu_seconds)
+                          .Bind(c.max_rss_kb)
+                          .Bind(c.log_path)
+                          .Bind(why)
+                          .Bind(why)
+                          .Bind(c.key.run_id)
+                          .Bind(c.key.step)
+                          .Bind(c.key.index)
+                          .Bind(c.attempt)
+                          .Run());
+      if (db_->Changes() > 0) {
+        RETURN_IF_ERROR(InsertEvent(c.key.run_id, "attempt_fenced", c.key.step, c.key.index,
+                                    Cat("attempt ", c.attempt, " by ", c.worker_id)));
       }
     }
     return absl::OkStatus();
