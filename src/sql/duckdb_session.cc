@@ -1,10 +1,87 @@
+#include <dlfcn.h>
 #include <duckdb.h>
 
+#include "common/status.h"
 #include "common/strings.h"
 #include "sql/sql_engine.h"
 
 namespace barge {
 namespace {
+
+// DuckDB's C API, loaded on first use with dlopen: libduckdb.so is large, and every barge
+// process that never runs SQL (status, tasks, a worker running shell steps) would otherwise pay
+// tens of milliseconds at start-up to load and relocate it.
+struct DuckDbApi {
+  decltype(&::duckdb_create_config) create_config = nullptr;
+  decltype(&::duckdb_set_config) set_config = nullptr;
+  decltype(&::duckdb_destroy_config) destroy_config = nullptr;
+  decltype(&::duckdb_open_ext) open_ext = nullptr;
+  decltype(&::duckdb_free) free = nullptr;
+  decltype(&::duckdb_connect) connect = nullptr;
+  decltype(&::duckdb_disconnect) disconnect = nullptr;
+  decltype(&::duckdb_close) close = nullptr;
+  decltype(&::duckdb_query) query = nullptr;
+  decltype(&::duckdb_result_error) result_error = nullptr;
+  decltype(&::duckdb_result_error_type) result_error_type = nullptr;
+  decltype(&::duckdb_destroy_result) destroy_result = nullptr;
+  decltype(&::duckdb_column_count) column_count = nullptr;
+  decltype(&::duckdb_row_count) row_count = nullptr;
+  decltype(&::duckdb_column_name) column_name = nullptr;
+  decltype(&::duckdb_value_is_null) value_is_null = nullptr;
+  decltype(&::duckdb_value_varchar) value_varchar = nullptr;
+  decltype(&::duckdb_prepare) prepare = nullptr;
+  decltype(&::duckdb_prepare_error) prepare_error = nullptr;
+  decltype(&::duckdb_destroy_prepare) destroy_prepare = nullptr;
+  decltype(&::duckdb_extract_statements) extract_statements = nullptr;
+  decltype(&::duckdb_extract_statements_error) extract_statements_error = nullptr;
+  decltype(&::duckdb_destroy_extracted) destroy_extracted = nullptr;
+};
+
+template <typename Fn>
+absl::Status Load(void* handle, const char* name, Fn& out) {
+  out = reinterpret_cast<Fn>(dlsym(handle, name));
+  if (out == nullptr) return absl::InternalError(Cat("libduckdb.so has no ", name));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const DuckDbApi*> Api() {
+  static absl::StatusOr<DuckDbApi> loaded = []() -> absl::StatusOr<DuckDbApi> {
+    // Found through the binary's run path (set at build time), then the usual places.
+    void* handle = dlopen("libduckdb.so", RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      return absl::FailedPreconditionError(
+          Cat("cannot load DuckDB (needed by SQL steps): ", dlerror(),
+              " -- run scripts/bootstrap.sh, or put libduckdb.so on LD_LIBRARY_PATH"));
+    }
+    DuckDbApi api;
+    RETURN_IF_ERROR(Load(handle, "duckdb_create_config", api.create_config));
+    RETURN_IF_ERROR(Load(handle, "duckdb_set_config", api.set_config));
+    RETURN_IF_ERROR(Load(handle, "duckdb_destroy_config", api.destroy_config));
+    RETURN_IF_ERROR(Load(handle, "duckdb_open_ext", api.open_ext));
+    RETURN_IF_ERROR(Load(handle, "duckdb_free", api.free));
+    RETURN_IF_ERROR(Load(handle, "duckdb_connect", api.connect));
+    RETURN_IF_ERROR(Load(handle, "duckdb_disconnect", api.disconnect));
+    RETURN_IF_ERROR(Load(handle, "duckdb_close", api.close));
+    RETURN_IF_ERROR(Load(handle, "duckdb_query", api.query));
+    RETURN_IF_ERROR(Load(handle, "duckdb_result_error", api.result_error));
+    RETURN_IF_ERROR(Load(handle, "duckdb_result_error_type", api.result_error_type));
+    RETURN_IF_ERROR(Load(handle, "duckdb_destroy_result", api.destroy_result));
+    RETURN_IF_ERROR(Load(handle, "duckdb_column_count", api.column_count));
+    RETURN_IF_ERROR(Load(handle, "duckdb_row_count", api.row_count));
+    RETURN_IF_ERROR(Load(handle, "duckdb_column_name", api.column_name));
+    RETURN_IF_ERROR(Load(handle, "duckdb_value_is_null", api.value_is_null));
+    RETURN_IF_ERROR(Load(handle, "duckdb_value_varchar", api.value_varchar));
+    RETURN_IF_ERROR(Load(handle, "duckdb_prepare", api.prepare));
+    RETURN_IF_ERROR(Load(handle, "duckdb_prepare_error", api.prepare_error));
+    RETURN_IF_ERROR(Load(handle, "duckdb_destroy_prepare", api.destroy_prepare));
+    RETURN_IF_ERROR(Load(handle, "duckdb_extract_statements", api.extract_statements));
+    RETURN_IF_ERROR(Load(handle, "duckdb_extract_statements_error", api.extract_statements_error));
+    RETURN_IF_ERROR(Load(handle, "duckdb_destroy_extracted", api.destroy_extracted));
+    return api;
+  }();
+  if (!loaded.ok()) return loaded.status();
+  return &*loaded;
+}
 
 absl::Status ErrorFor(duckdb_error_type type, std::string message) {
   switch (type) {
@@ -23,31 +100,32 @@ absl::Status ErrorFor(duckdb_error_type type, std::string message) {
 
 class DuckDbSession : public SqlSession {
  public:
+  explicit DuckDbSession(const DuckDbApi& api) : api_(&api) {}
   ~DuckDbSession() override {
-    if (conn_ != nullptr) duckdb_disconnect(&conn_);
-    if (db_ != nullptr) duckdb_close(&db_);
+    if (conn_ != nullptr) api_->disconnect(&conn_);
+    if (db_ != nullptr) api_->close(&db_);
   }
 
   absl::Status Open(const SqlOptions& options) {
     duckdb_config config = nullptr;
-    if (duckdb_create_config(&config) == DuckDBError) {
+    if (api_->create_config(&config) == DuckDBError) {
       return absl::InternalError("duckdb: cannot create a config");
     }
     auto set = [&](const char* name, const std::string& value) {
-      duckdb_set_config(config, name, value.c_str());
+      api_->set_config(config, name, value.c_str());
     };
     if (options.threads > 0) set("threads", std::to_string(options.threads));
     if (options.memory_limit > 0) set("memory_limit", Cat(options.memory_limit / 1024, "KiB"));
     if (!options.temp_dir.empty()) set("temp_directory", options.temp_dir);
     char* error = nullptr;
-    duckdb_state state = duckdb_open_ext(nullptr, &db_, config, &error);
-    duckdb_destroy_config(&config);
+    duckdb_state state = api_->open_ext(nullptr, &db_, config, &error);
+    api_->destroy_config(&config);
     if (state == DuckDBError) {
       std::string message = error != nullptr ? error : "unknown error";
-      duckdb_free(error);
+      api_->free(error);
       return absl::InternalError(Cat("duckdb: opening: ", message));
     }
-    if (duckdb_connect(db_, &conn_) == DuckDBError) {
+    if (api_->connect(db_, &conn_) == DuckDBError) {
       return absl::InternalError("duckdb: cannot connect");
     }
     return absl::OkStatus();
@@ -56,32 +134,32 @@ class DuckDbSession : public SqlSession {
   absl::StatusOr<SqlResult> Query(std::string_view sql) override {
     duckdb_result result;
     std::string text(sql);
-    if (duckdb_query(conn_, text.c_str(), &result) == DuckDBError) {
-      const char* message = duckdb_result_error(&result);
-      absl::Status s = ErrorFor(duckdb_result_error_type(&result),
+    if (api_->query(conn_, text.c_str(), &result) == DuckDBError) {
+      const char* message = api_->result_error(&result);
+      absl::Status s = ErrorFor(api_->result_error_type(&result),
                                 message != nullptr ? message : "unknown error");
-      duckdb_destroy_result(&result);
+      api_->destroy_result(&result);
       return s;
     }
     SqlResult out;
-    idx_t columns = duckdb_column_count(&result);
-    idx_t rows = duckdb_row_count(&result);
-    for (idx_t c = 0; c < columns; ++c) out.columns.push_back(duckdb_column_name(&result, c));
+    idx_t columns = api_->column_count(&result);
+    idx_t rows = api_->row_count(&result);
+    for (idx_t c = 0; c < columns; ++c) out.columns.push_back(api_->column_name(&result, c));
     out.rows.reserve(rows);
     for (idx_t r = 0; r < rows; ++r) {
       std::vector<std::optional<std::string>> row;
       for (idx_t c = 0; c < columns; ++c) {
-        if (duckdb_value_is_null(&result, c, r)) {
+        if (api_->value_is_null(&result, c, r)) {
           row.push_back(std::nullopt);
           continue;
         }
-        char* value = duckdb_value_varchar(&result, c, r);
+        char* value = api_->value_varchar(&result, c, r);
         row.push_back(value != nullptr ? std::string(value) : std::string());
-        duckdb_free(value);
+        api_->free(value);
       }
       out.rows.push_back(std::move(row));
     }
-    duckdb_destroy_result(&result);
+    api_->destroy_result(&result);
     return out;
   }
 
@@ -89,30 +167,31 @@ class DuckDbSession : public SqlSession {
     duckdb_prepared_statement prepared = nullptr;
     std::string text(sql);
     absl::Status s = absl::OkStatus();
-    if (duckdb_prepare(conn_, text.c_str(), &prepared) == DuckDBError) {
-      const char* message = duckdb_prepare_error(prepared);
+    if (api_->prepare(conn_, text.c_str(), &prepared) == DuckDBError) {
+      const char* message = api_->prepare_error(prepared);
       s = absl::InvalidArgumentError(message != nullptr ? message : "cannot prepare the query");
     }
-    duckdb_destroy_prepare(&prepared);
+    api_->destroy_prepare(&prepared);
     return s;
   }
 
   absl::Status CheckSyntax(std::string_view sql) override {
     duckdb_extracted_statements statements = nullptr;
     std::string text(sql);
-    idx_t count = duckdb_extract_statements(conn_, text.c_str(), &statements);
+    idx_t count = api_->extract_statements(conn_, text.c_str(), &statements);
     absl::Status s = absl::OkStatus();
     if (count == 0) {
-      const char* message = duckdb_extract_statements_error(statements);
+      const char* message = api_->extract_statements_error(statements);
       s = absl::InvalidArgumentError(message != nullptr ? message : "no SQL statement");
     } else if (count > 1) {
       s = absl::InvalidArgumentError(Cat("expected one SQL query, found ", count, " statements"));
     }
-    duckdb_destroy_extracted(&statements);
+    api_->destroy_extracted(&statements);
     return s;
   }
 
  private:
+  const DuckDbApi* api_;
   duckdb_database db_ = nullptr;
   duckdb_connection conn_ = nullptr;
 };
@@ -120,7 +199,9 @@ class DuckDbSession : public SqlSession {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqlSession>> OpenDuckDb(const SqlOptions& options) {
-  auto session = std::make_unique<DuckDbSession>();
+  absl::StatusOr<const DuckDbApi*> api = Api();
+  if (!api.ok()) return api.status();
+  auto session = std::make_unique<DuckDbSession>(**api);
   if (absl::Status s = session->Open(options); !s.ok()) return s;
   return std::unique_ptr<SqlSession>(std::move(session));
 }
