@@ -50,7 +50,8 @@ class EngineTest : public ::testing::Test {
   }
 
   std::string StepState(const std::string& run, const std::string& step) {
-    for (const StepRecord& s : *store_->GetSteps(run)) {
+    std::vector<StepRecord> steps = store_->GetSteps(run).value();
+    for (const StepRecord& s : steps) {
       if (s.name == step) return s.state;
     }
     return "";
