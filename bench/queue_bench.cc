@@ -27,8 +27,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(setup.status().message()).c_str());
     return 1;
   }
-  RunRecord run{.id = NewRunId((*setup)->NowMs()), .pipeline = "queue-bench", .spec_path = "-",
-                .spec_source = "-", .params_json = "{}", .root = "/tmp",
+  RunRecord run{.id = NewRunId((*setup)->NowMs()),
+                .pipeline = "queue-bench",
+                .spec_path = "-",
+                .spec_source = "-",
+                .params_json = "{}",
+                .root = "/tmp",
                 .created_at = (*setup)->NowMs()};
   if (!(*setup)->CreateRun(run, {{.name = "noop", .position = 0}}).ok()) return 1;
   auto started = (*setup)->StartStep(run.id, "noop", "[]", tasks, 1, 0,
@@ -48,8 +52,11 @@ int main(int argc, char** argv) {
       }
       std::string id = "bench-" + std::to_string(w);
       for (;;) {
-        auto claimed = (*store)->Claim({.worker_id = id, .run_id = run.id, .free_cpu = 1e9,
-                                        .max_tasks = batch, .lease_ms = 60'000});
+        auto claimed = (*store)->Claim({.worker_id = id,
+                                        .run_id = run.id,
+                                        .free_cpu = 1e9,
+                                        .max_tasks = batch,
+                                        .lease_ms = 60'000});
         if (!claimed.ok()) {
           failed = true;
           return;
@@ -57,8 +64,11 @@ int main(int argc, char** argv) {
         if (claimed->empty()) return;
         std::vector<Completion> completions;
         for (const TaskRecord& t : *claimed) {
-          completions.push_back({.key = t.key, .attempt = t.attempt, .worker_id = id,
-                                 .task_state = "succeeded", .attempt_state = "succeeded",
+          completions.push_back({.key = t.key,
+                                 .attempt = t.attempt,
+                                 .worker_id = id,
+                                 .task_state = "succeeded",
+                                 .attempt_state = "succeeded",
                                  .exit_code = 0});
         }
         if (!(*store)->Complete(completions).ok()) {

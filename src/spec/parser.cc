@@ -13,7 +13,6 @@
 #include "common/units.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
-#include "sql/sql_engine.h"
 #include "yaml-cpp/yaml.h"
 
 namespace barge {
@@ -756,59 +755,6 @@ absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverri
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
   return ParsePipeline(*text, path, overrides);
-}
-
-absl::Status CheckInputs(const Pipeline& pipeline) {
-  std::vector<std::string> errors;
-  for (const Step& s : pipeline.steps) {
-    std::vector<const Foreach*> globs = {&s.foreach};
-    for (const NamedInput& in : s.inputs) globs.push_back(&in.source);
-    for (const Foreach* f : globs) {
-      if (f->kind != ForeachKind::kFiles) continue;
-      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(f->pattern));
-      if (files.empty()) {
-        errors.push_back(Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
-                             ": step \"", s.name, "\": files(\"", f->pattern,
-                             "\") matches no files"));
-      }
-    }
-  }
-  if (errors.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(Join(errors, "\n"));
-}
-
-absl::Status CheckSql(const Pipeline& pipeline) {
-  std::unique_ptr<SqlSession> session;
-  std::vector<std::string> errors;
-  for (const Step& s : pipeline.steps) {
-    if (!s.is_sql()) continue;
-    if (!session) {
-      ASSIGN_OR_RETURN(session, OpenDuckDb({.threads = 1}));
-    }
-    // Placeholders are text substitutions; check the query as the first task would run it.
-    std::map<std::string, std::string> params = pipeline.ParamMap();
-    const nlohmann::json* item = s.foreach.items.empty() ? nullptr : &s.foreach.items.front();
-    absl::Status st = session->CheckSyntax(
-        RenderTemplate(s.sql, TemplateValues{&params, item, 0}, /*shell_quote=*/false));
-    if (!st.ok()) {
-      errors.push_back(Cat(pipeline.path, ":", s.sql_location.line, ":", s.sql_location.column,
-                           ": step \"", s.name, "\": sql: ", st.message()));
-    }
-  }
-  if (errors.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(Join(errors, "\n"));
-}
-
-absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags) {
-  ParamOverrides out;
-  for (const std::string& flag : flags) {
-    size_t eq = flag.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(Cat("--param \"", flag, "\": expected NAME=VALUE"));
-    }
-    out[flag.substr(0, eq)] = flag.substr(eq + 1);
-  }
-  return out;
 }
 
 }  // namespace barge
