@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "common/strings.h"
-#include "store/pg_db.h"
+#include "store/pg_testing.h"
 
 namespace barge::testing {
 namespace {
@@ -62,16 +62,10 @@ bool E2eTest::UsePostgres() {
     }
     return false;
   }
-  std::string schema = "e2e";
-  for (char c : dir_.filename().string()) {
-    schema +=
-        std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-  }
-  auto admin = PgDb::Open(url);
-  EXPECT_TRUE(admin.ok()) << admin.status();
-  if (!admin.ok()) return false;
-  EXPECT_TRUE((*admin)->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)).ok());
-  ::setenv("BARGE_STATE", Cat(url, "?options=-csearch_path%3D", schema).c_str(), 1);
+  absl::StatusOr<std::string> schema_url = PostgresSchemaUrl(url, "e2e", dir_.filename().string());
+  EXPECT_TRUE(schema_url.ok()) << schema_url.status();
+  if (!schema_url.ok()) return false;
+  ::setenv("BARGE_STATE", schema_url->c_str(), 1);
   return true;
 }
 

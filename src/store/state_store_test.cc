@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "common/temp_dir.h"
 #include "store/pg_db.h"
+#include "store/pg_testing.h"
 #include "store/sql_store.h"
 
 namespace barge {
@@ -31,14 +32,10 @@ std::string TestPostgresUrl() {
 
 // A PostgreSQL store in a schema of its own, named after the test's directory.
 absl::StatusOr<std::unique_ptr<StateStore>> OpenPostgresIn(const std::string& dir, Clock* clock) {
-  std::string schema = "t";
-  for (char c : std::filesystem::path(dir).filename().string()) {
-    schema +=
-        std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> admin, PgDb::Open(TestPostgresUrl()));
-  RETURN_IF_ERROR(admin->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)));
-  return OpenStateStore(Cat(TestPostgresUrl(), "?options=-csearch_path%3D", schema), clock);
+  ASSIGN_OR_RETURN(
+      std::string url,
+      PostgresSchemaUrl(TestPostgresUrl(), "t", std::filesystem::path(dir).filename().string()));
+  return OpenStateStore(url, clock);
 }
 
 class StateStoreContract : public ::testing::TestWithParam<Impl> {

@@ -53,6 +53,10 @@ Worker::~Worker() {
   }
 }
 
+void Worker::CancelRunning() {
+  for (auto& [key, r] : running_) r.cancel->Cancel();
+}
+
 void Worker::RequestDrain(int64_t timeout_ms) {
   std::lock_guard lock(mu_);
   if (drain_requested_ms_ < 0) drain_requested_ms_ = std::max<int64_t>(0, timeout_ms);
@@ -157,7 +161,7 @@ absl::Status Worker::HeartbeatAndRevoke() {
   if (!beat.ok()) {
     if (MonotonicMs() - last_heartbeat_ok_ > options_.lease_ms) {
       // Our leases have expired by now: others may run these tasks. Stop ours.
-      for (auto& [key, r] : running_) r.cancel->Cancel();
+      CancelRunning();
     }
     return beat.status();
   }
@@ -242,13 +246,13 @@ absl::StatusOr<RunRecord> Worker::Run() {
       if (options_.run_id) {
         loop_status = store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status();
       }
-      for (auto& [key, r] : running_) r.cancel->Cancel();
+      CancelRunning();
     }
     if (drain_ms >= 0 && drain_deadline < 0) drain_deadline = now + drain_ms;
     if (drain_deadline >= 0 && !drain_killed && now >= drain_deadline) {
       // Out of time: stop what still runs; its leases go back to the queue below.
       drain_killed = true;
-      for (auto& [key, r] : running_) r.cancel->Cancel();
+      CancelRunning();
     }
     int64_t backoff_before = backoff_ms_;
     if (!finished.empty() || !unsent_.empty()) {

@@ -83,6 +83,8 @@ class Worker {
     std::map<std::string, std::string> shared_inputs;  // by step
   };
 
+  // Asks every running attempt to stop (its thread still reports back).
+  void CancelRunning();
   absl::StatusOr<RunContext*> ContextFor(const std::string& run_id);
   absl::Status Dispatch(TaskRecord task);
   absl::Status CommitFinished(std::vector<Finished> finished);

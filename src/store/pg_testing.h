@@ -1,0 +1,31 @@
+// Test support: a schema of its own on a shared PostgreSQL test server, so tests running at the
+// same time never see each other's tables. Used by the unit and end-to-end tests alike.
+#pragma once
+
+#include <cctype>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "store/pg_db.h"
+
+namespace barge {
+
+// Creates (if missing) the schema `prefix` + `name` (lowercased, other characters as '_') on the
+// server at `base_url`, and returns a URL whose connections use it.
+inline absl::StatusOr<std::string> PostgresSchemaUrl(const std::string& base_url,
+                                                     std::string_view prefix,
+                                                     std::string_view name) {
+  std::string schema(prefix);
+  for (char c : name) {
+    schema +=
+        std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> admin, PgDb::Open(base_url));
+  RETURN_IF_ERROR(admin->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)));
+  return Cat(base_url, "?options=-csearch_path%3D", schema);
+}
+
+}  // namespace barge
