@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
                 .root = "/tmp",
                 .created_at = (*setup)->NowMs()};
   if (!(*setup)->CreateRun(run, {{.name = "noop", .position = 0}}).ok()) return 1;
-  auto started = (*setup)->StartStep(run.id, "noop", "[]", tasks, 1, 0,
+  auto started = (*setup)->StartStep(run.id, "noop", "[]", tasks, {},
                                      [](int64_t i) { return NewTask{.index = i}; });
   if (!started.ok()) return 1;
 

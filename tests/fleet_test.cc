@@ -189,6 +189,72 @@ steps:
   EXPECT_NE(history[0]["worker"], history[1]["worker"]);
 }
 
+TEST_F(FleetTest, QueuesAndLabelsRouteTasksToTheWorkersThatHaveThem) {
+  std::string p = Write("routed.yaml", R"(
+name: routed
+steps:
+  - name: plain
+    foreach: range(4)
+    run: echo plain > "$BARGE_OUTPUT_DIR/x"
+  - name: gpu
+    foreach: range(3)
+    queue: gpu
+    labels: {gpu: a10}
+    run: echo gpu > "$BARGE_OUTPUT_DIR/x"
+  - name: special
+    foreach: range(2)
+    labels: {zone: special}
+    run: echo special > "$BARGE_OUTPUT_DIR/x"
+)");
+  std::string id = Submit(p);
+  pid_t plain = StartWorker();
+  pid_t gpu = StartWorker({"--queue", "gpu", "--labels", "gpu=a10,ssd=yes"});
+  auto worker_of = [&](const nlohmann::json& task) -> pid_t {
+    std::string w = task["attempt_history"].back()["worker"];  // "<host>-<pid>-<random>"
+    size_t end = w.rfind('-'), start = w.rfind('-', end - 1);
+    return static_cast<pid_t>(std::stol(w.substr(start + 1, end - start - 1)));
+  };
+  auto states = [&] {
+    std::map<std::string, std::string> out;
+    for (const auto& t : Json({"tasks", id, "--json"})) {
+      out[Cat(t["step"].get<std::string>(), "/", t["index"].get<int>())] = t["state"];
+    }
+    return out;
+  };
+  WaitUntil(
+      [&] {
+        int done = 0;
+        for (const auto& [task, state] : states()) done += state == "succeeded";
+        return done == 7;
+      },
+      "the plain and gpu tasks to finish");
+  // Nobody has zone=special: those tasks wait, however idle the workers are.
+  for (const auto& [task, state] : states()) {
+    EXPECT_EQ(state, task.starts_with("special/") ? "pending" : "succeeded") << task;
+  }
+  nlohmann::json listed = Json({"workers", "--json"});
+  ASSERT_EQ(listed.size(), 2u);
+  for (const auto& w : listed) {
+    if (w["queue"] == "gpu") {
+      EXPECT_EQ(w["labels"]["gpu"], "a10");
+      EXPECT_EQ(w["labels"]["os"], "linux");
+    }
+  }
+  pid_t special = StartWorker({"--labels", "zone=special"});
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+  for (const auto& t : Json({"tasks", id, "--json", "--attempts"})) {
+    std::string step = t["step"];
+    pid_t expected = step == "plain" ? plain : step == "gpu" ? gpu : special;
+    EXPECT_EQ(worker_of(t), expected) << t.dump();
+    EXPECT_EQ(t["queue"], step == "gpu" ? "gpu" : "default");
+    EXPECT_EQ(Read(t["outputs"][0]["path"]), step + "\n");
+  }
+  // A bad label is refused before the worker registers.
+  Result bad = Barge({"worker", "--labels", "gpu"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--labels: label \"gpu\" is not key=value"), std::string::npos) << bad.err;
+}
+
 // Contention: many workers on one queue. Every task is leased once and committed once; none is
 // lost. (bench/ runs the same at larger sizes; 2,000 tasks keep CI quick.)
 TEST_F(FleetTest, EightWorkersDrainOneQueueWithNoDoubleLeaseAndNoLoss) {

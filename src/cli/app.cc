@@ -122,6 +122,12 @@ int Main(int argc, char** argv) {
   worker_cmd->add_option("--cpu", worker.cpu, "cpu this worker offers (default: its cores)");
   worker_cmd->add_option("--memory", worker.memory, "memory it offers, e.g. 8GiB (default: all)");
   worker_cmd->add_option("--lease", worker.lease, "lease duration of claimed tasks (default 30s)");
+  worker_cmd->add_option("--queue", worker.queue,
+                         "the queue to take tasks from: steps name it with `queue:` (default "
+                         "\"default\")");
+  worker_cmd->add_option("--labels", worker.labels,
+                         "labels this worker offers, k=v,k2=v2, added to its own arch=... and "
+                         "os=linux; it takes only tasks whose step `labels:` it has all of");
   worker_cmd->add_option("--drain-timeout", worker.drain_timeout,
                          "on SIGTERM, how long running tasks may take to finish (default 110s)");
   AddLocations(worker_cmd, where);

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "common/fs.h"
+#include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -141,6 +142,8 @@ int CmdTasks(const Locations& where, const TasksOptions& options) {
                        {"item", item.is_discarded() ? nullptr : item},
                        {"retries_used", t.app_failures},
                        {"infra_failures", t.infra_failures},
+                       {"queue", t.queue},
+                       {"required_labels", t.required_labels},
                        {"committed_attempt", t.committed_attempt},
                        {"started_at", IsoTime(t.started_at)},
                        {"finished_at", IsoTime(t.finished_at)},
@@ -229,18 +232,26 @@ int CmdWorkers(const Locations& where, bool json) {
                        {"pid", w.pid},
                        {"cpu", w.cpu},
                        {"memory", w.memory},
+                       {"queue", w.queue},
+                       {"labels", nlohmann::json::parse(w.labels_json, nullptr, false)},
                        {"started_at", IsoTime(w.started_at)},
                        {"heartbeat_age_ms", now - w.heartbeat_at}});
       }
       PrintJson(out);
       return absl::OkStatus();
     }
-    std::printf("%-36s %-20s %8s %6s %10s %10s\n", "WORKER", "HOST", "PID", "CPU", "MEMORY",
-                "HEARTBEAT");
+    std::printf("%-36s %-20s %8s %6s %10s %10s %-12s %s\n", "WORKER", "HOST", "PID", "CPU",
+                "MEMORY", "HEARTBEAT", "QUEUE", "LABELS");
     for (const WorkerRecord& w : workers) {
-      std::printf("%-36s %-20s %8lld %6g %10s %10s\n", w.id.c_str(), w.host.c_str(),
+      Labels labels;
+      nlohmann::json j = nlohmann::json::parse(w.labels_json, nullptr, false);
+      if (j.is_object()) {
+        for (const auto& [k, v] : j.items()) labels[k] = v.is_string() ? v.get<std::string>() : "";
+      }
+      std::printf("%-36s %-20s %8lld %6g %10s %10s %-12s %s\n", w.id.c_str(), w.host.c_str(),
                   static_cast<long long>(w.pid), w.cpu, FormatBytes(w.memory).c_str(),
-                  (FormatDurationMs(now - w.heartbeat_at) + " ago").c_str());
+                  (FormatDurationMs(now - w.heartbeat_at) + " ago").c_str(), w.queue.c_str(),
+                  CanonicalLabels(labels).c_str());
     }
     return absl::OkStatus();
   });

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/fs.h"
+#include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -210,11 +211,20 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
     if (!m.ok()) return ReportError(WithContext(m.status(), "--memory"));
     memory = *m;
   }
+  if (!IsValidLabelText(options.queue)) {
+    return ReportError(absl::InvalidArgumentError(
+        Cat("--queue \"", options.queue, "\": use 1-63 letters, digits, '_', '-', '.' or '/'")));
+  }
+  absl::StatusOr<Labels> labels = ParseLabels(options.labels);
+  if (!labels.ok()) return ReportError(WithContext(labels.status(), "--labels"));
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
   Engine engine(*(*ctx)->store);
   PosixProcessRunner runner;
   WorkerOptions wo;
+  wo.queue = options.queue;
+  wo.labels = MachineLabels();
+  Merge(wo.labels, *labels);
   wo.id = NewWorkerId();
   wo.cpu = options.cpu > 0 ? options.cpu : DefaultWorkers();
   wo.memory = memory;
@@ -224,8 +234,10 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
   wo.idle_poll_ms = 250;
   wo.max_infra_failures = kMaxInfraFailures;
   Worker worker(*(*ctx)->store, engine, runner, wo);
-  std::fprintf(stderr, "barge worker %s: %g cpu, %s, lease %s, serving %s\n", wo.id.c_str(), wo.cpu,
-               FormatBytes(wo.memory).c_str(), FormatDurationMs(wo.lease_ms).c_str(),
+  std::fprintf(stderr, "barge worker %s: %g cpu, %s, lease %s, queue %s, labels %s, serving %s\n",
+               wo.id.c_str(), wo.cpu, FormatBytes(wo.memory).c_str(),
+               FormatDurationMs(wo.lease_ms).c_str(), wo.queue.c_str(),
+               CanonicalLabels(wo.labels).c_str(),
                (*ctx)->state_url.find("://") != std::string::npos ? "a shared state store"
                                                                   : (*ctx)->state_url.c_str());
   absl::StatusOr<RunRecord> done;

@@ -33,6 +33,8 @@ struct WorkerCommandOptions {
   std::string memory;
   std::string lease = "30s";
   std::string drain_timeout = "110s";
+  std::string queue = "default";
+  std::string labels;
 };
 int CmdWorker(const Locations& where, const WorkerCommandOptions& options);
 int CmdWorkers(const Locations& where, bool json);

@@ -297,8 +297,13 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     }
     return t;
   };
-  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, shared.dump(), count, step.cpu,
-                                                  step.memory_bytes, make_task));
+  ASSIGN_OR_RETURN(bool started, store_.StartStep(
+                                      run.id, step.name, shared.dump(), count,
+                                      {.cpu = step.cpu,
+                                       .memory = step.memory_bytes,
+                                       .queue = step.queue,
+                                       .required_labels = CanonicalLabels(step.labels)},
+                                      make_task));
   changed |= started;
   return absl::OkStatus();
 }

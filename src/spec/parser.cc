@@ -515,6 +515,33 @@ class Parser {
         });
   }
 
+  void ParseStepLabels(const YAML::Node& node, Step& step) {
+    std::string where = Cat("step \"", step.name, "\": labels");
+    if (!node.IsMap()) {
+      diag_.Error(node, Cat(where, " must be a map like {arch: arm64}"));
+      return;
+    }
+    ForEachEntry(node, where, {}, diag_,
+                 [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   if (!IsValidLabelText(key)) {
+                     diag_.Error(k, Cat(where, ": \"", key,
+                                        "\" is not a label name (1-63 letters, digits, '_', "
+                                        "'-', '.' or '/')"));
+                   } else if (ExpectScalar(v, Cat(where, ".", key), diag_)) {
+                     if (!IsValidLabelText(v.Scalar())) {
+                       diag_.Error(v, Cat(where, ".", key, ": \"", v.Scalar(),
+                                          "\" is not a label value (1-63 letters, digits, '_', "
+                                          "'-', '.' or '/')"));
+                     } else {
+                       step.labels[key] = v.Scalar();
+                     }
+                   }
+                 });
+    if (step.labels.size() > kMaxLabels) {
+      diag_.Error(node, Cat(where, ": at most ", kMaxLabels, " labels"));
+    }
+  }
+
   std::optional<int64_t> ParseDurationNode(const YAML::Node& v, std::string_view where) {
     if (!ExpectScalar(v, where, diag_)) return std::nullopt;
     absl::StatusOr<int64_t> ms = ParseDurationMs(v.Scalar());
@@ -539,7 +566,7 @@ class Parser {
     ForEachEntry(
         node, where,
         {"name", "description", "needs", "foreach", "run", "sql", "inputs", "read", "output",
-         "partition", "env", "resources", "retries", "retry_delay", "timeout"},
+         "partition", "env", "resources", "retries", "retry_delay", "timeout", "queue", "labels"},
         diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
           if (key == "name") {
             if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
@@ -609,6 +636,16 @@ class Parser {
             if (auto ms = ParseDurationNode(v, Cat(where, ": retry_delay"))) {
               step.retry_delay_ms = *ms;
             }
+          } else if (key == "queue") {
+            if (!ExpectScalar(v, Cat(where, ": queue"), diag_)) return;
+            if (!IsValidLabelText(v.Scalar())) {
+              diag_.Error(v, Cat(where, ": queue \"", v.Scalar(),
+                                 "\": use 1-63 letters, digits, '_', '-', '.' or '/'"));
+              return;
+            }
+            step.queue = v.Scalar();
+          } else if (key == "labels") {
+            ParseStepLabels(v, step);
           } else if (key == "timeout") {
             if (auto ms = ParseDurationNode(v, Cat(where, ": timeout"))) {
               if (*ms <= 0) {

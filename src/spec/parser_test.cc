@@ -31,6 +31,8 @@ steps:
     retries: 3
     retry_delay: 2s
     timeout: 1m30s
+    queue: big-mem
+    labels: {arch: arm64, zone: eu-west-1a}
   - name: b
     foreach: outputs(a)
     run: [cat, "{params.day}"]
@@ -54,6 +56,10 @@ steps:
   EXPECT_EQ(a.retries, 3);
   EXPECT_EQ(a.retry_delay_ms, 2000);
   EXPECT_EQ(a.timeout_ms, 90'000);
+  EXPECT_EQ(a.queue, "big-mem");
+  EXPECT_EQ(CanonicalLabels(a.labels), "arch=arm64,zone=eu-west-1a");
+  EXPECT_EQ(p->steps[1].queue, "default");
+  EXPECT_TRUE(p->steps[1].labels.empty());
   ASSERT_EQ(a.env.size(), 2u);
   const Step& b = p->steps[1];
   EXPECT_EQ(b.foreach.kind, ForeachKind::kOutputs);
@@ -84,6 +90,23 @@ TEST(Parser, MalformedYamlNamesLineAndColumn) {
   std::string e = ErrorOf("name: x\nsteps:\n  - name: a\n    run: [unclosed\n");
   EXPECT_NE(e.find("/tmp/p/pipeline.yaml:"), std::string::npos) << e;
   EXPECT_NE(e.find("malformed YAML"), std::string::npos) << e;
+}
+
+TEST(Parser, BadQueueAndLabelsNameTheirPosition) {
+  std::string e = ErrorOf(R"(
+name: p
+steps:
+  - name: a
+    run: "true"
+    queue: "gpu queue"
+    labels: {arch: "arm 64", "bad key": x, zone: [a, b]}
+)");
+  EXPECT_NE(e.find(":6:12: step \"a\": queue \"gpu queue\""), std::string::npos) << e;
+  EXPECT_NE(e.find(":7:20: step \"a\": labels.arch: \"arm 64\" is not a label value"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("\"bad key\" is not a label name"), std::string::npos) << e;
+  EXPECT_NE(e.find("labels.zone"), std::string::npos) << e;
 }
 
 TEST(Parser, UnknownKeyNamesItsPosition) {

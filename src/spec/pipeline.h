@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/labels.h"
 #include "nlohmann/json.hpp"
 
 namespace barge {
@@ -79,6 +80,8 @@ struct Step {
   int retries = 0;
   int64_t retry_delay_ms = 1000;   // base of the exponential backoff between retries
   int64_t timeout_ms = 0;          // 0: no timeout
+  std::string queue = "default";   // the queue its tasks wait in (`barge worker --queue`)
+  Labels labels;                   // labels a worker must have to run its tasks
   std::string sql;                 // a SQL step's query (a SELECT); empty for command steps
   std::vector<NamedInput> inputs;  // SQL steps: named views
   ReadOptions read;

@@ -92,6 +92,16 @@ const std::vector<Migration>& Migrations() {
                 message TEXT NOT NULL DEFAULT ''))",
            "CREATE INDEX events_by_run ON events (run_id, id)",
        }},
+      // Queues and labels: which workers may take a task.
+      {2,
+       {
+           "ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+           "ALTER TABLE tasks ADD COLUMN required_labels TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE workers ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+           // A fleet worker's queue: one queue's pending tasks in claim order.
+           "CREATE INDEX tasks_queue_by_name ON tasks (queue, run_id, position, idx) "
+           "WHERE state = 'pending'",
+       }},
   };
   return kMigrations;
 }

@@ -19,13 +19,22 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
     int64_t now = Now();
     // Look at a few more candidates than we can take, so that small tasks can fill the room a
     // large one at the head of the queue leaves.
+    std::string labels_filter;
+    if (request.accepts) {
+      std::vector<std::string> marks(request.accepts->size(), "?");
+      labels_filter = Cat(" AND required_labels IN (", Join(marks, ", "), ")");
+    }
     std::string sql =
         Cat("SELECT ", kTaskColumns, " FROM tasks WHERE state = 'pending' AND not_before <= ?",
-            request.run_id ? " AND run_id = ?" : "", " ORDER BY run_id, position, idx LIMIT ?",
-            db_->dialect().skip_locked);
+            request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "",
+            labels_filter, " ORDER BY run_id, position, idx LIMIT ?", db_->dialect().skip_locked);
     ASSIGN_OR_RETURN(DbStatement * q, Stmt(sql));
     q->Bind(now);
     if (request.run_id) q->Bind(*request.run_id);
+    if (request.queue) q->Bind(*request.queue);
+    if (request.accepts) {
+      for (const std::string& a : *request.accepts) q->Bind(a);
+    }
     q->Bind(static_cast<int64_t>(request.max_tasks) * 4 + 8);
     double cpu = request.free_cpu;
     int64_t memory = request.free_memory;

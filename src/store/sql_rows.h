@@ -9,7 +9,7 @@ namespace barge::sql_rows {
 inline constexpr char kTaskColumns[] =
     "run_id, step, idx, position, state, item_json, inputs_json, cpu, memory, attempt, "
     "app_failures, infra_failures, committed_attempt, exit_code, error, outputs_json, "
-    "lease_owner, lease_expires_at, not_before, started_at, finished_at";
+    "lease_owner, lease_expires_at, not_before, started_at, finished_at, queue, required_labels";
 
 inline TaskRecord ReadTask(const DbStatement& s) {
   TaskRecord t;
@@ -32,6 +32,8 @@ inline TaskRecord ReadTask(const DbStatement& s) {
   t.not_before = s.Int(18);
   t.started_at = s.Int(19);
   t.finished_at = s.Int(20);
+  t.queue = s.Text(21);
+  t.required_labels = s.Text(22);
   return t;
 }
 

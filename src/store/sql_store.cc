@@ -229,7 +229,7 @@ absl::StatusOr<std::vector<StepCounts>> SqlStateStore::CountTasks(const std::str
 
 absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const std::string& step,
                                               const std::string& shared_inputs_json, int64_t count,
-                                              double cpu, int64_t memory,
+                                              const Placement& placement,
                                               const std::function<NewTask(int64_t)>& make_task) {
   std::lock_guard lock(mu_);
   bool started = false;
@@ -255,7 +255,8 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
     int64_t position = row ? pos->Int(0) : 0;
     ASSIGN_OR_RETURN(DbStatement * ins,
                      Stmt("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
-                          "inputs_json, cpu, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                          "inputs_json, cpu, memory, queue, required_labels) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT DO NOTHING"));
     for (int64_t i = 0; i < count; ++i) {
       NewTask t = make_task(i);
@@ -267,8 +268,10 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
                           .Bind(state::kPending)
                           .Bind(t.item_json)
                           .Bind(t.inputs_json)
-                          .Bind(cpu)
-                          .Bind(memory)
+                          .Bind(placement.cpu)
+                          .Bind(placement.memory)
+                          .Bind(placement.queue)
+                          .Bind(placement.required_labels)
                           .Run());
     }
     return InsertEvent(run_id, "step_started", step, -1, Cat(count, " tasks"));
@@ -410,7 +413,7 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
     ASSIGN_OR_RETURN(
         DbStatement * q,
         Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
-             "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+             "queue, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
              "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
     return q->Bind(w.id)
         .Bind(w.host)
@@ -419,6 +422,7 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
         .Bind(w.cpu)
         .Bind(w.memory)
         .Bind(w.labels_json)
+        .Bind(w.queue)
         .Bind(now)
         .Bind(now)
         .Run();
@@ -436,14 +440,14 @@ absl::Status SqlStateStore::DeregisterWorker(const std::string& worker_id) {
 absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, started_at, "
-                        "heartbeat_at FROM workers ORDER BY started_at, id"));
+                   Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
+                        "started_at, heartbeat_at FROM workers ORDER BY started_at, id"));
   std::vector<WorkerRecord> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
     out.push_back({q->Text(0), q->Text(1), q->Int(2), q->Text(3), q->Double(4), q->Int(5),
-                   q->Text(6), q->Int(7), q->Int(8)});
+                   q->Text(6), q->Text(7), q->Int(8), q->Int(9)});
   }
   return out;
 }

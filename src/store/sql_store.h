@@ -32,8 +32,8 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) override;
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override;
   absl::StatusOr<bool> StartStep(const std::string& run_id, const std::string& step,
-                                 const std::string& shared_inputs_json, int64_t count, double cpu,
-                                 int64_t memory,
+                                 const std::string& shared_inputs_json, int64_t count,
+                                 const Placement& placement,
                                  const std::function<NewTask(int64_t)>& make_task) override;
   absl::StatusOr<bool> TransitionStep(const std::string& run_id, const std::string& step,
                                       const std::string& from, const std::string& to) override;

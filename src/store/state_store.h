@@ -83,6 +83,14 @@ struct TaskKey {
 };
 
 // A task to create when a step starts.
+// Where a step's tasks may run: what each reserves, and which workers may take them.
+struct Placement {
+  double cpu = 1;
+  int64_t memory = 0;
+  std::string queue = "default";
+  std::string required_labels;  // CanonicalLabels() of the step's labels; "" = any worker
+};
+
 struct NewTask {
   int64_t index = 0;
   std::string item_json = "null";
@@ -109,6 +117,8 @@ struct TaskRecord {
   int64_t not_before = 0;
   int64_t started_at = 0;   // of the latest attempt
   int64_t finished_at = 0;  // of the latest attempt
+  std::string queue = "default";
+  std::string required_labels;
 };
 
 struct AttemptRecord {
@@ -134,6 +144,10 @@ struct ClaimRequest {
   int64_t free_memory = 0;  // bytes; tasks with memory 0 always fit
   int max_tasks = 1;
   int64_t lease_ms = 60'000;
+  std::optional<std::string> queue;  // claim only from this queue
+  // Claim only tasks whose required labels are one of these (LabelSubsets() of the worker's
+  // labels); nullopt: any task.
+  std::optional<std::vector<std::string>> accepts;
 };
 
 // The outcome of one attempt, with the transition the caller decided on.
@@ -164,6 +178,7 @@ struct WorkerRecord {
   double cpu = 0;
   int64_t memory = 0;
   std::string labels_json = "{}";
+  std::string queue = "default";
   int64_t started_at = 0;
   int64_t heartbeat_at = 0;
 };
@@ -219,7 +234,7 @@ class StateStore {
   // pending (another process started it).
   virtual absl::StatusOr<bool> StartStep(const std::string& run_id, const std::string& step,
                                          const std::string& shared_inputs_json, int64_t count,
-                                         double cpu, int64_t memory,
+                                         const Placement& placement,
                                          const std::function<NewTask(int64_t)>& make_task) = 0;
   // Sets a step's state if it is currently `from`; returns whether it changed.
   virtual absl::StatusOr<bool> TransitionStep(const std::string& run_id, const std::string& step,

@@ -9,11 +9,14 @@
 #include <filesystem>
 
 #include "common/clock.h"
+#include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/temp_dir.h"
 #include "store/pg_db.h"
 #include "store/pg_testing.h"
+#include "store/schema.h"
+#include "store/sqlite_db.h"
 #include "store/sql_store.h"
 
 namespace barge {
@@ -67,7 +70,7 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
                   .root = "/data",
                   .created_at = clock_.NowMs()};
     ASSERT_TRUE(store_->CreateRun(run, {{.name = "s", .position = 0}}).ok());
-    auto started = store_->StartStep("r1", "s", "[]", n, cpu, memory, [](int64_t i) {
+    auto started = store_->StartStep("r1", "s", "[]", n, {.cpu = cpu, .memory = memory}, [](int64_t i) {
       return NewTask{.index = i, .item_json = std::to_string(i)};
     });
     ASSERT_TRUE(started.ok()) << started.status();
@@ -101,10 +104,10 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
 };
 
 TEST_P(StateStoreContract, MigrationsApplyOnceAndSurviveReopen) {
-  ASSERT_EQ(*store_->SchemaVersion(), 1);
+  ASSERT_EQ(*store_->SchemaVersion(), 2);
   MakeRun(3);
   Reopen();
-  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(*store_->SchemaVersion(), 2);
   EXPECT_EQ(store_->GetRun("r1")->state, state::kRunning);
 }
 
@@ -118,12 +121,56 @@ TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
 TEST_P(StateStoreContract, StartStepIsIdempotent) {
   MakeRun(4);
   auto again =
-      store_->StartStep("r1", "s", "[]", 4, 1, 0, [](int64_t i) { return NewTask{.index = i}; });
+      store_->StartStep("r1", "s", "[]", 4, {}, [](int64_t i) { return NewTask{.index = i}; });
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
   auto counts = store_->CountTasks("r1");
   ASSERT_EQ(counts->size(), 1u);
   EXPECT_EQ((*counts)[0].pending, 4);
+}
+
+TEST_P(StateStoreContract, ClaimHonoursQueuesAndRequiredLabels) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(store_->CreateRun(run, {{.name = "any", .position = 0},
+                                      {.name = "arm", .position = 1},
+                                      {.name = "gpu", .position = 2}})
+                  .ok());
+  auto start = [&](const std::string& step, Placement p) {
+    ASSERT_TRUE(
+        store_->StartStep("r1", step, "[]", 2, p, [](int64_t i) { return NewTask{.index = i}; })
+            .ok());
+  };
+  start("any", {});
+  start("arm", {.required_labels = "arch=arm64"});
+  start("gpu", {.queue = "gpu", .required_labels = "arch=amd64,gpu=a10"});
+  auto claim = [&](const std::string& worker, const std::string& queue, const Labels& labels) {
+    auto c = store_->Claim({.worker_id = worker,
+                            .free_cpu = 100,
+                            .max_tasks = 10,
+                            .queue = queue,
+                            .accepts = LabelSubsets(labels)});
+    EXPECT_TRUE(c.ok()) << c.status();
+    std::vector<std::string> steps;
+    for (const TaskRecord& t : *c) steps.push_back(Cat(t.key.step, "/", t.key.index));
+    return steps;
+  };
+  // An amd64 worker on the default queue: neither the arm64 tasks nor the gpu queue's.
+  EXPECT_EQ(claim("x86", "default", {{"arch", "amd64"}}),
+            (std::vector<std::string>{"any/0", "any/1"}));
+  EXPECT_EQ(claim("arm", "default", {{"arch", "arm64"}, {"zone", "a"}}),
+            (std::vector<std::string>{"arm/0", "arm/1"}));
+  // A driver's pool (no queue or labels given) takes any task of its run.
+  auto c = store_->Claim({.worker_id = "d", .run_id = "r1", .free_cpu = 1, .max_tasks = 1});
+  ASSERT_TRUE(c.ok() && c->size() == 1u);
+  EXPECT_EQ((*c)[0].key.step, "gpu");
+  // The gpu queue needs both labels; extra labels on the worker do not matter.
+  EXPECT_TRUE(claim("gpu1", "gpu", {{"gpu", "a10"}}).empty());
+  EXPECT_EQ(claim("gpu2", "gpu", {{"arch", "amd64"}, {"gpu", "a10"}, {"ssd", "yes"}}),
+            (std::vector<std::string>{"gpu/1"}));
+  auto task = store_->GetTask({"r1", "gpu", 1});
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->queue, "gpu");
+  EXPECT_EQ(task->required_labels, "arch=amd64,gpu=a10");
 }
 
 TEST_P(StateStoreContract, ClaimLeasesEachTaskOnce) {
@@ -328,6 +375,46 @@ TEST(PostgresStore, BadUrlIsAClearError) {
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("connecting to PostgreSQL"), std::string::npos)
       << store.status();
+}
+
+// A state file written by a barge of schema 1 opens in this one: the new columns get their
+// defaults and the old runs' tasks stay claimable.
+TEST(SchemaMigration, VersionOneStateFileUpgradesInPlace) {
+  ScopedTempDir dir("migrate");
+  std::string path = (dir.path() / "state.db").string();
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                            "applied_at BIGINT NOT NULL)")
+                    .ok());
+    for (const std::string& sql : Migrations().front().statements) {
+      ASSERT_TRUE((*db)->Exec(ReplaceAll(sql, "{serial_pk}", (*db)->dialect().serial_pk)).ok());
+    }
+    ASSERT_TRUE((*db)->Exec("INSERT INTO schema_migrations VALUES (1, 0)").ok());
+    ASSERT_TRUE((*db)->Exec("INSERT INTO runs (id, pipeline, state, spec_path, spec_source, "
+                            "params_json, root, created_at) VALUES ('old', 'p', 'running', '', "
+                            "'', '{}', '/d', 1)")
+                    .ok());
+    ASSERT_TRUE((*db)->Exec("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
+                            "inputs_json, cpu, memory) VALUES ('old', 's', 0, 0, 'pending', "
+                            "'null', '', 1, 0)")
+                    .ok());
+  }
+  ManualClock clock(1'000);
+  auto store = OpenStateStore(path, &clock);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->SchemaVersion(), 2);
+  auto c = (*store)->Claim({.worker_id = "w",
+                            .free_cpu = 1,
+                            .max_tasks = 1,
+                            .queue = "default",
+                            .accepts = LabelSubsets(MachineLabels())});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].key.run_id, "old");
+  EXPECT_EQ((*c)[0].queue, "default");
+  EXPECT_EQ((*c)[0].required_labels, "");
 }
 
 }  // namespace

@@ -184,6 +184,10 @@ absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
   req.free_memory = options_.memory > 0 ? options_.memory - used_memory_ : INT64_MAX / 2;
   req.max_tasks = std::max(1, static_cast<int>(free_cpu + 0.999));
   req.lease_ms = options_.lease_ms;
+  if (!options_.run_id) {
+    req.queue = options_.queue;
+    req.accepts = accepts_;
+  }
   return store_.Claim(req);
 }
 
@@ -217,6 +221,9 @@ absl::StatusOr<RunRecord> Worker::Run() {
   self.pid_start = ProcessStartTime(self.pid);
   self.cpu = options_.cpu;
   self.memory = options_.memory;
+  self.labels_json = nlohmann::json(options_.labels).dump();
+  self.queue = options_.queue;
+  accepts_ = LabelSubsets(options_.labels);
   RETURN_IF_ERROR(store_.RegisterWorker(self));
   RETURN_IF_ERROR(ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status());
 

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/labels.h"
 #include "engine/engine.h"
 #include "store/state_store.h"
 #include "worker/process.h"
@@ -33,7 +34,11 @@ struct WorkerOptions {
   int64_t memory = 0;                 // bytes it offers
   std::optional<std::string> run_id;  // drive only this run, and return when it ends; else
                                       // serve every run until stopped (`barge worker`)
-  std::string scratch_dir;            // local working directories of attempts
+  // Fleet mode only (no run_id): the queue served and the labels offered. A driver's pool runs
+  // every task of its run, whatever their queue and labels.
+  std::string queue = "default";
+  Labels labels;
+  std::string scratch_dir;  // local working directories of attempts
   int64_t lease_ms = 60'000;
   int64_t heartbeat_ms = 2'000;
   int64_t idle_poll_ms = 200;  // how often to look for work when there is none
@@ -105,6 +110,7 @@ class Worker {
 
   double used_cpu_ = 0;
   int64_t used_memory_ = 0;
+  std::vector<std::string> accepts_;  // LabelSubsets(options_.labels)
   std::map<TaskKey, Running> running_;
   std::map<std::string, RunContext> contexts_;
   std::set<std::string> dirty_runs_;  // runs with tasks completed since they were last advanced
