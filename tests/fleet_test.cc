@@ -1,43 +1,95 @@
-// A fleet on one machine: standalone `barge worker` processes sharing a PostgreSQL state store,
-// with processes on loopback standing in for hosts. Each fault has its own outcome.
+// A fleet on one machine: standalone `barge worker` processes sharing a PostgreSQL state store.
+// Where network namespaces are available (root), every test builds hosts out of them: PostgreSQL
+// on host 0, workers spread over hosts 1-3, each host with its own address and hostname, joined
+// by a bridge whose links a test can cut. Elsewhere the same tests run with processes on
+// loopback against the shared test server; each test prints which mode it ran in.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "common/strings.h"
 #include "harness.h"
+#include "netns_lab.h"
+#include "store/pg_testing.h"
 
 namespace barge::testing {
 namespace {
+
+constexpr int kDbHost = 0;
+constexpr int kWorkerHosts = 3;  // hosts 1..3
 
 class FleetTest : public E2eTest {
  protected:
   void SetUp() override {
     E2eTest::SetUp();
-    if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+    std::string why = "BARGE_TEST_NETNS=0";
+    const char* netns = std::getenv("BARGE_TEST_NETNS");
+    if (netns == nullptr || std::string(netns) != "0") {
+      lab_ = NetnsLab::Create(1 + kWorkerHosts, &why);
+    }
+    if (lab_ != nullptr) {
+      // Short: the server's Unix socket lives there, and socket paths stop at 107 bytes.
+      static int servers = 0;
+      pg_dir_ = Cat(::testing::TempDir(), "barge-pg-", ::getpid(), "-", ++servers);
+      std::vector<std::string> start = lab_->On(kDbHost);
+      for (std::string a : {Cat(BARGE_SOURCE_DIR, "/scripts/postgres.sh"), std::string("start"),
+                            pg_dir_, lab_->Address(kDbHost), lab_->Subnet()}) {
+        start.push_back(a);
+      }
+      bool ok = false;
+      std::string url(Trim(Capture(start, &ok)));
+      ASSERT_TRUE(ok) << "could not start PostgreSQL on host " << kDbHost;
+      absl::StatusOr<std::string> schema_url = PostgresSchemaUrl(url, "e2e", "fleet");
+      ASSERT_TRUE(schema_url.ok()) << schema_url.status();
+      ::setenv("BARGE_STATE", schema_url->c_str(), 1);
+      mode_ = Cat("netns: PostgreSQL on host 0 at ", lab_->Address(kDbHost),
+                  ", workers on hosts 1-3, bridge ", lab_->Subnet());
+    } else {
+      if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
+      mode_ = Cat("loopback: processes on this host (no network namespaces: ", why, ")");
+    }
+    std::printf("[   MODE   ] %s\n", mode_.c_str());
+    RecordProperty("mode", mode_);
   }
   void TearDown() override {
-    for (pid_t w : workers_) {
+    for (const auto& [w, host] : workers_) {
+      ::kill(w, SIGCONT);
       ::kill(w, SIGKILL);
       Wait(w);
     }
+    if (!pg_dir_.empty()) {
+      Sh(Cat(BARGE_SOURCE_DIR, "/scripts/postgres.sh stop ", pg_dir_));
+    }
+    lab_.reset();
     E2eTest::TearDown();
   }
-  pid_t StartWorker(const std::vector<std::string>& extra = {}, const std::string& lease = "2s") {
+  bool netns() const { return lab_ != nullptr; }
+  // Starts a worker on `host` (by default the next worker host in turn).
+  pid_t StartWorker(const std::vector<std::string>& extra = {}, const std::string& lease = "2s",
+                    int host = -1, const std::vector<std::string>& env = {}) {
+    if (host < 0) host = 1 + (next_host_++ % kWorkerHosts);
     std::vector<std::string> args = {"worker", "--cpu", "2", "--lease", lease};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid_t pid = StartBarge(args);
-    workers_.push_back(pid);
+    std::vector<std::string> prefix = lab_ != nullptr ? lab_->On(host) : std::vector<std::string>{};
+    if (!env.empty()) {
+      prefix.push_back("env");
+      prefix.insert(prefix.end(), env.begin(), env.end());
+    }
+    pid_t pid = StartBarge(args, prefix);
+    workers_[pid] = host;
     return pid;
   }
   int StopWorker(pid_t pid, int sig) {
     ::kill(pid, sig);
     int code = Wait(pid);
-    workers_.erase(std::remove(workers_.begin(), workers_.end(), pid), workers_.end());
+    workers_.erase(pid);
     return code;
   }
   std::string Submit(const std::string& pipeline, const std::vector<std::string>& extra = {}) {
@@ -53,14 +105,42 @@ class FleetTest : public E2eTest {
   std::string RunState(const std::string& id) {
     return Json({"status", id, "--json"})["state"].get<std::string>();
   }
+  int64_t Succeeded(const std::string& id) {
+    int64_t n = 0;
+    nlohmann::json status = Json({"status", id, "--json"});  // outlives the loop over its steps
+    for (const auto& s : status["steps"]) n += s["succeeded"].get<int64_t>();
+    return n;
+  }
   std::map<int64_t, int> SideEffects() {
     std::map<int64_t, int> seen;
     std::istringstream in(Read((dir() / "side.txt").string()));
     for (std::string l; std::getline(in, l);) seen[std::stoll(l)]++;
     return seen;
   }
+  // The pid inside a worker id "<host>-<pid>-<random>".
+  static pid_t PidOf(const std::string& worker) {
+    size_t end = worker.rfind('-'), start = worker.rfind('-', end - 1);
+    return static_cast<pid_t>(std::stol(worker.substr(start + 1, end - start - 1)));
+  }
+  // Each task's committed output files' contents, by "step/index".
+  std::map<std::string, std::string> CommittedOutputs(const nlohmann::json& tasks) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : tasks) {
+      std::string all;
+      for (const auto& o : t["outputs"]) {
+        std::string path = o["path"];
+        all += Cat(path.substr(path.rfind('/') + 1), "=", Read(path), ";");
+      }
+      out[Cat(t["step"].get<std::string>(), "/", t["index"].get<int64_t>())] = all;
+    }
+    return out;
+  }
 
-  std::vector<pid_t> workers_;
+  std::unique_ptr<NetnsLab> lab_;
+  std::string pg_dir_;
+  std::string mode_;
+  std::map<pid_t, int> workers_;  // pid -> host
+  int next_host_ = 0;
 };
 
 TEST_F(FleetTest, DetachedRunAdvancesWithNoDriverAndWorkersDrainOnSigterm) {
@@ -209,11 +289,6 @@ steps:
   std::string id = Submit(p);
   pid_t plain = StartWorker();
   pid_t gpu = StartWorker({"--queue", "gpu", "--labels", "gpu=a10,ssd=yes"});
-  auto worker_of = [&](const nlohmann::json& task) -> pid_t {
-    std::string w = task["attempt_history"].back()["worker"];  // "<host>-<pid>-<random>"
-    size_t end = w.rfind('-'), start = w.rfind('-', end - 1);
-    return static_cast<pid_t>(std::stol(w.substr(start + 1, end - start - 1)));
-  };
   auto states = [&] {
     std::map<std::string, std::string> out;
     for (const auto& t : Json({"tasks", id, "--json"})) {
@@ -245,7 +320,7 @@ steps:
   for (const auto& t : Json({"tasks", id, "--json", "--attempts"})) {
     std::string step = t["step"];
     pid_t expected = step == "plain" ? plain : step == "gpu" ? gpu : special;
-    EXPECT_EQ(worker_of(t), expected) << t.dump();
+    EXPECT_EQ(PidOf(t["attempt_history"].back()["worker"]), expected) << t.dump();
     EXPECT_EQ(t["queue"], step == "gpu" ? "gpu" : "default");
     EXPECT_EQ(Read(t["outputs"][0]["path"]), step + "\n");
   }
@@ -285,6 +360,158 @@ steps:
   }
   EXPECT_EQ(total_attempts, kTasks);   // no task was ever leased twice
   EXPECT_GE(workers_used.size(), 4u);  // the work was actually shared
+}
+
+// A worker's link is cut mid-task: the database expires its leases, the others run its tasks,
+// and the cut-off worker stops its own copies once it cannot renew their leases. When the link
+// comes back it reconnects and carries on; nothing it reports late is committed.
+TEST_F(FleetTest, ACutLinkMovesTheWorkersTasksElsewhere) {
+  std::string p = Write("cut.yaml", R"(
+name: cut
+steps:
+  - name: work
+    foreach: range(12)
+    run: |
+      echo $$ > "$BARGE_PIPELINE_DIR/pid.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
+      if [ -n "$SLOW_HOST" ]; then sleep 30 & wait; fi
+      echo $((BARGE_TASK_INDEX * 7)) > "$BARGE_OUTPUT_DIR/v"
+)");
+  std::string id = Submit(p);
+  pid_t victim = StartWorker({}, "2s", 1, {"SLOW_HOST=1"});
+  std::vector<pid_t> shells;
+  WaitUntil(
+      [&] {
+        shells.clear();
+        for (int i = 0; i < 12; ++i) {
+          std::string f = Read((dir() / Cat("pid.", i, ".1")).string());
+          if (!f.empty()) shells.push_back(static_cast<pid_t>(std::stol(f)));
+        }
+        return shells.size() == 2;  // the victim offers 2 cpu: two tasks run on it
+      },
+      "the victim to start two tasks");
+  if (netns()) {
+    lab_->Cut(1);
+  } else {
+    ::kill(victim, SIGSTOP);  // loopback: a paused process stands in for a cut link
+  }
+  StartWorker({}, "2s", 2);
+  StartWorker({}, "2s", 3);
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the others to finish the run");
+  if (netns()) {
+    // Still cut off, the victim gives up its tasks once it cannot renew their leases.
+    WaitUntil([&] { return ::kill(shells[0], 0) != 0 && ::kill(shells[1], 0) != 0; },
+              "the cut-off worker to stop its tasks");
+    lab_->Restore(1);
+  } else {
+    ::kill(victim, SIGCONT);
+  }
+  EXPECT_EQ(::waitpid(victim, nullptr, WNOHANG), 0) << "the victim exited instead of retrying";
+  EXPECT_EQ(StopWorker(victim, SIGTERM), 0);  // it reconnected, drained and de-registered
+  nlohmann::json tasks = Json({"tasks", id, "--json", "--attempts"});
+  int moved = 0;
+  for (const auto& t : tasks) {
+    int64_t i = t["index"];
+    EXPECT_EQ(t["state"], "succeeded");
+    EXPECT_EQ(Read(t["outputs"][0]["path"]), Cat(i * 7, "\n"));
+    EXPECT_EQ(t["retries_used"], 0);
+    int committed = 0;
+    for (const auto& a : t["attempt_history"]) {
+      bool on_victim = PidOf(a["worker"]) == victim;
+      if (a["state"] == "succeeded") {
+        ++committed;
+        EXPECT_FALSE(on_victim) << t.dump();
+      } else {
+        EXPECT_TRUE(on_victim) << t.dump();
+        EXPECT_TRUE(a["state"] == "lost" || a["state"] == "fenced") << t.dump();
+        EXPECT_EQ(a["failure_class"], "infrastructure");
+        EXPECT_NE(a["error"].get<std::string>().find("lease expired"), std::string::npos)
+            << t.dump();
+        ++moved;
+      }
+    }
+    EXPECT_EQ(committed, 1) << t.dump();
+  }
+  EXPECT_EQ(moved, 2);
+}
+
+// Twenty times during a 1,000-task run, a random worker is killed with SIGKILL at a random point
+// of progress and a new one started. Every task is committed exactly once, no retry is charged,
+// and the outputs are byte for byte those of a fault-free run.
+TEST_F(FleetTest, TwentyKillNinesDuringAThousandTasksLoseNothingAndCommitNothingTwice) {
+  std::string p = Write("thousand.yaml", R"(
+name: thousand
+steps:
+  - name: square
+    foreach: range(1000)
+    run: |
+      echo $((BARGE_TASK_INDEX * BARGE_TASK_INDEX)) > "$BARGE_OUTPUT_DIR/sq"
+      sleep 0.0$((BARGE_TASK_INDEX % 4))
+  - name: total
+    needs: [square]
+    run: |
+      sum=0
+      while IFS= read -r f; do sum=$((sum + $(cat "$f"))); done < "$BARGE_INPUT_LIST"
+      echo "$sum" > "$BARGE_OUTPUT_DIR/total"
+)");
+  // The fault-free reference: the same file run locally on its own SQLite state.
+  Result clean = Barge({"run", p, "--state", (dir() / "clean/state.db").string(), "--root",
+                        (dir() / "clean/data").string()});
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+  std::map<std::string, std::string> expected = CommittedOutputs(
+      Json({"tasks", "last", "--json", "--store", (dir() / "clean/state.db").string()}));
+  ASSERT_EQ(expected.size(), 1001u);
+  ASSERT_EQ(expected["total/0"], "total=332833500\n;");
+
+  std::string id = Submit(p);
+  for (int i = 0; i < 3; ++i) StartWorker({}, "2s");
+  const unsigned seed = 20261122;
+  std::printf("[   SEED   ] %u\n", seed);
+  std::mt19937 rng(seed);
+  int kills = 0;
+  int64_t progress = 0;
+  while (kills < 20) {
+    int64_t target = progress + std::uniform_int_distribution<int>(15, 40)(rng);
+    bool finished = false;
+    WaitUntil(
+        [&] {
+          progress = Succeeded(id);
+          finished = RunState(id) != "running";
+          return progress >= target || finished;
+        },
+        "progress to the next kill");
+    if (finished) break;
+    auto it = workers_.begin();
+    std::advance(it, std::uniform_int_distribution<size_t>(0, workers_.size() - 1)(rng));
+    auto [victim, host] = *it;
+    EXPECT_EQ(StopWorker(victim, SIGKILL), 128 + SIGKILL);
+    StartWorker({}, "2s", host);
+    ++kills;
+  }
+  EXPECT_EQ(kills, 20) << "the run finished before all 20 kills";
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+
+  nlohmann::json tasks = Json({"tasks", id, "--json", "--attempts"});
+  EXPECT_EQ(CommittedOutputs(tasks), expected);
+  int lost = 0;
+  for (const auto& t : tasks) {
+    EXPECT_EQ(t["state"], "succeeded");
+    EXPECT_EQ(t["retries_used"], 0) << t.dump();
+    int committed = 0;
+    for (const auto& a : t["attempt_history"]) {
+      if (a["state"] == "succeeded") {
+        ++committed;
+        EXPECT_EQ(a["attempt"], t["committed_attempt"]);
+      } else {
+        ++lost;
+        EXPECT_TRUE(a["state"] == "lost" || a["state"] == "fenced") << t.dump();
+        EXPECT_EQ(a["failure_class"], "infrastructure") << t.dump();
+      }
+    }
+    EXPECT_EQ(committed, 1) << t.dump();
+    EXPECT_EQ(t["infra_failures"].get<int>(), t["attempts"].get<int>() - 1) << t.dump();
+  }
+  std::printf("[   LOST   ] %d attempts lost to 20 kills, all run again elsewhere\n", lost);
+  EXPECT_GE(lost, 5);  // the kills hit running tasks
 }
 
 }  // namespace

@@ -17,9 +17,11 @@
 namespace barge::testing {
 namespace {
 
-pid_t Spawn(const std::filesystem::path& cwd, const std::vector<std::string>& args,
-            const std::string& out_path, const std::string& err_path) {
-  std::vector<std::string> argv = {BARGE_BINARY};
+pid_t Spawn(const std::filesystem::path& cwd, const std::vector<std::string>& prefix,
+            const std::vector<std::string>& args, const std::string& out_path,
+            const std::string& err_path) {
+  std::vector<std::string> argv = prefix;
+  argv.push_back(BARGE_BINARY);
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -31,7 +33,7 @@ pid_t Spawn(const std::filesystem::path& cwd, const std::vector<std::string>& ar
     std::vector<char*> cargv;
     for (std::string& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    ::execv(cargv[0], cargv.data());
+    ::execvp(cargv[0], cargv.data());
     ::_exit(127);
   }
   return pid;
@@ -71,7 +73,7 @@ bool E2eTest::UsePostgres() {
 
 Result E2eTest::Barge(const std::vector<std::string>& args) {
   std::string out = (dir_ / ".out").string(), err = (dir_ / ".err").string();
-  pid_t pid = Spawn(dir_, args, out, err);
+  pid_t pid = Spawn(dir_, {}, args, out, err);
   Result r;
   r.exit_code = Wait(pid);
   r.out = Read(out);
@@ -79,9 +81,10 @@ Result E2eTest::Barge(const std::vector<std::string>& args) {
   return r;
 }
 
-pid_t E2eTest::StartBarge(const std::vector<std::string>& args) {
+pid_t E2eTest::StartBarge(const std::vector<std::string>& args,
+                          const std::vector<std::string>& prefix) {
   ++background_;
-  return Spawn(dir_, args, (dir_ / Cat(".bg", background_, ".out")).string(),
+  return Spawn(dir_, prefix, args, (dir_ / Cat(".bg", background_, ".out")).string(),
                (dir_ / Cat(".bg", background_, ".err")).string());
 }
 

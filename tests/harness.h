@@ -26,8 +26,10 @@ class E2eTest : public ::testing::Test {
 
   // Runs `barge args...` in dir() with state, data and scratch under dir()/.barge.
   Result Barge(const std::vector<std::string>& args);
-  // Starts `barge args...` in the background; returns its pid. Output goes to files in dir().
-  pid_t StartBarge(const std::vector<std::string>& args);
+  // Starts `[prefix...] barge args...` in the background; returns its pid (the prefix must exec
+  // barge in place, as `ip netns exec` does). Output goes to files in dir().
+  pid_t StartBarge(const std::vector<std::string>& args,
+                   const std::vector<std::string>& prefix = {});
   // Waits for a background barge to exit; returns its exit code (128+signal if killed).
   int Wait(pid_t pid);
 

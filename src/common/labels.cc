@@ -22,9 +22,8 @@ absl::StatusOr<Labels> ParseLabels(std::string_view text) {
   size_t start = 0;
   for (;;) {
     size_t comma = text.find(',', start);
-    std::string_view part =
-        Trim(text.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                : comma - start));
+    std::string_view part = Trim(text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
     size_t eq = part.find('=');
     if (eq == std::string_view::npos) {
       return absl::InvalidArgumentError(

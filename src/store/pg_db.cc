@@ -93,7 +93,15 @@ std::string NumberPlaceholders(std::string_view sql) {
 }
 
 absl::StatusOr<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url) {
-  PGconn* conn = PQconnectdb(url.c_str());
+  // A peer that vanishes (a cut link, a dead database host) must not block a worker for TCP's
+  // fifteen-minute retransmission timeout: a worker whose store calls hang cannot notice that its
+  // leases are gone. Bounded connects, keepalives on idle connections and a limit on unacked
+  // sends turn it into an error within seconds. Settings in the URL come later and win.
+  static const char* const kKeys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
+                                      "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                      "application_name",    "dbname",           nullptr};
+  const char* const values[] = {"10", "1", "5", "2", "3", "10000", "barge", url.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(kKeys, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     std::string message = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
     if (conn != nullptr) PQfinish(conn);

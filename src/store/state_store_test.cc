@@ -16,8 +16,8 @@
 #include "store/pg_db.h"
 #include "store/pg_testing.h"
 #include "store/schema.h"
-#include "store/sqlite_db.h"
 #include "store/sql_store.h"
+#include "store/sqlite_db.h"
 
 namespace barge {
 namespace {
@@ -70,9 +70,9 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
                   .root = "/data",
                   .created_at = clock_.NowMs()};
     ASSERT_TRUE(store_->CreateRun(run, {{.name = "s", .position = 0}}).ok());
-    auto started = store_->StartStep("r1", "s", "[]", n, {.cpu = cpu, .memory = memory}, [](int64_t i) {
-      return NewTask{.index = i, .item_json = std::to_string(i)};
-    });
+    auto started = store_->StartStep(
+        "r1", "s", "[]", n, {.cpu = cpu, .memory = memory},
+        [](int64_t i) { return NewTask{.index = i, .item_json = std::to_string(i)}; });
     ASSERT_TRUE(started.ok()) << started.status();
     ASSERT_TRUE(*started);
   }
@@ -131,9 +131,10 @@ TEST_P(StateStoreContract, StartStepIsIdempotent) {
 
 TEST_P(StateStoreContract, ClaimHonoursQueuesAndRequiredLabels) {
   RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
-  ASSERT_TRUE(store_->CreateRun(run, {{.name = "any", .position = 0},
-                                      {.name = "arm", .position = 1},
-                                      {.name = "gpu", .position = 2}})
+  ASSERT_TRUE(store_
+                  ->CreateRun(run, {{.name = "any", .position = 0},
+                                    {.name = "arm", .position = 1},
+                                    {.name = "gpu", .position = 2}})
                   .ok());
   auto start = [&](const std::string& step, Placement p) {
     ASSERT_TRUE(
@@ -385,20 +386,23 @@ TEST(SchemaMigration, VersionOneStateFileUpgradesInPlace) {
   {
     auto db = SqliteDb::Open(path);
     ASSERT_TRUE(db.ok()) << db.status();
-    ASSERT_TRUE((*db)->Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                            "applied_at BIGINT NOT NULL)")
+    ASSERT_TRUE((*db)
+                    ->Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                           "applied_at BIGINT NOT NULL)")
                     .ok());
     for (const std::string& sql : Migrations().front().statements) {
       ASSERT_TRUE((*db)->Exec(ReplaceAll(sql, "{serial_pk}", (*db)->dialect().serial_pk)).ok());
     }
     ASSERT_TRUE((*db)->Exec("INSERT INTO schema_migrations VALUES (1, 0)").ok());
-    ASSERT_TRUE((*db)->Exec("INSERT INTO runs (id, pipeline, state, spec_path, spec_source, "
-                            "params_json, root, created_at) VALUES ('old', 'p', 'running', '', "
-                            "'', '{}', '/d', 1)")
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO runs (id, pipeline, state, spec_path, spec_source, "
+                           "params_json, root, created_at) VALUES ('old', 'p', 'running', '', "
+                           "'', '{}', '/d', 1)")
                     .ok());
-    ASSERT_TRUE((*db)->Exec("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
-                            "inputs_json, cpu, memory) VALUES ('old', 's', 0, 0, 'pending', "
-                            "'null', '', 1, 0)")
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO tasks (run_id, step, idx, position, state, item_json, "
+                           "inputs_json, cpu, memory) VALUES ('old', 's', 0, 0, 'pending', "
+                           "'null', '', 1, 0)")
                     .ok());
   }
   ManualClock clock(1'000);

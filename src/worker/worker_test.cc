@@ -41,7 +41,8 @@ class FlakyStore : public StateStore {
     return inner_.CountTasks(id);
   }
   absl::StatusOr<bool> StartStep(const std::string& run, const std::string& step,
-                                 const std::string& inputs, int64_t count, const Placement& placement,
+                                 const std::string& inputs, int64_t count,
+                                 const Placement& placement,
                                  const std::function<NewTask(int64_t)>& make) override {
     return inner_.StartStep(run, step, inputs, count, placement, make);
   }
