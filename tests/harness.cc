@@ -17,12 +17,16 @@
 namespace barge::testing {
 namespace {
 
-pid_t Spawn(const std::filesystem::path& cwd, const std::vector<std::string>& prefix,
-            const std::vector<std::string>& args, const std::string& out_path,
-            const std::string& err_path) {
+std::vector<std::string> BargeArgv(const std::vector<std::string>& prefix,
+                                   const std::vector<std::string>& args) {
   std::vector<std::string> argv = prefix;
   argv.push_back(BARGE_BINARY);
   argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+pid_t Spawn(const std::filesystem::path& cwd, std::vector<std::string> argv,
+            const std::string& out_path, const std::string& err_path) {
   pid_t pid = ::fork();
   if (pid == 0) {
     if (::chdir(cwd.c_str()) != 0) ::_exit(126);
@@ -73,7 +77,7 @@ bool E2eTest::UsePostgres() {
 
 Result E2eTest::Barge(const std::vector<std::string>& args) {
   std::string out = (dir_ / ".out").string(), err = (dir_ / ".err").string();
-  pid_t pid = Spawn(dir_, {}, args, out, err);
+  pid_t pid = Spawn(dir_, BargeArgv({}, args), out, err);
   Result r;
   r.exit_code = Wait(pid);
   r.out = Read(out);
@@ -83,8 +87,12 @@ Result E2eTest::Barge(const std::vector<std::string>& args) {
 
 pid_t E2eTest::StartBarge(const std::vector<std::string>& args,
                           const std::vector<std::string>& prefix) {
+  return StartProcess(BargeArgv(prefix, args));
+}
+
+pid_t E2eTest::StartProcess(const std::vector<std::string>& argv) {
   ++background_;
-  return Spawn(dir_, prefix, args, (dir_ / Cat(".bg", background_, ".out")).string(),
+  return Spawn(dir_, argv, (dir_ / Cat(".bg", background_, ".out")).string(),
                (dir_ / Cat(".bg", background_, ".err")).string());
 }
 

@@ -30,6 +30,8 @@ class E2eTest : public ::testing::Test {
   // barge in place, as `ip netns exec` does). Output goes to files in dir().
   pid_t StartBarge(const std::vector<std::string>& args,
                    const std::vector<std::string>& prefix = {});
+  // Starts any program (argv[0] looked up in PATH) in the background, as StartBarge does.
+  pid_t StartProcess(const std::vector<std::string>& argv);
   // Waits for a background barge to exit; returns its exit code (128+signal if killed).
   int Wait(pid_t pid);
 

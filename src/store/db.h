@@ -44,6 +44,8 @@ struct Dialect {
   const char* skip_locked;     // appended to the claim query: skip rows another claimer holds
   const char* migration_lock;  // run first in the migration transaction ("" if none needed)
   const char* now_ms;          // the database's clock in ms since the epoch ("": use the host's)
+  // Run after a bulk insert of tasks, so the planner knows the queue is large ("" if not needed).
+  const char* refresh_task_stats;
 };
 
 class DbConnection {

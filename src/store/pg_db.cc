@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace barge {
@@ -112,6 +113,11 @@ absl::StatusOr<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url) {
   // Quiet "relation already exists, skipping" notices from migrations.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
+  // The queue's tables grow from empty to millions of rows within one run, faster than
+  // autovacuum's statistics follow. A generic plan cached while `attempts` was small joins
+  // completions to it by scanning it whole; measured, that made draining 100k tasks 4x slower
+  // than 10k. Planning each execution against the table's current size costs ~0.1 ms.
+  RETURN_IF_ERROR(db->Exec("SET plan_cache_mode = force_custom_plan"));
   return db;
 }
 
@@ -121,7 +127,11 @@ const Dialect& PgDb::dialect() const {
   static const Dialect kPostgres = {
       "BEGIN", "BIGSERIAL PRIMARY KEY", " FOR UPDATE SKIP LOCKED",
       "SELECT pg_advisory_xact_lock(7261)",
-      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT"};
+      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT",
+      // Statistics from when the table was small make the claim query sort every pending row
+      // (measured: 59 ms per claim with 38k pending) instead of reading the queue index in
+      // order; autovacuum would notice only after its next nap.
+      "ANALYZE tasks"};
   return kPostgres;
 }
 

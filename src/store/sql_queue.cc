@@ -16,6 +16,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   std::vector<TaskRecord> claimed;
   if (request.max_tasks <= 0) return claimed;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    claimed.clear();  // a retried transaction starts over
     int64_t now = Now();
     // Look at a few more candidates than we can take, so that small tasks can fill the room a
     // large one at the head of the queue leaves.

@@ -80,8 +80,8 @@ SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
 const Dialect& SqliteDb::dialect() const {
   // BEGIN IMMEDIATE takes the write lock at once, so claims from several processes are atomic
   // and a writer never starts from a stale snapshot.
-  static const Dialect kSqlite = {"BEGIN IMMEDIATE", "INTEGER PRIMARY KEY AUTOINCREMENT", "", "",
-                                  ""};
+  static const Dialect kSqlite = {
+      "BEGIN IMMEDIATE", "INTEGER PRIMARY KEY AUTOINCREMENT", "", "", "", ""};
   return kSqlite;
 }
 
