@@ -15,15 +15,18 @@ url=$(./scripts/postgres.sh start "$pg_dir")
   npm install --silent graphile-worker@0.17.3 pg-boss@10.4.2 pg >/dev/null 2>&1)
 cp bench/queue/*.js "$work/"
 
-row() { printf "%-40s %8s tasks/s\n" "$1" "$(echo "$2" | cut -d' ' -f2)"; }
+row() { printf "%-62s %8s tasks/s\n" "$1" "$(echo "$2" | cut -d' ' -f2)"; }
 echo "== $n no-op tasks, 8 workers"
 r=$(./build/barge_queue_bench "$work/state.db" 8 "$n" 1); row "barge SQLite, one at a time" "$r"
 rm -f "$work"/state.db*
 r=$(./build/barge_queue_bench "$work/state.db" 8 "$n" 32); row "barge SQLite, batches of 32" "$r"
 b1=$(./build/barge_queue_bench "$url" 8 "$n" 1); row "barge PostgreSQL, one at a time" "$b1"
 b32=$(./build/barge_queue_bench "$url" 8 "$n" 32); row "barge PostgreSQL, batches of 32" "$b32"
-g=$(cd "$work" && node graphile.js "$url" "$n" 8); row "graphile-worker 0.17.3, concurrency 8" "$g"
+g1=$(cd "$work" && node graphile.js "$url" "$n" 8); row "graphile-worker 0.17.3, concurrency 8" "$g1"
+g=$(cd "$work" && node graphile.js "$url" "$n" 8 32)
+row "graphile-worker 0.17.3, + local queue 32, batched completions" "$g"
 p=$(cd "$work" && node pgboss.js "$url" "$n" 8 100); row "pg-boss 10.4.2, 8 workers, batches of 100" "$p"
 best_barge=$(printf "%s\n%s\n" "$(echo "$b1" | cut -d' ' -f2)" "$(echo "$b32" | cut -d' ' -f2)" | sort -n | tail -1)
-best_peer=$(printf "%s\n%s\n" "$(echo "$g" | cut -d' ' -f2)" "$(echo "$p" | cut -d' ' -f2)" | sort -n | tail -1)
+best_peer=$(printf "%s\n%s\n%s\n" "$(echo "$g1" | cut -d' ' -f2)" "$(echo "$g" | cut -d' ' -f2)" \
+  "$(echo "$p" | cut -d' ' -f2)" | sort -n | tail -1)
 printf "ratio barge PostgreSQL / faster peer: %.2f (target >= 2)\n" "$(echo "$best_barge / $best_peer" | bc -l)"

@@ -1,11 +1,18 @@
 // graphile-worker baseline for bench/queue.sh: N no-op jobs, concurrency C, one process.
-// usage: node graphile.js URL N C   -> prints "seconds jobs_per_second"
+// With BATCH > 0, its 0.17 batching is on: a local queue fetching BATCH jobs at a time and
+// batched completions.
+// usage: node graphile.js URL N C [BATCH]   -> prints "seconds jobs_per_second"
 const { run, makeWorkerUtils } = require("graphile-worker");
 const [url, n, concurrency] = [process.argv[2], +process.argv[3], +process.argv[4]];
+const batch = +(process.argv[5] || 0);
+const preset = batch > 0
+  ? { worker: { localQueue: { size: batch }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } }
+  : undefined;
 const quiet = { scope: () => quiet, debug() {}, info() {}, warn() {}, error: console.error };
 (async () => {
   const utils = await makeWorkerUtils({ connectionString: url });
   await utils.migrate();
+  await utils.withPgClient((c) => c.query("delete from graphile_worker._private_jobs"));
   await utils.withPgClient((c) =>
     c.query("select graphile_worker.add_job('noop', '{}') from generate_series(1, $1)", [n]));
   await utils.release();
@@ -14,7 +21,7 @@ const quiet = { scope: () => quiet, debug() {}, info() {}, warn() {}, error: con
   const all = new Promise((resolve) => (finish = resolve));
   const start = process.hrtime.bigint();
   const runner = await run({
-    connectionString: url, concurrency, noHandleSignals: true, pollInterval: 50,
+    connectionString: url, concurrency, noHandleSignals: true, pollInterval: 50, preset,
     logger: new (require("graphile-worker").Logger)(() => () => {}),
     taskList: { noop: async () => { if (++done === n) finish(); } },
   });

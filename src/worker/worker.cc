@@ -237,6 +237,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
   int64_t drain_deadline = -1;  // draining (SIGTERM on `barge worker`): no new claims
   bool drain_killed = false;
   absl::Status loop_status;
+  absl::Status cancel_status;  // kept apart: later commits must not hide it
   for (;;) {
     std::vector<Finished> finished;
     bool stop = false;
@@ -251,7 +252,9 @@ absl::StatusOr<RunRecord> Worker::Run() {
     if (stop && !stopping) {
       stopping = true;
       if (options_.run_id) {
-        loop_status = store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status();
+        cancel_status = WithContext(
+            store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
+            "marking the run cancelled");
       }
       CancelRunning();
     }
@@ -324,6 +327,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
   }
   (void)store_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
+  RETURN_IF_ERROR(cancel_status);
   if (options_.run_id && IsFinalRunState(driven_run_.state)) return driven_run_;
   if (options_.run_id) return store_.GetRun(*options_.run_id);
   return RunRecord{};
