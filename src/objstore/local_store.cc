@@ -38,9 +38,9 @@ absl::StatusOr<ObjectInfo> InfoOf(const std::string& key, const std::string& pat
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Errno("stat", path);
   if (!S_ISREG(st.st_mode)) return absl::NotFoundError(Cat(path, " is not a file"));
-  return ObjectInfo{key, static_cast<int64_t>(st.st_size),
-                    Cat(st.st_ino, "-", st.st_size, "-", st.st_mtim.tv_sec, ".",
-                        st.st_mtim.tv_nsec)};
+  return ObjectInfo{
+      key, static_cast<int64_t>(st.st_size),
+      Cat(st.st_ino, "-", st.st_size, "-", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec)};
 }
 
 // Writes `data` to a new temporary file beside `path` and fsyncs it; returns its path.
@@ -72,9 +72,7 @@ absl::StatusOr<std::string> WriteTemp(const std::string& path, std::string_view 
 
 LocalObjectStore::LocalObjectStore(std::string root) : root_(std::move(root)) {}
 
-std::string LocalObjectStore::PathOf(std::string_view key) const {
-  return Cat(root_, "/", key);
-}
+std::string LocalObjectStore::PathOf(std::string_view key) const { return Cat(root_, "/", key); }
 
 std::string LocalObjectStore::Url(std::string_view key) const {
   return key.empty() ? Cat("file://", root_) : Cat("file://", root_, "/", key);
@@ -90,8 +88,8 @@ absl::StatusOr<std::string> LocalObjectStore::Get(std::string_view key,
   ::fstat(fd, &st);
   int64_t size = st.st_size;
   int64_t offset = range ? std::min(range->offset, size) : 0;
-  int64_t length = range && range->length >= 0 ? std::min(range->length, size - offset)
-                                               : size - offset;
+  int64_t length =
+      range && range->length >= 0 ? std::min(range->length, size - offset) : size - offset;
   std::string out(static_cast<size_t>(length), '\0');
   for (int64_t done = 0; done < length;) {
     ssize_t n = ::pread(fd, out.data() + done, length - done, offset + done);
@@ -162,9 +160,8 @@ absl::StatusOr<std::vector<ObjectInfo>> LocalObjectStore::List(std::string_view 
     return absl::InvalidArgumentError("a prefix may not contain NUL");
   }
   // Walk only the deepest directory the prefix names.
-  std::string dir_part(prefix.substr(0, prefix.rfind('/') == std::string_view::npos
-                                            ? 0
-                                            : prefix.rfind('/')));
+  std::string dir_part(
+      prefix.substr(0, prefix.rfind('/') == std::string_view::npos ? 0 : prefix.rfind('/')));
   std::string start = dir_part.empty() ? root_ : PathOf(dir_part);
   std::vector<ObjectInfo> out;
   std::error_code ec;
@@ -172,7 +169,8 @@ absl::StatusOr<std::vector<ObjectInfo>> LocalObjectStore::List(std::string_view 
   ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(start));
   for (const FileEntry& f : files) {
     std::string key = dir_part.empty() ? f.relative_path : Cat(dir_part, "/", f.relative_path);
-    std::string_view name = key.substr(key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
+    std::string_view name =
+        key.substr(key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
     if (name.starts_with(kTempPrefix) || !key.starts_with(prefix)) continue;
     ASSIGN_OR_RETURN(ObjectInfo info, InfoOf(key, PathOf(key)));
     out.push_back(std::move(info));

@@ -1,0 +1,119 @@
+// The ObjectStore contract: every implementation runs these tests.
+#include "objstore/object_store.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "common/fs.h"
+#include "common/temp_dir.h"
+
+namespace barge {
+namespace {
+
+struct Impl {
+  std::string name;
+  std::function<absl::StatusOr<std::unique_ptr<ObjectStore>>(const std::string& dir)> open;
+};
+
+class ObjectStoreContract : public ::testing::TestWithParam<Impl> {
+ protected:
+  void SetUp() override {
+    auto s = GetParam().open((dir_.path() / "store").string());
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  ScopedTempDir dir_{"objstore"};
+  std::unique_ptr<ObjectStore> store_;
+};
+
+TEST_P(ObjectStoreContract, PutGetHeadWholeAndRanged) {
+  std::string data = "0123456789abcdef";
+  auto put = store_->Put("a/b/data.bin", data);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->size, 16);
+  EXPECT_EQ(*store_->Get("a/b/data.bin"), data);
+  EXPECT_EQ(*store_->Get("a/b/data.bin", ByteRange{4, 3}), "456");
+  EXPECT_EQ(*store_->Get("a/b/data.bin", ByteRange{10, -1}), "abcdef");
+  EXPECT_EQ(*store_->Get("a/b/data.bin", ByteRange{14, 100}), "ef");
+  auto head = store_->Head("a/b/data.bin");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->size, 16);
+  EXPECT_EQ(head->etag, put->etag);
+  ASSERT_TRUE(store_->Put("a/b/data.bin", "new").ok());  // replaced whole
+  EXPECT_EQ(*store_->Get("a/b/data.bin"), "new");
+  EXPECT_NE(store_->Head("a/b/data.bin")->etag, put->etag);
+  EXPECT_TRUE(absl::IsNotFound(store_->Get("a/missing").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->Head("a/missing").status()));
+}
+
+TEST_P(ObjectStoreContract, FilesUpAndDown) {
+  std::string local = (dir_.path() / "up.txt").string();
+  ASSERT_TRUE(WriteFile(local, "from a file\n").ok());
+  ASSERT_TRUE(store_->PutFile("f/up.txt", local).ok());
+  std::string down = (dir_.path() / "deep/down.txt").string();
+  auto info = store_->GetToFile("f/up.txt", down);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, 12);
+  EXPECT_EQ(*ReadFile(down), "from a file\n");
+}
+
+TEST_P(ObjectStoreContract, ListsByPrefixInKeyOrder) {
+  for (const char* k : {"runs/r1/b", "runs/r1/a/x", "runs/r10/c", "runs/r2/d", "other"}) {
+    ASSERT_TRUE(store_->Put(k, k).ok());
+  }
+  auto keys = [&](std::string_view prefix) {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<ObjectInfo>> listed = store_->List(prefix);  // outlives the loop
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    for (const ObjectInfo& o : *listed) out.push_back(o.key);
+    return out;
+  };
+  EXPECT_EQ(keys("runs/r1/"), (std::vector<std::string>{"runs/r1/a/x", "runs/r1/b"}));
+  EXPECT_EQ(keys("runs/r1"), (std::vector<std::string>{"runs/r1/a/x", "runs/r1/b", "runs/r10/c"}));
+  EXPECT_EQ(keys("").size(), 5u);
+  EXPECT_TRUE(keys("nothing/").empty());
+  EXPECT_EQ((*store_->List("runs/r2/"))[0].size, 9);
+}
+
+TEST_P(ObjectStoreContract, BatchDeleteIgnoresMissingKeys) {
+  for (const char* k : {"d/1", "d/2", "d/3"}) ASSERT_TRUE(store_->Put(k, "x").ok());
+  ASSERT_TRUE(store_->Delete({"d/1", "d/3", "d/never"}).ok());
+  auto left = store_->List("d/");
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].key, "d/2");
+}
+
+TEST_P(ObjectStoreContract, PutIfAbsentCreatesOnce) {
+  auto first = store_->PutIfAbsent("locks/slot", "one");
+  if (absl::IsUnimplemented(first.status())) GTEST_SKIP() << "no conditional create";
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(*store_->PutIfAbsent("locks/slot", "two"));
+  EXPECT_EQ(*store_->Get("locks/slot"), "one");
+}
+
+TEST_P(ObjectStoreContract, KeysThatEscapeAreRefused) {
+  for (const char* k : {"", "/etc/passwd", "../up", "a/../../b", "a//b", "a/./b", "a\\b"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(store_->Put(k, "x").status())) << k;
+    EXPECT_TRUE(absl::IsInvalidArgument(store_->Get(k).status())) << k;
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->Put(std::string("a\0b", 3), "x").status()));
+  EXPECT_TRUE(store_->List("").value().empty());  // nothing was written anywhere
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Implementations, ObjectStoreContract,
+    ::testing::Values(
+        Impl{"local", [](const std::string& dir) { return OpenObjectStore(dir); }},
+        Impl{"file_url", [](const std::string& dir) { return OpenObjectStore("file://" + dir); }}),
+    [](const ::testing::TestParamInfo<Impl>& info) { return info.param.name; });
+
+TEST(OpenObjectStore, SaysWhatItCannotOpen) {
+  auto s3 = OpenObjectStore("s3://bucket/prefix");
+  EXPECT_TRUE(absl::IsUnimplemented(s3.status()));
+  EXPECT_NE(s3.status().message().find("s3://bucket/prefix"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace barge
