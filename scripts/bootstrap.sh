@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
-  libsqlite3-dev libssl-dev libpq-dev postgresql
+  libsqlite3-dev libssl-dev libpq-dev postgresql libcurl4-openssl-dev libpugixml-dev
+  awscli python3-botocore
   libgtest-dev libgmock-dev
   nodejs npm
 )
@@ -31,3 +32,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 "$(dirname "$0")/fetch_duckdb.sh"
+"$(dirname "$0")/fetch_s3rver.sh"

@@ -4,6 +4,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "objstore/local_store.h"
+#include "objstore/s3_store.h"
 
 namespace barge {
 
@@ -32,8 +33,8 @@ absl::Status CheckKey(std::string_view key) {
 
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& url) {
   if (url.starts_with("s3://")) {
-    return absl::UnimplementedError(
-        Cat(url, ": S3 roots are not supported by this build yet; use a directory"));
+    ASSIGN_OR_RETURN(S3Options options, S3OptionsFromUrl(url));
+    return std::unique_ptr<ObjectStore>(new S3ObjectStore(std::move(options)));
   }
   std::string path = url.starts_with("file://") ? url.substr(7) : url;
   if (path.empty()) return absl::InvalidArgumentError("an object store needs a path or URL");

@@ -1,0 +1,117 @@
+// Test support: a real S3 protocol server (s3rver, from scripts/fetch_s3rver.sh) on a loopback
+// port, with one bucket, and the environment that points barge and the AWS CLI at it.
+//
+//   S3rver* server = S3rver::Shared();   // nullptr: not installed (the reason in Why())
+//   auto store = OpenObjectStore(server->Url("my-test-prefix"));
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "common/strings.h"
+
+namespace barge {
+
+class S3rver {
+ public:
+  static constexpr const char* kBucket = "barge-test";
+
+  // One server per test process, started on first use and stopped at exit.
+  static S3rver* Shared() {
+    static S3rver* server = [] {
+      auto* s = new S3rver();
+      if (!s->Start()) return s;
+      std::atexit([] { Shared()->Stop(); });
+      return s;
+    }();
+    return server->port_ > 0 ? server : nullptr;
+  }
+  static std::string Why() { return Shared() == nullptr ? LastError() : ""; }
+
+  int port() const { return port_; }
+  std::string Endpoint() const { return Cat("http://127.0.0.1:", port_); }
+  std::string Url(std::string_view prefix) const { return Cat("s3://", kBucket, "/", prefix); }
+  // Points the AWS environment of this process (and its children) at the server.
+  void ExportEnvironment() const {
+    ::setenv("AWS_ENDPOINT_URL", Endpoint().c_str(), 1);
+    ::setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);  // s3rver accepts only this key
+    ::setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+    ::setenv("AWS_REGION", "us-east-1", 1);
+    ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    ::unsetenv("AWS_SESSION_TOKEN");
+    ::unsetenv("AWS_PROFILE");
+  }
+
+ private:
+  static std::string& LastError() {
+    static std::string e;
+    return e;
+  }
+  bool Start() {
+    std::string bin = Cat(BARGE_SOURCE_DIR, "/.deps/s3rver/node_modules/s3rver/bin/s3rver.js");
+    if (!std::filesystem::exists(bin)) {
+      LastError() = Cat("s3rver is not installed (scripts/fetch_s3rver.sh): ", bin);
+      return false;
+    }
+    dir_ = Cat(std::filesystem::temp_directory_path().string(), "/barge-s3rver-", ::getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    int out[2];
+    if (::pipe(out) != 0) return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Dies with the test process, whatever way that ends.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::dup2(out[1], 1);
+      int log = ::open(Cat(dir_, ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (log >= 0) ::dup2(log, 2);
+      ::close(out[0]);
+      ::execlp("node", "node", "--openssl-legacy-provider", bin.c_str(), "-d", dir_.c_str(), "-a",
+               "127.0.0.1", "-p", "0", "--configure-bucket", kBucket, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    FILE* in = ::fdopen(out[0], "r");
+    char line[512];
+    while (std::fgets(line, sizeof line, in) != nullptr) {
+      std::string_view l(line);
+      size_t at = l.find("listening on 127.0.0.1:");
+      if (at != std::string_view::npos) {
+        port_ = std::atoi(line + at + 23);
+        break;
+      }
+    }
+    // Keep draining its output so that it never blocks on a full pipe.
+    std::thread([in] {
+      char buf[4096];
+      while (std::fread(buf, 1, sizeof buf, in) > 0) {
+      }
+      std::fclose(in);
+    }).detach();
+    if (port_ <= 0) LastError() = "s3rver did not report a port";
+    return port_ > 0;
+  }
+  void Stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string dir_;
+};
+
+}  // namespace barge
