@@ -7,7 +7,9 @@
 #include <random>
 
 #include "common/fs.h"
+#include "common/shell.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "common/temp_dir.h"
 #include "objstore/s3_store.h"
 #include "objstore/s3_testing.h"
@@ -155,6 +157,58 @@ TEST(OpenObjectStore, RefusesBadS3Urls) {
     auto s = OpenObjectStore(url);
     EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << url;
   }
+}
+
+// The AWS CLI as an outside peer: it reads back, byte for byte, what barge wrote (whole and in
+// parts, with awkward key names), and barge reads what it wrote (its own multipart layout).
+TEST(S3Interop, AwsCliAndBargeReadEachOthersObjects) {
+  S3rver* server = S3rver::Shared();
+  if (server == nullptr || !std::filesystem::exists("/usr/bin/aws")) {
+    if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << "no s3rver or AWS CLI";
+    GTEST_SKIP() << "no s3rver or /usr/bin/aws";
+  }
+  server->ExportEnvironment();
+  ScopedTempDir dir("interop");
+  auto options = S3OptionsFromUrl(server->Url("interop"));
+  ASSERT_TRUE(options.ok()) << options.status();
+  options->part_size = 5 << 20;  // S3's smallest part
+  S3ObjectStore store(*options);
+  auto aws = [&](const std::string& args) {
+    std::string cmd = Cat("/usr/bin/aws --endpoint-url ", server->Endpoint(), " s3 ", args,
+                          " >/dev/null 2>", (dir.path() / "aws.err").string());
+    int rc = std::system(cmd.c_str());
+    EXPECT_EQ(rc, 0) << cmd << ": " << ReadFile((dir.path() / "aws.err").string()).value_or("");
+  };
+  std::mt19937 rng(11);
+  auto random_file = [&](const std::string& name, int64_t size) {
+    std::string data(static_cast<size_t>(size), '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    std::string path = (dir.path() / name).string();
+    EXPECT_TRUE(WriteFile(path, data).ok());
+    return std::make_pair(path, data);
+  };
+
+  for (const auto& [key, size] : std::vector<std::pair<std::string, int64_t>>{
+           {"from-barge/small.txt", 1000},
+           {"from-barge/with space/ü+&=.bin", 70'000},
+           {"from-barge/big.bin", (12 << 20) + 12345}}) {  // 3 parts
+    auto [path, data] = random_file("up.bin", size);
+    auto up = store.PutFile(key, path);
+    ASSERT_TRUE(up.ok()) << up.status();
+    std::string back = (dir.path() / "aws-read.bin").string();
+    aws(Cat("cp ", ShellQuote(server->Url("interop/" + key)), " ", back));
+    EXPECT_TRUE(ReadFile(back).value_or("") == data) << key;
+  }
+  auto [path, data] = random_file("aws-up.bin", (9 << 20) + 7);  // the CLI goes multipart at 8 MiB
+  aws(Cat("cp ", path, " ", ShellQuote(server->Url("interop/from-aws/big.bin"))));
+  std::string down = (dir.path() / "barge-read.bin").string();
+  auto got = store.GetToFile("from-aws/big.bin", down);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size, static_cast<int64_t>(data.size()));
+  EXPECT_TRUE(ReadFile(down).value_or("") == data);
+  auto listed = store.List("from-");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->size(), 4u);
 }
 
 }  // namespace
