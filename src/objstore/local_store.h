@@ -12,7 +12,8 @@ class LocalObjectStore : public ObjectStore {
   explicit LocalObjectStore(std::string root);  // an absolute directory path
 
   std::string Url(std::string_view key = {}) const override;
-  absl::StatusOr<std::string> Get(std::string_view key, std::optional<ByteRange> range) override;
+  absl::StatusOr<std::string> Get(std::string_view key,
+                                  std::optional<ByteRange> range = std::nullopt) override;
   absl::StatusOr<ObjectInfo> GetToFile(std::string_view key, const std::string& path) override;
   absl::StatusOr<ObjectInfo> Put(std::string_view key, std::string_view data) override;
   absl::StatusOr<ObjectInfo> PutFile(std::string_view key, const std::string& path) override;

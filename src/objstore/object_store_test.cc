@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <random>
 
 #include "common/fs.h"
@@ -209,6 +211,111 @@ TEST(S3Interop, AwsCliAndBargeReadEachOthersObjects) {
   auto listed = store.List("from-");
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_EQ(listed->size(), 4u);
+}
+
+// The proxy of tests/s3_fault_proxy.py in front of the shared s3rver.
+class S3ThroughProxy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = S3rver::Shared();
+    if (server_ == nullptr) {
+      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
+      GTEST_SKIP() << S3rver::Why();
+    }
+  }
+  void StartProxy(double fault_rate, int seed) {
+    ASSERT_TRUE(
+        proxy_.Start({"/usr/bin/python3", Cat(BARGE_SOURCE_DIR, "/tests/s3_fault_proxy.py"),
+                      "--upstream", server_->Endpoint(), "--fault-rate", std::to_string(fault_rate),
+                      "--seed", std::to_string(seed), "--log", faults_log()},
+                     (dir_.path() / "proxy.err").string()))
+        << ReadFile((dir_.path() / "proxy.err").string()).value_or("");
+    server_->ExportEnvironment(proxy_.Endpoint());
+  }
+  std::string faults_log() const { return (dir_.path() / "faults.log").string(); }
+  S3Options Options(const std::string& prefix) {
+    S3Options o = S3OptionsFromUrl(server_->Url(prefix)).value();
+    o.part_size = 64 << 10;
+    o.conditional_writes = false;
+    return o;
+  }
+
+  S3rver* server_ = nullptr;
+  ScopedTempDir dir_{"s3proxy"};
+  ListeningProcess proxy_;
+};
+
+// Every kind of request barge sends carries a signature that botocore recomputes to the same
+// value; a wrong secret is refused as S3 would, and the secret appears in no error.
+TEST_F(S3ThroughProxy, SignaturesVerifyAndAWrongSecretIsRefused) {
+  StartProxy(0, 1);
+  S3ObjectStore store(Options("signed"));
+  std::string big(300'000, 'x');
+  ASSERT_TRUE(WriteFile((dir_.path() / "big").string(), big).ok());
+  ASSERT_TRUE(store.Put("a key/with spaces+plus&amp=eq.txt", "hello").ok());
+  ASSERT_TRUE(store.PutFile("multi/part.bin", (dir_.path() / "big").string()).ok());
+  EXPECT_EQ(*store.Get("a key/with spaces+plus&amp=eq.txt"), "hello");
+  EXPECT_EQ(store.Head("multi/part.bin")->size, 300'000);
+  EXPECT_EQ(store.List("")->size(), 2u);
+  EXPECT_TRUE(store.GetToFile("multi/part.bin", (dir_.path() / "down").string()).ok());
+  EXPECT_TRUE(store.Delete({"multi/part.bin"}).ok());
+  EXPECT_EQ(ReadFile(faults_log()).value_or(""), "");  // no request was refused
+
+  ::setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-0123456789", 1);
+  S3ObjectStore wrong(Options("signed"));
+  absl::StatusOr<ObjectInfo> put = wrong.Put("x", "y");
+  EXPECT_TRUE(absl::IsPermissionDenied(put.status())) << put.status();
+  EXPECT_NE(put.status().message().find("SignatureDoesNotMatch"), std::string::npos);
+  EXPECT_EQ(put.status().message().find("not-the-secret"), std::string::npos);
+}
+
+// At a 30% fault rate (503 SlowDown, 500, resets mid-body, PUTs and multipart completions
+// applied but answered 500) every object written and read is exactly right, and no multipart
+// upload is left behind.
+TEST_F(S3ThroughProxy, ThirtyPercentFaultsChangeNoByte) {
+  StartProxy(0.3, 20261122);
+  S3Options o = Options("faulty");
+  o.max_attempts = 20;
+  o.retry_base_ms = 1;
+  o.retry_cap_ms = 20;
+  S3ObjectStore store(o);
+  std::mt19937 rng(5);
+  std::map<std::string, std::string> written;
+  for (int i = 0; i < 12; ++i) {
+    std::string data(static_cast<size_t>(i % 3 == 0 ? 200'000 + i : 1000 + i), '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    std::string key = Cat("obj/", i);
+    std::string local = (dir_.path() / Cat("up", i)).string();
+    ASSERT_TRUE(WriteFile(local, data).ok());
+    auto up = store.PutFile(key, local);  // objects over 64 KiB go in parts
+    ASSERT_TRUE(up.ok()) << key << ": " << up.status();
+    written[key] = data;
+  }
+  auto listed = store.List("obj/");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), written.size());
+  for (const auto& [key, data] : written) {
+    std::string down = (dir_.path() / "down").string();
+    auto got = store.GetToFile(key, down);
+    ASSERT_TRUE(got.ok()) << key << ": " << got.status();
+    EXPECT_TRUE(ReadFile(down).value_or("") == data) << key;
+    auto whole = store.Get(key);
+    ASSERT_TRUE(whole.ok()) << key << ": " << whole.status();
+    EXPECT_TRUE(*whole == data) << key;
+  }
+  ASSERT_TRUE(store.Delete({"obj/0", "obj/1"}).ok());
+  EXPECT_EQ(store.List("obj/")->size(), written.size() - 2);
+  EXPECT_EQ(server_->DanglingUploads(), 0);
+  std::string faults = ReadFile(faults_log()).value_or("");
+  for (const char* kind :
+       {"slowdown ", "error500 ", "reset ", "applied500 PUT", "applied500 POST"}) {
+    EXPECT_NE(faults.find(kind), std::string::npos) << kind << " never injected:\n" << faults;
+  }
+  EXPECT_EQ(faults.find("badsignature"), std::string::npos);
+  std::printf("[  FAULTS  ] %zu injected, %lld retries for %lld requests\n",
+              static_cast<size_t>(std::count(faults.begin(), faults.end(), '\n')),
+              static_cast<long long>(store.counters().retries.load()),
+              static_cast<long long>(store.counters().requests.load()));
 }
 
 }  // namespace

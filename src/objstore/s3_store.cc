@@ -134,6 +134,7 @@ struct S3ObjectStore::Call {
   std::string payload_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   int out_fd = -1;
   int64_t out_offset = 0;
+  int max_attempts = 0;  // 0: the store's
 };
 
 absl::StatusOr<S3Options> S3OptionsFromUrl(const std::string& url) {
@@ -190,18 +191,22 @@ std::string S3ObjectStore::UrlFor(const std::string& full_key, const std::string
   return query.empty() ? url : Cat(url, "?", query);
 }
 
-absl::StatusOr<HttpResponse> S3ObjectStore::Send(const Call& call) {
+void S3ObjectStore::Backoff(int attempt) {
+  // Full jitter: a random wait up to the exponential bound.
   static thread_local std::mt19937_64 rng(std::random_device{}());
+  int64_t bound =
+      std::min(options_.retry_cap_ms, options_.retry_base_ms << std::min(attempt - 2, 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(
+      std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(bound, 1))(rng)));
+  counters_.retries++;
+}
+
+absl::StatusOr<HttpResponse> S3ObjectStore::Send(const Call& call) {
   std::string where = Cat(call.method, " s3://", options_.bucket, "/", call.full_key);
   absl::Status last;
-  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    if (attempt > 1) {
-      // Full jitter: a random wait up to the exponential bound.
-      int64_t bound = std::min(options_.retry_cap_ms, options_.retry_base_ms << (attempt - 2));
-      std::this_thread::sleep_for(std::chrono::milliseconds(
-          std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(bound, 1))(rng)));
-      counters_.retries++;
-    }
+  int attempts = call.max_attempts > 0 ? call.max_attempts : options_.max_attempts;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    if (attempt > 1) Backoff(attempt);
     ASSIGN_OR_RETURN(AwsCredentials creds, credentials_.Get());
     HttpRequest r;
     r.method = call.method;
@@ -239,8 +244,7 @@ absl::StatusOr<HttpResponse> S3ObjectStore::Send(const Call& call) {
     }
     return resp;
   }
-  return absl::UnavailableError(
-      Cat(last.message(), " (gave up after ", options_.max_attempts, " attempts)"));
+  return absl::UnavailableError(Cat(last.message(), " (gave up after ", attempts, " attempts)"));
 }
 
 namespace {
@@ -516,25 +520,39 @@ absl::StatusOr<ObjectInfo> S3ObjectStore::PutMultipart(std::string_view key, int
                 .body = xml,
                 .payload_sha256 = xd.sha256_hex};
   complete.headers = {"Content-Type: application/xml", Cat("Content-MD5: ", xd.md5_base64)};
-  absl::StatusOr<HttpResponse> done = Send(complete);
-  if (!done.ok()) return abort(done.status());
-  // S3 may answer 200 and still fail: the error is in the body.
-  S3Error body_error = ParseError(done->body);
-  if (done->status == 200 && body_error.code.empty()) {
-    ObjectInfo info{std::string(key), size, expected_etag};
-    return info;
-  }
-  if (done->status == 404 && ParseError(done->body).code == "NoSuchUpload") {
-    // An earlier try was applied but its answer lost: the object is there if its ETag says so.
+  // Completing is retried here rather than in Send: an attempt may be applied and its answer
+  // lost, after which the upload is gone and a retry fails (NoSuchUpload on S3, a 500 on some
+  // stores). The object then already exists with the ETag computed above, so look before
+  // retrying.
+  complete.max_attempts = 1;
+  absl::Status last;
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    if (attempt > 1) Backoff(attempt);
+    absl::StatusOr<HttpResponse> done = Send(complete);
+    if (done.ok() && done->status == 200) {
+      S3Error body_error = ParseError(done->body);
+      if (body_error.code.empty()) return ObjectInfo{std::string(key), size, expected_etag};
+      // S3 may answer 200 and still fail: the error is in the body.
+      last = absl::UnavailableError(Cat(where, ": CompleteMultipartUpload answered 200 with ",
+                                        body_error.code, ": ", body_error.message));
+    } else if (done.ok() && ParseError(done->body).code != "NoSuchUpload" &&
+               !Retryable(done->status, ParseError(done->body))) {
+      return abort(StatusOf(where, *done));
+    } else {
+      last = done.ok() ? StatusOf(where, *done) : done.status();
+    }
     absl::StatusOr<ObjectInfo> head = Head(key);
-    if (head.ok() && head->etag == expected_etag) return *head;
+    if (head.ok() && head->size == size) {
+      if (head->etag == expected_etag) return *head;
+      // Some S3-compatible stores (s3rver) name a multipart object by its whole MD5.
+      if (IsMd5Etag(head->etag)) {
+        absl::StatusOr<Digests> whole = DigestOfRange(fd, 0, size);
+        if (whole.ok() && whole->md5_hex == head->etag) return *head;
+      }
+    }
   }
-  if (done->status == 200) {
-    return abort(
-        absl::UnavailableError(Cat(where, ": CompleteMultipartUpload answered 200 with error ",
-                                   body_error.code, ": ", body_error.message)));
-  }
-  return abort(StatusOf(where, *done));
+  return abort(absl::UnavailableError(
+      Cat(last.message(), " (gave up after ", options_.max_attempts, " attempts)")));
 }
 
 absl::StatusOr<std::vector<ObjectInfo>> S3ObjectStore::List(std::string_view prefix) {

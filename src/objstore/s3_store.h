@@ -50,7 +50,8 @@ class S3ObjectStore : public ObjectStore {
   explicit S3ObjectStore(S3Options options);
 
   std::string Url(std::string_view key = {}) const override;
-  absl::StatusOr<std::string> Get(std::string_view key, std::optional<ByteRange> range) override;
+  absl::StatusOr<std::string> Get(std::string_view key,
+                                  std::optional<ByteRange> range = std::nullopt) override;
   absl::StatusOr<ObjectInfo> GetToFile(std::string_view key, const std::string& path) override;
   absl::StatusOr<ObjectInfo> Put(std::string_view key, std::string_view data) override;
   absl::StatusOr<ObjectInfo> PutFile(std::string_view key, const std::string& path) override;
@@ -64,6 +65,7 @@ class S3ObjectStore : public ObjectStore {
  private:
   struct Call;
   absl::StatusOr<HttpResponse> Send(const Call& call);
+  void Backoff(int attempt);  // sleeps before try `attempt` (2, 3, ...)
   std::string FullKey(std::string_view key) const;
   std::string UrlFor(const std::string& full_key, const std::string& query) const;
   absl::StatusOr<ObjectInfo> PutRange(std::string_view key, int fd, int64_t size);
