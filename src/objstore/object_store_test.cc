@@ -218,15 +218,8 @@ TEST(S3Interop, AwsCliAndBargeReadEachOthersObjects) {
 }
 
 // The proxy of tests/s3_fault_proxy.py in front of the shared s3rver.
-class S3ThroughProxy : public ::testing::Test {
+class S3ThroughProxy : public S3rverTest {
  protected:
-  void SetUp() override {
-    server_ = S3rver::Shared();
-    if (server_ == nullptr) {
-      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
-      GTEST_SKIP() << S3rver::Why();
-    }
-  }
   void StartProxy(double fault_rate, int seed) {
     ASSERT_TRUE(
         proxy_.Start({"/usr/bin/python3", Cat(BARGE_SOURCE_DIR, "/tests/s3_fault_proxy.py"),
@@ -244,7 +237,6 @@ class S3ThroughProxy : public ::testing::Test {
     return o;
   }
 
-  S3rver* server_ = nullptr;
   ScopedTempDir dir_{"s3proxy"};
   ListeningProcess proxy_;
 };

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -155,6 +156,21 @@ class S3rver {
 
   ListeningProcess process_;
   std::string dir_;
+};
+
+// A test that needs the shared server: fails where BARGE_REQUIRE_S3 is set (scripts/test.sh)
+// and it cannot start, skips elsewhere.
+class S3rverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = S3rver::Shared();
+    if (server_ == nullptr) {
+      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
+      GTEST_SKIP() << S3rver::Why();
+    }
+    server_->ExportEnvironment();
+  }
+  S3rver* server_ = nullptr;
 };
 
 }  // namespace barge

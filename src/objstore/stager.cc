@@ -1,0 +1,165 @@
+#include "objstore/stager.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+
+namespace barge {
+
+absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url) {
+  if (!url.starts_with("s3://")) {
+    return absl::InvalidArgumentError(Cat("\"", url, "\" is not an s3:// URL"));
+  }
+  size_t slash = url.find('/', 5);
+  if (slash == std::string::npos || slash == 5 || slash + 1 == url.size()) {
+    return absl::InvalidArgumentError(Cat("\"", url, "\" names no object (s3://bucket/key)"));
+  }
+  std::string key = url.substr(slash + 1);
+  RETURN_IF_ERROR(WithContext(CheckKey(key), Cat("input ", url)));
+  return std::make_pair(url.substr(0, slash), key);
+}
+
+InputCache::InputCache(std::string dir, int64_t max_bytes)
+    : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+
+absl::StatusOr<std::string> InputCache::Fetch(ObjectStore& store, const std::string& key) {
+  RETURN_IF_ERROR(CheckKey(key));
+  std::string id = store.Url(key);
+  // Ask for the current ETag first: a cached copy is only good for the content it was.
+  ASSIGN_OR_RETURN(ObjectInfo info, store.Head(key));
+  std::shared_future<absl::StatusOr<std::string>> pending;
+  std::promise<absl::StatusOr<std::string>> mine;
+  bool download = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.etag == info.etag) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      ++hits_;
+      return it->second.path;
+    }
+    auto flight = in_flight_.find(id);
+    if (flight != in_flight_.end()) {
+      pending = flight->second;
+    } else {
+      pending = mine.get_future().share();
+      in_flight_[id] = pending;
+      download = true;
+    }
+  }
+  if (!download) return pending.get();
+
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    path = Cat(dir_, "/", ++serial_, "-", std::filesystem::path(key).filename().string());
+  }
+  absl::StatusOr<ObjectInfo> got =
+      MakeDirs(dir_).ok() ? store.GetToFile(key, path)
+                          : absl::StatusOr<ObjectInfo>(
+                                absl::InternalError(Cat("cannot create the input cache ", dir_)));
+  absl::StatusOr<std::string> result =
+      got.ok() ? absl::StatusOr<std::string>(path) : absl::StatusOr<std::string>(got.status());
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.erase(id);
+    if (got.ok()) {
+      ++downloads_;
+      auto old = entries_.find(id);
+      if (old != entries_.end()) {
+        ::unlink(old->second.path.c_str());
+        bytes_ -= old->second.size;
+        lru_.erase(old->second.lru);
+        entries_.erase(old);
+      }
+      lru_.push_front(id);
+      entries_[id] = Entry{path, got->etag, got->size, lru_.begin()};
+      bytes_ += got->size;
+      EvictLocked();
+    }
+  }
+  mine.set_value(result);
+  return result;
+}
+
+void InputCache::EvictLocked() {
+  // Keep at least the newest entry, even if it alone is over the budget.
+  while (bytes_ > max_bytes_ && lru_.size() > 1) {
+    std::string victim = lru_.back();
+    lru_.pop_back();
+    auto it = entries_.find(victim);
+    ::unlink(it->second.path.c_str());
+    bytes_ -= it->second.size;
+    entries_.erase(it);
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::string>& inputs,
+                                                     const std::string& into, InputCache& cache,
+                                                     int parallelism) {
+  std::vector<std::string> local(inputs.size());
+  struct Job {
+    size_t index;
+    std::string store_url, key;
+  };
+  std::vector<Job> jobs;
+  std::map<std::string, std::unique_ptr<ObjectStore>> stores;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].starts_with("s3://")) {
+      local[i] = inputs[i];
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(inputs[i]));
+    if (!stores.count(split.first)) {
+      ASSIGN_OR_RETURN(stores[split.first], OpenObjectStore(split.first));
+    }
+    jobs.push_back({i, split.first, split.second});
+  }
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  absl::Status failed;
+  auto worker = [&] {
+    for (size_t j; (j = next++) < jobs.size();) {
+      const Job& job = jobs[j];
+      std::string bucket = job.store_url.substr(5);
+      std::string dest = Cat(into, "/", bucket, "/", job.key);
+      absl::Status s;
+      absl::StatusOr<std::string> cached = cache.Fetch(*stores.at(job.store_url), job.key);
+      if (!cached.ok()) {
+        s = WithContext(cached.status(), Cat("staging ", inputs[job.index]));
+      } else {
+        s = MakeDirs(std::filesystem::path(dest).parent_path().string());
+        std::error_code ec;
+        std::filesystem::remove(dest, ec);
+        // A hard link costs nothing and survives the cache evicting its copy.
+        if (s.ok() && ::link(cached->c_str(), dest.c_str()) != 0) {
+          std::filesystem::copy_file(*cached, dest, ec);
+          if (ec)
+            s = absl::InternalError(Cat("copying ", *cached, " to ", dest, ": ", ec.message()));
+        }
+      }
+      std::lock_guard lock(mu);
+      if (!s.ok()) {
+        if (failed.ok()) failed = s;
+        next = jobs.size();
+      } else {
+        local[job.index] = dest;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  int n = static_cast<int>(std::min<size_t>(jobs.size(), std::max(parallelism, 1)));
+  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  RETURN_IF_ERROR(failed);
+  return local;
+}
+
+}  // namespace barge

@@ -1,0 +1,70 @@
+// Input staging for tasks whose inputs live in an object store: each input URL becomes a local
+// file in the task's scratch directory. A per-worker cache keyed by the object's ETag means an
+// input shared by many tasks is downloaded once, and a changed object is downloaded again.
+//
+//   InputCache cache(scratch_root + "/.cache", 10LL << 30);
+//   ASSIGN_OR_RETURN(std::vector<std::string> local,
+//                    StageInputs({"s3://raw/a.csv", "/data/b.csv"}, task_scratch + "/inputs",
+//                                cache));
+//
+// Local paths pass through unchanged. A URL whose key would escape the staging directory
+// ("..", an absolute path, NUL, empty segments) is refused as InvalidArgument: bad input.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "objstore/object_store.h"
+
+namespace barge {
+
+// Splits "s3://bucket/key/parts" into the store's URL ("s3://bucket") and the key.
+absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url);
+
+class InputCache {
+ public:
+  // Files live in `dir`; least recently used ones are removed beyond `max_bytes`.
+  InputCache(std::string dir, int64_t max_bytes);
+
+  // A local file with the object's current content: the cached copy if its ETag is current,
+  // else a fresh download. Concurrent calls for one object share one download. The file stays
+  // valid for the caller after eviction only if the caller links or copies it first.
+  absl::StatusOr<std::string> Fetch(ObjectStore& store, const std::string& key);
+
+  int64_t downloads() const { return downloads_; }
+  int64_t hits() const { return hits_; }
+
+ private:
+  struct Entry {
+    std::string path;
+    std::string etag;
+    int64_t size = 0;
+    std::list<std::string>::iterator lru;
+  };
+  void EvictLocked();
+
+  std::string dir_;
+  int64_t max_bytes_;
+  std::mutex mu_;
+  std::map<std::string, Entry> entries_;  // by store URL + key
+  std::list<std::string> lru_;            // most recent first
+  std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> in_flight_;
+  int64_t bytes_ = 0;
+  int64_t downloads_ = 0, hits_ = 0;
+  int64_t serial_ = 0;
+};
+
+// Stages every input (in parallel) under `into`, as into/<bucket>/<key>; returns the local paths
+// in the same order. Object stores are opened once per bucket.
+absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::string>& inputs,
+                                                     const std::string& into, InputCache& cache,
+                                                     int parallelism = 8);
+
+}  // namespace barge
