@@ -5,6 +5,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "objstore/glob.h"
 
 namespace barge {
 namespace {
@@ -220,7 +221,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
       break;
     }
     case ForeachKind::kFiles: {
-      ASSIGN_OR_RETURN(files, GlobFiles(step.foreach.pattern));
+      ASSIGN_OR_RETURN(files, GlobInputs(step.foreach.pattern));
       if (files.empty()) {
         return fail_run(
             Cat("step ", step.name, ": files(\"", step.foreach.pattern, "\") matches no files"));
@@ -254,7 +255,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
         ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(in.source.step));
         add_outputs(done, in.name);
       } else {
-        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobFiles(in.source.pattern));
+        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern));
         if (matched.empty()) {
           return fail_run(Cat("step ", step.name, ": inputs.", in.name, ": files(\"",
                               in.source.pattern, "\") matches no files"));
@@ -297,13 +298,12 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     }
     return t;
   };
-  ASSIGN_OR_RETURN(bool started, store_.StartStep(
-                                      run.id, step.name, shared.dump(), count,
-                                      {.cpu = step.cpu,
-                                       .memory = step.memory_bytes,
-                                       .queue = step.queue,
-                                       .required_labels = CanonicalLabels(step.labels)},
-                                      make_task));
+  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, shared.dump(), count,
+                                                  {.cpu = step.cpu,
+                                                   .memory = step.memory_bytes,
+                                                   .queue = step.queue,
+                                                   .required_labels = CanonicalLabels(step.labels)},
+                                                  make_task));
   changed |= started;
   return absl::OkStatus();
 }

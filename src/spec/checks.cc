@@ -3,6 +3,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "objstore/glob.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
 #include "sql/sql_engine.h"
@@ -16,7 +17,7 @@ absl::Status CheckInputs(const Pipeline& pipeline) {
     for (const NamedInput& in : s.inputs) globs.push_back(&in.source);
     for (const Foreach* f : globs) {
       if (f->kind != ForeachKind::kFiles) continue;
-      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobFiles(f->pattern));
+      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobInputs(f->pattern));
       if (files.empty()) {
         errors.push_back(Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
                              ": step \"", s.name, "\": files(\"", f->pattern,

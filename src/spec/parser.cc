@@ -316,7 +316,7 @@ class Parser {
         diag_.Error(node, Cat(where, ": files(\"\") needs a glob"));
         return;
       }
-      out.pattern = pattern.starts_with("/")
+      out.pattern = pattern.starts_with("/") || pattern.starts_with("s3://")
                         ? pattern
                         : (std::filesystem::path(pipeline_.dir) / pattern).string();
     } else if (std::regex_match(expr, m, kStepRef)) {

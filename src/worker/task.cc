@@ -2,12 +2,17 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/units.h"
+#include "objstore/stager.h"
 #include "spec/template.h"
 #include "sql/sql_task.h"
 
@@ -40,12 +45,24 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   nlohmann::json item = nlohmann::json::parse(task.item_json, nullptr, false);
   if (item.is_discarded()) item = nullptr;
   out.item_text = ItemText(item);
+  // An input in an object store is read from its staged copy in the scratch directory.
+  auto local_copy = [&](const std::string& path) -> absl::StatusOr<std::string> {
+    if (!path.starts_with("s3://")) return path;
+    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(path));
+    out.staged_urls.push_back(path);
+    return Cat(paths.scratch_dir, "/inputs/", split.first.substr(5), "/", split.second);
+  };
+  if (item.is_string() && item.get<std::string>().starts_with("s3://")) {
+    ASSIGN_OR_RETURN(std::string local, local_copy(item.get<std::string>()));
+    item = local;
+    out.item_text = local;
+  }
   const std::string& inputs_json = task.inputs_json.empty() ? shared_inputs_json : task.inputs_json;
   nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
   if (inputs.is_array()) {
     for (const auto& in : inputs) {
       if (!in.is_object() || !in.contains("path")) continue;
-      std::string path = in["path"].get<std::string>();
+      ASSIGN_OR_RETURN(std::string path, local_copy(in["path"].get<std::string>()));
       nlohmann::json& view = views[in.value("view", "input")];
       if (in.value("schema_only", false)) {
         view["schema_path"] = path;  // an empty bucket: columns only
@@ -55,6 +72,10 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
       out.inputs.push_back(path);
     }
   }
+
+  std::sort(out.staged_urls.begin(), out.staged_urls.end());
+  out.staged_urls.erase(std::unique(out.staged_urls.begin(), out.staged_urls.end()),
+                        out.staged_urls.end());
 
   std::map<std::string, std::string> params = pipeline.ParamMap();
   TemplateValues values{&params, item.is_null() ? nullptr : &item, task.key.index};
@@ -134,6 +155,23 @@ std::vector<std::string> TaskEnvironment(const ResolvedTask& task) {
 
 namespace {
 
+// One input cache per scratch root, shared by every attempt this process runs. Its size:
+// BARGE_INPUT_CACHE (e.g. 20GiB), default 4 GiB.
+InputCache& InputCacheAt(const std::string& dir) {
+  static std::mutex mu;
+  static auto* caches = new std::map<std::string, std::unique_ptr<InputCache>>();
+  std::lock_guard lock(mu);
+  auto& cache = (*caches)[dir];
+  if (!cache) {
+    int64_t bytes = 4LL << 30;
+    if (const char* env = std::getenv("BARGE_INPUT_CACHE"); env != nullptr) {
+      if (absl::StatusOr<int64_t> b = ParseSizeBytes(env); b.ok()) bytes = *b;
+    }
+    cache = std::make_unique<InputCache>(dir, bytes);
+  }
+  return *cache;
+}
+
 // Lists the output directory and writes the manifest beside it.
 absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
                            AttemptOutcome& outcome) {
@@ -166,6 +204,25 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   };
   if (absl::Status s = MakeDirs(paths.output_dir); !s.ok()) return setup_failed(s);
   if (absl::Status s = MakeDirs(paths.scratch_dir); !s.ok()) return setup_failed(s);
+  if (!task.staged_urls.empty()) {
+    std::string cache_dir =
+        (std::filesystem::path(paths.scratch_dir) / "../../.input-cache").lexically_normal();
+    absl::StatusOr<std::vector<std::string>> staged =
+        StageInputs(task.staged_urls, Cat(paths.scratch_dir, "/inputs"), InputCacheAt(cache_dir));
+    if (!staged.ok()) {
+      if (!keep_scratch) (void)RemoveTree(paths.scratch_dir);
+      // A key that cannot be staged or an object that is gone is the input's fault: not
+      // retried. Anything else (the store unreachable after retries) is the infrastructure's.
+      if (absl::IsInvalidArgument(staged.status()) || absl::IsNotFound(staged.status()) ||
+          absl::IsPermissionDenied(staged.status())) {
+        outcome.process.exit_code = 65;
+        outcome.failure_class = "bad_input";
+        outcome.error = std::string(staged.status().message());
+        return outcome;
+      }
+      return setup_failed(staged.status());
+    }
+  }
   std::string list;
   for (const std::string& in : task.inputs) list += in + "\n";
   if (absl::Status s = WriteFile(Cat(paths.scratch_dir, "/.barge_inputs"), list); !s.ok()) {

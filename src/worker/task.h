@@ -37,6 +37,9 @@ struct ResolvedTask {
   int64_t timeout_ms = 0;
   // Files to write into the scratch directory before the process starts (name, contents).
   std::vector<std::pair<std::string, std::string>> scratch_files;
+  // Inputs in an object store, fetched into <scratch>/inputs/<bucket>/<key> before the process
+  // starts; `inputs`, the item and the SQL views already name those local copies.
+  std::vector<std::string> staged_urls;
 };
 
 // This executable's path; SQL tasks run as `<it> __sql SPEC`.
