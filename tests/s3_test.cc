@@ -1,5 +1,7 @@
 // Pipelines reading their inputs from S3 (the test s3rver): files("s3://...") fans out over a
 // listing, command and SQL steps read staged copies, bad keys and missing objects are bad input.
+#include <filesystem>
+
 #include "common/strings.h"
 #include "harness.h"
 #include "objstore/object_store.h"
@@ -111,6 +113,48 @@ steps:
   Result r = Barge({"validate", p});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("matches no files"), std::string::npos) << r.err;
+}
+
+// With --root s3://..., every attempt's outputs, manifest and log are written to the bucket in
+// the same layout as on disk; downstream tasks stage them back; `barge logs` reads them there.
+TEST_F(S3PipelineTest, RootOnS3KeepsOutputsManifestsAndLogsInTheBucket) {
+  for (int f = 0; f < 3; ++f) {
+    ASSERT_TRUE(store_->Put(Cat("in/", f, ".txt"), Cat(f + 1, "\n")).ok());
+  }
+  std::string p = Write("root.yaml", Cat(R"yaml(
+name: on-s3
+steps:
+  - name: square
+    foreach: files(")yaml", Url("in/*.txt"), R"yaml(")
+    run: |
+      echo "squaring $(cat {item})"
+      echo $(( $(cat {item}) * $(cat {item}) )) > "$BARGE_OUTPUT_DIR/sq"
+  - name: total
+    needs: [square]
+    run: |
+      sum=0
+      while IFS= read -r f; do sum=$((sum + $(cat "$f"))); done < "$BARGE_INPUT_LIST"
+      echo "$sum" > "$BARGE_OUTPUT_DIR/total"
+)yaml"));
+  std::string root = Url("root");
+  Result r = Barge({"run", p, "--root", root});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json total = Json({"tasks", id, "--step", "total", "--json"})[0];
+  std::string url = total["outputs"][0]["path"];
+  EXPECT_EQ(url, Cat(root, "/runs/", id, "/total/0/a1/total"));
+  auto key = [&](const std::string& rest) { return Cat("root/runs/", id, "/", rest); };
+  EXPECT_EQ(*store_->Get(key("total/0/a1/total")), "14\n");  // 1 + 4 + 9
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(*store_->Get(key(Cat("square/", i, "/a1/sq"))), Cat((i + 1) * (i + 1), "\n"));
+    EXPECT_TRUE(store_->Head(key(Cat("square/", i, "/a1.manifest.json"))).ok());
+  }
+  EXPECT_EQ(Barge({"logs", id, "square", "1"}).out, "squaring 2\n");
+  // Nothing was left in the local data directory or scratch.
+  EXPECT_FALSE(std::filesystem::exists(dir() / ".barge/data/runs"));
+  Result bad = Barge({"run", p, "--root", "s3://Not_A_Bucket/x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--root"), std::string::npos) << bad.err;
 }
 
 }  // namespace

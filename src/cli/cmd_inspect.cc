@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "objstore/stager.h"
 #include "nlohmann/json.hpp"
 
 namespace barge {
@@ -210,7 +211,14 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
     std::string path = chosen->log_path.empty() ? Cat(run.root, "/runs/", id, "/", step, "/", index,
                                                       "/a", chosen->attempt, ".log")
                                                 : chosen->log_path;
-    absl::StatusOr<std::string> text = ReadFile(path);
+    absl::StatusOr<std::string> text;
+    if (path.starts_with("s3://")) {
+      ASSIGN_OR_RETURN(auto split, SplitObjectUrl(path));
+      ASSIGN_OR_RETURN(std::unique_ptr<ObjectStore> logs, OpenObjectStore(split.first));
+      text = logs->Get(split.second);
+    } else {
+      text = ReadFile(path);
+    }
     if (!text.ok()) {
       return absl::NotFoundError(Cat("no log for attempt ", chosen->attempt, " of ", step, "[",
                                      index, "]: ", text.status().message()));

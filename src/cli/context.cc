@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "objstore/s3_store.h"
 
 namespace barge {
 namespace {
@@ -30,7 +31,13 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
         ctx->state_url.starts_with("sqlite:") ? ctx->state_url.substr(7) : ctx->state_url;
     base = std::filesystem::path(AbsolutePath(path)).parent_path().string();
   }
-  ctx->root = AbsolutePath(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
+  ctx->root = FirstOf(flags.root, "BARGE_ROOT", base + "/data");
+  if (ctx->root.starts_with("s3://")) {
+    RETURN_IF_ERROR(WithContext(S3OptionsFromUrl(ctx->root).status(), "--root"));
+    while (ctx->root.ends_with("/")) ctx->root.pop_back();
+  } else {
+    ctx->root = AbsolutePath(ctx->root);
+  }
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
   ASSIGN_OR_RETURN(ctx->store, OpenStateStore(ctx->state_url));
   return ctx;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +30,11 @@ AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const
   p.log_path = Cat(task_dir, "/a", attempt, ".log");
   p.manifest_path = Cat(task_dir, "/a", attempt, ".manifest.json");
   p.scratch_dir = Cat(scratch, "/", key.run_id, "/", key.step, "-", key.index, "-a", attempt);
+  if (root.starts_with("s3://")) {
+    p.output_url = std::exchange(p.output_dir, Cat(p.scratch_dir, ".out"));
+    p.log_url = std::exchange(p.log_path, Cat(p.scratch_dir, ".log"));
+    p.manifest_url = std::exchange(p.manifest_path, Cat(p.scratch_dir, ".manifest.json"));
+  }
   return p;
 }
 
@@ -172,6 +179,34 @@ InputCache& InputCacheAt(const std::string& dir) {
   return *cache;
 }
 
+// The object store holding `url` ("s3://bucket/..."), opened once per bucket per process.
+absl::StatusOr<std::pair<ObjectStore*, std::string>> StoreFor(const std::string& url) {
+  static std::mutex mu;
+  static auto* stores = new std::map<std::string, std::unique_ptr<ObjectStore>>();
+  ASSIGN_OR_RETURN(auto split, SplitObjectUrl(url));
+  std::lock_guard lock(mu);
+  auto& store = (*stores)[split.first];
+  if (!store) {
+    ASSIGN_OR_RETURN(store, OpenObjectStore(split.first));
+  }
+  return std::make_pair(store.get(), split.second);
+}
+
+absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
+  auto put = [](const std::string& local, const std::string& url) -> absl::Status {
+    ASSIGN_OR_RETURN(auto target, StoreFor(url));
+    return target.first->PutFile(target.second, local).status();
+  };
+  if (std::filesystem::exists(paths.log_path)) RETURN_IF_ERROR(put(paths.log_path, paths.log_url));
+  if (!succeeded) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(paths.output_dir));
+  for (const FileEntry& f : files) {
+    RETURN_IF_ERROR(put(Cat(paths.output_dir, "/", f.relative_path),
+                        Cat(paths.output_url, "/", f.relative_path)));
+  }
+  return put(paths.manifest_path, paths.manifest_url);
+}
+
 // Lists the output directory and writes the manifest beside it.
 absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
                            AttemptOutcome& outcome) {
@@ -182,7 +217,9 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
     std::string path = Cat(paths.output_dir, "/", f.relative_path);
     ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
     manifest_files.push_back({{"path", f.relative_path}, {"size", f.size}, {"sha256", sha}});
-    outputs.push_back({{"path", path}, {"size", f.size}, {"sha256", sha}});
+    outputs.push_back(
+        {{"path", Cat(paths.kept_outputs(), "/", f.relative_path)}, {"size", f.size},
+         {"sha256", sha}});
     outcome.bytes_out += f.size;
   }
   nlohmann::json manifest = {{"files", manifest_files}, {"bytes", outcome.bytes_out}};
@@ -261,6 +298,20 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   } else if (absl::Status s = WriteManifest(task, paths, outcome); !s.ok()) {
     outcome.infra_failure = true;
     outcome.error = Cat("writing the manifest: ", s.message());
+  }
+  if (paths.remote()) {
+    // The log always; the outputs and then the manifest only for a success. A failed upload
+    // is the infrastructure's fault: the task runs again, without using its retries.
+    absl::Status up = Publish(paths, outcome.Succeeded());
+    if (!up.ok() && outcome.Succeeded()) {
+      outcome.infra_failure = true;
+      outcome.error = Cat("uploading the attempt's files: ", up.message());
+    }
+    if (!keep_scratch) {
+      (void)RemoveTree(paths.output_dir);
+      ::unlink(paths.log_path.c_str());
+      ::unlink(paths.manifest_path.c_str());
+    }
   }
   if (!keep_scratch) (void)RemoveTree(paths.scratch_dir);
   return outcome;

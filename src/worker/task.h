@@ -19,11 +19,22 @@ namespace barge {
 
 // Where an attempt's files live. Outputs and the log are under the root, scoped by attempt, so
 // that nothing is ever renamed: the task's output is whichever attempt the store committed.
+//
+// With a root in an object store (s3://...), the attempt writes beside its scratch directory
+// (<scratch dir>.out/, .log, .manifest.json) and RunAttempt uploads those to the same layout
+// under the root, the `*_url` fields; the outputs first, the manifest last, then the worker
+// commits. Nothing is renamed there either.
 struct AttemptPaths {
   std::string output_dir;     // <root>/runs/<run>/<step>/<index>/a<attempt>/
   std::string log_path;       // <root>/runs/<run>/<step>/<index>/a<attempt>.log
   std::string manifest_path;  // <root>/runs/<run>/<step>/<index>/a<attempt>.manifest.json
   std::string scratch_dir;    // <scratch>/<run>/<step>-<index>-a<attempt>/ (the working directory)
+  std::string output_url, log_url, manifest_url;  // object-store roots only
+
+  bool remote() const { return !output_url.empty(); }
+  // Where the attempt's log and outputs are kept, as recorded in the state store.
+  const std::string& kept_log() const { return remote() ? log_url : log_path; }
+  const std::string& kept_outputs() const { return remote() ? output_url : output_dir; }
 };
 
 AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const TaskKey& key,

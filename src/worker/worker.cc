@@ -130,8 +130,8 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
       Completion c =
           DecideCompletion(r.task, *step, f.outcome, now, options_.max_infra_failures, rng_);
       c.worker_id = options_.id;
-      c.log_path = r.paths.log_path;
-      c.output_path = r.paths.output_dir;
+      c.log_path = r.paths.kept_log();
+      c.output_path = r.paths.kept_outputs();
       dirty_runs_.insert(r.task.key.run_id);
       batch.push_back(std::move(c));
     }
