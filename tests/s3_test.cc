@@ -125,7 +125,8 @@ TEST_F(S3PipelineTest, RootOnS3KeepsOutputsManifestsAndLogsInTheBucket) {
 name: on-s3
 steps:
   - name: square
-    foreach: files(")yaml", Url("in/*.txt"), R"yaml(")
+    foreach: files(")yaml",
+                                         Url("in/*.txt"), R"yaml(")
     run: |
       echo "squaring $(cat {item})"
       echo $(( $(cat {item}) * $(cat {item}) )) > "$BARGE_OUTPUT_DIR/sq"
@@ -155,6 +156,32 @@ steps:
   Result bad = Barge({"run", p, "--root", "s3://Not_A_Bucket/x"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--root"), std::string::npos) << bad.err;
+}
+
+// The events example (generate, clean, shuffle into buckets, aggregate, report) with its root
+// on S3 gives, byte for byte, the report it gives on a local disk.
+TEST_F(S3PipelineTest, TheEventsExampleOnS3MatchesItsLocalRun) {
+  std::string pipeline = Cat(BARGE_SOURCE_DIR, "/examples/events/pipeline.yaml");
+  std::vector<std::string> small = {"-p", "rows_per_file=5000", "-p", "buckets=5"};
+  auto report_sha = [&](const std::vector<std::string>& where) {
+    std::vector<std::string> args = {"run", pipeline};
+    args.insert(args.end(), small.begin(), small.end());
+    args.insert(args.end(), where.begin(), where.end());
+    Result r = Barge(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> tasks = {"tasks", RunIdFrom(r), "--step", "report", "--json"};
+    tasks.insert(tasks.end(), where.begin(), where.end() - 2);  // the state flags, not --root
+    nlohmann::json t = Json(tasks);
+    return t.empty() ? std::string() : t[0]["outputs"][0]["sha256"].get<std::string>();
+  };
+  std::string on_s3 = report_sha({"--root", Url("events")});
+  std::string local =
+      report_sha({"--store", (dir() / "local.db").string(), "--root", (dir() / "local").string()});
+  EXPECT_FALSE(on_s3.empty());
+  EXPECT_EQ(on_s3, local);
+  auto buckets = store_->List("events/runs/");
+  ASSERT_TRUE(buckets.ok()) << buckets.status();
+  EXPECT_GT(buckets->size(), 40u);  // every task's outputs, manifests and logs are there
 }
 
 }  // namespace

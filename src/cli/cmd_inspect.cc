@@ -8,8 +8,8 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
-#include "objstore/stager.h"
 #include "nlohmann/json.hpp"
+#include "objstore/stager.h"
 
 namespace barge {
 namespace {

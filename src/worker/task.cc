@@ -2,13 +2,12 @@
 
 #include <unistd.h>
 
-#include <utility>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "common/fs.h"
 #include "common/status.h"
@@ -217,9 +216,9 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
     std::string path = Cat(paths.output_dir, "/", f.relative_path);
     ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
     manifest_files.push_back({{"path", f.relative_path}, {"size", f.size}, {"sha256", sha}});
-    outputs.push_back(
-        {{"path", Cat(paths.kept_outputs(), "/", f.relative_path)}, {"size", f.size},
-         {"sha256", sha}});
+    outputs.push_back({{"path", Cat(paths.kept_outputs(), "/", f.relative_path)},
+                       {"size", f.size},
+                       {"sha256", sha}});
     outcome.bytes_out += f.size;
   }
   nlohmann::json manifest = {{"files", manifest_files}, {"bytes", outcome.bytes_out}};
