@@ -9,8 +9,12 @@ It sits between a client and an S3 protocol server (s3rver) and, for each reques
        error500   500 InternalError, request not forwarded
        reset      request forwarded, the response cut off mid-body by a connection reset
        applied500 (PUT and CompleteMultipartUpload only) forwarded and applied, answered 500
+       error200   (CompleteMultipartUpload only) not forwarded, answered 200 with an <Error>
+                  body, as S3 does when completing fails after it has started to answer
   3. otherwise forwards it and relays the answer.
-Each fault is appended to --log as "<kind> <method> <path>".
+With --complete-faults KIND,... (and --put-faults KIND,...), every CompleteMultipartUpload
+(every PUT) cycles through those kinds and then one clean pass instead of drawing at random, so
+each kind is exercised however the client's threads interleave. Each fault is appended to --log as "<kind> <method> <path>".
 
 usage: s3_fault_proxy.py --upstream http://127.0.0.1:PORT [--fault-rate 0.3] [--seed 1]
                          [--secret S3RVER] [--region us-east-1] [--log FILE]
@@ -34,6 +38,7 @@ ARGS = None
 RNG_LOCK = threading.Lock()
 RNG = None
 LOG_LOCK = threading.Lock()
+CYCLES = {}
 
 
 def error_xml(code, message):
@@ -92,15 +97,33 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query,
                                       keep_blank_values=True)
-        applies = self.command == "PUT" or (self.command == "POST" and "uploadId" in query)
+        completing = self.command == "POST" and "uploadId" in query
+        applies = self.command == "PUT" or completing
         kind = None
         with RNG_LOCK:
-            if RNG.random() < ARGS.fault_rate:
-                kinds = ["slowdown", "error500", "reset"] + (["applied500"] if applies else [])
+            cls = "complete" if completing else "put" if self.command == "PUT" else ""
+            cycle = [k for k in {"complete": ARGS.complete_faults,
+                                 "put": ARGS.put_faults}.get(cls, "").split(",") if k]
+            if cycle:
+                n = CYCLES.get(cls, 0)
+                kind = (cycle + [None])[n % (len(cycle) + 1)]
+                CYCLES[cls] = n + 1
+            elif RNG.random() < ARGS.fault_rate:
+                kinds = (["slowdown", "error500", "reset"] + (["applied500"] if applies else []) +
+                         (["error200"] if completing else []))
+                if self.command == "POST" and "uploads" in query:
+                    # A CreateMultipartUpload whose answer is lost leaves an upload the client
+                    # never learns the id of; only ListMultipartUploads finds it, and s3rver
+                    # lacks it. Such uploads are left to the bucket's lifecycle rule.
+                    kinds = ["slowdown", "error500"]
                 kind = RNG.choice(kinds)
         if kind == "slowdown":
             self.note(kind)
             self.answer(503, error_xml("SlowDown", "Please reduce your request rate."))
+            return
+        if kind == "error200":
+            self.note(kind)
+            self.answer(200, error_xml("InternalError", "We encountered an internal error."))
             return
         if kind == "error500":
             self.note(kind)
@@ -156,6 +179,8 @@ def main():
     p.add_argument("--secret", default="S3RVER")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--log", default="")
+    p.add_argument("--complete-faults", default="")
+    p.add_argument("--put-faults", default="")
     ARGS = p.parse_args()
     RNG = random.Random(ARGS.seed)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)

@@ -220,11 +220,14 @@ TEST(S3Interop, AwsCliAndBargeReadEachOthersObjects) {
 // The proxy of tests/s3_fault_proxy.py in front of the shared s3rver.
 class S3ThroughProxy : public S3rverTest {
  protected:
-  void StartProxy(double fault_rate, int seed) {
+  // Faults at random at `fault_rate`, and in a fixed cycle on PUTs and multipart completions.
+  void StartProxy(double fault_rate, int seed, const std::string& put_faults = "",
+                  const std::string& complete_faults = "") {
     ASSERT_TRUE(
         proxy_.Start({"/usr/bin/python3", Cat(BARGE_SOURCE_DIR, "/tests/s3_fault_proxy.py"),
                       "--upstream", server_->Endpoint(), "--fault-rate", std::to_string(fault_rate),
-                      "--seed", std::to_string(seed), "--log", faults_log()},
+                      "--seed", std::to_string(seed), "--log", faults_log(), "--put-faults",
+                      put_faults, "--complete-faults", complete_faults},
                      (dir_.path() / "proxy.err").string()))
         << ReadFile((dir_.path() / "proxy.err").string()).value_or("");
     server_->ExportEnvironment(proxy_.Endpoint());
@@ -269,7 +272,7 @@ TEST_F(S3ThroughProxy, SignaturesVerifyAndAWrongSecretIsRefused) {
 // applied but answered 500) every object written and read is exactly right, and no multipart
 // upload is left behind.
 TEST_F(S3ThroughProxy, ThirtyPercentFaultsChangeNoByte) {
-  StartProxy(0.3, 20261122);
+  StartProxy(0.3, 20261122, "applied500,slowdown,reset", "applied500,error200");
   S3Options o = Options("faulty");
   o.max_attempts = 20;
   o.retry_base_ms = 1;
@@ -304,7 +307,7 @@ TEST_F(S3ThroughProxy, ThirtyPercentFaultsChangeNoByte) {
   EXPECT_EQ(server_->DanglingUploads(), 0);
   std::string faults = ReadFile(faults_log()).value_or("");
   for (const char* kind :
-       {"slowdown ", "error500 ", "reset ", "applied500 PUT", "applied500 POST"}) {
+       {"slowdown ", "error500 ", "reset ", "applied500 PUT", "applied500 POST", "error200 POST"}) {
     EXPECT_NE(faults.find(kind), std::string::npos) << kind << " never injected:\n" << faults;
   }
   EXPECT_EQ(faults.find("badsignature"), std::string::npos);
