@@ -6,12 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/fs.h"
+#include "common/parallel.h"
 #include "objstore/object_store.h"
 
 int main(int argc, char** argv) {
@@ -43,30 +42,19 @@ int main(int argc, char** argv) {
     }
     for (const ObjectInfo& o : *objects) items.emplace_back(o.key, o.size);
   }
-  std::atomic<size_t> next{0};
   std::atomic<int64_t> bytes{0};
-  std::mutex mu;
-  std::string error;
-  auto worker = [&] {
-    for (size_t i; (i = next++) < items.size();) {
-      const auto& [key, size] = items[i];
-      std::string path = local + "/" + key;
-      absl::StatusOr<ObjectInfo> r =
-          up ? (*store)->PutFile(key, path) : (*store)->GetToFile(key, path);
-      if (!r.ok()) {
-        std::lock_guard lock(mu);
-        error = std::string(r.status().message());
-        next = items.size();
-        return;
-      }
-      bytes += r->size;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < concurrency; ++t) threads.emplace_back(worker);
-  for (std::thread& t : threads) t.join();
-  if (!error.empty()) {
-    std::fprintf(stderr, "%s\n", error.c_str());
+  absl::Status copied =
+      ParallelFor(static_cast<int64_t>(items.size()), concurrency, [&](int64_t i) -> absl::Status {
+        const std::string& key = items[static_cast<size_t>(i)].first;
+        std::string path = local + "/" + key;
+        absl::StatusOr<ObjectInfo> r =
+            up ? (*store)->PutFile(key, path) : (*store)->GetToFile(key, path);
+        if (!r.ok()) return r.status();
+        bytes += r->size;
+        return absl::OkStatus();
+      });
+  if (!copied.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(copied.message()).c_str());
     return 1;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

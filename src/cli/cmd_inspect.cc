@@ -214,7 +214,7 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
     absl::StatusOr<std::string> text;
     if (path.starts_with("s3://")) {
       ASSIGN_OR_RETURN(auto split, SplitObjectUrl(path));
-      ASSIGN_OR_RETURN(std::unique_ptr<ObjectStore> logs, OpenObjectStore(split.first));
+      ASSIGN_OR_RETURN(ObjectStore * logs, SharedObjectStore(split.first));
       text = logs->Get(split.second);
     } else {
       text = ReadFile(path);

@@ -22,7 +22,7 @@ absl::StatusOr<std::vector<std::string>> GlobInputs(const std::string& pattern) 
   std::string key_pattern = pattern.substr(slash + 1);
   size_t wild = key_pattern.find_first_of("*?[");
   std::string prefix = key_pattern.substr(0, wild);
-  ASSIGN_OR_RETURN(std::unique_ptr<ObjectStore> store, OpenObjectStore(bucket_url));
+  ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(bucket_url));
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(prefix));
   std::vector<std::string> out;
   for (const ObjectInfo& o : objects) {

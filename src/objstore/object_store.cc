@@ -1,5 +1,8 @@
 #include "objstore/object_store.h"
 
+#include <map>
+#include <mutex>
+
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -42,6 +45,35 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& 
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   RETURN_IF_ERROR(MakeDirs(path));
   return std::unique_ptr<ObjectStore>(new LocalObjectStore(path));
+}
+
+absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url) {
+  static std::mutex mu;
+  static auto* stores = new std::map<std::string, std::unique_ptr<ObjectStore>>();
+  std::lock_guard lock(mu);
+  std::unique_ptr<ObjectStore>& store = (*stores)[url];
+  if (!store) {
+    absl::StatusOr<std::unique_ptr<ObjectStore>> opened = OpenObjectStore(url);
+    if (!opened.ok()) {
+      stores->erase(url);
+      return opened.status();
+    }
+    store = std::move(*opened);
+  }
+  return store.get();
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url) {
+  if (!url.starts_with("s3://")) {
+    return absl::InvalidArgumentError(Cat("\"", url, "\" is not an s3:// URL"));
+  }
+  size_t slash = url.find('/', 5);
+  if (slash == std::string::npos || slash == 5 || slash + 1 == url.size()) {
+    return absl::InvalidArgumentError(Cat("\"", url, "\" names no object (s3://bucket/key)"));
+  }
+  std::string key = url.substr(slash + 1);
+  RETURN_IF_ERROR(WithContext(CheckKey(key), Cat("input ", url)));
+  return std::make_pair(url.substr(0, slash), key);
 }
 
 }  // namespace barge

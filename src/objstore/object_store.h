@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -64,5 +65,12 @@ absl::Status CheckKey(std::string_view key);
 // Opens the store for a root URL: a path or file:// URL (a local directory, created if
 // missing) or s3://bucket[/prefix] (S3 or an S3-compatible store; see objstore/s3_store.h).
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& url);
+
+// The store for `url`, opened once per URL and kept for the life of the process, so that its
+// connections and credentials are reused by every task. Thread-safe.
+absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url);
+
+// Splits "s3://bucket/key/parts" into the store's URL ("s3://bucket") and the key.
+absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url);
 
 }  // namespace barge

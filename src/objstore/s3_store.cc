@@ -9,12 +9,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "common/fs.h"
+#include "common/parallel.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "pugixml.hpp"
@@ -119,6 +119,12 @@ bool Retryable(long status, const S3Error& e) {
   return status == 500 || status == 502 || status == 503 || status == 504 || status == 429 ||
          e.code == "RequestTimeout" || e.code == "SlowDown" || e.code == "InternalError";
 }
+
+// Closes a file descriptor when it goes out of scope.
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
 
 }  // namespace
 
@@ -323,43 +329,23 @@ absl::StatusOr<ObjectInfo> S3ObjectStore::GetToFile(std::string_view key, const 
   RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return absl::InternalError(Cat("creating ", path, ": ", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  FdCloser closer{fd};
   int64_t parts = std::max<int64_t>(1, (info.size + options_.part_size - 1) / options_.part_size);
-  std::atomic<int64_t> next{0};
-  std::mutex mu;
-  absl::Status failed;
-  auto worker = [&] {
-    for (int64_t i; (i = next++) < parts;) {
-      int64_t offset = i * options_.part_size;
-      int64_t length = std::min(options_.part_size, info.size - offset);
-      Call c{.method = "GET", .full_key = FullKey(key), .out_fd = fd, .out_offset = offset};
-      if (parts > 1) c.headers.push_back(Cat("Range: bytes=", offset, "-", offset + length - 1));
-      // The object must not change between the ranges.
-      if (!info.etag.empty()) c.headers.push_back(Cat("If-Match: \"", info.etag, "\""));
-      absl::StatusOr<HttpResponse> resp = Send(c);
-      absl::Status s = resp.status();
-      if (s.ok() && resp->status != 200 && resp->status != 206) {
-        s = StatusOf(Cat("GET ", Url(key)), *resp);
-      } else if (s.ok() && resp->received != length) {
-        s = absl::UnavailableError(
-            Cat("GET ", Url(key), ": got ", resp->received, " of ", length, " bytes"));
-      }
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (failed.ok()) failed = s;
-        next = parts;  // stop the others
-      }
+  RETURN_IF_ERROR(ParallelFor(parts, options_.parallelism, [&](int64_t i) -> absl::Status {
+    int64_t offset = i * options_.part_size;
+    int64_t length = std::min(options_.part_size, info.size - offset);
+    Call c{.method = "GET", .full_key = FullKey(key), .out_fd = fd, .out_offset = offset};
+    if (parts > 1) c.headers.push_back(Cat("Range: bytes=", offset, "-", offset + length - 1));
+    // The object must not change between the ranges.
+    if (!info.etag.empty()) c.headers.push_back(Cat("If-Match: \"", info.etag, "\""));
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(c));
+    if (resp.status != 200 && resp.status != 206) return StatusOf(Cat("GET ", Url(key)), resp);
+    if (resp.received != length) {
+      return absl::UnavailableError(
+          Cat("GET ", Url(key), ": got ", resp.received, " of ", length, " bytes"));
     }
-  };
-  std::vector<std::thread> threads;
-  int n = static_cast<int>(std::min<int64_t>(parts, options_.parallelism));
-  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  RETURN_IF_ERROR(failed);
+    return absl::OkStatus();
+  }));
   if (IsMd5Etag(info.etag)) {
     ASSIGN_OR_RETURN(Digests d, DigestOfRange(fd, 0, info.size));
     if (d.md5_hex != info.etag) {
@@ -405,10 +391,7 @@ absl::StatusOr<ObjectInfo> S3ObjectStore::PutFile(std::string_view key, const st
   RETURN_IF_ERROR(CheckKey(key));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::NotFoundError(Cat("opening ", path, ": ", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  FdCloser closer{fd};
   struct stat st {};
   ::fstat(fd, &st);
   int64_t size = st.st_size;
@@ -458,50 +441,28 @@ absl::StatusOr<ObjectInfo> S3ObjectStore::PutMultipart(std::string_view key, int
 
   int64_t parts = (size + options_.part_size - 1) / options_.part_size;
   std::vector<std::string> md5s(static_cast<size_t>(parts));
-  std::atomic<int64_t> next{0};
-  std::mutex mu;
-  absl::Status failed;
-  auto worker = [&] {
-    for (int64_t i; (i = next++) < parts;) {
-      int64_t offset = i * options_.part_size;
-      int64_t length = std::min(options_.part_size, size - offset);
-      absl::Status s;
-      absl::StatusOr<Digests> d = DigestOfRange(fd, offset, length);
-      if (d.ok()) {
-        Call c{.method = "PUT",
-               .full_key = full,
-               .query = Cat("partNumber=", i + 1, "&", upload_query),
-               .body_fd = fd,
-               .body_offset = offset,
-               .body_length = length,
-               .payload_sha256 = d->sha256_hex};
-        c.headers.push_back(Cat("Content-MD5: ", d->md5_base64));
-        absl::StatusOr<HttpResponse> resp = Send(c);
-        s = resp.status();
-        if (s.ok() && resp->status != 200) s = StatusOf(Cat(where, ", part ", i + 1), *resp);
-        if (s.ok()) {
-          std::string etag = InfoFrom("", *resp).etag;
-          if (IsMd5Etag(etag) && etag != d->md5_hex) {
-            s = absl::DataLossError(Cat(where, ", part ", i + 1, ": ETag is not its MD5"));
-          }
-          md5s[static_cast<size_t>(i)] = d->md5_raw;
-        }
-      } else {
-        s = d.status();
-      }
-      if (!s.ok()) {
-        std::lock_guard lock(mu);
-        if (failed.ok()) failed = s;
-        next = parts;
-      }
+  absl::Status uploaded = ParallelFor(parts, options_.parallelism, [&](int64_t i) -> absl::Status {
+    int64_t offset = i * options_.part_size;
+    int64_t length = std::min(options_.part_size, size - offset);
+    ASSIGN_OR_RETURN(Digests d, DigestOfRange(fd, offset, length));
+    Call c{.method = "PUT",
+           .full_key = full,
+           .query = Cat("partNumber=", i + 1, "&", upload_query),
+           .body_fd = fd,
+           .body_offset = offset,
+           .body_length = length,
+           .payload_sha256 = d.sha256_hex};
+    c.headers.push_back(Cat("Content-MD5: ", d.md5_base64));
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(c));
+    if (resp.status != 200) return StatusOf(Cat(where, ", part ", i + 1), resp);
+    std::string etag = InfoFrom("", resp).etag;
+    if (IsMd5Etag(etag) && etag != d.md5_hex) {
+      return absl::DataLossError(Cat(where, ", part ", i + 1, ": ETag is not its MD5"));
     }
-  };
-  std::vector<std::thread> threads;
-  int n = static_cast<int>(std::min<int64_t>(parts, options_.parallelism));
-  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  if (!failed.ok()) return abort(failed);
+    md5s[static_cast<size_t>(i)] = d.md5_raw;
+    return absl::OkStatus();
+  });
+  if (!uploaded.ok()) return abort(uploaded);
 
   std::string xml = "<CompleteMultipartUpload>";
   std::string all_md5s;

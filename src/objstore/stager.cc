@@ -2,28 +2,14 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
-#include <thread>
 
 #include "common/fs.h"
+#include "common/parallel.h"
 #include "common/status.h"
 #include "common/strings.h"
 
 namespace barge {
-
-absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url) {
-  if (!url.starts_with("s3://")) {
-    return absl::InvalidArgumentError(Cat("\"", url, "\" is not an s3:// URL"));
-  }
-  size_t slash = url.find('/', 5);
-  if (slash == std::string::npos || slash == 5 || slash + 1 == url.size()) {
-    return absl::InvalidArgumentError(Cat("\"", url, "\" names no object (s3://bucket/key)"));
-  }
-  std::string key = url.substr(slash + 1);
-  RETURN_IF_ERROR(WithContext(CheckKey(key), Cat("input ", url)));
-  return std::make_pair(url.substr(0, slash), key);
-}
 
 InputCache::InputCache(std::string dir, int64_t max_bytes)
     : dir_(std::move(dir)), max_bytes_(max_bytes) {}
@@ -106,59 +92,40 @@ absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::stri
   std::vector<std::string> local(inputs.size());
   struct Job {
     size_t index;
-    std::string store_url, key;
+    ObjectStore* store;
+    std::string bucket, key;
   };
   std::vector<Job> jobs;
-  std::map<std::string, std::unique_ptr<ObjectStore>> stores;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].starts_with("s3://")) {
       local[i] = inputs[i];
       continue;
     }
     ASSIGN_OR_RETURN(auto split, SplitObjectUrl(inputs[i]));
-    if (!stores.count(split.first)) {
-      ASSIGN_OR_RETURN(stores[split.first], OpenObjectStore(split.first));
-    }
-    jobs.push_back({i, split.first, split.second});
+    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(split.first));
+    jobs.push_back({i, store, split.first.substr(5), split.second});
   }
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  absl::Status failed;
-  auto worker = [&] {
-    for (size_t j; (j = next++) < jobs.size();) {
-      const Job& job = jobs[j];
-      std::string bucket = job.store_url.substr(5);
-      std::string dest = Cat(into, "/", bucket, "/", job.key);
-      absl::Status s;
-      absl::StatusOr<std::string> cached = cache.Fetch(*stores.at(job.store_url), job.key);
-      if (!cached.ok()) {
-        s = WithContext(cached.status(), Cat("staging ", inputs[job.index]));
-      } else {
-        s = MakeDirs(std::filesystem::path(dest).parent_path().string());
+  RETURN_IF_ERROR(
+      ParallelFor(static_cast<int64_t>(jobs.size()), parallelism, [&](int64_t j) -> absl::Status {
+        const Job& job = jobs[static_cast<size_t>(j)];
+        std::string dest = Cat(into, "/", job.bucket, "/", job.key);
+        absl::StatusOr<std::string> cached = cache.Fetch(*job.store, job.key);
+        if (!cached.ok()) {
+          return WithContext(cached.status(), Cat("staging ", inputs[job.index]));
+        }
+        RETURN_IF_ERROR(MakeDirs(std::filesystem::path(dest).parent_path().string()));
         std::error_code ec;
         std::filesystem::remove(dest, ec);
         // A hard link costs nothing and survives the cache evicting its copy.
-        if (s.ok() && ::link(cached->c_str(), dest.c_str()) != 0) {
+        if (::link(cached->c_str(), dest.c_str()) != 0) {
           std::filesystem::copy_file(*cached, dest, ec);
-          if (ec)
-            s = absl::InternalError(Cat("copying ", *cached, " to ", dest, ": ", ec.message()));
+          if (ec) {
+            return absl::InternalError(Cat("copying ", *cached, " to ", dest, ": ", ec.message()));
+          }
         }
-      }
-      std::lock_guard lock(mu);
-      if (!s.ok()) {
-        if (failed.ok()) failed = s;
-        next = jobs.size();
-      } else {
-        local[job.index] = dest;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  int n = static_cast<int>(std::min<size_t>(jobs.size(), std::max(parallelism, 1)));
-  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  RETURN_IF_ERROR(failed);
+        local[job.index] = dest;  // each job writes only its own slot
+        return absl::OkStatus();
+      }));
   return local;
 }
 

@@ -25,9 +25,6 @@
 
 namespace barge {
 
-// Splits "s3://bucket/key/parts" into the store's URL ("s3://bucket") and the key.
-absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url);
-
 class InputCache {
  public:
   // Files live in `dir`; least recently used ones are removed beyond `max_bytes`.
@@ -62,7 +59,7 @@ class InputCache {
 };
 
 // Stages every input (in parallel) under `into`, as into/<bucket>/<key>; returns the local paths
-// in the same order. Object stores are opened once per bucket.
+// in the same order. Stores come from SharedObjectStore().
 absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::string>& inputs,
                                                      const std::string& into, InputCache& cache,
                                                      int parallelism = 8);

@@ -178,23 +178,11 @@ InputCache& InputCacheAt(const std::string& dir) {
   return *cache;
 }
 
-// The object store holding `url` ("s3://bucket/..."), opened once per bucket per process.
-absl::StatusOr<std::pair<ObjectStore*, std::string>> StoreFor(const std::string& url) {
-  static std::mutex mu;
-  static auto* stores = new std::map<std::string, std::unique_ptr<ObjectStore>>();
-  ASSIGN_OR_RETURN(auto split, SplitObjectUrl(url));
-  std::lock_guard lock(mu);
-  auto& store = (*stores)[split.first];
-  if (!store) {
-    ASSIGN_OR_RETURN(store, OpenObjectStore(split.first));
-  }
-  return std::make_pair(store.get(), split.second);
-}
-
 absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
   auto put = [](const std::string& local, const std::string& url) -> absl::Status {
-    ASSIGN_OR_RETURN(auto target, StoreFor(url));
-    return target.first->PutFile(target.second, local).status();
+    ASSIGN_OR_RETURN(auto target, SplitObjectUrl(url));
+    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(target.first));
+    return store->PutFile(target.second, local).status();
   };
   if (std::filesystem::exists(paths.log_path)) RETURN_IF_ERROR(put(paths.log_path, paths.log_url));
   if (!succeeded) return absl::OkStatus();

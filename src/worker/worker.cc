@@ -252,9 +252,9 @@ absl::StatusOr<RunRecord> Worker::Run() {
     if (stop && !stopping) {
       stopping = true;
       if (options_.run_id) {
-        cancel_status = WithContext(
-            store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
-            "marking the run cancelled");
+        cancel_status =
+            WithContext(store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
+                        "marking the run cancelled");
       }
       CancelRunning();
     }
