@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
   libsqlite3-dev libssl-dev libpq-dev postgresql libcurl4-openssl-dev libpugixml-dev
+  libcpp-httplib-dev tzdata
   awscli python3-botocore
   libgtest-dev libgmock-dev
   nodejs npm
