@@ -58,7 +58,8 @@ bool IsFinalRunState(const std::string& s) {
   return s == state::kSucceeded || s == state::kFailed || s == state::kCancelled;
 }
 
-absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const std::string& root) {
+absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const std::string& root,
+                                              const std::string& run_id) {
   RunRecord run;
   run.pipeline = pipeline.name;
   run.spec_path = pipeline.path;
@@ -70,6 +71,12 @@ absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const st
   std::vector<StepRecord> steps;
   for (size_t i = 0; i < pipeline.steps.size(); ++i) {
     steps.push_back({.name = pipeline.steps[i].name, .position = static_cast<int>(i)});
+  }
+  if (!run_id.empty()) {
+    run.created_at = store_.NowMs();
+    run.id = run_id;
+    RETURN_IF_ERROR(store_.CreateRun(run, steps));
+    return run.id;
   }
   // Ids carry a random suffix; retry on the rare collision within one second.
   for (int tries = 0;; ++tries) {

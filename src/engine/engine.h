@@ -35,7 +35,10 @@ class Engine {
   explicit Engine(StateStore& store) : store_(store) {}
 
   // Records a new run of `pipeline` (its spec frozen, params resolved) with outputs under `root`.
-  absl::StatusOr<std::string> CreateRun(const Pipeline& pipeline, const std::string& root);
+  // With a `run_id`, the run gets that id, and AlreadyExists if it is taken (how a schedule
+  // fires a slot at most once); without, a fresh one.
+  absl::StatusOr<std::string> CreateRun(const Pipeline& pipeline, const std::string& root,
+                                        const std::string& run_id = "");
 
   // Makes every transition that is due and returns the run as it stands afterwards.
   absl::StatusOr<RunRecord> Advance(const std::string& run_id);

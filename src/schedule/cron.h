@@ -19,6 +19,7 @@
 #include <bitset>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -55,5 +56,14 @@ class Cron {
   bool any_day_ = false;
   bool any_weekday_ = false;
 };
+
+// A schedule's policies: for slots missed while no server ran (catchup), and for a slot that comes
+// while the previous run is still going (overlap).
+inline bool IsScheduleCatchup(std::string_view v) {
+  return v == "latest" || v == "all" || v == "none";
+}
+inline bool IsScheduleOverlap(std::string_view v) {
+  return v == "skip" || v == "queue" || v == "allow";
+}
 
 }  // namespace barge

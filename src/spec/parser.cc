@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "schedule/cron.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
 #include "yaml-cpp/yaml.h"
@@ -159,11 +160,45 @@ class Parser {
   }
 
  private:
+  // schedule: "0 2 * * *" | {cron, timezone, catchup, overlap}
+  void ParseSchedule(const YAML::Node& node) {
+    PipelineSchedule& sched = pipeline_.schedule;
+    sched.location = LocationOf(node);
+    if (node.IsScalar()) {
+      sched.cron = node.Scalar();
+    } else if (node.IsMap()) {
+      ForEachEntry(node, "schedule", {"cron", "timezone", "catchup", "overlap"}, diag_,
+                   [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                     if (!ExpectScalar(v, key, diag_)) return;
+                     if (key == "cron") sched.cron = v.Scalar();
+                     if (key == "timezone") sched.time_zone = v.Scalar();
+                     if (key == "catchup") sched.catchup = v.Scalar();
+                     if (key == "overlap") sched.overlap = v.Scalar();
+                     if (key == "catchup" && !IsScheduleCatchup(v.Scalar())) {
+                       diag_.Error(v, "catchup: expected latest, all or none");
+                     }
+                     if (key == "overlap" && !IsScheduleOverlap(v.Scalar())) {
+                       diag_.Error(v, "overlap: expected skip, queue or allow");
+                     }
+                   });
+    } else {
+      diag_.Error(node, "schedule: expected a cron expression or a map with cron and timezone");
+      return;
+    }
+    if (sched.cron.empty()) {
+      diag_.Error(node, "schedule: missing required key \"cron\"");
+      return;
+    }
+    absl::StatusOr<Cron> cron = Cron::Parse(sched.cron, sched.time_zone);
+    if (!cron.ok()) diag_.Error(node, Cat("schedule: ", cron.status().message()));
+  }
+
   void ParseTop(const YAML::Node& root) {
     std::optional<YAML::Node> name_node, steps_node;
-    ForEachEntry(root, "pipeline", {"name", "description", "params", "steps"}, diag_,
+    ForEachEntry(root, "pipeline", {"name", "description", "params", "steps", "schedule"}, diag_,
                  [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
                    if (key == "name") name_node.emplace(v);
+                   if (key == "schedule") ParseSchedule(v);
                    if (key == "params") ParseParams(v);
                    if (key == "steps") steps_node.emplace(v);
                    if (key == "description") ExpectScalar(v, "description", diag_);

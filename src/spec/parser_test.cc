@@ -219,3 +219,31 @@ TEST(Parser, ParamFlags) {
 
 }  // namespace
 }  // namespace barge
+
+namespace barge {
+namespace {
+
+TEST(Parser, Schedule) {
+  absl::StatusOr<Pipeline> p = Parse(
+      "name: n\nschedule: {cron: '0 2 * * *', timezone: Europe/Berlin, catchup: all, "
+      "overlap: queue}\nsteps:\n  - name: s\n    run: 'true'\n");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->schedule.cron, "0 2 * * *");
+  EXPECT_EQ(p->schedule.time_zone, "Europe/Berlin");
+  EXPECT_EQ(p->schedule.catchup, "all");
+  EXPECT_EQ(p->schedule.overlap, "queue");
+  p = Parse("name: n\nschedule: '@daily'\nsteps:\n  - name: s\n    run: 'true'\n");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->schedule.cron, "@daily");
+  EXPECT_EQ(p->schedule.time_zone, "UTC");
+  EXPECT_EQ(p->schedule.catchup, "latest");
+  EXPECT_EQ(ErrorOf("name: n\nschedule: '0 2 * *'\nsteps:\n  - name: s\n    run: 'true'\n"),
+            "/tmp/p/pipeline.yaml:2:11: schedule: cron \"0 2 * *\": expected 5 fields (minute "
+            "hour day month weekday), got 4");
+  EXPECT_EQ(ErrorOf("name: n\nschedule: {cron: '@daily', overlap: sometimes}\nsteps:\n"
+                    "  - name: s\n    run: 'true'\n"),
+            "/tmp/p/pipeline.yaml:2:37: overlap: expected skip, queue or allow");
+}
+
+}  // namespace
+}  // namespace barge

@@ -93,6 +93,15 @@ struct Step {
   bool is_sql() const { return !sql.empty(); }
 };
 
+// schedule: when `barge serve` runs the pipeline on its own (schedule/cron.h).
+struct PipelineSchedule {
+  std::string cron;                // "" : not scheduled
+  std::string time_zone = "UTC";   // IANA name
+  std::string catchup = "latest";  // slots missed while the server was down: latest | all | none
+  std::string overlap = "skip";    // previous run still going: skip | queue | allow
+  SourceLocation location;
+};
+
 struct Pipeline {
   std::string name;
   std::string path;  // absolute path of the file
@@ -100,6 +109,7 @@ struct Pipeline {
   std::string source;
   std::vector<std::pair<std::string, std::string>> params;  // after --param overrides
   std::vector<Step> steps;                                  // in file order
+  PipelineSchedule schedule;
 
   const Step* FindStep(std::string_view name) const;
   std::map<std::string, std::string> ParamMap() const;

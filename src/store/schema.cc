@@ -102,6 +102,32 @@ const std::vector<Migration>& Migrations() {
            "CREATE INDEX tasks_queue_by_name ON tasks (queue, run_id, position, idx) "
            "WHERE state = 'pending'",
        }},
+      // Schedules, and finished attempts by time for metrics.
+      {3,
+       {
+           R"(CREATE TABLE schedules (
+                name TEXT PRIMARY KEY,
+                cron TEXT NOT NULL,
+                time_zone TEXT NOT NULL,
+                catchup TEXT NOT NULL,
+                overlap TEXT NOT NULL,
+                spec_path TEXT NOT NULL,
+                spec_source TEXT NOT NULL,
+                params_json TEXT NOT NULL,
+                root TEXT NOT NULL,
+                enabled INTEGER NOT NULL,
+                last_slot BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL))",
+           R"(CREATE TABLE schedule_fires (
+                schedule TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                outcome TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                PRIMARY KEY (schedule, slot)))",
+           "CREATE INDEX attempts_by_finish ON attempts (finished_at)",
+       }},
   };
   return kMigrations;
 }

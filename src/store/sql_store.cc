@@ -374,35 +374,50 @@ absl::StatusOr<TaskRecord> SqlStateStore::GetTask(const TaskKey& key) {
   return tasks.front();
 }
 
-absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListAttempts(const TaskKey& key) {
-  std::lock_guard lock(mu_);
+absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::QueryAttempts(
+    const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
   ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt("SELECT attempt, worker_id, state, failure_class, started_at, "
-                        "finished_at, exit_code, error, cpu_seconds, max_rss_kb, log_path, "
-                        "output_path FROM attempts WHERE run_id = ? AND step = ? AND idx = ? "
-                        "ORDER BY attempt"));
-  q->Bind(key.run_id).Bind(key.step).Bind(key.index);
+                   Stmt(Cat("SELECT a.run_id, a.step, a.idx, a.attempt, a.worker_id, a.state, "
+                            "a.failure_class, a.started_at, a.finished_at, a.exit_code, a.error, "
+                            "a.cpu_seconds, a.max_rss_kb, a.log_path, a.output_path FROM attempts a ",
+                            sql_tail)));
+  bind(*q);
   std::vector<AttemptRecord> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
     AttemptRecord a;
-    a.key = key;
-    a.attempt = static_cast<int>(q->Int(0));
-    a.worker_id = q->Text(1);
-    a.state = q->Text(2);
-    a.failure_class = q->Text(3);
-    a.started_at = q->Int(4);
-    a.finished_at = q->Int(5);
-    a.exit_code = static_cast<int>(q->Int(6));
-    a.error = q->Text(7);
-    a.cpu_seconds = q->Double(8);
-    a.max_rss_kb = q->Int(9);
-    a.log_path = q->Text(10);
-    a.output_path = q->Text(11);
+    a.key = {q->Text(0), q->Text(1), q->Int(2)};
+    a.attempt = static_cast<int>(q->Int(3));
+    a.worker_id = q->Text(4);
+    a.state = q->Text(5);
+    a.failure_class = q->Text(6);
+    a.started_at = q->Int(7);
+    a.finished_at = q->Int(8);
+    a.exit_code = static_cast<int>(q->Int(9));
+    a.error = q->Text(10);
+    a.cpu_seconds = q->Double(11);
+    a.max_rss_kb = q->Int(12);
+    a.log_path = q->Text(13);
+    a.output_path = q->Text(14);
     out.push_back(std::move(a));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListAttempts(const TaskKey& key) {
+  std::lock_guard lock(mu_);
+  return QueryAttempts("WHERE a.run_id = ? AND a.step = ? AND a.idx = ? ORDER BY a.attempt",
+                       [&](DbStatement& q) { q.Bind(key.run_id).Bind(key.step).Bind(key.index); });
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListRunAttempts(
+    const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  return QueryAttempts(
+      "JOIN steps s ON s.run_id = a.run_id AND s.name = a.step WHERE a.run_id = ? "
+      "ORDER BY s.position, a.idx, a.attempt",
+      [&](DbStatement& q) { q.Bind(run_id); });
 }
 
 absl::StatusOr<std::vector<EventRecord>> SqlStateStore::ListEvents(const std::string& run_id) {

@@ -58,6 +58,20 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<std::vector<EventRecord>> ListEvents(const std::string& run_id) override;
   absl::Status AddEvent(const EventRecord& event) override;
 
+  absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override;
+  absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() override;
+  absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
+                                                                int64_t to_ms) override;
+
+  absl::Status PutSchedule(const ScheduleRecord& schedule) override;
+  absl::StatusOr<ScheduleRecord> GetSchedule(const std::string& name) override;
+  absl::StatusOr<std::vector<ScheduleRecord>> ListSchedules() override;
+  absl::StatusOr<bool> DeleteSchedule(const std::string& name) override;
+  absl::StatusOr<bool> SetScheduleEnabled(const std::string& name, bool enabled) override;
+  absl::StatusOr<bool> RecordFire(const ScheduleFire& fire, int64_t from_last_slot) override;
+  absl::StatusOr<std::vector<ScheduleFire>> ListFires(const std::string& schedule,
+                                                      int64_t limit) override;
+
   absl::Status RegisterWorker(const WorkerRecord& worker) override;
   absl::Status DeregisterWorker(const std::string& worker_id) override;
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
@@ -84,6 +98,10 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<int64_t> ReleaseLeases(
       const std::string& where, const std::function<void(DbStatement&)>& bind,
       const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures);
+  absl::StatusOr<std::vector<ScheduleRecord>> QuerySchedules(const std::string& where,
+                                                             const std::string& name);
+  absl::StatusOr<std::vector<AttemptRecord>> QueryAttempts(
+      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind);
   absl::StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& sql_tail,
                                                      const std::function<void(DbStatement&)>& bind);
 

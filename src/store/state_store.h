@@ -209,6 +209,50 @@ struct StepCounts {
   int64_t Done() const { return succeeded + cached; }
 };
 
+// A schedule: a pipeline's frozen spec that the server runs at every cron slot. Slots at or
+// before last_slot are handled (fired or skipped); each slot gets one ScheduleFire.
+struct ScheduleRecord {
+  std::string name;
+  std::string cron;       // 5 fields or a macro (schedule/cron.h)
+  std::string time_zone;  // IANA name
+  std::string catchup = "latest";  // missed slots: latest | all | none
+  std::string overlap = "skip";    // previous run still going: skip | queue | allow
+  std::string spec_path;
+  std::string spec_source;
+  std::string params_json = "{}";  // overrides, a JSON object of strings
+  std::string root;
+  bool enabled = true;
+  int64_t last_slot = 0;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+// What happened at one slot of a schedule.
+struct ScheduleFire {
+  std::string schedule;
+  int64_t slot = 0;
+  std::string outcome;  // fired | skipped
+  std::string run_id;   // fired: the run; skipped: the reason
+  int64_t at = 0;       // when it was recorded; at - slot is the scheduler's lag
+};
+
+// Tasks waiting or running, grouped by what they reserve: the demand on a queue.
+struct TaskLoad {
+  std::string queue;
+  std::string state;  // ready (pending, claimable now), waiting (pending, backing off), running
+  double cpu = 0;
+  int64_t memory = 0;
+  int64_t count = 0;
+};
+
+// One finished attempt, for duration metrics.
+struct FinishedAttempt {
+  std::string queue;
+  std::string state;
+  int64_t duration_ms = 0;
+  int64_t finished_at = 0;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -279,6 +323,31 @@ class StateStore {
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const TaskKey& key) = 0;
   virtual absl::StatusOr<std::vector<EventRecord>> ListEvents(const std::string& run_id) = 0;
   virtual absl::Status AddEvent(const EventRecord& event) = 0;
+
+  // Every attempt of every task of a run, in (step position, index, attempt) order.
+  virtual absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) = 0;
+  // Pending and running tasks of all runs, grouped (see TaskLoad).
+  virtual absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() = 0;
+  // Attempts that finished in (from_ms, to_ms], oldest first.
+  virtual absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
+                                                                        int64_t to_ms) = 0;
+
+  // --- schedules ---
+  // Creates or replaces a schedule's definition. A new schedule starts at last_slot = now; an
+  // existing one keeps its last_slot, so changing a definition never re-fires a slot.
+  virtual absl::Status PutSchedule(const ScheduleRecord& schedule) = 0;
+  virtual absl::StatusOr<ScheduleRecord> GetSchedule(const std::string& name) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<ScheduleRecord>> ListSchedules() = 0;
+  // Returns false if there was no such schedule. Its fires are kept.
+  virtual absl::StatusOr<bool> DeleteSchedule(const std::string& name) = 0;
+  virtual absl::StatusOr<bool> SetScheduleEnabled(const std::string& name, bool enabled) = 0;
+  // Records the outcome of a slot and moves last_slot to it, if last_slot is still `from`. Returns
+  // false, changing nothing, if another process moved it first. A slot already recorded keeps its
+  // first outcome.
+  virtual absl::StatusOr<bool> RecordFire(const ScheduleFire& fire, int64_t from_last_slot) = 0;
+  // The newest fires of a schedule, newest first.
+  virtual absl::StatusOr<std::vector<ScheduleFire>> ListFires(const std::string& schedule,
+                                                              int64_t limit) = 0;
 
   // --- workers ---
   virtual absl::Status RegisterWorker(const WorkerRecord& worker) = 0;

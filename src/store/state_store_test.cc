@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "common/clock.h"
 #include "common/labels.h"
@@ -104,11 +105,84 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
 };
 
 TEST_P(StateStoreContract, MigrationsApplyOnceAndSurviveReopen) {
-  ASSERT_EQ(*store_->SchemaVersion(), 2);
+  const int latest = Migrations().back().version;
+  ASSERT_EQ(*store_->SchemaVersion(), latest);
   MakeRun(3);
   Reopen();
-  EXPECT_EQ(*store_->SchemaVersion(), 2);
+  EXPECT_EQ(*store_->SchemaVersion(), latest);
   EXPECT_EQ(store_->GetRun("r1")->state, state::kRunning);
+}
+
+TEST_P(StateStoreContract, SchedulesKeepTheirSlotAndRecordEachSlotOnce) {
+  ScheduleRecord r{.name = "nightly",
+                   .cron = "0 2 * * *",
+                   .time_zone = "Europe/Berlin",
+                   .spec_path = "/p.yaml",
+                   .spec_source = "name: p",
+                   .root = "/data"};
+  ASSERT_TRUE(store_->PutSchedule(r).ok());
+  ScheduleRecord got = *store_->GetSchedule("nightly");
+  EXPECT_EQ(got.last_slot, clock_.NowMs()) << "a new schedule starts now: no back-filling";
+  EXPECT_EQ(got.time_zone, "Europe/Berlin");
+  EXPECT_TRUE(got.enabled);
+
+  const int64_t from = got.last_slot, slot = from + 3'600'000;
+  EXPECT_TRUE(*store_->RecordFire({"nightly", slot, "fired", "nightly-1", 0}, from));
+  // A second recorder that read the same last_slot loses: the slot is not handled twice.
+  EXPECT_FALSE(*store_->RecordFire({"nightly", slot, "fired", "nightly-2", 0}, from));
+  std::vector<ScheduleFire> fires = *store_->ListFires("nightly", 10);
+  ASSERT_EQ(fires.size(), 1u);
+  EXPECT_EQ(fires[0].run_id, "nightly-1");
+  EXPECT_EQ(fires[0].at, clock_.NowMs());
+
+  // Redefining keeps last_slot, so no slot is handled again.
+  r.cron = "0 3 * * *";
+  r.enabled = false;
+  ASSERT_TRUE(store_->PutSchedule(r).ok());
+  got = *store_->GetSchedule("nightly");
+  EXPECT_EQ(got.last_slot, slot);
+  EXPECT_EQ(got.cron, "0 3 * * *");
+  EXPECT_FALSE(got.enabled);
+  EXPECT_TRUE(*store_->SetScheduleEnabled("nightly", true));
+  EXPECT_FALSE(*store_->SetScheduleEnabled("weekly", true));
+  EXPECT_EQ(store_->ListSchedules()->size(), 1u);
+  EXPECT_TRUE(*store_->DeleteSchedule("nightly"));
+  EXPECT_FALSE(*store_->DeleteSchedule("nightly"));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetSchedule("nightly").status()));
+}
+
+TEST_P(StateStoreContract, LoadByQueueGroupsReadyWaitingAndRunning) {
+  MakeRun(5, /*cpu=*/2, /*memory=*/1024);
+  std::vector<TaskRecord> claimed = Claim("w1", 2);
+  ASSERT_EQ(claimed.size(), 2u);
+  // One claimed task fails and backs off for a minute: it waits, it is not ready.
+  Completion retry = Success(claimed[0], "w1");
+  retry.task_state = state::kPending;
+  retry.attempt_state = state::kFailed;
+  retry.not_before = clock_.NowMs() + 60'000;
+  ASSERT_TRUE(store_->Complete({retry}).ok());
+  std::vector<TaskLoad> load = *store_->LoadByQueue();
+  ASSERT_EQ(load.size(), 3u);
+  std::map<std::string, int64_t> by_state;
+  for (const TaskLoad& l : load) {
+    EXPECT_EQ(l.queue, "default");
+    EXPECT_EQ(l.cpu, 2);
+    EXPECT_EQ(l.memory, 1024);
+    by_state[l.state] = l.count;
+  }
+  EXPECT_EQ(by_state["ready"], 3);
+  EXPECT_EQ(by_state["running"], 1);
+  EXPECT_EQ(by_state["waiting"], 1);
+
+  clock_.AdvanceMs(5'000);
+  ASSERT_TRUE(store_->Complete({Success(claimed[1], "w1")}).ok());
+  std::vector<FinishedAttempt> done = *store_->AttemptsFinished(0, clock_.NowMs());
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[0].state, state::kFailed);
+  EXPECT_EQ(done[1].state, state::kSucceeded);
+  EXPECT_EQ(done[1].duration_ms, 5'000);
+  EXPECT_TRUE(store_->AttemptsFinished(clock_.NowMs(), clock_.NowMs() + 1)->empty());
+  EXPECT_EQ(store_->ListRunAttempts("r1")->size(), 2u);
 }
 
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
@@ -408,7 +482,7 @@ TEST(SchemaMigration, VersionOneStateFileUpgradesInPlace) {
   ManualClock clock(1'000);
   auto store = OpenStateStore(path, &clock);
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ(*(*store)->SchemaVersion(), 2);
+  EXPECT_EQ(*(*store)->SchemaVersion(), Migrations().back().version);
   auto c = (*store)->Claim({.worker_id = "w",
                             .free_cpu = 1,
                             .max_tasks = 1,

@@ -10,49 +10,21 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/temp_dir.h"
-#include "store/state_store.h"
+#include "store/forwarding_store.h"
 
 namespace barge {
 namespace {
 
 // Forwards to a real store, but every `period`-th call to the calls a worker makes while it
 // runs fails as if the database were unreachable.
-class FlakyStore : public StateStore {
+class FlakyStore : public ForwardingStateStore {
  public:
-  FlakyStore(StateStore& inner, int period) : inner_(inner), period_(period) {}
+  FlakyStore(StateStore& inner, int period) : ForwardingStateStore(inner), period_(period) {}
   int failures() const { return failures_; }
 
-  int64_t NowMs() override { return inner_.NowMs(); }
-  absl::StatusOr<int> SchemaVersion() override { return inner_.SchemaVersion(); }
-  absl::Status CreateRun(const RunRecord& r, const std::vector<StepRecord>& s) override {
-    return inner_.CreateRun(r, s);
-  }
   absl::StatusOr<RunRecord> GetRun(const std::string& id) override {
     RETURN_IF_ERROR(MaybeFail());
     return inner_.GetRun(id);
-  }
-  absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t limit) override {
-    return inner_.ListRuns(limit);
-  }
-  absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& id) override {
-    return inner_.GetSteps(id);
-  }
-  absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& id) override {
-    return inner_.CountTasks(id);
-  }
-  absl::StatusOr<bool> StartStep(const std::string& run, const std::string& step,
-                                 const std::string& inputs, int64_t count,
-                                 const Placement& placement,
-                                 const std::function<NewTask(int64_t)>& make) override {
-    return inner_.StartStep(run, step, inputs, count, placement, make);
-  }
-  absl::StatusOr<bool> TransitionStep(const std::string& run, const std::string& step,
-                                      const std::string& from, const std::string& to) override {
-    return inner_.TransitionStep(run, step, from, to);
-  }
-  absl::StatusOr<bool> TransitionRun(const std::string& run, const std::string& from,
-                                     const std::string& to, const std::string& error) override {
-    return inner_.TransitionRun(run, from, to, error);
   }
   absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) override {
     RETURN_IF_ERROR(MaybeFail());
@@ -71,33 +43,6 @@ class FlakyStore : public StateStore {
     RETURN_IF_ERROR(MaybeFail());
     return inner_.ReapExpired(max);
   }
-  absl::StatusOr<int64_t> ReleaseWorker(const std::string& w, const std::string& reason,
-                                        int max) override {
-    return inner_.ReleaseWorker(w, reason, max);
-  }
-  absl::StatusOr<int64_t> RequeueTasks(const std::string& run,
-                                       const std::vector<std::string>& states) override {
-    return inner_.RequeueTasks(run, states);
-  }
-  absl::StatusOr<bool> CancelRun(const std::string& run, const std::string& reason) override {
-    return inner_.CancelRun(run, reason);
-  }
-  absl::StatusOr<std::vector<TaskRecord>> ListTasks(const TaskFilter& filter) override {
-    return inner_.ListTasks(filter);
-  }
-  absl::StatusOr<TaskRecord> GetTask(const TaskKey& key) override { return inner_.GetTask(key); }
-  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const TaskKey& key) override {
-    return inner_.ListAttempts(key);
-  }
-  absl::StatusOr<std::vector<EventRecord>> ListEvents(const std::string& run) override {
-    return inner_.ListEvents(run);
-  }
-  absl::Status AddEvent(const EventRecord& e) override { return inner_.AddEvent(e); }
-  absl::Status RegisterWorker(const WorkerRecord& w) override { return inner_.RegisterWorker(w); }
-  absl::Status DeregisterWorker(const std::string& id) override {
-    return inner_.DeregisterWorker(id);
-  }
-  absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_.ListWorkers(); }
 
  private:
   absl::Status MaybeFail() {
@@ -106,7 +51,6 @@ class FlakyStore : public StateStore {
     return absl::UnavailableError("postgres: server closed the connection unexpectedly");
   }
 
-  StateStore& inner_;
   int period_;
   std::atomic<int> calls_{0};
   std::atomic<int> failures_{0};
