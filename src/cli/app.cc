@@ -132,6 +132,17 @@ int Main(int argc, char** argv) {
                          "on SIGTERM, how long running tasks may take to finish (default 110s)");
   AddLocations(worker_cmd, where);
 
+  std::string prices;
+  CLI::App* cost_cmd = app.add_subcommand(
+      "cost",
+      "what a run cost on spot workers, and what the same work would cost on Fargate, Fargate "
+      "Spot, Glue and EMR");
+  cost_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  cost_cmd->add_option("--prices", prices,
+                       "a JSON price file (env BARGE_PRICES; default: built-in us-east-1 prices)");
+  cost_cmd->add_flag("--json", json, "print JSON");
+  AddLocations(cost_cmd, where);
+
   CLI::App* workers_cmd = app.add_subcommand("workers", "list live workers");
   workers_cmd->add_flag("--json", json, "print a JSON array");
   AddLocations(workers_cmd, where);
@@ -161,6 +172,7 @@ int Main(int argc, char** argv) {
   if (resume_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/false);
   if (retry_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/true);
   if (cancel_cmd->parsed()) return CmdCancel(where, run_id);
+  if (cost_cmd->parsed()) return CmdCost(where, run_id, prices, json);
   if (exec_cmd->parsed()) return CmdExec(where, run_id, step, index, keep);
   return 2;
 }

@@ -278,4 +278,30 @@ int CmdCancel(const Locations& where, const std::string& run_arg) {
   });
 }
 
+absl::StatusOr<Prices> ResolvePrices(const std::string& flag) {
+  std::string path = flag;
+  if (path.empty()) {
+    const char* env = std::getenv("BARGE_PRICES");
+    if (env != nullptr) path = env;
+  }
+  if (path.empty()) return DefaultPrices();
+  return LoadPrices(path);
+}
+
+int CmdCost(const Locations& where, const std::string& run_arg, const std::string& prices_flag,
+            bool json) {
+  absl::StatusOr<Prices> prices = ResolvePrices(prices_flag);
+  if (!prices.ok()) return ReportError(WithContext(prices.status(), "prices"));
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
+    ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(*ctx.store, id, *prices));
+    if (json) {
+      PrintJson(CostReportJson(report));
+    } else {
+      std::fputs(FormatCostReport(report).c_str(), stdout);
+    }
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace barge

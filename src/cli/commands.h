@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/context.h"
+#include "cost/cost.h"
 
 namespace barge {
 
@@ -56,5 +57,9 @@ int CmdTasks(const Locations& where, const TasksOptions& options);
 int CmdLogs(const Locations& where, const std::string& run, const std::string& step, int64_t index,
             int attempt);
 int CmdCancel(const Locations& where, const std::string& run);
+int CmdCost(const Locations& where, const std::string& run, const std::string& prices, bool json);
+
+// The price table: from `flag`, else BARGE_PRICES, else the defaults.
+absl::StatusOr<Prices> ResolvePrices(const std::string& flag);
 
 }  // namespace barge

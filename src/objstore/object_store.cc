@@ -47,10 +47,32 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& 
   return std::unique_ptr<ObjectStore>(new LocalObjectStore(path));
 }
 
-absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url) {
+namespace {
+
+// The process's shared stores, opened on first use and never closed.
+std::mutex& SharedMutex() {
   static std::mutex mu;
+  return mu;
+}
+std::map<std::string, std::unique_ptr<ObjectStore>>* SharedStores() {
   static auto* stores = new std::map<std::string, std::unique_ptr<ObjectStore>>();
-  std::lock_guard lock(mu);
+  return stores;
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> SharedStoreCounters() {
+  std::lock_guard lock(SharedMutex());
+  std::map<std::string, int64_t> total;
+  for (const auto& [url, store] : *SharedStores()) {
+    for (const auto& [name, value] : store->Counters()) total[name] += value;
+  }
+  return total;
+}
+
+absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url) {
+  auto* stores = SharedStores();
+  std::lock_guard lock(SharedMutex());
   std::unique_ptr<ObjectStore>& store = (*stores)[url];
   if (!store) {
     absl::StatusOr<std::unique_ptr<ObjectStore>> opened = OpenObjectStore(url);

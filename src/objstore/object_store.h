@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,9 @@ class ObjectStore {
   // "file:///abs/dir" or "s3://bucket/prefix": where keys live, for messages and manifests.
   virtual std::string Url(std::string_view key = {}) const = 0;
 
+  // Traffic counters since the store was opened, by name (e.g. "s3_retries"); none by default.
+  virtual std::map<std::string, int64_t> Counters() const { return {}; }
+
   // The whole object, or a byte range of it.
   virtual absl::StatusOr<std::string> Get(std::string_view key,
                                           std::optional<ByteRange> range = std::nullopt) = 0;
@@ -69,6 +73,9 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& 
 // The store for `url`, opened once per URL and kept for the life of the process, so that its
 // connections and credentials are reused by every task. Thread-safe.
 absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url);
+
+// The sum of Counters() over every shared store of this process: what a worker reports.
+std::map<std::string, int64_t> SharedStoreCounters();
 
 // Splits "s3://bucket/key/parts" into the store's URL ("s3://bucket") and the key.
 absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url);

@@ -174,6 +174,13 @@ absl::StatusOr<S3Options> S3OptionsFromUrl(const std::string& url) {
 
 S3ObjectStore::S3ObjectStore(S3Options options) : options_(std::move(options)) {}
 
+std::map<std::string, int64_t> S3ObjectStore::Counters() const {
+  return {{"s3_requests", counters_.requests.load()},
+          {"s3_retries", counters_.retries.load()},
+          {"s3_bytes_up", counters_.bytes_up.load()},
+          {"s3_bytes_down", counters_.bytes_down.load()}};
+}
+
 std::string S3ObjectStore::Url(std::string_view key) const {
   std::string base =
       Cat("s3://", options_.bucket, options_.prefix.empty() ? "" : "/", options_.prefix);

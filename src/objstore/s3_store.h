@@ -61,6 +61,8 @@ class S3ObjectStore : public ObjectStore {
   absl::Status Delete(const std::vector<std::string>& keys) override;
 
   const S3Counters& counters() const { return counters_; }
+  // s3_requests, s3_retries, s3_bytes_up, s3_bytes_down.
+  std::map<std::string, int64_t> Counters() const override;
 
  private:
   struct Call;

@@ -119,6 +119,13 @@ class ForwardingStateStore : public StateStore {
     return inner_.DeregisterWorker(worker_id);
   }
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_.ListWorkers(); }
+  absl::StatusOr<std::vector<WorkerRecord>> ListRunWorkers(const std::string& run_id) override {
+    return inner_.ListRunWorkers(run_id);
+  }
+  absl::Status ReportWorkerStats(const std::string& worker_id,
+                                 const std::string& stats_json) override {
+    return inner_.ReportWorkerStats(worker_id, stats_json);
+  }
 
  protected:
   StateStore& inner_;

@@ -127,6 +127,11 @@ const std::vector<Migration>& Migrations() {
                 at BIGINT NOT NULL,
                 PRIMARY KEY (schedule, slot)))",
            "CREATE INDEX attempts_by_finish ON attempts (finished_at)",
+           // Workers are kept after they stop (for a run's cost); stats are a worker's own
+           // counters (S3 bytes and retries), written with its heartbeat.
+           "ALTER TABLE workers ADD COLUMN stopped_at BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE workers ADD COLUMN stats_json TEXT NOT NULL DEFAULT '{}'",
+           "CREATE INDEX workers_live ON workers (started_at) WHERE stopped_at = 0",
        }},
   };
   return kMigrations;

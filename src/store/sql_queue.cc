@@ -345,8 +345,9 @@ absl::StatusOr<int64_t> SqlStateStore::ReleaseWorker(const std::string& worker_i
     ASSIGN_OR_RETURN(released, ReleaseLeases(
                                    "lease_owner = ?", [&](DbStatement& q) { q.Bind(worker_id); },
                                    [&](const std::string&) { return reason; }, max_infra_failures));
-    ASSIGN_OR_RETURN(DbStatement * del, Stmt("DELETE FROM workers WHERE id = ?"));
-    return del->Bind(worker_id).Run();
+    ASSIGN_OR_RETURN(DbStatement * stop,
+                     Stmt("UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at = 0"));
+    return stop->Bind(Now()).Bind(worker_id).Run();
   }));
   return released;
 }

@@ -451,7 +451,7 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
         DbStatement * q,
         Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
              "queue, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"));
+             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = 0"));
     return q->Bind(w.id)
         .Bind(w.host)
         .Bind(w.pid)
@@ -469,24 +469,50 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
 absl::Status SqlStateStore::DeregisterWorker(const std::string& worker_id) {
   std::lock_guard lock(mu_);
   return InTransaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(DbStatement * q, Stmt("DELETE FROM workers WHERE id = ?"));
-    return q->Bind(worker_id).Run();
+    ASSIGN_OR_RETURN(DbStatement * q,
+                     Stmt("UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at = 0"));
+    return q->Bind(Now()).Bind(worker_id).Run();
   });
 }
 
-absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
-  std::lock_guard lock(mu_);
+absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::QueryWorkers(
+    const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
   ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
-                        "started_at, heartbeat_at FROM workers ORDER BY started_at, id"));
+                   Stmt(Cat("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
+                            "started_at, heartbeat_at, stopped_at, stats_json FROM workers ",
+                            sql_tail)));
+  bind(*q);
   std::vector<WorkerRecord> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
     out.push_back({q->Text(0), q->Text(1), q->Int(2), q->Text(3), q->Double(4), q->Int(5),
-                   q->Text(6), q->Text(7), q->Int(8), q->Int(9)});
+                   q->Text(6), q->Text(7), q->Int(8), q->Int(9), q->Int(10), q->Text(11)});
   }
   return out;
+}
+
+absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
+  std::lock_guard lock(mu_);
+  return QueryWorkers("WHERE stopped_at = 0 ORDER BY started_at, id", [](DbStatement&) {});
+}
+
+absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(
+    const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  return QueryWorkers(
+      "WHERE id IN (SELECT DISTINCT worker_id FROM attempts WHERE run_id = ?) "
+      "ORDER BY started_at, id",
+      [&](DbStatement& q) { q.Bind(run_id); });
+}
+
+absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,
+                                              const std::string& stats_json) {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET stats_json = ? WHERE id = ?"));
+    return q->Bind(stats_json).Bind(worker_id).Run();
+  });
 }
 
 }  // namespace barge

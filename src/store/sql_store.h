@@ -75,6 +75,9 @@ class SqlStateStore : public StateStore {
   absl::Status RegisterWorker(const WorkerRecord& worker) override;
   absl::Status DeregisterWorker(const std::string& worker_id) override;
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
+  absl::StatusOr<std::vector<WorkerRecord>> ListRunWorkers(const std::string& run_id) override;
+  absl::Status ReportWorkerStats(const std::string& worker_id,
+                                 const std::string& stats_json) override;
 
  private:
   SqlStateStore(std::unique_ptr<DbConnection> db, Clock* clock)
@@ -101,6 +104,8 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<std::vector<ScheduleRecord>> QuerySchedules(const std::string& where,
                                                              const std::string& name);
   absl::StatusOr<std::vector<AttemptRecord>> QueryAttempts(
+      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind);
+  absl::StatusOr<std::vector<WorkerRecord>> QueryWorkers(
       const std::string& sql_tail, const std::function<void(DbStatement&)>& bind);
   absl::StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& sql_tail,
                                                      const std::function<void(DbStatement&)>& bind);

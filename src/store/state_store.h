@@ -181,6 +181,8 @@ struct WorkerRecord {
   std::string queue = "default";
   int64_t started_at = 0;
   int64_t heartbeat_at = 0;
+  int64_t stopped_at = 0;  // 0 while registered
+  std::string stats_json = "{}";  // the worker's counters, e.g. {"s3_bytes_in": 123}
 };
 
 struct EventRecord {
@@ -352,7 +354,13 @@ class StateStore {
   // --- workers ---
   virtual absl::Status RegisterWorker(const WorkerRecord& worker) = 0;
   virtual absl::Status DeregisterWorker(const std::string& worker_id) = 0;
+  // Registered workers (alive, or dead but not yet released).
   virtual absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
+  // Every worker, stopped ones too, that ran an attempt of the run.
+  virtual absl::StatusOr<std::vector<WorkerRecord>> ListRunWorkers(const std::string& run_id) = 0;
+  // Stores a worker's counters (a JSON object), as of now.
+  virtual absl::Status ReportWorkerStats(const std::string& worker_id,
+                                         const std::string& stats_json) = 0;
 };
 
 class Clock;

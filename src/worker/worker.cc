@@ -9,6 +9,8 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "nlohmann/json.hpp"
+#include "objstore/object_store.h"
 #include "worker/policy.h"
 
 namespace barge {
@@ -166,6 +168,11 @@ absl::Status Worker::HeartbeatAndRevoke() {
     return beat.status();
   }
   last_heartbeat_ok_ = MonotonicMs();
+  // The worker's S3 traffic, for the server's metrics; written only when it changed.
+  nlohmann::json stats = SharedStoreCounters();
+  if (std::string text = stats.dump(); text != reported_stats_) {
+    if (store_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
+  }
   std::vector<TaskKey>& held = *beat;
   std::sort(held.begin(), held.end());
   for (auto& [key, r] : running_) {

@@ -118,6 +118,7 @@ class Worker {
   std::vector<Completion> unsent_;  // results the store has not taken yet
   int64_t backoff_ms_ = 0;          // > 0 while the store is unreachable
   int64_t last_heartbeat_ok_ = 0;
+  std::string reported_stats_ = "{}";  // the stats last written with a heartbeat
 
   std::mutex mu_;  // guards finished_ and stop_requested_
   std::condition_variable cv_;
