@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "engine/run_views.h"
 #include "nlohmann/json.hpp"
 #include "objstore/stager.h"
 
@@ -36,15 +37,7 @@ int CmdRuns(const Locations& where, bool json, int64_t limit) {
     int64_t now = ctx.store->NowMs();
     if (json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const RunRecord& r : runs) {
-        out.push_back({{"id", r.id},
-                       {"pipeline", r.pipeline},
-                       {"state", r.state},
-                       {"created_at", IsoTime(r.created_at)},
-                       {"finished_at", r.finished_at > 0 ? IsoTime(r.finished_at) : ""},
-                       {"elapsed_ms", Elapsed(r, now)},
-                       {"error", r.error}});
-      }
+      for (const RunRecord& r : runs) out.push_back(RunJson(r, now));
       PrintJson(out);
       return absl::OkStatus();
     }
@@ -71,28 +64,8 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
       return (s.finished_at > 0 ? s.finished_at : now) - s.started_at;
     };
     if (json) {
-      nlohmann::json out = {{"id", run.id},
-                            {"pipeline", run.pipeline},
-                            {"state", run.state},
-                            {"created_at", IsoTime(run.created_at)},
-                            {"finished_at", run.finished_at > 0 ? IsoTime(run.finished_at) : ""},
-                            {"elapsed_ms", Elapsed(run, now)},
-                            {"error", run.error},
-                            {"root", run.root},
-                            {"steps", nlohmann::json::array()}};
-      for (const StepRecord& s : steps) {
-        const StepCounts& c = by_step[s.name];
-        out["steps"].push_back({{"name", s.name},
-                                {"state", s.state},
-                                {"tasks", c.Total()},
-                                {"pending", c.pending},
-                                {"running", c.running},
-                                {"succeeded", c.succeeded},
-                                {"failed", c.failed},
-                                {"cancelled", c.cancelled},
-                                {"cached", c.cached},
-                                {"elapsed_ms", step_elapsed(s)}});
-      }
+      nlohmann::json out = RunJson(run, now);
+      out["steps"] = StepsJson(run, steps, counts, now);
       PrintJson(out);
       return absl::OkStatus();
     }
@@ -132,39 +105,11 @@ int CmdTasks(const Locations& where, const TasksOptions& options) {
     if (options.json) {
       nlohmann::json out = nlohmann::json::array();
       for (const TaskRecord& t : tasks) {
-        nlohmann::json item = nlohmann::json::parse(t.item_json, nullptr, false);
-        nlohmann::json outputs = nlohmann::json::parse(t.outputs_json, nullptr, false);
-        out.push_back({{"step", t.key.step},
-                       {"index", t.key.index},
-                       {"state", t.state},
-                       {"attempts", t.attempt},
-                       {"exit_code", t.exit_code >= 0 ? nlohmann::json(t.exit_code) : nullptr},
-                       {"error", t.error},
-                       {"item", item.is_discarded() ? nullptr : item},
-                       {"retries_used", t.app_failures},
-                       {"infra_failures", t.infra_failures},
-                       {"queue", t.queue},
-                       {"required_labels", t.required_labels},
-                       {"committed_attempt", t.committed_attempt},
-                       {"started_at", IsoTime(t.started_at)},
-                       {"finished_at", IsoTime(t.finished_at)},
-                       {"outputs", outputs.is_discarded() ? nlohmann::json::array() : outputs}});
+        out.push_back(TaskJson(t));
         if (options.attempts) {
           ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ctx.store->ListAttempts(t.key));
           nlohmann::json list = nlohmann::json::array();
-          for (const AttemptRecord& a : attempts) {
-            list.push_back({{"attempt", a.attempt},
-                            {"worker", a.worker_id},
-                            {"state", a.state},
-                            {"failure_class", a.failure_class},
-                            {"error", a.error},
-                            {"exit_code", a.exit_code >= 0 ? nlohmann::json(a.exit_code) : nullptr},
-                            {"started_at", IsoTime(a.started_at)},
-                            {"finished_at", IsoTime(a.finished_at)},
-                            {"cpu_seconds", a.cpu_seconds},
-                            {"max_rss_kb", a.max_rss_kb},
-                            {"log", a.log_path}});
-          }
+          for (const AttemptRecord& a : attempts) list.push_back(AttemptJson(a));
           out.back()["attempt_history"] = std::move(list);
         }
       }
@@ -188,42 +133,8 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
             int64_t index, int attempt) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
-    ASSIGN_OR_RETURN(TaskRecord task, ctx.store->GetTask({id, step, index}));
-    ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ctx.store->ListAttempts(task.key));
-    if (attempts.empty()) {
-      return absl::NotFoundError(
-          Cat("task ", step, "[", index, "] of run ", id, " has not started yet"));
-    }
-    const AttemptRecord* chosen = &attempts.back();
-    if (attempt > 0) {
-      chosen = nullptr;
-      for (const AttemptRecord& a : attempts) {
-        if (a.attempt == attempt) chosen = &a;
-      }
-      if (chosen == nullptr) {
-        return absl::NotFoundError(Cat("task ", step, "[", index, "] has no attempt ", attempt,
-                                       " (it has ", attempts.size(), ")"));
-      }
-    }
-    // The log path is recorded when an attempt completes; a running or lost attempt's log is
-    // where the layout puts it.
-    ASSIGN_OR_RETURN(RunRecord run, ctx.store->GetRun(id));
-    std::string path = chosen->log_path.empty() ? Cat(run.root, "/runs/", id, "/", step, "/", index,
-                                                      "/a", chosen->attempt, ".log")
-                                                : chosen->log_path;
-    absl::StatusOr<std::string> text;
-    if (path.starts_with("s3://")) {
-      ASSIGN_OR_RETURN(auto split, SplitObjectUrl(path));
-      ASSIGN_OR_RETURN(ObjectStore * logs, SharedObjectStore(split.first));
-      text = logs->Get(split.second);
-    } else {
-      text = ReadFile(path);
-    }
-    if (!text.ok()) {
-      return absl::NotFoundError(Cat("no log for attempt ", chosen->attempt, " of ", step, "[",
-                                     index, "]: ", text.status().message()));
-    }
-    std::fwrite(text->data(), 1, text->size(), stdout);
+    ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(*ctx.store, {id, step, index}, attempt));
+    std::fwrite(log.text.data(), 1, log.text.size(), stdout);
     return absl::OkStatus();
   });
 }
@@ -234,17 +145,7 @@ int CmdWorkers(const Locations& where, bool json) {
     int64_t now = ctx.store->NowMs();
     if (json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const WorkerRecord& w : workers) {
-        out.push_back({{"id", w.id},
-                       {"host", w.host},
-                       {"pid", w.pid},
-                       {"cpu", w.cpu},
-                       {"memory", w.memory},
-                       {"queue", w.queue},
-                       {"labels", nlohmann::json::parse(w.labels_json, nullptr, false)},
-                       {"started_at", IsoTime(w.started_at)},
-                       {"heartbeat_age_ms", now - w.heartbeat_at}});
-      }
+      for (const WorkerRecord& w : workers) out.push_back(WorkerJson(w, now));
       PrintJson(out);
       return absl::OkStatus();
     }

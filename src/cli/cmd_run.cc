@@ -14,6 +14,7 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "engine/engine.h"
+#include "engine/run_views.h"
 #include "worker/worker.h"
 
 namespace barge {
@@ -179,18 +180,10 @@ int CmdResume(const Locations& where, const std::string& run_arg, const DriveOpt
     std::printf("%s already succeeded\n", id->c_str());
     return 0;
   }
-  if (failed_only && run->state == state::kRunning) {
-    return ReportError(absl::FailedPreconditionError(
-        Cat("run ", *id,
-            " is still running; `barge retry` re-queues the failed tasks of a "
-            "finished run (use `barge resume` to continue an interrupted one)")));
-  }
   // Tasks leased by a driver on this host that is gone are released now, not after their lease.
   absl::StatusOr<int64_t> released = ReleaseDeadLocalWorkers(store, kMaxInfraFailures);
   if (!released.ok()) return ReportError(released.status());
-  std::vector<std::string> states = {state::kFailed};
-  if (!failed_only) states.push_back(state::kCancelled);
-  absl::StatusOr<int64_t> requeued = store.RequeueTasks(*id, states);
+  absl::StatusOr<int64_t> requeued = RequeueRun(store, *id, failed_only);
   if (!requeued.ok()) return ReportError(requeued.status());
   std::printf("run %s\n", id->c_str());
   std::fprintf(stderr, "barge: %s: re-queued %lld tasks, released %lld from lost workers\n",

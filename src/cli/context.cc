@@ -53,16 +53,6 @@ absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& i
   return id;
 }
 
-std::string IsoTime(int64_t ms) {
-  if (ms <= 0) return "";
-  time_t secs = static_cast<time_t>(ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03d}Z", buf, ms % 1000);
-}
-
 int ReportError(const absl::Status& status) {
   std::string message = ToString(status.message());
   // Multi-line messages (a list of spec errors) print as they are, one per line.

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/units.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -30,8 +31,6 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags);
 // Resolves "last" / "latest" to the newest run; checks that other ids exist.
 absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);
 
-// ISO-8601 UTC text of a millisecond timestamp ("" for 0).
-std::string IsoTime(int64_t ms);
 
 // Prints `status` as "barge: error: ..." to stderr and returns its exit code.
 int ReportError(const absl::Status& status);

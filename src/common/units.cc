@@ -1,9 +1,11 @@
 #include "common/units.h"
 
+#include <fmt/format.h>
 #include <fmt/printf.h>
 
 #include <cctype>
 #include <cmath>
+#include <ctime>
 #include <utility>
 
 #include "common/strings.h"
@@ -104,6 +106,16 @@ std::string FormatBytes(int64_t bytes) {
   }
   if (i == 0) return fmt::sprintf("%dB", bytes);
   return fmt::sprintf("%.1f%s", value, kNames[i]);
+}
+
+std::string IsoTime(int64_t ms) {
+  if (ms <= 0) return "";
+  time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, ms % 1000);
 }
 
 }  // namespace barge

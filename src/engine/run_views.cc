@@ -1,0 +1,195 @@
+#include "engine/run_views.h"
+
+#include <filesystem>
+#include <map>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "objstore/object_store.h"
+#include "spec/pipeline.h"
+
+namespace barge {
+namespace {
+
+nlohmann::json ParsedOr(const std::string& text, nlohmann::json fallback) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? fallback : j;
+}
+
+// Whether `location` lies inside `root` (both local paths, or both URLs).
+bool InsideRoot(const std::string& root, const std::string& location) {
+  if (root.find("://") != std::string::npos || location.find("://") != std::string::npos) {
+    std::string prefix = root.ends_with("/") ? root : root + "/";
+    return location.starts_with(prefix) && location.find("/../") == std::string::npos &&
+           !location.ends_with("/..");
+  }
+  std::error_code ec;
+  std::filesystem::path r = std::filesystem::weakly_canonical(root, ec);
+  if (ec) return false;
+  std::filesystem::path l = std::filesystem::weakly_canonical(location, ec);
+  if (ec) return false;
+  auto [end, unused] = std::mismatch(r.begin(), r.end(), l.begin(), l.end());
+  return end == r.end() && l != r;
+}
+
+}  // namespace
+
+nlohmann::json RunJson(const RunRecord& r, int64_t now) {
+  return {{"id", r.id},
+          {"pipeline", r.pipeline},
+          {"state", r.state},
+          {"created_at", IsoTime(r.created_at)},
+          {"finished_at", r.finished_at > 0 ? IsoTime(r.finished_at) : ""},
+          {"elapsed_ms", (r.finished_at > 0 ? r.finished_at : now) - r.created_at},
+          {"error", r.error},
+          {"root", r.root},
+          {"params", ParsedOr(r.params_json, nlohmann::json::object())}};
+}
+
+nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
+                         const std::vector<StepCounts>& counts, int64_t now) {
+  std::map<std::string, StepCounts> by_step;
+  for (const StepCounts& c : counts) by_step[c.step] = c;
+  std::map<std::string, std::vector<std::string>> needs;
+  ParamOverrides params;
+  const nlohmann::json given = ParsedOr(run.params_json, nlohmann::json::object());
+  for (const auto& [k, v] : given.items()) {
+    if (v.is_string()) params[k] = v.get<std::string>();
+  }
+  if (absl::StatusOr<Pipeline> p = ParsePipeline(run.spec_source, run.spec_path, params); p.ok()) {
+    for (const Step& s : p->steps) needs[s.name] = s.needs;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const StepRecord& s : steps) {
+    const StepCounts& c = by_step[s.name];
+    int64_t elapsed =
+        s.started_at == 0 ? 0 : (s.finished_at > 0 ? s.finished_at : now) - s.started_at;
+    out.push_back({{"name", s.name},
+                   {"state", s.state},
+                   {"needs", needs[s.name]},
+                   {"tasks", c.Total()},
+                   {"pending", c.pending},
+                   {"running", c.running},
+                   {"succeeded", c.succeeded},
+                   {"failed", c.failed},
+                   {"cancelled", c.cancelled},
+                   {"cached", c.cached},
+                   {"started_at", IsoTime(s.started_at)},
+                   {"finished_at", IsoTime(s.finished_at)},
+                   {"elapsed_ms", elapsed}});
+  }
+  return out;
+}
+
+nlohmann::json TaskJson(const TaskRecord& t) {
+  return {{"step", t.key.step},
+          {"index", t.key.index},
+          {"state", t.state},
+          {"attempts", t.attempt},
+          {"exit_code", t.exit_code >= 0 ? nlohmann::json(t.exit_code) : nullptr},
+          {"error", t.error},
+          {"item", ParsedOr(t.item_json, nullptr)},
+          {"retries_used", t.app_failures},
+          {"infra_failures", t.infra_failures},
+          {"queue", t.queue},
+          {"required_labels", t.required_labels},
+          {"cpu", t.cpu},
+          {"memory", t.memory},
+          {"worker", t.lease_owner},
+          {"committed_attempt", t.committed_attempt},
+          {"started_at", IsoTime(t.started_at)},
+          {"finished_at", IsoTime(t.finished_at)},
+          {"outputs", ParsedOr(t.outputs_json, nlohmann::json::array())}};
+}
+
+nlohmann::json AttemptJson(const AttemptRecord& a) {
+  return {{"attempt", a.attempt},
+          {"worker", a.worker_id},
+          {"state", a.state},
+          {"failure_class", a.failure_class},
+          {"error", a.error},
+          {"exit_code", a.exit_code >= 0 ? nlohmann::json(a.exit_code) : nullptr},
+          {"started_at", IsoTime(a.started_at)},
+          {"finished_at", IsoTime(a.finished_at)},
+          {"cpu_seconds", a.cpu_seconds},
+          {"max_rss_kb", a.max_rss_kb},
+          {"log", a.log_path}};
+}
+
+nlohmann::json WorkerJson(const WorkerRecord& w, int64_t now) {
+  return {{"id", w.id},
+          {"host", w.host},
+          {"pid", w.pid},
+          {"cpu", w.cpu},
+          {"memory", w.memory},
+          {"queue", w.queue},
+          {"labels", ParsedOr(w.labels_json, nlohmann::json::object())},
+          {"started_at", IsoTime(w.started_at)},
+          {"heartbeat_age_ms", now - w.heartbeat_at},
+          {"stats", ParsedOr(w.stats_json, nlohmann::json::object())}};
+}
+
+absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
+  ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
+  std::string what = Cat(key.step, "[", key.index, "]");
+  if (attempts.empty()) {
+    return absl::NotFoundError(Cat("task ", what, " of run ", key.run_id, " has not started yet"));
+  }
+  const AttemptRecord* chosen = &attempts.back();
+  if (attempt > 0) {
+    chosen = nullptr;
+    for (const AttemptRecord& a : attempts) {
+      if (a.attempt == attempt) chosen = &a;
+    }
+    if (chosen == nullptr) {
+      return absl::NotFoundError(Cat("task ", what, " has no attempt ", attempt, " (it has ",
+                                     attempts.size(), ")"));
+    }
+  }
+  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
+  // The log path is recorded when an attempt completes; a running or lost attempt's log is
+  // where the layout puts it.
+  AttemptLog log;
+  log.attempt = chosen->attempt;
+  log.location = chosen->log_path.empty() ? Cat(run.root, "/runs/", key.run_id, "/", key.step, "/",
+                                                key.index, "/a", chosen->attempt, ".log")
+                                          : chosen->log_path;
+  if (!InsideRoot(run.root, log.location)) {
+    return absl::PermissionDeniedError(
+        Cat("the log of attempt ", chosen->attempt, " of ", what, " is recorded outside the run's root"));
+  }
+  absl::StatusOr<std::string> text;
+  if (log.location.starts_with("s3://")) {
+    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(log.location));
+    ASSIGN_OR_RETURN(ObjectStore * logs, SharedObjectStore(split.first));
+    text = logs->Get(split.second);
+  } else {
+    text = ReadFile(log.location);
+  }
+  if (!text.ok()) {
+    return absl::NotFoundError(
+        Cat("no log for attempt ", chosen->attempt, " of ", what, ": ", text.status().message()));
+  }
+  log.text = std::move(*text);
+  return log;
+}
+
+absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
+                                   bool failed_only) {
+  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
+  if (run.state == state::kSucceeded) return 0;
+  if (failed_only && run.state == state::kRunning) {
+    return absl::FailedPreconditionError(
+        Cat("run ", run_id,
+            " is still running; retry re-queues the failed tasks of a finished run (resume "
+            "continues an interrupted one)"));
+  }
+  std::vector<std::string> states = {state::kFailed};
+  if (!failed_only) states.push_back(state::kCancelled);
+  return store.RequeueTasks(run_id, states);
+}
+
+}  // namespace barge

@@ -1,0 +1,45 @@
+// Reading runs for people: the JSON forms of runs, steps, tasks, attempts and workers, a task
+// attempt's log, and re-queueing a run. Shared by the CLI (`barge status --json`, `barge logs`,
+// `barge resume`) and the HTTP API, so both say the same thing.
+//
+//   nlohmann::json j = RunJson(run, store.NowMs());
+//   ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(store, {id, "clean", 3}, /*attempt=*/0));
+//
+// Thread-safety: plain functions; safe if the store is.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "store/state_store.h"
+
+namespace barge {
+
+nlohmann::json RunJson(const RunRecord& run, int64_t now_ms);
+// Steps in pipeline order with their task counts by state and, when `pipeline` parses, the
+// steps each one needs (the DAG's edges).
+nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
+                         const std::vector<StepCounts>& counts, int64_t now_ms);
+nlohmann::json TaskJson(const TaskRecord& task);
+nlohmann::json AttemptJson(const AttemptRecord& attempt);
+nlohmann::json WorkerJson(const WorkerRecord& worker, int64_t now_ms);
+
+struct AttemptLog {
+  int attempt = 0;
+  std::string location;  // path or s3:// URL
+  std::string text;
+};
+
+// The log of a task's attempt (0: the latest). NotFound if the task has not started or the
+// attempt or its log does not exist; PermissionDenied if the recorded location is outside the
+// run's root (a tampered or foreign record is never followed).
+absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key, int attempt);
+
+// Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
+// retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
+absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
+                                   bool failed_only);
+
+}  // namespace barge

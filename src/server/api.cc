@@ -1,0 +1,639 @@
+#include "server/api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <charconv>
+#include <filesystem>
+
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "engine/run_views.h"
+#include "schedule/cron.h"
+#include "schedule/scheduler.h"
+#include "spec/pipeline.h"
+
+namespace barge {
+namespace {
+
+constexpr int64_t kMaxPage = 10'000;
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+HttpReply JsonReply(const nlohmann::json& j, int status = 200) {
+  return {.status = status, .body = Dump(j)};
+}
+
+const char* ErrorCode(int status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 409:
+      return "conflict";
+    case 503:
+      return "unavailable";
+    default:
+      return "internal";
+  }
+}
+
+HttpReply ErrorReply(int status, const std::string& message) {
+  return JsonReply({{"error", {{"code", ErrorCode(status)}, {"message", message}}}}, status);
+}
+
+std::vector<std::string> Segments(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// A JSON object body whose every field is one of `allowed`.
+absl::StatusOr<nlohmann::json> ParseBody(const HttpRequest& req,
+                                         const std::vector<std::string>& allowed) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(req.body.empty() ? "{}" : req.body);
+  } catch (const nlohmann::json::parse_error& e) {
+    return absl::InvalidArgumentError(Cat("malformed JSON body: ", e.what()));
+  }
+  if (!j.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return absl::InvalidArgumentError(
+          Cat("unknown field \"", key, "\" (allowed: ", Join(allowed, ", "), ")"));
+    }
+  }
+  return j;
+}
+
+absl::StatusOr<std::string> StringField(const nlohmann::json& body, const std::string& key,
+                                        const std::string& fallback = "") {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  if (!body[key].is_string()) {
+    return absl::InvalidArgumentError(Cat("field \"", key, "\" must be a string"));
+  }
+  return body[key].get<std::string>();
+}
+
+// params: {"k": "v"}; numbers and booleans are taken as their text.
+absl::StatusOr<ParamOverrides> ParamsField(const nlohmann::json& body) {
+  ParamOverrides out;
+  if (!body.contains("params") || body["params"].is_null()) return out;
+  if (!body["params"].is_object()) {
+    return absl::InvalidArgumentError("field \"params\" must be an object of strings");
+  }
+  for (const auto& [k, v] : body["params"].items()) {
+    if (v.is_string()) {
+      out[k] = v.get<std::string>();
+    } else if (v.is_number() || v.is_boolean()) {
+      out[k] = v.dump();
+    } else {
+      return absl::InvalidArgumentError(Cat("param \"", k, "\" must be a string"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> QueryInt(const HttpRequest& req, const std::string& name, int64_t fallback,
+                                 int64_t lo, int64_t hi) {
+  auto it = req.query.find(name);
+  if (it == req.query.end() || it->second.empty()) return fallback;
+  int64_t v = 0;
+  const std::string& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi) {
+    return absl::InvalidArgumentError(
+        Cat("query parameter ", name, "=", s, ": expected an integer from ", lo, " to ", hi));
+  }
+  return v;
+}
+
+std::string QueryString(const HttpRequest& req, const std::string& name) {
+  auto it = req.query.find(name);
+  return it == req.query.end() ? "" : it->second;
+}
+
+absl::StatusOr<int64_t> IndexParam(const std::string& text) {
+  int64_t v = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0) {
+    return absl::InvalidArgumentError(Cat("task index \"", text, "\" is not a number"));
+  }
+  return v;
+}
+
+std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256(std::string_view s) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
+  return out;
+}
+
+}  // namespace
+
+void Redactor::Add(const std::string& secret) {
+  if (secret.size() >= 4) secrets_.push_back(secret);
+}
+
+void Redactor::AddUrlPassword(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return;
+  size_t at = url.find('@', scheme + 3);
+  if (at == std::string::npos) return;
+  size_t colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return;
+  Add(url.substr(colon + 1, at - colon - 1));
+}
+
+std::string Redactor::operator()(std::string text) const {
+  for (const std::string& s : secrets_) text = ReplaceAll(text, s, "[redacted]");
+  return text;
+}
+
+int HttpStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+Api::Api(StateStore& store, Engine& engine, ApiOptions options)
+    : store_(store), engine_(engine), options_(std::move(options)) {
+  options_.redact.Add(options_.token);
+  auto run = [](const Params& p) { return p.at("run"); };
+  Add("GET", "/api/health", false,
+      [this](const HttpRequest&, const Params&) -> absl::StatusOr<HttpReply> {
+        ASSIGN_OR_RETURN(int schema, store_.SchemaVersion());
+        return JsonReply({{"status", "ok"}, {"schema", schema}});
+      });
+  Add("GET", "/api/runs", true,
+      [this](const HttpRequest& r, const Params&) { return ListRuns(r); });
+  Add("POST", "/api/runs", true,
+      [this](const HttpRequest& r, const Params&) { return SubmitRun(r); });
+  Add("GET", "/api/runs/{run}", true,
+      [this, run](const HttpRequest&, const Params& p) { return GetRun(run(p)); });
+  Add("POST", "/api/runs/{run}/cancel", true,
+      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+        RETURN_IF_ERROR(ParseBody(r, {}).status());
+        ASSIGN_OR_RETURN(bool cancelled, store_.CancelRun(run(p), "cancelled through the API"));
+        ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
+        if (!cancelled) {
+          return absl::FailedPreconditionError(Cat("run ", rec.id, " already ", rec.state));
+        }
+        return JsonReply(RunJson(rec, store_.NowMs()));
+      });
+  Add("POST", "/api/runs/{run}/resume", true,
+      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+        RETURN_IF_ERROR(ParseBody(r, {}).status());
+        return Requeue(run(p), /*failed_only=*/false);
+      });
+  Add("POST", "/api/runs/{run}/retry", true,
+      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+        RETURN_IF_ERROR(ParseBody(r, {}).status());
+        return Requeue(run(p), /*failed_only=*/true);
+      });
+  Add("GET", "/api/runs/{run}/tasks", true,
+      [this, run](const HttpRequest& r, const Params& p) { return ListTasks(r, run(p)); });
+  Add("GET", "/api/runs/{run}/tasks/{step}/{index}", true,
+      [this](const HttpRequest&, const Params& p) { return GetTask(p); });
+  Add("GET", "/api/runs/{run}/tasks/{step}/{index}/log", true,
+      [this](const HttpRequest& r, const Params& p) { return GetLog(r, p); });
+  Add("GET", "/api/runs/{run}/timeline", true,
+      [this, run](const HttpRequest&, const Params& p) { return Timeline(run(p)); });
+  Add("GET", "/api/runs/{run}/events", true,
+      [this, run](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+        ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
+        ASSIGN_OR_RETURN(std::vector<EventRecord> events, store_.ListEvents(rec.id));
+        nlohmann::json out = nlohmann::json::array();
+        for (const EventRecord& e : events) {
+          out.push_back({{"id", e.id},
+                         {"at", IsoTime(e.at)},
+                         {"kind", e.kind},
+                         {"step", e.step},
+                         {"index", e.index},
+                         {"message", e.message}});
+        }
+        return JsonReply(out);
+      });
+  Add("GET", "/api/runs/{run}/cost", true,
+      [this, run](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+        ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store_, run(p), options_.prices));
+        return JsonReply(CostReportJson(report));
+      });
+  Add("GET", "/api/workers", true,
+      [this](const HttpRequest&, const Params&) -> absl::StatusOr<HttpReply> {
+        ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
+        int64_t now = store_.NowMs();
+        nlohmann::json out = nlohmann::json::array();
+        for (const WorkerRecord& w : workers) out.push_back(WorkerJson(w, now));
+        return JsonReply(out);
+      });
+  Add("GET", "/api/pipelines", true,
+      [this](const HttpRequest&, const Params&) { return ListPipelines(); });
+  Add("GET", "/api/schedules", true,
+      [this](const HttpRequest&, const Params&) { return ListSchedules(); });
+  Add("POST", "/api/schedules", true,
+      [this](const HttpRequest& r, const Params&) { return PutSchedule(r, "", /*create=*/true); });
+  Add("GET", "/api/schedules/{name}", true,
+      [this](const HttpRequest&, const Params& p) { return GetSchedule(p.at("name")); });
+  Add("PATCH", "/api/schedules/{name}", true, [this](const HttpRequest& r, const Params& p) {
+    return PutSchedule(r, p.at("name"), /*create=*/false);
+  });
+  Add("DELETE", "/api/schedules/{name}", true,
+      [this](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+        ASSIGN_OR_RETURN(bool deleted, store_.DeleteSchedule(p.at("name")));
+        if (!deleted) return absl::NotFoundError(Cat("no schedule \"", p.at("name"), "\""));
+        return JsonReply({{"deleted", p.at("name")}});
+      });
+  Add("GET", "/api/autoscaler", true, [this](const HttpRequest&, const Params&) {
+    return JsonReply(options_.autoscaler_status
+                         ? options_.autoscaler_status()
+                         : nlohmann::json{{"queues", nlohmann::json::array()}});
+  });
+  Add("GET", "/metrics", true, [this](const HttpRequest&, const Params&) {
+    return HttpReply{.content_type = "text/plain; version=0.0.4",
+                     .body = options_.metrics_text ? options_.metrics_text() : ""};
+  });
+}
+
+void Api::Add(const std::string& method, const std::string& pattern, bool needs_token,
+              Handler handler) {
+  routes_.push_back({method, Segments(pattern), pattern, needs_token, std::move(handler)});
+}
+
+std::vector<Api::RouteInfo> Api::Routes() const {
+  std::vector<RouteInfo> out;
+  for (const Route& r : routes_) out.push_back({r.method, r.pattern, r.needs_token});
+  return out;
+}
+
+bool Api::Authorized(const std::string& authorization) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (options_.token.empty() || !authorization.starts_with(kBearer)) return false;
+  // Comparing digests keeps the time independent of where, and whether, the texts differ.
+  auto given = Sha256(std::string_view(authorization).substr(kBearer.size()));
+  auto want = Sha256(options_.token);
+  return CRYPTO_memcmp(given.data(), want.data(), given.size()) == 0;
+}
+
+HttpReply Api::Handle(const HttpRequest& req) {
+  std::vector<std::string> segments = Segments(req.path);
+  const Route* found = nullptr;
+  bool path_matched = false;
+  Params params;
+  for (const Route& r : routes_) {
+    if (r.segments.size() != segments.size()) continue;
+    Params p;
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      const std::string& want = r.segments[i];
+      if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+        p[want.substr(1, want.size() - 2)] = segments[i];
+      } else {
+        match = want == segments[i];
+      }
+    }
+    if (!match) continue;
+    path_matched = true;
+    if (r.method == req.method) {
+      found = &r;
+      params = std::move(p);
+      break;
+    }
+  }
+  // Authentication comes first, so that nothing about the routes leaks without a token.
+  bool public_route = found != nullptr && !found->needs_token;
+  if (!public_route && !Authorized(req.authorization)) {
+    return ErrorReply(401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+  }
+  if (found == nullptr) {
+    return path_matched ? ErrorReply(405, Cat(req.method, " is not allowed on ", req.path))
+                        : ErrorReply(404, Cat("no route ", req.path));
+  }
+  HttpReply reply;
+  try {
+    absl::StatusOr<HttpReply> r = found->handler(req, params);
+    reply = r.ok() ? *std::move(r)
+                   : ErrorReply(HttpStatusFor(r.status()), ToString(r.status().message()));
+  } catch (const std::exception& e) {
+    reply = ErrorReply(500, Cat("internal error: ", e.what()));
+  }
+  reply.body = options_.redact(std::move(reply.body));
+  return reply;
+}
+
+absl::StatusOr<HttpReply> Api::ListRuns(const HttpRequest& req) {
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 50, 1, kMaxPage));
+  ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
+  std::string state = QueryString(req, "state");
+  std::string pipeline = QueryString(req, "pipeline");
+  // Filters apply before paging; the store lists newest first.
+  ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                   store_.ListRuns(state.empty() && pipeline.empty() ? offset + limit + 1 : -1));
+  int64_t now = store_.NowMs();
+  nlohmann::json items = nlohmann::json::array();
+  int64_t seen = 0;
+  bool more = false;
+  for (const RunRecord& r : runs) {
+    if (!state.empty() && r.state != state) continue;
+    if (!pipeline.empty() && r.pipeline != pipeline) continue;
+    if (seen++ < offset) continue;
+    if (static_cast<int64_t>(items.size()) == limit) {
+      more = true;
+      break;
+    }
+    items.push_back(RunJson(r, now));
+  }
+  nlohmann::json out = {{"items", items}, {"limit", limit}, {"offset", offset}};
+  out["next_offset"] = more ? nlohmann::json(offset + limit) : nlohmann::json(nullptr);
+  return JsonReply(out);
+}
+
+absl::StatusOr<std::string> Api::RegisteredPipeline(const std::string& name) {
+  if (options_.pipelines_dir.empty()) {
+    return absl::NotFoundError(
+        Cat("no pipeline \"", name, "\": the server has no --pipelines directory"));
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.pipelines_dir, ec)) {
+    std::string ext = entry.path().extension().string();
+    if (ext != ".yaml" && ext != ".yml") continue;
+    absl::StatusOr<Pipeline> p = LoadPipeline(entry.path().string(), {});
+    if (p.ok() && p->name == name) return entry.path().string();
+  }
+  return absl::NotFoundError(Cat("no pipeline named \"", name, "\" in ", options_.pipelines_dir));
+}
+
+absl::StatusOr<HttpReply> Api::ListPipelines() {
+  nlohmann::json out = nlohmann::json::array();
+  if (options_.pipelines_dir.empty()) return JsonReply(out);
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.pipelines_dir, ec)) {
+    std::string ext = entry.path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    absl::StatusOr<Pipeline> p = LoadPipeline(f.string(), {});
+    nlohmann::json item = {{"file", f.filename().string()}};
+    if (p.ok()) {
+      item["name"] = p->name;
+      item["steps"] = p->steps.size();
+      item["schedule"] = p->schedule.cron;
+      nlohmann::json params = nlohmann::json::object();
+      for (const auto& [k, v] : p->params) params[k] = v;
+      item["params"] = params;
+    } else {
+      item["error"] = ToString(p.status().message());
+    }
+    out.push_back(item);
+  }
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::SubmitRun(const HttpRequest& req) {
+  ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, {"pipeline", "spec", "params"}));
+  ASSIGN_OR_RETURN(std::string name, StringField(body, "pipeline"));
+  ASSIGN_OR_RETURN(std::string spec, StringField(body, "spec"));
+  ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
+  if (name.empty() == spec.empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of \"pipeline\" (a registered pipeline's name) and \"spec\" (YAML)");
+  }
+  absl::StatusOr<Pipeline> pipeline;
+  if (!name.empty()) {
+    ASSIGN_OR_RETURN(std::string path, RegisteredPipeline(name));
+    pipeline = LoadPipeline(path, params);
+  } else {
+    std::string dir = options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
+                                                     : options_.pipelines_dir;
+    pipeline = ParsePipeline(spec, dir + "/submitted.yaml", params);
+  }
+  RETURN_IF_ERROR(pipeline.status());
+  RETURN_IF_ERROR(CheckInputs(*pipeline));
+  RETURN_IF_ERROR(CheckSql(*pipeline));
+  ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(*pipeline, options_.root));
+  ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
+  return JsonReply(RunJson(run, store_.NowMs()), 201);
+}
+
+absl::StatusOr<HttpReply> Api::GetRun(const std::string& id) {
+  ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
+  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(id));
+  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(id));
+  int64_t now = store_.NowMs();
+  nlohmann::json out = RunJson(run, now);
+  out["steps"] = StepsJson(run, steps, counts, now);
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) {
+  ASSIGN_OR_RETURN(int64_t requeued, RequeueRun(store_, id, failed_only));
+  ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
+  nlohmann::json out = RunJson(run, store_.NowMs());
+  out["requeued"] = requeued;
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::ListTasks(const HttpRequest& req, const std::string& id) {
+  RETURN_IF_ERROR(store_.GetRun(id).status());
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, kMaxPage));
+  ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
+  TaskFilter filter{.run_id = id, .limit = limit + 1, .offset = offset};
+  if (std::string step = QueryString(req, "step"); !step.empty()) filter.step = step;
+  if (std::string state = QueryString(req, "state"); !state.empty()) filter.state = state;
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, store_.ListTasks(filter));
+  bool more = static_cast<int64_t>(tasks.size()) > limit;
+  if (more) tasks.pop_back();
+  nlohmann::json items = nlohmann::json::array();
+  for (const TaskRecord& t : tasks) items.push_back(TaskJson(t));
+  nlohmann::json out = {{"items", items}, {"limit", limit}, {"offset", offset}};
+  out["next_offset"] = more ? nlohmann::json(offset + limit) : nlohmann::json(nullptr);
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::GetTask(const Params& p) {
+  ASSIGN_OR_RETURN(int64_t index, IndexParam(p.at("index")));
+  ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask({p.at("run"), p.at("step"), index}));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListAttempts(task.key));
+  nlohmann::json out = TaskJson(task);
+  out["attempt_history"] = nlohmann::json::array();
+  for (const AttemptRecord& a : attempts) out["attempt_history"].push_back(AttemptJson(a));
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::GetLog(const HttpRequest& req, const Params& p) {
+  ASSIGN_OR_RETURN(int64_t index, IndexParam(p.at("index")));
+  ASSIGN_OR_RETURN(int64_t attempt, QueryInt(req, "attempt", 0, 0, 1'000'000));
+  ASSIGN_OR_RETURN(int64_t tail, QueryInt(req, "tail", -1, 0, INT64_MAX / 2));
+  ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
+  ASSIGN_OR_RETURN(int64_t length, QueryInt(req, "length", -1, 0, INT64_MAX / 2));
+  ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(store_, {p.at("run"), p.at("step"), index},
+                                                  static_cast<int>(attempt)));
+  const int64_t size = static_cast<int64_t>(log.text.size());
+  int64_t from = std::min(offset, size);
+  if (tail >= 0) from = std::max<int64_t>(0, size - tail);
+  int64_t n = length >= 0 ? std::min(length, size - from) : size - from;
+  return JsonReply({{"attempt", log.attempt},
+                    {"size", size},
+                    {"offset", from},
+                    {"text", log.text.substr(from, n)}});
+}
+
+absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
+  ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListRunAttempts(id));
+  int64_t now = store_.NowMs();
+  // Compact rows for the Gantt chart: [step, index, attempt, worker, state, start, end] with
+  // times in ms from the run's creation.
+  nlohmann::json rows = nlohmann::json::array();
+  for (const AttemptRecord& a : attempts) {
+    int64_t end = a.finished_at > 0 ? a.finished_at : now;
+    rows.push_back({a.key.step, a.key.index, a.attempt, a.worker_id, a.state,
+                    a.started_at - run.created_at, end - run.created_at});
+  }
+  return JsonReply(
+      {{"run", id},
+       {"created_at", IsoTime(run.created_at)},
+       {"now_ms", now - run.created_at},
+       {"columns", {"step", "index", "attempt", "worker", "state", "start_ms", "end_ms"}},
+       {"rows", rows}});
+}
+
+nlohmann::json Api::ScheduleJson(const ScheduleRecord& s) {
+  int64_t now = store_.NowMs();
+  nlohmann::json out = {{"name", s.name},
+                        {"cron", s.cron},
+                        {"timezone", s.time_zone},
+                        {"catchup", s.catchup},
+                        {"overlap", s.overlap},
+                        {"enabled", s.enabled},
+                        {"pipeline_file", s.spec_path},
+                        {"params", nlohmann::json::parse(s.params_json, nullptr, false)},
+                        {"last_slot", IsoTime(s.last_slot)}};
+  absl::StatusOr<Cron> cron = Cron::Parse(s.cron, s.time_zone);
+  out["next_slot"] = cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : "";
+  return out;
+}
+
+absl::StatusOr<HttpReply> Api::ListSchedules() {
+  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
+  nlohmann::json out = nlohmann::json::array();
+  for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s));
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
+  ASSIGN_OR_RETURN(ScheduleRecord s, store_.GetSchedule(name));
+  ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, store_.ListFires(name, 50));
+  nlohmann::json out = ScheduleJson(s);
+  out["fires"] = nlohmann::json::array();
+  for (const ScheduleFire& f : fires) {
+    out["fires"].push_back({{"slot", IsoTime(f.slot)},
+                            {"outcome", f.outcome},
+                            {f.outcome == "fired" ? "run" : "reason", f.run_id},
+                            {"lag_ms", f.at - f.slot}});
+  }
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::PutSchedule(const HttpRequest& req, const std::string& path_name,
+                                           bool create) {
+  std::vector<std::string> fields = {"cron", "timezone", "catchup", "overlap", "params", "enabled"};
+  if (create) {
+    for (const char* f : {"name", "pipeline", "spec"}) fields.push_back(f);
+  }
+  ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, fields));
+  ScheduleRecord s;
+  if (create) {
+    ASSIGN_OR_RETURN(std::string name, StringField(body, "pipeline"));
+    ASSIGN_OR_RETURN(std::string spec, StringField(body, "spec"));
+    if (name.empty() == spec.empty()) {
+      return absl::InvalidArgumentError(
+          "give exactly one of \"pipeline\" (a registered pipeline's name) and \"spec\" (YAML)");
+    }
+    absl::StatusOr<Pipeline> p;
+    if (!name.empty()) {
+      ASSIGN_OR_RETURN(std::string path, RegisteredPipeline(name));
+      p = LoadPipeline(path, {});
+    } else {
+      p = ParsePipeline(spec,
+                        (options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
+                                                        : options_.pipelines_dir) +
+                            "/submitted.yaml",
+                        {});
+    }
+    RETURN_IF_ERROR(p.status());
+    ASSIGN_OR_RETURN(s.name, StringField(body, "name", p->name));
+    s.spec_path = p->path;
+    s.spec_source = p->source;
+    s.root = options_.root;
+    s.cron = p->schedule.cron;
+    s.time_zone = p->schedule.time_zone;
+    s.catchup = p->schedule.catchup;
+    s.overlap = p->schedule.overlap;
+    absl::StatusOr<ScheduleRecord> existing = store_.GetSchedule(s.name);
+    if (existing.ok()) {
+      return absl::AlreadyExistsError(Cat("schedule \"", s.name, "\" exists (PATCH changes it)"));
+    }
+  } else {
+    ASSIGN_OR_RETURN(s, store_.GetSchedule(path_name));
+  }
+  ASSIGN_OR_RETURN(s.cron, StringField(body, "cron", s.cron));
+  ASSIGN_OR_RETURN(s.time_zone, StringField(body, "timezone", s.time_zone));
+  ASSIGN_OR_RETURN(s.catchup, StringField(body, "catchup", s.catchup));
+  ASSIGN_OR_RETURN(s.overlap, StringField(body, "overlap", s.overlap));
+  if (body.contains("params")) {
+    ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
+    s.params_json = nlohmann::json(params).dump();
+  }
+  if (body.contains("enabled")) {
+    if (!body["enabled"].is_boolean()) {
+      return absl::InvalidArgumentError("field \"enabled\" must be true or false");
+    }
+    s.enabled = body["enabled"].get<bool>();
+  }
+  if (s.cron.empty()) {
+    return absl::InvalidArgumentError(
+        "no cron: give \"cron\", or register a pipeline that has a schedule:");
+  }
+  RETURN_IF_ERROR(ValidateSchedule(s));
+  RETURN_IF_ERROR(store_.PutSchedule(s));
+  ASSIGN_OR_RETURN(ScheduleRecord stored, store_.GetSchedule(s.name));
+  return JsonReply(ScheduleJson(stored), create ? 201 : 200);
+}
+
+}  // namespace barge

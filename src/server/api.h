@@ -1,0 +1,127 @@
+// The HTTP JSON API of `barge serve`, independent of the HTTP library: a table of routes, each a
+// method, a path pattern and a handler, behind one bearer-token check. server.cc feeds it requests
+// from cpp-httplib; tests may call Handle() directly or go through a real socket.
+//
+//   Api api(store, engine, {.token = token, .root = root});
+//   HttpReply reply = api.Handle({.method = "GET", .path = "/api/runs", .authorization = ...});
+//
+// Every route but GET /api/health requires "Authorization: Bearer <token>" (compared in constant
+// time). Errors are JSON, {"error": {"code": "not_found", "message": "..."}}, with the HTTP status
+// from HttpStatusFor(). Request bodies are strict: malformed JSON or an unknown field is a 400
+// that names it. No response carries a secret: the token, and any secret the Redactor knows, are
+// masked in every body.
+//
+// Thread-safety: Handle() may be called from several threads at once if the store is safe so.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cost/cost.h"
+#include "engine/engine.h"
+#include "nlohmann/json.hpp"
+#include "store/state_store.h"
+
+namespace barge {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> query;
+  std::string body;
+  std::string authorization;  // the Authorization header, as sent
+};
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Masks known secrets in text: each occurrence becomes "[redacted]".
+class Redactor {
+ public:
+  // Adds a secret (ignored if shorter than 4 characters, which would mask ordinary text).
+  void Add(const std::string& secret);
+  // Adds the password of a URL such as postgres://user:password@host/db.
+  void AddUrlPassword(const std::string& url);
+  std::string operator()(std::string text) const;
+
+ private:
+  std::vector<std::string> secrets_;
+};
+
+// The HTTP status of an error: 400 invalid argument, 401 unauthenticated, 403 permission denied,
+// 404 not found, 409 already exists or failed precondition, 503 unavailable, else 500.
+int HttpStatusFor(const absl::Status& status);
+
+struct ApiOptions {
+  std::string token;          // required on every route but the health check
+  std::string root;           // data root of runs submitted through the API
+  std::string pipelines_dir;  // registered pipelines: <dir>/*.yaml, by pipeline name ("": none)
+  Prices prices = DefaultPrices();
+  Redactor redact;
+  // Extra read-only views wired in by the server (autoscaler state, metrics text).
+  std::function<nlohmann::json()> autoscaler_status;
+  std::function<std::string()> metrics_text;
+};
+
+class Api {
+ public:
+  Api(StateStore& store, Engine& engine, ApiOptions options);
+
+  HttpReply Handle(const HttpRequest& request);
+
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;  // "/api/runs/{run}/tasks/{step}/{index}"
+    bool needs_token;
+  };
+  // Every route, so a test can check that each one refuses a missing or wrong token.
+  std::vector<RouteInfo> Routes() const;
+
+  // Whether `authorization` carries the token ("Bearer <token>"), in constant time.
+  bool Authorized(const std::string& authorization) const;
+
+ private:
+  using Params = std::map<std::string, std::string>;
+  using Handler = std::function<absl::StatusOr<HttpReply>(const HttpRequest&, const Params&)>;
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{name}" captures one segment
+    std::string pattern;
+    bool needs_token;
+    Handler handler;
+  };
+  void Add(const std::string& method, const std::string& pattern, bool needs_token,
+           Handler handler);
+
+  absl::StatusOr<HttpReply> ListRuns(const HttpRequest& req);
+  absl::StatusOr<HttpReply> SubmitRun(const HttpRequest& req);
+  absl::StatusOr<HttpReply> GetRun(const std::string& id);
+  absl::StatusOr<HttpReply> Requeue(const std::string& id, bool failed_only);
+  absl::StatusOr<HttpReply> ListTasks(const HttpRequest& req, const std::string& id);
+  absl::StatusOr<HttpReply> GetTask(const Params& p);
+  absl::StatusOr<HttpReply> GetLog(const HttpRequest& req, const Params& p);
+  absl::StatusOr<HttpReply> Timeline(const std::string& id);
+  absl::StatusOr<HttpReply> ListPipelines();
+  absl::StatusOr<HttpReply> ListSchedules();
+  absl::StatusOr<HttpReply> GetSchedule(const std::string& name);
+  absl::StatusOr<HttpReply> PutSchedule(const HttpRequest& req, const std::string& name,
+                                        bool create);
+
+  // The pipeline file registered under `name` in pipelines_dir.
+  absl::StatusOr<std::string> RegisteredPipeline(const std::string& name);
+  nlohmann::json ScheduleJson(const ScheduleRecord& s);
+
+  StateStore& store_;
+  Engine& engine_;
+  ApiOptions options_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace barge
