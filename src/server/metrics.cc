@@ -96,7 +96,8 @@ absl::StatusOr<std::string> Metrics::Render() {
          "Wall time of task attempts finished since the server started, by queue and outcome.");
   const std::vector<double>& bounds = DurationBuckets();
   for (const auto& [key, h] : durations_) {
-    std::string labels = fmt::format("queue=\"{}\",outcome=\"{}\"", Esc(key.first), Esc(key.second));
+    std::string labels =
+        fmt::format("queue=\"{}\",outcome=\"{}\"", Esc(key.first), Esc(key.second));
     int64_t cumulative = 0;
     for (size_t b = 0; b <= bounds.size(); ++b) {
       cumulative += h.counts[b];

@@ -85,6 +85,9 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override {
     return inner_.ListRunAttempts(run_id);
   }
+  absl::StatusOr<std::vector<std::string>> ListBusyWorkers() override {
+    return inner_.ListBusyWorkers();
+  }
   absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() override { return inner_.LoadByQueue(); }
   absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
                                                                 int64_t to_ms) override {

@@ -25,6 +25,19 @@ absl::StatusOr<std::vector<TaskLoad>> SqlStateStore::LoadByQueue() {
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> SqlStateStore::ListBusyWorkers() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT DISTINCT lease_owner FROM tasks "
+                                         "WHERE state = 'running' ORDER BY lease_owner"));
+  std::vector<std::string> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(q->Text(0));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<FinishedAttempt>> SqlStateStore::AttemptsFinished(int64_t from_ms,
                                                                              int64_t to_ms) {
   std::lock_guard lock(mu_);

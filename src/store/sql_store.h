@@ -60,6 +60,7 @@ class SqlStateStore : public StateStore {
 
   absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override;
   absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() override;
+  absl::StatusOr<std::vector<std::string>> ListBusyWorkers() override;
   absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
                                                                 int64_t to_ms) override;
 

@@ -328,6 +328,8 @@ class StateStore {
 
   // Every attempt of every task of a run, in (step position, index, attempt) order.
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) = 0;
+  // Ids of the workers holding a running task.
+  virtual absl::StatusOr<std::vector<std::string>> ListBusyWorkers() = 0;
   // Pending and running tasks of all runs, grouped (see TaskLoad).
   virtual absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() = 0;
   // Attempts that finished in (from_ms, to_ms], oldest first.

@@ -174,6 +174,7 @@ TEST_P(StateStoreContract, LoadByQueueGroupsReadyWaitingAndRunning) {
   EXPECT_EQ(by_state["running"], 1);
   EXPECT_EQ(by_state["waiting"], 1);
 
+  EXPECT_EQ(*store_->ListBusyWorkers(), std::vector<std::string>{"w1"});
   clock_.AdvanceMs(5'000);
   ASSERT_TRUE(store_->Complete({Success(claimed[1], "w1")}).ok());
   std::vector<FinishedAttempt> done = *store_->AttemptsFinished(0, clock_.NowMs());
@@ -183,6 +184,7 @@ TEST_P(StateStoreContract, LoadByQueueGroupsReadyWaitingAndRunning) {
   EXPECT_EQ(done[1].duration_ms, 5'000);
   EXPECT_TRUE(store_->AttemptsFinished(clock_.NowMs(), clock_.NowMs() + 1)->empty());
   EXPECT_EQ(store_->ListRunAttempts("r1")->size(), 2u);
+  EXPECT_EQ(*store_->ListBusyWorkers(), std::vector<std::string>{}) << "w1 holds nothing now";
 }
 
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {

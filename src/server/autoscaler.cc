@@ -1,0 +1,360 @@
+#include "server/autoscaler.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "common/fs.h"
+#include "common/labels.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "worker/worker.h"
+#include "yaml-cpp/yaml.h"
+
+extern char** environ;
+
+namespace barge {
+namespace {
+
+std::string At(const std::string& path, const YAML::Node& node) {
+  return Cat(path, ":", node.Mark().line + 1, ":", node.Mark().column + 1);
+}
+
+absl::StatusOr<QueueScaling> ParseQueue(const std::string& path, const YAML::Node& node) {
+  if (!node.IsMap()) return absl::InvalidArgumentError(Cat(At(path, node), ": expected a map"));
+  QueueScaling q;
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    std::string where = Cat(At(path, v), ": ", key);
+    try {
+      if (key == "queue") {
+        q.queue = v.as<std::string>();
+        if (!IsValidLabelText(q.queue)) return absl::InvalidArgumentError(where + ": bad name");
+      } else if (key == "min") {
+        q.min = v.as<int>();
+      } else if (key == "max") {
+        q.max = v.as<int>();
+      } else if (key == "idle") {
+        absl::StatusOr<int64_t> idle = ParseDurationMs(v.as<std::string>());
+        if (!idle.ok()) return WithContext(idle.status(), where);
+        q.idle_ms = *idle;
+      } else if (key == "provider") {
+        q.provider = v.as<std::string>();
+        if (q.provider != "local" && q.provider != "command") {
+          return absl::InvalidArgumentError(where + ": expected local or command");
+        }
+      } else if (key == "command") {
+        q.command = v.as<std::string>();
+      } else if (key == "worker") {
+        if (!v.IsMap()) return absl::InvalidArgumentError(where + ": expected a map");
+        for (const auto& w : v) {
+          std::string wk = w.first.as<std::string>();
+          std::string wwhere = Cat(At(path, w.second), ": worker.", wk);
+          if (wk == "cpu") {
+            q.worker_cpu = w.second.as<double>();
+          } else if (wk == "memory") {
+            absl::StatusOr<int64_t> memory = ParseSizeBytes(w.second.as<std::string>());
+            if (!memory.ok()) return WithContext(memory.status(), wwhere);
+            q.worker_memory = *memory;
+          } else if (wk == "labels") {
+            q.worker_labels = w.second.as<std::string>();
+            RETURN_IF_ERROR(WithContext(ParseLabels(q.worker_labels).status(), wwhere));
+          } else {
+            return absl::InvalidArgumentError(Cat(At(path, w.first), ": unknown key \"worker.", wk,
+                                                  "\" (allowed: cpu, memory, labels)"));
+          }
+        }
+      } else {
+        return absl::InvalidArgumentError(
+            Cat(At(path, kv.first), ": unknown key \"", key,
+                "\" (allowed: queue, min, max, idle, worker, provider, command)"));
+      }
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(Cat(where, ": ", e.msg));
+    }
+  }
+  if (q.min < 0 || q.max < q.min || q.max > 10'000) {
+    return absl::InvalidArgumentError(
+        Cat(At(path, node), ": queue ", q.queue, ": need 0 <= min <= max <= 10000"));
+  }
+  if (q.worker_cpu <= 0) {
+    return absl::InvalidArgumentError(
+        Cat(At(path, node), ": queue ", q.queue, ": worker.cpu must be > 0"));
+  }
+  if (q.provider == "command" && q.command.find("{desired}") == std::string::npos) {
+    return absl::InvalidArgumentError(Cat(At(path, node), ": queue ", q.queue,
+                                          ": a command provider needs a command with {desired}"));
+  }
+  return q;
+}
+
+// Runs `argv` with stdout and stderr appended to `log`; returns its pid.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return absl::InternalError(Cat("starting ", argv[0], ": ", std::strerror(rc)));
+  return pid;
+}
+
+class LocalProvider : public WorkerProvider {
+ public:
+  LocalProvider(const QueueScaling& q, std::vector<std::string> argv, std::string log_dir)
+      : queue_(q), argv_(std::move(argv)), log_dir_(std::move(log_dir)) {}
+  ~LocalProvider() override { StopAll(); }
+
+  absl::Status Scale(int desired, const std::vector<WorkerRecord>& workers,
+                     const std::vector<std::string>& busy) override {
+    Reap();
+    int current = Current();
+    for (; current < desired; ++current) {
+      std::vector<std::string> argv = argv_;
+      argv.insert(argv.end(), {"--queue", queue_.queue, "--cpu", Cat(queue_.worker_cpu), "--memory",
+                               Cat(queue_.worker_memory), "--drain-timeout", "24h"});
+      if (!queue_.worker_labels.empty())
+        argv.insert(argv.end(), {"--labels", queue_.worker_labels});
+      RETURN_IF_ERROR(MakeDirs(log_dir_));
+      ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, Cat(log_dir_, "/worker-", queue_.queue, ".log")));
+      children_[pid] = false;
+    }
+    if (current <= desired) return absl::OkStatus();
+    // Stop idle workers only; a busy one is left to finish, and is asked on a later tick.
+    std::string host = HostName();
+    for (auto& [pid, draining] : children_) {
+      if (current <= desired) break;
+      if (draining) continue;
+      bool is_busy = false;
+      for (const WorkerRecord& w : workers) {
+        if (w.host == host && w.pid == pid) {
+          is_busy = std::find(busy.begin(), busy.end(), w.id) != busy.end();
+        }
+      }
+      if (is_busy) continue;
+      ::kill(pid, SIGTERM);  // drain: stop claiming, finish, deregister, exit
+      draining = true;
+      --current;
+    }
+    return absl::OkStatus();
+  }
+
+  int Current() override {
+    Reap();
+    return static_cast<int>(
+        std::count_if(children_.begin(), children_.end(), [](const auto& c) { return !c.second; }));
+  }
+
+  void StopAll() override {
+    for (auto& [pid, draining] : children_) {
+      if (!draining) ::kill(pid, SIGTERM);
+      draining = true;
+    }
+  }
+
+ private:
+  void Reap() {
+    for (auto it = children_.begin(); it != children_.end();) {
+      int status = 0;
+      if (::waitpid(it->first, &status, WNOHANG) == it->first) {
+        it = children_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  QueueScaling queue_;
+  std::vector<std::string> argv_;
+  std::string log_dir_;
+  std::map<pid_t, bool> children_;  // pid -> asked to drain
+};
+
+class CommandProvider : public WorkerProvider {
+ public:
+  explicit CommandProvider(const QueueScaling& q) : queue_(q) {}
+
+  absl::Status Scale(int desired, const std::vector<WorkerRecord>&,
+                     const std::vector<std::string>&) override {
+    if (desired == sent_) return absl::OkStatus();
+    std::string cmd =
+        ReplaceAll(ReplaceAll(queue_.command, "{queue}", queue_.queue), "{desired}", Cat(desired));
+    ASSIGN_OR_RETURN(pid_t pid, Spawn({"/bin/sh", "-c", cmd}, "/dev/stderr"));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      return absl::UnavailableError(
+          Cat("scaling command for desired=", desired, " failed (status ", status, ")"));
+    }
+    sent_ = desired;
+    return absl::OkStatus();
+  }
+  int Current() override { return std::max(0, sent_); }
+
+ private:
+  QueueScaling queue_;
+  int sent_ = -1;  // the count the command last set (-1: never run)
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<QueueScaling>> LoadAutoscaleConfig(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(Cat(path, ": ", e.what()));
+  }
+  if (!root.IsMap() || !root["queues"] || !root["queues"].IsSequence()) {
+    return absl::InvalidArgumentError(Cat(path, ": expected a map with a list \"queues\""));
+  }
+  for (const auto& kv : root) {
+    if (kv.first.as<std::string>() != "queues") {
+      return absl::InvalidArgumentError(
+          Cat(At(path, kv.first), ": unknown key \"", kv.first.as<std::string>(), "\""));
+    }
+  }
+  std::vector<QueueScaling> out;
+  for (const YAML::Node& n : root["queues"]) {
+    ASSIGN_OR_RETURN(QueueScaling q, ParseQueue(path, n));
+    for (const QueueScaling& other : out) {
+      if (other.queue == q.queue) {
+        return absl::InvalidArgumentError(Cat(At(path, n), ": queue ", q.queue, " given twice"));
+      }
+    }
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+int64_t WorkersNeeded(const std::vector<TaskLoad>& load, double worker_cpu, int64_t worker_memory) {
+  // First-fit decreasing over task groups: bins are workers' remaining (cpu, memory).
+  std::vector<TaskLoad> groups;
+  for (const TaskLoad& l : load) {
+    if (l.state == "ready" || l.state == "running") groups.push_back(l);
+  }
+  std::sort(groups.begin(), groups.end(), [](const TaskLoad& a, const TaskLoad& b) {
+    return std::tie(a.cpu, a.memory) > std::tie(b.cpu, b.memory);
+  });
+  std::vector<std::pair<double, int64_t>> bins;
+  int64_t oversized = 0;
+  constexpr int64_t kEnough = 100'000;  // more workers than any pool: stop packing
+  for (const TaskLoad& g : groups) {
+    for (int64_t n = 0; n < g.count; ++n) {
+      if (g.cpu > worker_cpu + 1e-9 || (worker_memory > 0 && g.memory > worker_memory)) {
+        ++oversized;
+        continue;
+      }
+      bool placed = false;
+      for (auto& [cpu, mem] : bins) {
+        if (cpu + 1e-9 >= g.cpu && mem >= g.memory) {
+          cpu -= g.cpu;
+          mem -= g.memory;
+          placed = true;
+          break;
+        }
+      }
+      if (!placed) {
+        if (static_cast<int64_t>(bins.size()) >= kEnough) return kEnough;
+        bins.push_back({worker_cpu - g.cpu, worker_memory - g.memory});
+      }
+    }
+  }
+  return static_cast<int64_t>(bins.size()) + oversized;
+}
+
+std::unique_ptr<WorkerProvider> NewLocalProvider(const QueueScaling& q,
+                                                 std::vector<std::string> worker_argv,
+                                                 std::string log_dir) {
+  return std::make_unique<LocalProvider>(q, std::move(worker_argv), std::move(log_dir));
+}
+
+std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q) {
+  return std::make_unique<CommandProvider>(q);
+}
+
+Autoscaler::Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
+                       std::map<std::string, std::unique_ptr<WorkerProvider>> providers)
+    : store_(store), queues_(std::move(queues)), providers_(std::move(providers)) {}
+
+Autoscaler::~Autoscaler() = default;
+
+absl::Status Autoscaler::Tick() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(std::vector<TaskLoad> load, store_.LoadByQueue());
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
+  ASSIGN_OR_RETURN(std::vector<std::string> busy, store_.ListBusyWorkers());
+  const int64_t now = store_.NowMs();
+  absl::Status first_error;
+  for (const QueueScaling& q : queues_) {
+    std::vector<TaskLoad> mine;
+    for (const TaskLoad& l : load) {
+      if (l.queue == q.queue) mine.push_back(l);
+    }
+    std::vector<WorkerRecord> queue_workers;
+    for (const WorkerRecord& w : workers) {
+      if (w.queue == q.queue) queue_workers.push_back(w);
+    }
+    QueueState& st = state_[q.queue];
+    WorkerProvider& provider = *providers_.at(q.queue);
+    st.demand = WorkersNeeded(mine, q.worker_cpu, q.worker_memory);
+    int want = static_cast<int>(std::clamp<int64_t>(st.demand, q.min, q.max));
+    int current = provider.Current();
+    if (want >= current) {
+      st.desired = want;
+      st.lower_since = 0;
+    } else {
+      // Scale in only once the lower demand has lasted `idle`.
+      if (st.lower_since == 0) st.lower_since = now;
+      st.desired = now - st.lower_since >= q.idle_ms ? want : current;
+    }
+    absl::Status s = provider.Scale(st.desired, queue_workers, busy);
+    st.last_error = s.ok() ? "" : ToString(s.message());
+    if (!s.ok() && first_error.ok()) first_error = WithContext(s, Cat("queue ", q.queue));
+  }
+  return first_error;
+}
+
+nlohmann::json Autoscaler::Status() {
+  std::lock_guard lock(mu_);
+  nlohmann::json queues = nlohmann::json::array();
+  int64_t now = store_.NowMs();
+  for (const QueueScaling& q : queues_) {
+    const QueueState& st = state_[q.queue];
+    queues.push_back({{"queue", q.queue},
+                      {"provider", q.provider},
+                      {"min", q.min},
+                      {"max", q.max},
+                      {"idle_ms", q.idle_ms},
+                      {"worker_cpu", q.worker_cpu},
+                      {"worker_memory", q.worker_memory},
+                      {"demand", st.demand},
+                      {"desired", st.desired},
+                      {"current", providers_.at(q.queue)->Current()},
+                      {"scale_in_pending_ms", st.lower_since > 0 ? now - st.lower_since : 0},
+                      {"error", st.last_error}});
+  }
+  return {{"queues", queues}};
+}
+
+void Autoscaler::StopAll() {
+  std::lock_guard lock(mu_);
+  for (auto& [queue, provider] : providers_) provider->StopAll();
+}
+
+}  // namespace barge

@@ -1,0 +1,105 @@
+#include "server/autoscaler.h"
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/temp_dir.h"
+
+namespace barge {
+namespace {
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+TEST(WorkersNeeded, PacksByCpuAndMemory) {
+  // 10 one-cpu tasks into 4-cpu workers: 3 workers.
+  EXPECT_EQ(WorkersNeeded({{"q", "ready", 1, 0, 7}, {"q", "running", 1, 0, 3}}, 4, 16 * kGiB), 3);
+  // Memory binds: 3 tasks of 6 GiB into 16 GiB workers: 2 per worker.
+  EXPECT_EQ(WorkersNeeded({{"q", "ready", 1, 6 * kGiB, 3}}, 4, 16 * kGiB), 2);
+  // Waiting tasks (backing off) do not count; a task larger than a worker gets one of its own.
+  EXPECT_EQ(WorkersNeeded({{"q", "waiting", 1, 0, 50}, {"q", "ready", 8, 0, 1}}, 4, 16 * kGiB), 1);
+  // Mixed sizes, largest first: 3 + 1 fill a worker, the 2s pair up.
+  EXPECT_EQ(WorkersNeeded({{"q", "ready", 3, 0, 1}, {"q", "ready", 2, 0, 2}, {"q", "ready", 1, 0, 1}},
+                          4, 0),
+            2);
+  EXPECT_EQ(WorkersNeeded({}, 4, 0), 0);
+}
+
+// Records what it was asked; Current() is what it was last asked.
+class FakeProvider : public WorkerProvider {
+ public:
+  explicit FakeProvider(std::vector<int>* asked) : asked_(asked) {}
+  absl::Status Scale(int desired, const std::vector<WorkerRecord>&,
+                     const std::vector<std::string>&) override {
+    asked_->push_back(desired);
+    current_ = desired;
+    return absl::OkStatus();
+  }
+  int Current() override { return current_; }
+
+ private:
+  std::vector<int>* asked_;
+  int current_ = 0;
+};
+
+TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
+  ScopedTempDir dir("scale");
+  ManualClock clock(1'000'000);
+  auto store = OpenStateStore((dir.path() / "s.db").string(), &clock).value();
+  ASSERT_TRUE(store->CreateRun({.id = "r", .pipeline = "p", .created_at = clock.NowMs()},
+                               {{.name = "s"}})
+                  .ok());
+  ASSERT_TRUE(*store->StartStep("r", "s", "[]", 200, {.cpu = 1},
+                                [](int64_t i) { return NewTask{.index = i}; }));
+  std::vector<int> asked;
+  std::map<std::string, std::unique_ptr<WorkerProvider>> providers;
+  providers["default"] = std::make_unique<FakeProvider>(&asked);
+  Autoscaler scaler(*store, {{.queue = "default", .min = 0, .max = 5, .idle_ms = 60'000,
+                              .worker_cpu = 2, .worker_memory = 0}},
+                    std::move(providers));
+  ASSERT_TRUE(scaler.Tick().ok());
+  EXPECT_EQ(asked.back(), 5) << "200 ready tasks need 100 workers; max is 5";
+  EXPECT_EQ(scaler.Status()["queues"][0]["demand"], 100);
+
+  ASSERT_TRUE(store->CancelRun("r", "done").ok());
+  clock.AdvanceMs(1'000);
+  ASSERT_TRUE(scaler.Tick().ok());
+  EXPECT_EQ(asked.back(), 5) << "no demand, but not idle for a minute yet";
+  clock.AdvanceMs(59'999);
+  ASSERT_TRUE(scaler.Tick().ok());
+  EXPECT_EQ(asked.back(), 5) << "idle for 1 ms short of a minute";
+  clock.AdvanceMs(1);
+  ASSERT_TRUE(scaler.Tick().ok());
+  EXPECT_EQ(asked.back(), 0) << "idle for a minute: down to min";
+}
+
+TEST(AutoscaleConfig, ParsesAndNamesBadKeys) {
+  ScopedTempDir dir("scalecfg");
+  std::string path = (dir.path() / "a.yaml").string();
+  ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: gpu\n    max: 3\n    idle: 30s\n"
+                              "    worker: {cpu: 4, memory: 8GiB, labels: 'gpu=a10'}\n"
+                              "    provider: command\n    command: 'scale {queue} {desired}'\n")
+                  .ok());
+  auto cfg = LoadAutoscaleConfig(path);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  ASSERT_EQ(cfg->size(), 1u);
+  EXPECT_EQ((*cfg)[0].queue, "gpu");
+  EXPECT_EQ((*cfg)[0].max, 3);
+  EXPECT_EQ((*cfg)[0].idle_ms, 30'000);
+  EXPECT_EQ((*cfg)[0].worker_memory, 8 * kGiB);
+  EXPECT_EQ((*cfg)[0].provider, "command");
+
+  ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    maxx: 3\n").ok());
+  EXPECT_EQ(LoadAutoscaleConfig(path).status().message(),
+            path + ":3:5: unknown key \"maxx\" (allowed: queue, min, max, idle, worker, provider, "
+                   "command)");
+  ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    min: 4\n    max: 2\n").ok());
+  EXPECT_NE(LoadAutoscaleConfig(path).status().message().find("need 0 <= min <= max"),
+            std::string::npos);
+  ASSERT_TRUE(WriteFile(path, "queues:\n  - provider: command\n    command: 'x'\n").ok());
+  EXPECT_NE(LoadAutoscaleConfig(path).status().message().find("needs a command with {desired}"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace barge
