@@ -147,6 +147,56 @@ int Main(int argc, char** argv) {
   workers_cmd->add_flag("--json", json, "print a JSON array");
   AddLocations(workers_cmd, where);
 
+  ServeOptions serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve",
+      "the HTTP API and web UI, schedules, the lease reaper and the autoscaler, in one process");
+  serve_cmd->add_option("--listen", serve.listen,
+                        "ADDRESS:PORT to listen on (default 127.0.0.1:8080)");
+  serve_cmd->add_option("--token-file", serve.token_file,
+                        "file holding the API's bearer token (else env BARGE_TOKEN, else a new "
+                        "token written to serve.token beside the state)");
+  serve_cmd->add_option("--pipelines", serve.pipelines,
+                        "directory of registered pipelines (*.yaml): submitted by name, and "
+                        "their schedule: keys fired");
+  serve_cmd->add_option("--autoscale", serve.autoscale,
+                        "autoscaler YAML: per queue min, max, idle, worker size and provider");
+  serve_cmd->add_option("--prices", serve.prices, "a JSON price file for run costs");
+  serve_cmd->add_option(
+      "--tick", serve.tick,
+      "how often schedules, leases and the autoscaler are looked at (default 1s)");
+  AddLocations(serve_cmd, where);
+
+  ScheduleCommand schedule;
+  CLI::App* schedule_cmd = app.add_subcommand("schedule", "the schedules `barge serve` fires");
+  schedule_cmd->require_subcommand(1);
+  CLI::App* sched_add = schedule_cmd->add_subcommand(
+      "add", "create or replace a schedule of a pipeline file (its spec is frozen now)");
+  sched_add->add_option("pipeline", schedule.pipeline, "pipeline YAML file")->required();
+  sched_add->add_option("--name", schedule.name, "schedule name (default: the pipeline's name)");
+  sched_add->add_option("--cron", schedule.cron,
+                        "5-field cron or @hourly/@daily/@weekly/@monthly/@yearly (default: the "
+                        "pipeline's schedule:)");
+  sched_add->add_option("--timezone", schedule.timezone, "IANA time zone (default UTC)");
+  sched_add->add_option("--catchup", schedule.catchup,
+                        "slots missed while no server ran: latest (default), all or none");
+  sched_add->add_option("--overlap", schedule.overlap,
+                        "when the previous run is still going: skip (default), queue or allow");
+  sched_add->add_option("-p,--param", schedule.params, "override a param: NAME=VALUE");
+  AddLocations(sched_add, where);
+  CLI::App* sched_list = schedule_cmd->add_subcommand("list", "list schedules and their next slot");
+  sched_list->add_flag("--json", schedule.json, "print a JSON array");
+  AddLocations(sched_list, where);
+  std::vector<CLI::App*> sched_by_name;
+  for (auto [name, help] : {std::pair{"remove", "delete a schedule (its past runs stay)"},
+                            std::pair{"enable", "resume firing a schedule"},
+                            std::pair{"disable", "stop firing a schedule"}}) {
+    CLI::App* c = schedule_cmd->add_subcommand(name, help);
+    c->add_option("name", schedule.name, "schedule name")->required();
+    AddLocations(c, where);
+    sched_by_name.push_back(c);
+  }
+
   // Internal: the child process of a SQL task (see sql/sql_task.h). Not shown in --help.
   std::string sql_spec;
   CLI::App* sql_cmd = app.add_subcommand("__sql", "");
@@ -173,6 +223,13 @@ int Main(int argc, char** argv) {
   if (retry_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/true);
   if (cancel_cmd->parsed()) return CmdCancel(where, run_id);
   if (cost_cmd->parsed()) return CmdCost(where, run_id, prices, json);
+  if (serve_cmd->parsed()) return CmdServe(where, serve);
+  if (schedule_cmd->parsed()) {
+    for (CLI::App* c : schedule_cmd->get_subcommands()) {
+      if (c->parsed()) schedule.action = c->get_name();
+    }
+    return CmdSchedule(where, schedule);
+  }
   if (exec_cmd->parsed()) return CmdExec(where, run_id, step, index, keep);
   return 2;
 }

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/signals.h"
 #include "common/fs.h"
 #include "common/labels.h"
 #include "common/status.h"
@@ -21,34 +22,6 @@ namespace barge {
 namespace {
 
 constexpr int kMaxInfraFailures = 10;
-
-// Blocks termination signals in every thread and hands them, one at a time, to `on_signal` on
-// a thread that waits for them with sigwait, so no code runs in a signal handler.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(std::function<void(int)> on_signal) {
-    sigemptyset(&set_);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set_, sig);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, on_signal = std::move(on_signal)] {
-      int sig = 0;
-      while (sigwait(&set_, &sig) == 0) {
-        if (sig == SIGUSR1 && done_) return;
-        if (sig != SIGUSR1) on_signal(sig);
-      }
-    });
-  }
-  ~SignalWatcher() {
-    done_ = true;
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-
- private:
-  sigset_t set_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
 
 int64_t MachineMemory() {
   return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *

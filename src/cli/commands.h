@@ -40,6 +40,29 @@ struct WorkerCommandOptions {
 int CmdWorker(const Locations& where, const WorkerCommandOptions& options);
 int CmdWorkers(const Locations& where, bool json);
 
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string token_file;
+  std::string pipelines;
+  std::string autoscale;
+  std::string prices;
+  std::string tick;
+};
+int CmdServe(const Locations& where, const ServeOptions& options);
+
+struct ScheduleCommand {
+  std::string action;  // add, list, remove, enable, disable
+  std::string name;
+  std::string pipeline;
+  std::string cron;
+  std::string timezone;
+  std::string catchup;
+  std::string overlap;
+  std::vector<std::string> params;
+  bool json = false;
+};
+int CmdSchedule(const Locations& where, const ScheduleCommand& command);
+
 int CmdExec(const Locations& where, const std::string& run, const std::string& step, int64_t index,
             bool keep);
 

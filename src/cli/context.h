@@ -31,7 +31,6 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags);
 // Resolves "last" / "latest" to the newest run; checks that other ids exist.
 absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);
 
-
 // Prints `status` as "barge: error: ..." to stderr and returns its exit code.
 int ReportError(const absl::Status& status);
 

@@ -19,8 +19,8 @@ TEST(WorkersNeeded, PacksByCpuAndMemory) {
   // Waiting tasks (backing off) do not count; a task larger than a worker gets one of its own.
   EXPECT_EQ(WorkersNeeded({{"q", "waiting", 1, 0, 50}, {"q", "ready", 8, 0, 1}}, 4, 16 * kGiB), 1);
   // Mixed sizes, largest first: 3 + 1 fill a worker, the 2s pair up.
-  EXPECT_EQ(WorkersNeeded({{"q", "ready", 3, 0, 1}, {"q", "ready", 2, 0, 2}, {"q", "ready", 1, 0, 1}},
-                          4, 0),
+  EXPECT_EQ(WorkersNeeded(
+                {{"q", "ready", 3, 0, 1}, {"q", "ready", 2, 0, 2}, {"q", "ready", 1, 0, 1}}, 4, 0),
             2);
   EXPECT_EQ(WorkersNeeded({}, 4, 0), 0);
 }
@@ -46,16 +46,21 @@ TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
   ScopedTempDir dir("scale");
   ManualClock clock(1'000'000);
   auto store = OpenStateStore((dir.path() / "s.db").string(), &clock).value();
-  ASSERT_TRUE(store->CreateRun({.id = "r", .pipeline = "p", .created_at = clock.NowMs()},
-                               {{.name = "s"}})
-                  .ok());
+  ASSERT_TRUE(
+      store->CreateRun({.id = "r", .pipeline = "p", .created_at = clock.NowMs()}, {{.name = "s"}})
+          .ok());
   ASSERT_TRUE(*store->StartStep("r", "s", "[]", 200, {.cpu = 1},
                                 [](int64_t i) { return NewTask{.index = i}; }));
   std::vector<int> asked;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers;
   providers["default"] = std::make_unique<FakeProvider>(&asked);
-  Autoscaler scaler(*store, {{.queue = "default", .min = 0, .max = 5, .idle_ms = 60'000,
-                              .worker_cpu = 2, .worker_memory = 0}},
+  Autoscaler scaler(*store,
+                    {{.queue = "default",
+                      .min = 0,
+                      .max = 5,
+                      .idle_ms = 60'000,
+                      .worker_cpu = 2,
+                      .worker_memory = 0}},
                     std::move(providers));
   ASSERT_TRUE(scaler.Tick().ok());
   EXPECT_EQ(asked.back(), 5) << "200 ready tasks need 100 workers; max is 5";
@@ -76,9 +81,10 @@ TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
 TEST(AutoscaleConfig, ParsesAndNamesBadKeys) {
   ScopedTempDir dir("scalecfg");
   std::string path = (dir.path() / "a.yaml").string();
-  ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: gpu\n    max: 3\n    idle: 30s\n"
-                              "    worker: {cpu: 4, memory: 8GiB, labels: 'gpu=a10'}\n"
-                              "    provider: command\n    command: 'scale {queue} {desired}'\n")
+  ASSERT_TRUE(WriteFile(path,
+                        "queues:\n  - queue: gpu\n    max: 3\n    idle: 30s\n"
+                        "    worker: {cpu: 4, memory: 8GiB, labels: 'gpu=a10'}\n"
+                        "    provider: command\n    command: 'scale {queue} {desired}'\n")
                   .ok());
   auto cfg = LoadAutoscaleConfig(path);
   ASSERT_TRUE(cfg.ok()) << cfg.status();
@@ -91,8 +97,9 @@ TEST(AutoscaleConfig, ParsesAndNamesBadKeys) {
 
   ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    maxx: 3\n").ok());
   EXPECT_EQ(LoadAutoscaleConfig(path).status().message(),
-            path + ":3:5: unknown key \"maxx\" (allowed: queue, min, max, idle, worker, provider, "
-                   "command)");
+            path +
+                ":3:5: unknown key \"maxx\" (allowed: queue, min, max, idle, worker, provider, "
+                "command)");
   ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    min: 4\n    max: 2\n").ok());
   EXPECT_NE(LoadAutoscaleConfig(path).status().message().find("need 0 <= min <= max"),
             std::string::npos);

@@ -1,0 +1,69 @@
+// `barge serve`: the HTTP API and the web UI on one socket (cpp-httplib), and a background loop
+// that fires schedules, reaps expired leases, advances runs no worker is advancing (every task
+// reaped or cancelled), and runs the autoscaler.
+//
+//   Server server(store, engine, api, {.host = "127.0.0.1", .port = 0}, &scheduler, &scaler);
+//   ASSIGN_OR_RETURN(int port, server.Bind());
+//   server.Run();    // until Stop() from another thread
+//
+// Thread-safety: Stop() may be called from any thread; the rest from the owning thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "schedule/scheduler.h"
+#include "server/api.h"
+#include "server/autoscaler.h"
+#include "store/state_store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace barge {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port
+  int64_t tick_ms = 1'000;
+  int max_infra_failures = 10;
+  bool access_log = true;
+};
+
+class Server {
+ public:
+  // `scheduler` and `autoscaler` may be null (not run). All must outlive the server.
+  Server(StateStore& store, Engine& engine, Api& api, ServerConfig config, Scheduler* scheduler,
+         Autoscaler* autoscaler, const Redactor& redact);
+  ~Server();
+
+  // Binds the socket; returns the port.
+  absl::StatusOr<int> Bind();
+  // Serves and runs the background loop until Stop().
+  void Run();
+  void Stop();
+
+ private:
+  void Background();
+  void Log(const std::string& line);
+
+  StateStore& store_;
+  Engine& engine_;
+  Api& api_;
+  ServerConfig config_;
+  Scheduler* scheduler_;
+  Autoscaler* autoscaler_;
+  const Redactor& redact_;
+  std::unique_ptr<httplib::Server> http_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace barge
