@@ -1,0 +1,59 @@
+#include "server/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "common/temp_dir.h"
+
+namespace barge {
+namespace {
+
+TEST(Metrics, DurationHistogramCountsEachFinishedAttemptOnce) {
+  ScopedTempDir dir("metrics");
+  ManualClock clock(1'000'000);
+  auto store = OpenStateStore((dir.path() / "s.db").string(), &clock).value();
+  ASSERT_TRUE(
+      store->CreateRun({.id = "r", .pipeline = "p", .created_at = clock.NowMs()}, {{.name = "s"}})
+          .ok());
+  ASSERT_TRUE(*store->StartStep("r", "s", "[]", 3, {.cpu = 1, .queue = "etl"},
+                                [](int64_t i) { return NewTask{.index = i}; }));
+  Metrics metrics(*store, /*settle_ms=*/1'000);
+  auto claimed = store->Claim({.worker_id = "w", .free_cpu = 3, .max_tasks = 3});
+  ASSERT_EQ(claimed->size(), 3u);
+  std::string text = *metrics.Render();
+  EXPECT_NE(text.find("barge_tasks{queue=\"etl\",state=\"running\"} 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("barge_queue_depth{queue=\"etl\"} 0"), std::string::npos);
+
+  clock.AdvanceMs(2'000);  // two attempts of 2 s: one succeeds, one fails
+  auto done = [&](const TaskRecord& t, const char* st) {
+    return Completion{
+        .key = t.key, .attempt = 1, .worker_id = "w", .task_state = st, .attempt_state = st};
+  };
+  ASSERT_TRUE(
+      store->Complete({done((*claimed)[0], state::kSucceeded), done((*claimed)[1], state::kFailed)})
+          .ok());
+  text = *metrics.Render();
+  EXPECT_EQ(text.find("barge_task_duration_seconds_count"), std::string::npos)
+      << "not counted until settled";
+  clock.AdvanceMs(1'000);
+  text = *metrics.Render();
+  EXPECT_NE(text.find("barge_task_duration_seconds_bucket{queue=\"etl\",outcome=\"succeeded\","
+                      "le=\"1\"} 0"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("barge_task_duration_seconds_bucket{queue=\"etl\",outcome=\"succeeded\","
+                      "le=\"5\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("barge_task_duration_seconds_count{queue=\"etl\",outcome=\"failed\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("barge_task_duration_seconds_sum{queue=\"etl\",outcome=\"succeeded\"} 2"),
+            std::string::npos);
+  clock.AdvanceMs(10'000);
+  text = *metrics.Render();
+  EXPECT_NE(text.find("barge_task_duration_seconds_count{queue=\"etl\",outcome=\"succeeded\"} 1"),
+            std::string::npos)
+      << "a second scrape does not count the same attempt again";
+}
+
+}  // namespace
+}  // namespace barge
