@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/labels.h"
 #include "common/status.h"
@@ -121,6 +122,8 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
   return pid;
 }
 
+constexpr int64_t kRespawnHoldMs = 10'000;
+
 class LocalProvider : public WorkerProvider {
  public:
   LocalProvider(const QueueScaling& q, std::vector<std::string> argv, std::string log_dir)
@@ -130,11 +133,18 @@ class LocalProvider : public WorkerProvider {
   absl::Status Scale(int desired, const std::vector<WorkerRecord>& workers,
                      const std::vector<std::string>& busy) override {
     Reap();
+    if (!failure_.empty()) {
+      // A worker that fails at once would fail again: report it instead of respawning in a loop.
+      std::string failure = std::move(failure_);
+      failure_.clear();
+      hold_until_ = MonotonicMs() + kRespawnHoldMs;
+      return absl::FailedPreconditionError(failure);
+    }
     int current = Current();
-    for (; current < desired; ++current) {
+    for (; current < desired && MonotonicMs() >= hold_until_; ++current) {
       std::vector<std::string> argv = argv_;
       argv.insert(argv.end(), {"--queue", queue_.queue, "--cpu", Cat(queue_.worker_cpu), "--memory",
-                               Cat(queue_.worker_memory), "--drain-timeout", "24h"});
+                               Cat(queue_.worker_memory, "B"), "--drain-timeout", "24h"});
       if (!queue_.worker_labels.empty())
         argv.insert(argv.end(), {"--labels", queue_.worker_labels});
       RETURN_IF_ERROR(MakeDirs(log_dir_));
@@ -179,6 +189,10 @@ class LocalProvider : public WorkerProvider {
     for (auto it = children_.begin(); it != children_.end();) {
       int status = 0;
       if (::waitpid(it->first, &status, WNOHANG) == it->first) {
+        if (!it->second && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+          failure_ = Cat("worker process ", it->first, " stopped unasked (status ", status,
+                         "); see ", log_dir_, "/worker-", queue_.queue, ".log");
+        }
         it = children_.erase(it);
       } else {
         ++it;
@@ -190,6 +204,8 @@ class LocalProvider : public WorkerProvider {
   std::vector<std::string> argv_;
   std::string log_dir_;
   std::map<pid_t, bool> children_;  // pid -> asked to drain
+  std::string failure_;             // why a worker stopped that was not asked to
+  int64_t hold_until_ = 0;          // no new workers before this (after a failed one)
 };
 
 class CommandProvider : public WorkerProvider {
