@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
   libsqlite3-dev libssl-dev libpq-dev postgresql libcurl4-openssl-dev libpugixml-dev
-  libcpp-httplib-dev tzdata
+  libcpp-httplib-dev tzdata chromium
   awscli python3-botocore
   libgtest-dev libgmock-dev
   nodejs npm
@@ -34,3 +34,4 @@ fi
 
 "$(dirname "$0")/fetch_duckdb.sh"
 "$(dirname "$0")/fetch_s3rver.sh"
+"$(dirname "$0")/fetch_playwright.sh"

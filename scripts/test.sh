@@ -11,5 +11,6 @@ BARGE_TEST_POSTGRES=$(./scripts/postgres.sh start "$pg_dir")
 export BARGE_TEST_POSTGRES
 export BARGE_REQUIRE_POSTGRES=1  # the PostgreSQL tests fail rather than skip
 export BARGE_REQUIRE_S3=1        # so do the S3 tests, when s3rver is missing
+export BARGE_REQUIRE_BROWSER=1   # and the web UI test, when chromium or playwright-core is
 cd build
 ctest --output-on-failure -j "$(nproc)" "$@"

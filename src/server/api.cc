@@ -516,7 +516,7 @@ absl::StatusOr<HttpReply> Api::GetLog(const HttpRequest& req, const Params& p) {
 absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
   ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListRunAttempts(id));
-  int64_t now = store_.NowMs();
+  int64_t now = run.finished_at > 0 ? run.finished_at : store_.NowMs();
   // Compact rows for the Gantt chart: [step, index, attempt, worker, state, start, end] with
   // times in ms from the run's creation.
   nlohmann::json rows = nlohmann::json::array();
