@@ -201,6 +201,11 @@ TEST_F(ServeTest, FailedTaskAttemptsLogTailRetryCostAndTimeline) {
   EXPECT_EQ(retry.json["state"], "running");
   EXPECT_EQ(Call("POST", Cat("/api/runs/", id, "/retry")).status, 409)
       << "a retry of a run still going is refused";
+  ASSERT_EQ(Call("POST", Cat("/api/runs/", id, "/cancel")).status, 200);
+  Reply resumed = Call("POST", Cat("/api/runs/", id, "/resume"));
+  ASSERT_EQ(resumed.status, 200) << resumed.body;
+  EXPECT_EQ(resumed.json["requeued"], 1) << "the cancelled task is queued again";
+  EXPECT_EQ(resumed.json["state"], "running");
   EXPECT_EQ(Call("GET", "/api/runs/no-such-run").json["error"]["code"], "not_found");
 }
 
