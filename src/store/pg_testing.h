@@ -15,7 +15,7 @@
 
 namespace barge {
 
-// Creates afresh the schema `prefix` + `name` (lowercased, other characters as '_'; a name past
+// Creates (if missing; reopening a store must find its tables) the schema `prefix` + `name` (lowercased, other characters as '_'; a name past
 // PostgreSQL's 63-character limit is cut and given a hash of the whole, so that long test names
 // that differ only at the end never share a schema) on the server at `base_url`, and returns a
 // URL whose connections use it.
@@ -33,8 +33,7 @@ inline absl::StatusOr<std::string> PostgresSchemaUrl(const std::string& base_url
     schema = schema.substr(0, kMaxIdentifier - hash.size()) + hash;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<PgDb> admin, PgDb::Open(base_url));
-  RETURN_IF_ERROR(admin->Exec(Cat("DROP SCHEMA IF EXISTS ", schema, " CASCADE")));
-  RETURN_IF_ERROR(admin->Exec(Cat("CREATE SCHEMA ", schema)));
+  RETURN_IF_ERROR(admin->Exec(Cat("CREATE SCHEMA IF NOT EXISTS ", schema)));
   return Cat(base_url, "?options=-csearch_path%3D", schema);
 }
 
