@@ -190,6 +190,15 @@ TEST_F(ServeTest, FailedTaskAttemptsLogTailRetryCostAndTimeline) {
 
   Reply timeline = Call("GET", Cat("/api/runs/", id, "/timeline"));
   EXPECT_EQ(timeline.json["rows"].size(), 3u);
+  nlohmann::json cli_cost = Json({"cost", id, "--json"});
+  EXPECT_EQ(cli_cost["attempts"], 3);
+  EXPECT_EQ(cli_cost["costs"][0]["platform"], "barge-ec2-spot");
+  EXPECT_EQ(Barge({"cost", "no-such-run"}).exit_code, 2);
+  Write("prices.json", R"({"glue_dpu_hour": "cheap"})");
+  Result bad_prices = Barge({"cost", id, "--prices", "prices.json"});
+  EXPECT_EQ(bad_prices.exit_code, 2);
+  EXPECT_NE(bad_prices.err.find("glue_dpu_hour: expected a number"), std::string::npos)
+      << bad_prices.err;
   Reply cost = Call("GET", Cat("/api/runs/", id, "/cost"));
   ASSERT_EQ(cost.status, 200) << cost.body;
   EXPECT_EQ(cost.json["attempts"], 3);

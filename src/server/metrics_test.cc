@@ -55,5 +55,26 @@ TEST(Metrics, DurationHistogramCountsEachFinishedAttemptOnce) {
       << "a second scrape does not count the same attempt again";
 }
 
+TEST(Metrics, WorkerS3CountersAndScheduleLag) {
+  ScopedTempDir dir("metrics2");
+  ManualClock clock(1'000'000);
+  auto store = OpenStateStore((dir.path() / "s.db").string(), &clock).value();
+  ASSERT_TRUE(store->RegisterWorker({.id = "w1", .host = "h", .cpu = 2, .queue = "etl"}).ok());
+  ASSERT_TRUE(store
+                  ->ReportWorkerStats("w1", R"({"s3_requests": 12, "s3_retries": 3, )"
+                                            R"("s3_bytes_up": 4096, "s3_bytes_down": 8192})")
+                  .ok());
+  ASSERT_TRUE(store->PutSchedule({.name = "nightly", .cron = "@daily", .time_zone = "UTC"}).ok());
+  clock.AdvanceMs(62'500);  // the slot at 1,060,000 is handled 2.5 s late
+  ASSERT_TRUE(*store->RecordFire({"nightly", 1'060'000, "fired", "nightly-x", 0}, 1'000'000));
+  Metrics metrics(*store);
+  std::string text = *metrics.Render();
+  EXPECT_NE(text.find("barge_workers{queue=\"etl\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("barge_worker_s3_retries_total{worker=\"w1\"} 3"), std::string::npos);
+  EXPECT_NE(text.find("barge_worker_s3_bytes_down_total{worker=\"w1\"} 8192"), std::string::npos);
+  EXPECT_NE(text.find("barge_schedule_lag_seconds{schedule=\"nightly\"} 2.5"), std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace barge
