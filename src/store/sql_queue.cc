@@ -18,25 +18,28 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     claimed.clear();  // a retried transaction starts over
     int64_t now = Now();
-    // Look at a few more candidates than we can take, so that small tasks can fill the room a
-    // large one at the head of the queue leaves.
+    // Only tasks that fit on their own are candidates, so a task too large for this worker at
+    // the head of the queue never hides smaller ones behind it. Every row returned is locked
+    // (a write to its tuple, and one more row for other claimers to skip), so take only a few
+    // more than can be claimed: enough for small tasks to fill the room a larger one leaves.
     std::string labels_filter;
     if (request.accepts) {
       std::vector<std::string> marks(request.accepts->size(), "?");
       labels_filter = Cat(" AND required_labels IN (", Join(marks, ", "), ")");
     }
     std::string sql =
-        Cat("SELECT ", kTaskColumns, " FROM tasks WHERE state = 'pending' AND not_before <= ?",
+        Cat("SELECT ", kTaskColumns,
+            " FROM tasks WHERE state = 'pending' AND not_before <= ? AND cpu <= ? AND memory <= ?",
             request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "",
             labels_filter, " ORDER BY run_id, position, idx LIMIT ?", db_->dialect().skip_locked);
     ASSIGN_OR_RETURN(DbStatement * q, Stmt(sql));
-    q->Bind(now);
+    q->Bind(now).Bind(request.free_cpu + 1e-9).Bind(std::max<int64_t>(request.free_memory, 0));
     if (request.run_id) q->Bind(*request.run_id);
     if (request.queue) q->Bind(*request.queue);
     if (request.accepts) {
       for (const std::string& a : *request.accepts) q->Bind(a);
     }
-    q->Bind(static_cast<int64_t>(request.max_tasks) * 4 + 8);
+    q->Bind(static_cast<int64_t>(request.max_tasks) + 4);
     double cpu = request.free_cpu;
     int64_t memory = request.free_memory;
     for (;;) {

@@ -187,6 +187,25 @@ TEST_P(StateStoreContract, LoadByQueueGroupsReadyWaitingAndRunning) {
   EXPECT_EQ(*store_->ListBusyWorkers(), std::vector<std::string>{}) << "w1 holds nothing now";
 }
 
+TEST_P(StateStoreContract, ATaskTooLargeAtTheHeadDoesNotHideSmallerOnes) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(
+      store_->CreateRun(run, {{.name = "big", .position = 0}, {.name = "small", .position = 1}})
+          .ok());
+  auto make = [](int64_t i) { return NewTask{.index = i}; };
+  ASSERT_TRUE(*store_->StartStep("r1", "big", "[]", 50, {.cpu = 8}, make));
+  ASSERT_TRUE(*store_->StartStep("r1", "small", "[]", 3, {.cpu = 1, .memory = 1 << 20}, make));
+  auto c = store_->Claim(
+      {.worker_id = "w", .free_cpu = 2, .free_memory = 1 << 21, .max_tasks = 5});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->size(), 2u) << "two one-cpu tasks fit in two cpus";
+  for (const TaskRecord& t : *c) EXPECT_EQ(t.key.step, "small");
+  // Memory counts too: with room for one more 1 MiB task, one is taken.
+  c = store_->Claim({.worker_id = "w2", .free_cpu = 4, .free_memory = 1 << 20, .max_tasks = 5});
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].key.step, "small");
+}
+
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
   MakeRun(1);
   RunRecord again{.id = "r1", .pipeline = "p", .params_json = "{}"};
