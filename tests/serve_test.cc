@@ -314,5 +314,48 @@ TEST_F(ServeTest, RegisteredPipelinesAndSchedules) {
   EXPECT_NE(list.out.find("nightly"), std::string::npos) << "the CLI sees the same schedules";
 }
 
+TEST_F(ServeTest, TheServerFiresMissedSlotsOnceAcrossARestart) {
+  // A schedule whose last handled slot was three hours ago, on the hour, catching up on all.
+  Write("hourly.yaml", "name: hourly\nsteps:\n  - name: s\n    run: 'true'\n");
+  {
+    auto store = OpenStateStore((dir() / ".barge/state.db").string()).value();
+    int64_t hour = 3'600'000, now = store->NowMs();
+    ASSERT_TRUE(store
+                    ->PutSchedule({.name = "hourly",
+                                   .cron = "0 * * * *",
+                                   .time_zone = "UTC",
+                                   .catchup = "all",
+                                   .overlap = "allow",
+                                   .spec_path = (dir() / "hourly.yaml").string(),
+                                   .spec_source = Read((dir() / "hourly.yaml").string()),
+                                   .root = (dir() / ".barge/data").string(),
+                                   .last_slot = (now / hour - 3) * hour})
+                    .ok());
+  }
+  Serve();
+  WaitUntil([&] { return Json({"runs", "--json"}).size() == 3; }, "three missed slots fired");
+  Reply fires = Call("GET", "/api/schedules/hourly");
+  ASSERT_EQ(fires.json["fires"].size(), 3u);
+  for (const nlohmann::json& f : fires.json["fires"]) {
+    EXPECT_EQ(f["outcome"], "fired");
+    EXPECT_EQ(f["run"].get<std::string>().rfind("hourly-", 0), 0u);
+  }
+  server_.Stop();
+  // A probe schedule with one missed slot: once its run exists, the restarted server has made a
+  // full pass over the schedules, "hourly" included.
+  {
+    auto store = OpenStateStore((dir() / ".barge/state.db").string()).value();
+    int64_t hour = 3'600'000, now = store->NowMs();
+    ScheduleRecord probe = store->GetSchedule("hourly").value();
+    probe.name = "probe";
+    probe.last_slot = (now / hour - 1) * hour;
+    ASSERT_TRUE(store->PutSchedule(probe).ok());
+  }
+  Serve();
+  WaitUntil([&] { return Json({"runs", "--json"}).size() >= 4; }, "the probe's slot fired");
+  EXPECT_EQ(Json({"runs", "--json"}).size(), 4u) << "no slot of hourly fired twice";
+  EXPECT_EQ(Call("GET", "/api/schedules/hourly").json["fires"].size(), 3u);
+}
+
 }  // namespace
 }  // namespace barge::testing
