@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BENCH_N:-10000}
+./scripts/bootstrap.sh --test  # PostgreSQL
 ./scripts/build.sh barge_queue_bench >/dev/null
 work=$(mktemp -d /tmp/barge-queue.XXXXXX)
 pg_dir=$(mktemp -d /tmp/barge-queue-pg.XXXXXX)

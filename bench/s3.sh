@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${BENCH_MIB:-1024}
+./scripts/bootstrap.sh --test  # s3rver and the AWS CLI
 ./scripts/build.sh barge_s3_bench >/dev/null
 work=$(mktemp -d /tmp/barge-s3bench.XXXXXX)
 trap 'kill $s3pid 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian packages barge builds and tests with, and DuckDB from the npm registry.
+# Installs the Debian packages barge builds with, and DuckDB from the npm registry; with --test,
+# also what the tests run against: PostgreSQL, the AWS CLI and botocore, Chromium, and (npm)
+# s3rver and playwright-core.
 # Idempotent: when everything is in place it only asks dpkg and returns in a fraction of a second.
 set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
-  libsqlite3-dev libssl-dev libpq-dev postgresql libcurl4-openssl-dev libpugixml-dev
-  libcpp-httplib-dev tzdata chromium
-  awscli python3-botocore
+  libsqlite3-dev libssl-dev libpq-dev libcurl4-openssl-dev libpugixml-dev
+  libcpp-httplib-dev tzdata
   libgtest-dev libgmock-dev
   nodejs npm
 )
+tests=0
+[ "${1:-}" = "--test" ] && tests=1
+[ $tests -eq 1 ] && packages+=(postgresql awscli python3-botocore chromium)
 
 missing=()
 # Node.js and npm may come from elsewhere than Debian (a newer release); either will do.
@@ -33,5 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 "$(dirname "$0")/fetch_duckdb.sh"
-"$(dirname "$0")/fetch_s3rver.sh"
-"$(dirname "$0")/fetch_playwright.sh"
+if [ $tests -eq 1 ]; then
+  "$(dirname "$0")/fetch_s3rver.sh"
+  "$(dirname "$0")/fetch_playwright.sh"
+fi

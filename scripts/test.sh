@@ -3,6 +3,7 @@
 # server on loopback, and runs every test with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh --test
 ./scripts/build.sh
 root=$PWD
 pg_dir=$(mktemp -d /tmp/barge-test-pg.XXXXXX)
