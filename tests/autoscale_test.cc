@@ -27,9 +27,8 @@ class AutoscaleTest : public E2eTest {
   }
   void Serve(const std::string& autoscale_yaml) {
     std::string config = Write("autoscale.yaml", autoscale_yaml);
-    std::string cmd = Cat("cd '", dir().string(), "' && exec '", BARGE_BINARY,
-                          "' serve --listen 127.0.0.1:0 --tick 100ms --autoscale '", config, "'");
-    ASSERT_TRUE(server_.Start({"/bin/sh", "-c", cmd}, (dir() / "serve.log").string()))
+    ASSERT_TRUE(
+        server_.Start(ServeCommand(dir(), {"--autoscale", config}), (dir() / "serve.log").string()))
         << Read((dir() / "serve.log").string());
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
   }

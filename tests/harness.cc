@@ -140,4 +140,12 @@ std::string RunIdFrom(const Result& r) {
   return r.out.substr(4, r.out.find('\n') - 4);
 }
 
+std::vector<std::string> ServeCommand(const std::filesystem::path& dir,
+                                      const std::vector<std::string>& extra) {
+  std::string cmd = Cat("cd '", dir.string(), "' && exec '", BARGE_BINARY,
+                        "' serve --listen 127.0.0.1:0 --tick 100ms");
+  for (const std::string& a : extra) cmd += " '" + a + "'";
+  return {"/bin/sh", "-c", cmd};
+}
+
 }  // namespace barge::testing

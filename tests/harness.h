@@ -53,6 +53,11 @@ class E2eTest : public ::testing::Test {
   int background_ = 0;
 };
 
+// A shell command that starts `barge serve` in `dir` on a free port of loopback, ticking every
+// 100 ms, with `extra` arguments; for ListeningProcess, which reads the port it prints.
+std::vector<std::string> ServeCommand(const std::filesystem::path& dir,
+                                      const std::vector<std::string>& extra = {});
+
 // The first line of stdout of `barge run` is "run <id>".
 std::string RunIdFrom(const Result& r);
 

@@ -29,10 +29,7 @@ class ServeTest : public E2eTest {
   }
   // Starts `barge serve` in dir() on a free port.
   void Serve(const std::vector<std::string>& extra = {}) {
-    std::string cmd = Cat("cd '", dir().string(), "' && exec '", BARGE_BINARY,
-                          "' serve --listen 127.0.0.1:0 --tick 100ms");
-    for (const std::string& a : extra) cmd += " '" + a + "'";
-    ASSERT_TRUE(server_.Start({"/bin/sh", "-c", cmd}, (dir() / "serve.log").string()))
+    ASSERT_TRUE(server_.Start(ServeCommand(dir(), extra), (dir() / "serve.log").string()))
         << Read((dir() / "serve.log").string());
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
   }

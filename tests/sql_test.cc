@@ -156,7 +156,7 @@ steps:
 
 TEST_F(SqlTest, SyntaxErrorsAreCaughtByValidate) {
   std::string p = Write("syntax.yaml", "name: s\nsteps:\n  - name: q\n    sql: SELEC 1 FROM x\n");
-  for (const std::string& cmd : {"validate", "run"}) {
+  for (std::string cmd : {"validate", "run"}) {
     Result r = Barge({cmd, p});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find(Cat(p,

@@ -19,9 +19,10 @@ std::string MakeBigRun(const std::filesystem::path& dir) {
   ManualClock clock(SystemClock().NowMs() - 600'000);
   auto store = OpenStateStore((dir / ".barge/state.db").string(), &clock).value();
   Engine engine(*store);
-  auto p = ParsePipeline("name: big\nsteps:\n  - name: shard\n    foreach: range(10000)\n"
-                         "    run: 'true'\n  - name: merge\n    needs: [shard]\n    run: 'true'\n",
-                         (dir / "big.yaml").string(), {});
+  auto p = ParsePipeline(
+      "name: big\nsteps:\n  - name: shard\n    foreach: range(10000)\n"
+      "    run: 'true'\n  - name: merge\n    needs: [shard]\n    run: 'true'\n",
+      (dir / "big.yaml").string(), {});
   std::string id = engine.CreateRun(*p, (dir / ".barge/data").string()).value();
   EXPECT_TRUE(engine.Advance(id).ok());
   for (int round = 0;; ++round) {
@@ -36,9 +37,14 @@ std::string MakeBigRun(const std::filesystem::path& dir) {
       clock.AdvanceMs(40 + 7 * w);
       std::vector<Completion> done;
       for (const TaskRecord& t : *claimed) {
-        done.push_back({.key = t.key, .attempt = t.attempt, .worker_id = worker,
-                        .task_state = state::kSucceeded, .attempt_state = state::kSucceeded,
-                        .exit_code = 0, .cpu_seconds = 0.03, .max_rss_kb = 4096});
+        done.push_back({.key = t.key,
+                        .attempt = t.attempt,
+                        .worker_id = worker,
+                        .task_state = state::kSucceeded,
+                        .attempt_state = state::kSucceeded,
+                        .exit_code = 0,
+                        .cpu_seconds = 0.03,
+                        .max_rss_kb = 4096});
       }
       claimed_total += static_cast<int>(done.size());
       EXPECT_TRUE(store->Complete(done).ok());
@@ -85,18 +91,16 @@ TEST_F(UiTest, SignInDagGanttFailedLogCancelAndABigRun) {
   ASSERT_EQ(Barge({"schedule", "add", "nightly.yaml", "--timezone", "Europe/Berlin"}).exit_code, 0);
 
   ::setenv("BARGE_TOKEN", kToken, 1);
-  std::string cmd = Cat("cd '", dir().string(), "' && exec '", BARGE_BINARY,
-                        "' serve --listen 127.0.0.1:0 --tick 200ms");
-  ASSERT_TRUE(server_.Start({"/bin/sh", "-c", cmd}, (dir() / "serve.log").string()));
+  ASSERT_TRUE(server_.Start(ServeCommand(dir()), (dir() / "serve.log").string()));
   ::unsetenv("BARGE_TOKEN");
 
   std::string out = Cat(BARGE_ARTIFACT_DIR, "/ui");
   std::filesystem::remove_all(out);
   std::filesystem::create_directories(out);
   std::string node_cmd = "exec node";
-  for (const std::string& a : {Cat(BARGE_SOURCE_DIR, "/tests/ui/ui_test.cjs"), playwright,
-                               server_.Endpoint(), std::string(kToken), failed_id, running_id,
-                               big_id, out}) {
+  for (const std::string& a :
+       {Cat(BARGE_SOURCE_DIR, "/tests/ui/ui_test.cjs"), playwright, server_.Endpoint(),
+        std::string(kToken), failed_id, running_id, big_id, out}) {
     node_cmd += " '" + a + "'";
   }
   pid_t node = StartProcess({"/bin/sh", "-c", node_cmd + " > node.out 2> node.err"});
@@ -104,9 +108,9 @@ TEST_F(UiTest, SignInDagGanttFailedLogCancelAndABigRun) {
   std::string log = Read((dir() / "node.out").string()) + Read((dir() / "node.err").string());
   std::printf("%s", log.c_str());
   ASSERT_EQ(code, 0) << log;
-  for (const char* shot : {"01-runs.png", "02-failed-run.png", "03-failed-task-log.png",
-                           "04-cancelled-run.png", "05-big-run.png", "06-workers.png",
-                           "07-schedules.png"}) {
+  for (const char* shot :
+       {"01-runs.png", "02-failed-run.png", "03-failed-task-log.png", "04-cancelled-run.png",
+        "05-big-run.png", "06-workers.png", "07-schedules.png"}) {
     EXPECT_GT(std::filesystem::file_size(Cat(out, "/", shot)), 10'000u) << shot;
   }
   // The cancel the browser clicked reached the store.

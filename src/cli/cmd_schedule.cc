@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "engine/run_views.h"
 #include "nlohmann/json.hpp"
 #include "schedule/cron.h"
 #include "schedule/scheduler.h"
@@ -47,21 +48,13 @@ absl::Status List(Context& ctx, bool json) {
                 "OVERLAP", "ENABLED", "NEXT");
   }
   for (const ScheduleRecord& s : schedules) {
-    absl::StatusOr<Cron> cron = Cron::Parse(s.cron, s.time_zone);
-    std::string next = cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : "";
+    nlohmann::json j = ScheduleJson(s, now);
     if (json) {
-      out.push_back({{"name", s.name},
-                     {"cron", s.cron},
-                     {"timezone", s.time_zone},
-                     {"catchup", s.catchup},
-                     {"overlap", s.overlap},
-                     {"enabled", s.enabled},
-                     {"pipeline_file", s.spec_path},
-                     {"next_slot", next}});
+      out.push_back(std::move(j));
     } else {
       std::printf("%-20s %-16s %-18s %-8s %-7s %-8s %s\n", s.name.c_str(), s.cron.c_str(),
                   s.time_zone.c_str(), s.catchup.c_str(), s.overlap.c_str(),
-                  s.enabled ? "yes" : "no", next.c_str());
+                  s.enabled ? "yes" : "no", j["next_slot"].get<std::string>().c_str());
     }
   }
   if (json) std::printf("%s\n", out.dump(2).c_str());

@@ -8,6 +8,7 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "objstore/object_store.h"
+#include "schedule/cron.h"
 #include "spec/pipeline.h"
 
 namespace barge {
@@ -131,6 +132,20 @@ nlohmann::json WorkerJson(const WorkerRecord& w, int64_t now) {
           {"stats", ParsedOr(w.stats_json, nlohmann::json::object())}};
 }
 
+nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
+  absl::StatusOr<Cron> cron = Cron::Parse(s.cron, s.time_zone);
+  return {{"name", s.name},
+          {"cron", s.cron},
+          {"timezone", s.time_zone},
+          {"catchup", s.catchup},
+          {"overlap", s.overlap},
+          {"enabled", s.enabled},
+          {"pipeline_file", s.spec_path},
+          {"params", ParsedOr(s.params_json, nlohmann::json::object())},
+          {"last_slot", IsoTime(s.last_slot)},
+          {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
+}
+
 absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
   ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
@@ -145,8 +160,8 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
       if (a.attempt == attempt) chosen = &a;
     }
     if (chosen == nullptr) {
-      return absl::NotFoundError(Cat("task ", what, " has no attempt ", attempt, " (it has ",
-                                     attempts.size(), ")"));
+      return absl::NotFoundError(
+          Cat("task ", what, " has no attempt ", attempt, " (it has ", attempts.size(), ")"));
     }
   }
   ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
@@ -158,8 +173,8 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
                                                 key.index, "/a", chosen->attempt, ".log")
                                           : chosen->log_path;
   if (!InsideRoot(run.root, log.location)) {
-    return absl::PermissionDeniedError(
-        Cat("the log of attempt ", chosen->attempt, " of ", what, " is recorded outside the run's root"));
+    return absl::PermissionDeniedError(Cat("the log of attempt ", chosen->attempt, " of ", what,
+                                           " is recorded outside the run's root"));
   }
   absl::StatusOr<std::string> text;
   if (log.location.starts_with("s3://")) {
@@ -177,8 +192,7 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
   return log;
 }
 
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
-                                   bool failed_only) {
+absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only) {
   ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
   if (run.state == state::kSucceeded) return 0;
   if (failed_only && run.state == state::kRunning) {

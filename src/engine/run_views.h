@@ -25,6 +25,8 @@ nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& st
 nlohmann::json TaskJson(const TaskRecord& task);
 nlohmann::json AttemptJson(const AttemptRecord& attempt);
 nlohmann::json WorkerJson(const WorkerRecord& worker, int64_t now_ms);
+// A schedule with its next slot after now ("" if its cron no longer parses).
+nlohmann::json ScheduleJson(const ScheduleRecord& schedule, int64_t now_ms);
 
 struct AttemptLog {
   int attempt = 0;

@@ -533,33 +533,17 @@ absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
        {"rows", rows}});
 }
 
-nlohmann::json Api::ScheduleJson(const ScheduleRecord& s) {
-  int64_t now = store_.NowMs();
-  nlohmann::json out = {{"name", s.name},
-                        {"cron", s.cron},
-                        {"timezone", s.time_zone},
-                        {"catchup", s.catchup},
-                        {"overlap", s.overlap},
-                        {"enabled", s.enabled},
-                        {"pipeline_file", s.spec_path},
-                        {"params", nlohmann::json::parse(s.params_json, nullptr, false)},
-                        {"last_slot", IsoTime(s.last_slot)}};
-  absl::StatusOr<Cron> cron = Cron::Parse(s.cron, s.time_zone);
-  out["next_slot"] = cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : "";
-  return out;
-}
-
 absl::StatusOr<HttpReply> Api::ListSchedules() {
   ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
   nlohmann::json out = nlohmann::json::array();
-  for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s));
+  for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s, store_.NowMs()));
   return JsonReply(out);
 }
 
 absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
   ASSIGN_OR_RETURN(ScheduleRecord s, store_.GetSchedule(name));
   ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, store_.ListFires(name, 50));
-  nlohmann::json out = ScheduleJson(s);
+  nlohmann::json out = ScheduleJson(s, store_.NowMs());
   out["fires"] = nlohmann::json::array();
   for (const ScheduleFire& f : fires) {
     out["fires"].push_back({{"slot", IsoTime(f.slot)},
@@ -633,7 +617,7 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const HttpRequest& req, const std::st
   RETURN_IF_ERROR(ValidateSchedule(s));
   RETURN_IF_ERROR(store_.PutSchedule(s));
   ASSIGN_OR_RETURN(ScheduleRecord stored, store_.GetSchedule(s.name));
-  return JsonReply(ScheduleJson(stored), create ? 201 : 200);
+  return JsonReply(ScheduleJson(stored, store_.NowMs()), create ? 201 : 200);
 }
 
 }  // namespace barge

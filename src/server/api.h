@@ -116,7 +116,6 @@ class Api {
 
   // The pipeline file registered under `name` in pipelines_dir.
   absl::StatusOr<std::string> RegisteredPipeline(const std::string& name);
-  nlohmann::json ScheduleJson(const ScheduleRecord& s);
 
   StateStore& store_;
   Engine& engine_;
