@@ -14,16 +14,12 @@ namespace {
 
 constexpr char kToken[] = "autoscale-token-0123456789";
 
-class AutoscaleTest : public E2eTest {
+class AutoscaleTest : public TokenTest {
  protected:
-  void SetUp() override {
-    E2eTest::SetUp();
-    ::setenv("BARGE_TOKEN", kToken, 1);
-  }
+  AutoscaleTest() : TokenTest(kToken) {}
   void TearDown() override {
     server_.Stop();
-    ::unsetenv("BARGE_TOKEN");
-    E2eTest::TearDown();
+    TokenTest::TearDown();
   }
   void Serve(const std::string& autoscale_yaml) {
     std::string config = Write("autoscale.yaml", autoscale_yaml);

@@ -58,6 +58,24 @@ class E2eTest : public ::testing::Test {
 std::vector<std::string> ServeCommand(const std::filesystem::path& dir,
                                       const std::vector<std::string>& extra = {});
 
+// For tests of `barge serve`: BARGE_TOKEN is `token` while the test runs, which every barge the
+// test starts inherits; the derived fixture starts and stops the server.
+class TokenTest : public E2eTest {
+ protected:
+  explicit TokenTest(const char* token) : token_(token) {}
+  void SetUp() override {
+    E2eTest::SetUp();
+    ::setenv("BARGE_TOKEN", token_, 1);
+  }
+  void TearDown() override {
+    ::unsetenv("BARGE_TOKEN");
+    E2eTest::TearDown();
+  }
+
+ private:
+  const char* token_;
+};
+
 // The first line of stdout of `barge run` is "run <id>".
 std::string RunIdFrom(const Result& r);
 

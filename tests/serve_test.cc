@@ -16,16 +16,12 @@ namespace {
 
 constexpr char kToken[] = "test-token-0123456789abcdef";
 
-class ServeTest : public E2eTest {
+class ServeTest : public TokenTest {
  protected:
-  void SetUp() override {
-    E2eTest::SetUp();
-    ::setenv("BARGE_TOKEN", kToken, 1);
-  }
+  ServeTest() : TokenTest(kToken) {}
   void TearDown() override {
     server_.Stop();
-    ::unsetenv("BARGE_TOKEN");
-    E2eTest::TearDown();
+    TokenTest::TearDown();
   }
   // Starts `barge serve` in dir() on a free port.
   void Serve(const std::vector<std::string>& extra = {}) {
