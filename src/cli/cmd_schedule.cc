@@ -16,15 +16,15 @@ namespace {
 absl::Status Add(Context& ctx, const ScheduleCommand& cmd) {
   ASSIGN_OR_RETURN(ParamOverrides params, ParseParamFlags(cmd.params));
   ASSIGN_OR_RETURN(Pipeline p, LoadPipeline(cmd.pipeline, params));
-  ScheduleRecord s{.name = cmd.name.empty() ? p.name : cmd.name,
-                   .cron = cmd.cron.empty() ? p.schedule.cron : cmd.cron,
-                   .time_zone = cmd.timezone.empty() ? p.schedule.time_zone : cmd.timezone,
-                   .catchup = cmd.catchup.empty() ? p.schedule.catchup : cmd.catchup,
-                   .overlap = cmd.overlap.empty() ? p.schedule.overlap : cmd.overlap,
-                   .spec_path = p.path,
-                   .spec_source = p.source,
-                   .params_json = nlohmann::json(params).dump(),
-                   .root = ctx.root};
+  ScheduleRecord s = ScheduleFromPipeline(p, ctx.root);
+  // Flags given win over the pipeline's own schedule:.
+  for (auto [flag, field] :
+       {std::pair{&cmd.name, &s.name}, std::pair{&cmd.cron, &s.cron},
+        std::pair{&cmd.timezone, &s.time_zone}, std::pair{&cmd.catchup, &s.catchup},
+        std::pair{&cmd.overlap, &s.overlap}}) {
+    if (!flag->empty()) *field = *flag;
+  }
+  s.params_json = nlohmann::json(params).dump();
   if (s.cron.empty()) {
     return absl::InvalidArgumentError(
         Cat(cmd.pipeline, ": no schedule: give --cron, or a schedule: in the pipeline"));

@@ -62,25 +62,17 @@ absl::StatusOr<std::string> ResolveToken(const std::string& token_file,
 // Schedules declared by the registered pipelines (`schedule:`), created or updated; a schedule
 // that exists keeps its enabled flag, which the API may have changed.
 absl::Status RegisterSchedules(StateStore& store, const std::string& dir, const std::string& root) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    std::string ext = entry.path().extension().string();
-    if (ext != ".yaml" && ext != ".yml") continue;
-    absl::StatusOr<Pipeline> p = LoadPipeline(entry.path().string(), {});
+  absl::StatusOr<std::vector<std::string>> files = PipelineFilesIn(dir);
+  if (!files.ok()) return WithContext(files.status(), "--pipelines");
+  for (const std::string& file : *files) {
+    absl::StatusOr<Pipeline> p = LoadPipeline(file, {});
     if (!p.ok()) {
-      std::fprintf(stderr, "barge serve: skipping %s: %s\n", entry.path().c_str(),
+      std::fprintf(stderr, "barge serve: skipping %s: %s\n", file.c_str(),
                    ToString(p.status().message()).c_str());
       continue;
     }
     if (p->schedule.cron.empty()) continue;
-    ScheduleRecord s{.name = p->name,
-                     .cron = p->schedule.cron,
-                     .time_zone = p->schedule.time_zone,
-                     .catchup = p->schedule.catchup,
-                     .overlap = p->schedule.overlap,
-                     .spec_path = p->path,
-                     .spec_source = p->source,
-                     .root = root};
+    ScheduleRecord s = ScheduleFromPipeline(*p, root);
     if (absl::StatusOr<ScheduleRecord> old = store.GetSchedule(s.name); old.ok()) {
       s.enabled = old->enabled;
     }
@@ -89,7 +81,6 @@ absl::Status RegisterSchedules(StateStore& store, const std::string& dir, const 
     std::fprintf(stderr, "barge serve: schedule %s: %s (%s)\n", s.name.c_str(), s.cron.c_str(),
                  s.time_zone.c_str());
   }
-  if (ec) return absl::NotFoundError(Cat("--pipelines ", dir, ": ", ec.message()));
   return absl::OkStatus();
 }
 

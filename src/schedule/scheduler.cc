@@ -36,6 +36,17 @@ std::string Scheduler::RunIdFor(const std::string& schedule, int64_t slot_ms) {
              absl::FormatTime("%Y%m%d-%H%M", absl::FromUnixMillis(slot_ms), absl::UTCTimeZone()));
 }
 
+ScheduleRecord ScheduleFromPipeline(const Pipeline& p, const std::string& root) {
+  return {.name = p.name,
+          .cron = p.schedule.cron,
+          .time_zone = p.schedule.time_zone,
+          .catchup = p.schedule.catchup,
+          .overlap = p.schedule.overlap,
+          .spec_path = p.path,
+          .spec_source = p.source,
+          .root = root};
+}
+
 absl::Status ValidateSchedule(const ScheduleRecord& s) {
   if (!IsValidLabelText(s.name) || s.name.find('/') != std::string::npos) {
     return absl::InvalidArgumentError(
@@ -91,8 +102,7 @@ absl::Status Scheduler::TickOne(const ScheduleRecord& s, int64_t now,
                                 std::vector<ScheduleFire>& recorded) {
   ASSIGN_OR_RETURN(Cron cron, Cron::Parse(s.cron, s.time_zone));
   std::vector<int64_t> due;
-  for (int64_t t = cron.NextAfterMs(s.last_slot); t >= 0 && t <= now;
-       t = cron.NextAfterMs(t)) {
+  for (int64_t t = cron.NextAfterMs(s.last_slot); t >= 0 && t <= now; t = cron.NextAfterMs(t)) {
     due.push_back(t);
     if (static_cast<int>(due.size()) >= kMaxSlotsScanned) break;
   }

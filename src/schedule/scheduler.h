@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
+#include "spec/pipeline.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -60,6 +61,10 @@ class Scheduler {
   Engine& engine_;
   SchedulerOptions options_;
 };
+
+// The schedule a pipeline declares (`schedule:`; cron "" if none), named after it, with its spec
+// frozen and runs rooted at `root`.
+ScheduleRecord ScheduleFromPipeline(const Pipeline& pipeline, const std::string& root);
 
 // Checks a schedule's fields (name, cron and zone, policies, spec) before it is stored.
 absl::Status ValidateSchedule(const ScheduleRecord& schedule);

@@ -381,34 +381,42 @@ absl::StatusOr<HttpReply> Api::ListRuns(const HttpRequest& req) {
   return JsonReply(out);
 }
 
-absl::StatusOr<std::string> Api::RegisteredPipeline(const std::string& name) {
+absl::StatusOr<std::vector<std::string>> Api::PipelineFiles() {
+  if (options_.pipelines_dir.empty()) return std::vector<std::string>{};
+  return PipelineFilesIn(options_.pipelines_dir);
+}
+
+absl::StatusOr<Pipeline> Api::PipelineFrom(const nlohmann::json& body,
+                                           const ParamOverrides& params) {
+  ASSIGN_OR_RETURN(std::string name, StringField(body, "pipeline"));
+  ASSIGN_OR_RETURN(std::string spec, StringField(body, "spec"));
+  if (name.empty() == spec.empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of \"pipeline\" (a registered pipeline's name) and \"spec\" (YAML)");
+  }
+  if (!spec.empty()) {
+    std::string dir = options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
+                                                     : options_.pipelines_dir;
+    return ParsePipeline(spec, dir + "/submitted.yaml", params);
+  }
   if (options_.pipelines_dir.empty()) {
     return absl::NotFoundError(
         Cat("no pipeline \"", name, "\": the server has no --pipelines directory"));
   }
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.pipelines_dir, ec)) {
-    std::string ext = entry.path().extension().string();
-    if (ext != ".yaml" && ext != ".yml") continue;
-    absl::StatusOr<Pipeline> p = LoadPipeline(entry.path().string(), {});
-    if (p.ok() && p->name == name) return entry.path().string();
+  ASSIGN_OR_RETURN(std::vector<std::string> files, PipelineFiles());
+  for (const std::string& file : files) {
+    absl::StatusOr<Pipeline> p = LoadPipeline(file, {});
+    if (p.ok() && p->name == name) return LoadPipeline(file, params);
   }
   return absl::NotFoundError(Cat("no pipeline named \"", name, "\" in ", options_.pipelines_dir));
 }
 
 absl::StatusOr<HttpReply> Api::ListPipelines() {
   nlohmann::json out = nlohmann::json::array();
-  if (options_.pipelines_dir.empty()) return JsonReply(out);
-  std::error_code ec;
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.pipelines_dir, ec)) {
-    std::string ext = entry.path().extension().string();
-    if (ext == ".yaml" || ext == ".yml") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    absl::StatusOr<Pipeline> p = LoadPipeline(f.string(), {});
-    nlohmann::json item = {{"file", f.filename().string()}};
+  ASSIGN_OR_RETURN(std::vector<std::string> files, PipelineFiles());
+  for (const std::string& file : files) {
+    absl::StatusOr<Pipeline> p = LoadPipeline(file, {});
+    nlohmann::json item = {{"file", std::filesystem::path(file).filename().string()}};
     if (p.ok()) {
       item["name"] = p->name;
       item["steps"] = p->steps.size();
@@ -426,26 +434,11 @@ absl::StatusOr<HttpReply> Api::ListPipelines() {
 
 absl::StatusOr<HttpReply> Api::SubmitRun(const HttpRequest& req) {
   ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, {"pipeline", "spec", "params"}));
-  ASSIGN_OR_RETURN(std::string name, StringField(body, "pipeline"));
-  ASSIGN_OR_RETURN(std::string spec, StringField(body, "spec"));
   ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
-  if (name.empty() == spec.empty()) {
-    return absl::InvalidArgumentError(
-        "give exactly one of \"pipeline\" (a registered pipeline's name) and \"spec\" (YAML)");
-  }
-  absl::StatusOr<Pipeline> pipeline;
-  if (!name.empty()) {
-    ASSIGN_OR_RETURN(std::string path, RegisteredPipeline(name));
-    pipeline = LoadPipeline(path, params);
-  } else {
-    std::string dir = options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
-                                                     : options_.pipelines_dir;
-    pipeline = ParsePipeline(spec, dir + "/submitted.yaml", params);
-  }
-  RETURN_IF_ERROR(pipeline.status());
-  RETURN_IF_ERROR(CheckInputs(*pipeline));
-  RETURN_IF_ERROR(CheckSql(*pipeline));
-  ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(*pipeline, options_.root));
+  ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
+  RETURN_IF_ERROR(CheckInputs(pipeline));
+  RETURN_IF_ERROR(CheckSql(pipeline));
+  ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(pipeline, options_.root));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
   return JsonReply(RunJson(run, store_.NowMs()), 201);
 }
@@ -563,32 +556,9 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const HttpRequest& req, const std::st
   ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, fields));
   ScheduleRecord s;
   if (create) {
-    ASSIGN_OR_RETURN(std::string name, StringField(body, "pipeline"));
-    ASSIGN_OR_RETURN(std::string spec, StringField(body, "spec"));
-    if (name.empty() == spec.empty()) {
-      return absl::InvalidArgumentError(
-          "give exactly one of \"pipeline\" (a registered pipeline's name) and \"spec\" (YAML)");
-    }
-    absl::StatusOr<Pipeline> p;
-    if (!name.empty()) {
-      ASSIGN_OR_RETURN(std::string path, RegisteredPipeline(name));
-      p = LoadPipeline(path, {});
-    } else {
-      p = ParsePipeline(spec,
-                        (options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
-                                                        : options_.pipelines_dir) +
-                            "/submitted.yaml",
-                        {});
-    }
-    RETURN_IF_ERROR(p.status());
-    ASSIGN_OR_RETURN(s.name, StringField(body, "name", p->name));
-    s.spec_path = p->path;
-    s.spec_source = p->source;
-    s.root = options_.root;
-    s.cron = p->schedule.cron;
-    s.time_zone = p->schedule.time_zone;
-    s.catchup = p->schedule.catchup;
-    s.overlap = p->schedule.overlap;
+    ASSIGN_OR_RETURN(Pipeline p, PipelineFrom(body, {}));
+    s = ScheduleFromPipeline(p, options_.root);
+    ASSIGN_OR_RETURN(s.name, StringField(body, "name", p.name));
     absl::StatusOr<ScheduleRecord> existing = store_.GetSchedule(s.name);
     if (existing.ok()) {
       return absl::AlreadyExistsError(Cat("schedule \"", s.name, "\" exists (PATCH changes it)"));

@@ -24,6 +24,7 @@
 #include "cost/cost.h"
 #include "engine/engine.h"
 #include "nlohmann/json.hpp"
+#include "spec/pipeline.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -114,8 +115,10 @@ class Api {
   absl::StatusOr<HttpReply> PutSchedule(const HttpRequest& req, const std::string& name,
                                         bool create);
 
-  // The pipeline file registered under `name` in pipelines_dir.
-  absl::StatusOr<std::string> RegisteredPipeline(const std::string& name);
+  // The registered pipeline files (none without a pipelines_dir).
+  absl::StatusOr<std::vector<std::string>> PipelineFiles();
+  // The pipeline a request names: {"pipeline": a registered name} or {"spec": YAML text}.
+  absl::StatusOr<Pipeline> PipelineFrom(const nlohmann::json& body, const ParamOverrides& params);
 
   StateStore& store_;
   Engine& engine_;

@@ -1,5 +1,8 @@
 // The checks that need more than the file itself: globs against the filesystem, SQL against
-// the SQL engine, and --param flags.
+// the SQL engine, --param flags, and the pipeline files of a directory.
+#include <algorithm>
+#include <filesystem>
+
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -49,6 +52,18 @@ absl::Status CheckSql(const Pipeline& pipeline) {
   }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(Join(errors, "\n"));
+}
+
+absl::StatusOr<std::vector<std::string>> PipelineFilesIn(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string ext = entry.path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") files.push_back(entry.path().string());
+  }
+  if (ec) return absl::NotFoundError(Cat(dir, ": ", ec.message()));
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags) {

@@ -132,6 +132,9 @@ absl::Status CheckInputs(const Pipeline& pipeline);
 // Checks that every SQL step's query parses, with the SQL engine (no data is read).
 absl::Status CheckSql(const Pipeline& pipeline);
 
+// The pipeline files (*.yaml, *.yml) directly in `dir`, sorted. NotFound if it cannot be read.
+absl::StatusOr<std::vector<std::string>> PipelineFilesIn(const std::string& dir);
+
 // Parses "k=v" flags into overrides; InvalidArgument on a malformed one.
 absl::StatusOr<ParamOverrides> ParseParamFlags(const std::vector<std::string>& flags);
 
