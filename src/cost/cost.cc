@@ -15,33 +15,27 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
-// The cheapest instance with at least this much cpu and memory; null if none does.
-const InstancePrice* CheapestFitting(const std::vector<InstancePrice>& table, double cpu,
-                                     double memory_gib, bool spot) {
+// The spot machine that holds `cpu` vCPUs and `memory_gib`: the cheapest instance of the table
+// that fits, or, when none is large enough, one of exactly that size at the table's cheapest spot
+// rate per vCPU.
+InstancePrice SpotMachineFor(const std::vector<InstancePrice>& table, double cpu,
+                             double memory_gib) {
   const InstancePrice* best = nullptr;
-  for (const InstancePrice& i : table) {
-    if (i.vcpu + 1e-9 < cpu || i.memory_gib + 1e-9 < memory_gib) continue;
-    double price = spot ? i.spot_hour : i.on_demand_hour;
-    if (best == nullptr || price < (spot ? best->spot_hour : best->on_demand_hour)) best = &i;
-  }
-  return best;
-}
-
-// Spot price of `cpu` vCPUs and `memory_gib` on an instance of the table, by the cheaper per-vCPU
-// rate scaled up, when nothing in the table is large enough.
-double SpotHourFor(const std::vector<InstancePrice>& table, double cpu, double memory_gib,
-                   double& share) {
-  if (const InstancePrice* i = CheapestFitting(table, cpu, memory_gib, true)) {
-    share = std::min(1.0, std::max(cpu / i->vcpu, memory_gib / i->memory_gib));
-    return i->spot_hour;
-  }
   double per_vcpu = 0;
   for (const InstancePrice& i : table) {
-    double p = i.spot_hour / i.vcpu;
-    if (per_vcpu == 0 || p < per_vcpu) per_vcpu = p;
+    if (per_vcpu == 0 || i.spot_hour / i.vcpu < per_vcpu) per_vcpu = i.spot_hour / i.vcpu;
+    if (i.vcpu + 1e-9 < cpu || i.memory_gib + 1e-9 < memory_gib) continue;
+    if (best == nullptr || i.spot_hour < best->spot_hour) best = &i;
   }
-  share = 1;
-  return per_vcpu * cpu;
+  if (best != nullptr) return *best;
+  return {.vcpu = cpu, .memory_gib = memory_gib, .spot_hour = per_vcpu * cpu};
+}
+
+// What part of a machine an attempt holds: the larger of its cpu and memory shares, at most all.
+double ShareOf(double cpu, double memory_gib, double machine_cpu, double machine_gib) {
+  double share = cpu / machine_cpu;
+  if (machine_gib > 0) share = std::max(share, memory_gib / machine_gib);
+  return std::min(1.0, share);
 }
 
 std::string Usd(double usd) { return fmt::format("${:.{}f}", usd, usd < 0.01 ? 6 : 4); }
@@ -139,15 +133,18 @@ absl::StatusOr<CostReport> ComputeRunCost(StateStore& store, const std::string& 
     edges.push_back({a.started_at, task.cpu});
     edges.push_back({end, -task.cpu});
 
+    // A known worker holds its whole machine and the attempt a share of the worker; otherwise the
+    // attempt holds a share of the machine that would fit it.
     double share = 1, hour_price = 0;
     if (auto w = worker_of.find(a.worker_id); w != worker_of.end() && w->second->cpu > 0) {
       const WorkerRecord& worker = *w->second;
       double worker_gib = std::max(worker.memory / kGiB, memory_gib);
-      double fit_share = 1;
-      hour_price = SpotHourFor(prices.instances, worker.cpu, worker_gib, fit_share);
-      share = std::min(1.0, std::max(task.cpu / worker.cpu, memory_gib / worker_gib));
+      hour_price = SpotMachineFor(prices.instances, worker.cpu, worker_gib).spot_hour;
+      share = ShareOf(task.cpu, memory_gib, worker.cpu, worker_gib);
     } else {
-      hour_price = SpotHourFor(prices.instances, task.cpu, memory_gib, share);
+      InstancePrice machine = SpotMachineFor(prices.instances, task.cpu, memory_gib);
+      hour_price = machine.spot_hour;
+      share = ShareOf(task.cpu, memory_gib, machine.vcpu, machine.memory_gib);
     }
     barge += hours * share * hour_price;
 
