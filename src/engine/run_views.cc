@@ -10,6 +10,7 @@
 #include "objstore/object_store.h"
 #include "schedule/cron.h"
 #include "spec/pipeline.h"
+#include "worker/task.h"
 
 namespace barge {
 namespace {
@@ -169,9 +170,9 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
   // where the layout puts it.
   AttemptLog log;
   log.attempt = chosen->attempt;
-  log.location = chosen->log_path.empty() ? Cat(run.root, "/runs/", key.run_id, "/", key.step, "/",
-                                                key.index, "/a", chosen->attempt, ".log")
-                                          : chosen->log_path;
+  log.location = chosen->log_path.empty()
+                     ? PathsFor(run.root, /*scratch=*/"", key, chosen->attempt).kept_log()
+                     : chosen->log_path;
   if (!InsideRoot(run.root, log.location)) {
     return absl::PermissionDeniedError(Cat("the log of attempt ", chosen->attempt, " of ", what,
                                            " is recorded outside the run's root"));

@@ -93,6 +93,7 @@ absl::Status Scheduler::Fire(const ScheduleRecord& s, int64_t slot) {
   ASSIGN_OR_RETURN(ParamOverrides params, ParamsOf(s));
   ASSIGN_OR_RETURN(Pipeline pipeline, ParsePipeline(s.spec_source, s.spec_path, params));
   std::string id = RunIdFor(s.name, slot);
+  // Another server may have created it since we looked: then it is ours to start all the same.
   absl::StatusOr<std::string> created = engine_.CreateRun(pipeline, s.root, id);
   if (!created.ok() && !absl::IsAlreadyExists(created.status())) return created.status();
   return engine_.Advance(id).status();
@@ -148,7 +149,11 @@ absl::Status Scheduler::TickOne(const ScheduleRecord& s, int64_t now,
         continue;
       }
     }
-    RETURN_IF_ERROR(Fire(s, slot));
+    if (existing.ok()) {
+      RETURN_IF_ERROR(engine_.Advance(existing->id).status());  // created; maybe never started
+    } else {
+      RETURN_IF_ERROR(Fire(s, slot));
+    }
     ASSIGN_OR_RETURN(bool ok,
                      record({.slot = slot, .outcome = "fired", .run_id = RunIdFor(s.name, slot)}));
     if (!ok) return absl::OkStatus();
