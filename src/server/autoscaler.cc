@@ -132,7 +132,7 @@ class LocalProvider : public WorkerProvider {
 
   absl::Status Scale(int desired, const std::vector<WorkerRecord>& workers,
                      const std::vector<std::string>& busy) override {
-    Reap();
+    int current = Current();  // reaps exited workers, noting one that stopped unasked
     if (!failure_.empty()) {
       // A worker that fails at once would fail again: report it instead of respawning in a loop.
       std::string failure = std::move(failure_);
@@ -140,7 +140,6 @@ class LocalProvider : public WorkerProvider {
       hold_until_ = MonotonicMs() + kRespawnHoldMs;
       return absl::FailedPreconditionError(failure);
     }
-    int current = Current();
     for (; current < desired && MonotonicMs() >= hold_until_; ++current) {
       std::vector<std::string> argv = argv_;
       argv.insert(argv.end(), {"--queue", queue_.queue, "--cpu", Cat(queue_.worker_cpu), "--memory",

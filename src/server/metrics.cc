@@ -121,13 +121,16 @@ absl::StatusOr<std::string> Metrics::Render() {
       {"s3_retries", "barge_worker_s3_retries_total"},
       {"s3_bytes_up", "barge_worker_s3_bytes_up_total"},
       {"s3_bytes_down", "barge_worker_s3_bytes_down_total"}};
+  std::vector<nlohmann::json> stats;  // per worker, parsed once for all four counters
+  for (const WorkerRecord& w : workers)
+    stats.push_back(nlohmann::json::parse(w.stats_json, nullptr, false));
   for (const auto& [key, name] : kS3) {
     Header(out, name, "counter", "S3 traffic of each live worker, as it last reported.");
-    for (const WorkerRecord& w : workers) {
-      nlohmann::json stats = nlohmann::json::parse(w.stats_json, nullptr, false);
-      int64_t v = stats.is_object() && stats.contains(key) && stats[key].is_number()
-                      ? stats[key].get<int64_t>()
-                      : 0;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      const WorkerRecord& w = workers[i];
+      const nlohmann::json& s = stats[i];
+      int64_t v =
+          s.is_object() && s.contains(key) && s[key].is_number() ? s[key].get<int64_t>() : 0;
       out += fmt::format("{}{{worker=\"{}\"}} {}\n", name, Esc(w.id), v);
     }
   }
