@@ -30,8 +30,8 @@ class CostTest : public ::testing::Test {
   }
   // Runs both tasks at once on a 4-cpu, 16 GiB worker for half an hour, each peaking at 1 GiB.
   void RunBothOn(const std::string& worker) {
-    ASSERT_TRUE(store_->RegisterWorker({.id = worker, .host = "h", .cpu = 4, .memory = 16 * kGiB})
-                    .ok());
+    ASSERT_TRUE(
+        store_->RegisterWorker({.id = worker, .host = "h", .cpu = 4, .memory = 16 * kGiB}).ok());
     auto claimed = store_->Claim({.worker_id = worker, .free_cpu = 4, .max_tasks = 2});
     ASSERT_EQ(claimed->size(), 2u);
     clock_.AdvanceMs(30 * 60'000);
@@ -105,7 +105,8 @@ TEST_F(CostTest, PriceFileOverridesAndRejectsUnknownKeys) {
   std::string path = (dir_.path() / "prices.json").string();
   ASSERT_TRUE(WriteFile(path, R"({"glue_dpu_hour": 1.0, "instances": [
       {"name": "tiny", "vcpu": 4, "memory_gib": 16, "spot_hour": 1.0, "on_demand_hour": 2.0}],
-      "emr_instance": "tiny"})").ok());
+      "emr_instance": "tiny"})")
+                  .ok());
   Prices p = LoadPrices(path).value();
   EXPECT_EQ(p.glue_dpu_hour, 1.0);
   EXPECT_EQ(p.fargate_vcpu_hour, 0.04048) << "keys not given keep their defaults";

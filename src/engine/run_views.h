@@ -41,7 +41,6 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
 
 // Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
-                                   bool failed_only);
+absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only);
 
 }  // namespace barge

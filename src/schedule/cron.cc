@@ -42,15 +42,13 @@ absl::StatusOr<int> ParseValue(std::string_view text, const Field& f) {
     return absl::InvalidArgumentError(Cat(f.name, ": \"", text, "\" is not a number"));
   }
   if (v < f.lo || v > f.hi) {
-    return absl::InvalidArgumentError(
-        Cat(f.name, ": ", v, " is out of range ", f.lo, "-", f.hi));
+    return absl::InvalidArgumentError(Cat(f.name, ": ", v, " is out of range ", f.lo, "-", f.hi));
   }
   return v;
 }
 
 // Sets the bits of one field ("*/15", "1-5", "mon,wed"); `any` is whether it was a bare "*".
-absl::Status ParseField(std::string_view text, const Field& f, std::vector<bool>& bits,
-                        bool& any) {
+absl::Status ParseField(std::string_view text, const Field& f, std::vector<bool>& bits, bool& any) {
   bits.assign(f.hi + 1, false);
   any = text == "*";
   for (absl::string_view piece : absl::StrSplit(std::string(text), ',')) {
@@ -110,8 +108,8 @@ absl::StatusOr<Cron> Cron::Parse(const std::string& expr, const std::string& tim
   c.expr_ = std::string(Trim(expr));
   c.zone_name_ = time_zone.empty() ? "UTC" : time_zone;
   if (!absl::LoadTimeZone(c.zone_name_, &c.zone_)) {
-    return absl::InvalidArgumentError(Cat("unknown time zone \"", c.zone_name_,
-                                          "\" (use an IANA name such as Europe/Berlin)"));
+    return absl::InvalidArgumentError(
+        Cat("unknown time zone \"", c.zone_name_, "\" (use an IANA name such as Europe/Berlin)"));
   }
   std::string expanded = ExpandMacro(c.expr_);
   if (!expanded.empty() && expanded[0] == '@') {

@@ -9,7 +9,8 @@ namespace {
 
 // Milliseconds of a UTC civil time.
 int64_t Utc(int y, int mo, int d, int h, int mi) {
-  return absl::ToUnixMillis(absl::FromCivil(absl::CivilMinute(y, mo, d, h, mi), absl::UTCTimeZone()));
+  return absl::ToUnixMillis(
+      absl::FromCivil(absl::CivilMinute(y, mo, d, h, mi), absl::UTCTimeZone()));
 }
 
 std::vector<int64_t> Slots(const Cron& c, int64_t from, int n) {
@@ -43,9 +44,9 @@ TEST(CronTest, RangesListsNamesAndSteps) {
 TEST(CronTest, BothDayFieldsRestrictedMatchEither) {
   // The 13th, or any Friday.
   Cron c = *Cron::Parse("0 0 13 * fri", "UTC");
-  EXPECT_EQ(Slots(c, Utc(2026, 1, 1, 0, 0), 3),
-            (std::vector<int64_t>{Utc(2026, 1, 2, 0, 0), Utc(2026, 1, 9, 0, 0),
-                                  Utc(2026, 1, 13, 0, 0)}));
+  EXPECT_EQ(
+      Slots(c, Utc(2026, 1, 1, 0, 0), 3),
+      (std::vector<int64_t>{Utc(2026, 1, 2, 0, 0), Utc(2026, 1, 9, 0, 0), Utc(2026, 1, 13, 0, 0)}));
 }
 
 TEST(CronTest, Macros) {

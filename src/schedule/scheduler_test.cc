@@ -89,8 +89,8 @@ TEST_F(SchedulerTest, FiresEachSlotOnceAcrossRestarts) {
   Add("0 * * * *", "all", "allow");
   EXPECT_EQ(Tick(), Ids{}) << "nothing is due yet";
   clock_.AdvanceMs(3 * 3'600'000 + 60'000);  // 03:01: the 01:00, 02:00 and 03:00 slots
-  EXPECT_EQ(Tick(), (Ids{"nightly-20260101-0100", "nightly-20260101-0200",
-                         "nightly-20260101-0300"}));
+  EXPECT_EQ(Tick(),
+            (Ids{"nightly-20260101-0100", "nightly-20260101-0200", "nightly-20260101-0300"}));
   EXPECT_EQ(Tick(), Ids{});
   Reopen();
   EXPECT_EQ(Tick(), Ids{}) << "a restarted server does not fire a handled slot again";
@@ -145,8 +145,8 @@ TEST_F(SchedulerTest, CatchupNoneSkipsStaleSlotsButFiresADueOne) {
 TEST_F(SchedulerTest, CatchupAllFiresEveryMissedSlotInOrder) {
   Add("*/20 * * * *", "all", "allow");
   clock_.AdvanceMs(60 * 60'000);
-  EXPECT_EQ(Tick(), (Ids{"nightly-20260101-0020", "nightly-20260101-0040",
-                         "nightly-20260101-0100"}));
+  EXPECT_EQ(Tick(),
+            (Ids{"nightly-20260101-0020", "nightly-20260101-0040", "nightly-20260101-0100"}));
 }
 
 TEST_F(SchedulerTest, OverlapSkipRecordsTheSlotAsSkipped) {
@@ -194,8 +194,8 @@ TEST_F(SchedulerTest, TimeZonesAndDaylightSavingChanges) {
     clock_.AdvanceMs(10 * 60'000);
     for (const std::string& id : Tick()) fired.push_back(id);
   }
-  EXPECT_EQ(fired, (Ids{"nightly-20260307-0730", "nightly-20260308-0700",
-                        "nightly-20260309-0630"}));
+  EXPECT_EQ(fired,
+            (Ids{"nightly-20260307-0730", "nightly-20260308-0700", "nightly-20260309-0630"}));
   // Autumn: 01:30 happens twice on 1 November; a daily job runs once, at the first.
   ASSERT_TRUE(store_->DeleteSchedule("nightly").ok());
   clock_.AdvanceMs(Utc(2026, 10, 31, 12, 0) - clock_.NowMs());
