@@ -25,8 +25,8 @@ echo "== events pipeline, $rows rows in $files CSV files, 8 buckets, 2 workers"
 "$barge" run examples/events/pipeline.yaml --workers 2 --state "$state" \
   -p files=$files -p rows_per_file=$((rows / files)) -p buckets=8 >/dev/null 2>&1
 status=$("$barge" status last --state "$state" --json)
-step_ms() { echo "$status" | tr -d ' \n' | grep -o "\"elapsed_ms\":[0-9]*,\"failed\":[0-9]*,\"name\":\"$1\"" |
-  sed -E 's/"elapsed_ms":([0-9]*).*/\1/'; }
+step_ms() { echo "$status" | /usr/bin/python3 -c \
+  'import json, sys; print(next(s["elapsed_ms"] for s in json.load(sys.stdin)["steps"] if s["name"] == sys.argv[1]))' "$1"; }
 gen_ms=$(step_ms generate); clean_ms=$(step_ms clean); agg_ms=$(step_ms aggregate)
 barge_s=$(echo "($clean_ms + $agg_ms) / 1000" | bc -l)
 mkdir -p "$work/csv"
