@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/fs.h"
@@ -16,6 +17,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "common/yaml_checks.h"
 #include "worker/worker.h"
 #include "yaml-cpp/yaml.h"
 
@@ -24,75 +26,76 @@ extern char** environ;
 namespace barge {
 namespace {
 
-std::string At(const std::string& path, const YAML::Node& node) {
-  return Cat(path, ":", node.Mark().line + 1, ":", node.Mark().column + 1);
+// `node` as a T, or an error "<where>: expected <what>" (yaml-cpp's own message says less).
+template <typename T>
+std::optional<T> As(const YAML::Node& node, std::string_view where, std::string_view what,
+                    YamlDiagnostics& diag) {
+  try {
+    if (node.IsScalar()) return node.as<T>();
+  } catch (const YAML::Exception&) {
+  }
+  diag.Error(node, Cat(where, ": expected ", what));
+  return std::nullopt;
 }
 
-absl::StatusOr<QueueScaling> ParseQueue(const std::string& path, const YAML::Node& node) {
-  if (!node.IsMap()) return absl::InvalidArgumentError(Cat(At(path, node), ": expected a map"));
+void ParseWorker(const YAML::Node& node, QueueScaling& q, YamlDiagnostics& diag) {
+  if (!node.IsMap()) {
+    diag.Error(node, Cat("worker: expected a map, not ", YamlTypeName(node)));
+    return;
+  }
+  ForEachEntry(node, "worker", {"cpu", "memory", "labels"}, diag,
+               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 std::string where = Cat("worker.", key);
+                 if (key == "cpu") {
+                   q.worker_cpu = As<double>(v, where, "a number", diag).value_or(q.worker_cpu);
+                   if (q.worker_cpu <= 0) diag.Error(v, "worker.cpu: must be > 0");
+                 } else if (!ExpectScalar(v, where, diag)) {
+                 } else if (key == "memory") {
+                   absl::StatusOr<int64_t> memory = ParseSizeBytes(v.Scalar());
+                   if (memory.ok()) q.worker_memory = *memory;
+                   if (!memory.ok()) diag.Error(v, Cat(where, ": ", memory.status().message()));
+                 } else {
+                   q.worker_labels = v.Scalar();
+                   absl::Status labels = ParseLabels(q.worker_labels).status();
+                   if (!labels.ok()) diag.Error(v, Cat(where, ": ", labels.message()));
+                 }
+               });
+}
+
+QueueScaling ParseQueue(const YAML::Node& node, YamlDiagnostics& diag) {
   QueueScaling q;
-  for (const auto& kv : node) {
-    std::string key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
-    std::string where = Cat(At(path, v), ": ", key);
-    try {
-      if (key == "queue") {
-        q.queue = v.as<std::string>();
-        if (!IsValidLabelText(q.queue)) return absl::InvalidArgumentError(where + ": bad name");
-      } else if (key == "min") {
-        q.min = v.as<int>();
-      } else if (key == "max") {
-        q.max = v.as<int>();
-      } else if (key == "idle") {
-        absl::StatusOr<int64_t> idle = ParseDurationMs(v.as<std::string>());
-        if (!idle.ok()) return WithContext(idle.status(), where);
-        q.idle_ms = *idle;
-      } else if (key == "provider") {
-        q.provider = v.as<std::string>();
-        if (q.provider != "local" && q.provider != "command") {
-          return absl::InvalidArgumentError(where + ": expected local or command");
-        }
-      } else if (key == "command") {
-        q.command = v.as<std::string>();
-      } else if (key == "worker") {
-        if (!v.IsMap()) return absl::InvalidArgumentError(where + ": expected a map");
-        for (const auto& w : v) {
-          std::string wk = w.first.as<std::string>();
-          std::string wwhere = Cat(At(path, w.second), ": worker.", wk);
-          if (wk == "cpu") {
-            q.worker_cpu = w.second.as<double>();
-          } else if (wk == "memory") {
-            absl::StatusOr<int64_t> memory = ParseSizeBytes(w.second.as<std::string>());
-            if (!memory.ok()) return WithContext(memory.status(), wwhere);
-            q.worker_memory = *memory;
-          } else if (wk == "labels") {
-            q.worker_labels = w.second.as<std::string>();
-            RETURN_IF_ERROR(WithContext(ParseLabels(q.worker_labels).status(), wwhere));
-          } else {
-            return absl::InvalidArgumentError(Cat(At(path, w.first), ": unknown key \"worker.", wk,
-                                                  "\" (allowed: cpu, memory, labels)"));
-          }
-        }
-      } else {
-        return absl::InvalidArgumentError(
-            Cat(At(path, kv.first), ": unknown key \"", key,
-                "\" (allowed: queue, min, max, idle, worker, provider, command)"));
-      }
-    } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(Cat(where, ": ", e.msg));
-    }
+  if (!node.IsMap()) {
+    diag.Error(node, Cat("each queue must be a map, not ", YamlTypeName(node)));
+    return q;
   }
+  ForEachEntry(node, "queue", {"queue", "min", "max", "idle", "worker", "provider", "command"},
+               diag, [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 if (key == "min") q.min = As<int>(v, key, "a whole number", diag).value_or(q.min);
+                 if (key == "max") q.max = As<int>(v, key, "a whole number", diag).value_or(q.max);
+                 if (key == "worker") ParseWorker(v, q, diag);
+                 if (key == "min" || key == "max" || key == "worker" || !ExpectScalar(v, key, diag))
+                   return;
+                 if (key == "queue") {
+                   q.queue = v.Scalar();
+                   if (!IsValidLabelText(q.queue)) diag.Error(v, "queue: bad name");
+                 } else if (key == "idle") {
+                   absl::StatusOr<int64_t> idle = ParseDurationMs(v.Scalar());
+                   if (idle.ok()) q.idle_ms = *idle;
+                   if (!idle.ok()) diag.Error(v, Cat("idle: ", idle.status().message()));
+                 } else if (key == "provider") {
+                   q.provider = v.Scalar();
+                   if (q.provider != "local" && q.provider != "command") {
+                     diag.Error(v, "provider: expected local or command");
+                   }
+                 } else {
+                   q.command = v.Scalar();
+                 }
+               });
   if (q.min < 0 || q.max < q.min || q.max > 10'000) {
-    return absl::InvalidArgumentError(
-        Cat(At(path, node), ": queue ", q.queue, ": need 0 <= min <= max <= 10000"));
-  }
-  if (q.worker_cpu <= 0) {
-    return absl::InvalidArgumentError(
-        Cat(At(path, node), ": queue ", q.queue, ": worker.cpu must be > 0"));
+    diag.Error(node, Cat("queue ", q.queue, ": need 0 <= min <= max <= 10000"));
   }
   if (q.provider == "command" && q.command.find("{desired}") == std::string::npos) {
-    return absl::InvalidArgumentError(Cat(At(path, node), ": queue ", q.queue,
-                                          ": a command provider needs a command with {desired}"));
+    diag.Error(node, Cat("queue ", q.queue, ": a command provider needs a command with {desired}"));
   }
   return q;
 }
@@ -240,28 +243,31 @@ absl::StatusOr<std::vector<QueueScaling>> LoadAutoscaleConfig(const std::string&
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
+  } catch (const YAML::ParserException& e) {
+    return absl::InvalidArgumentError(
+        Cat(path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(Cat(path, ": ", e.what()));
   }
-  if (!root.IsMap() || !root["queues"] || !root["queues"].IsSequence()) {
-    return absl::InvalidArgumentError(Cat(path, ": expected a map with a list \"queues\""));
-  }
-  for (const auto& kv : root) {
-    if (kv.first.as<std::string>() != "queues") {
-      return absl::InvalidArgumentError(
-          Cat(At(path, kv.first), ": unknown key \"", kv.first.as<std::string>(), "\""));
-    }
-  }
+  YamlDiagnostics diag(path);
   std::vector<QueueScaling> out;
-  for (const YAML::Node& n : root["queues"]) {
-    ASSIGN_OR_RETURN(QueueScaling q, ParseQueue(path, n));
-    for (const QueueScaling& other : out) {
-      if (other.queue == q.queue) {
-        return absl::InvalidArgumentError(Cat(At(path, n), ": queue ", q.queue, " given twice"));
-      }
-    }
-    out.push_back(std::move(q));
+  if (!root.IsMap() || !root["queues"] || !root["queues"].IsSequence()) {
+    diag.Error(SourceLocation{1, 1}, "expected a map with a list \"queues\"");
+    return diag.ToStatus();
   }
+  ForEachEntry(root, "autoscale", {"queues"}, diag,
+               [&](const std::string&, const YAML::Node&, const YAML::Node& queues) {
+                 for (const YAML::Node& n : queues) {
+                   QueueScaling q = ParseQueue(n, diag);
+                   for (const QueueScaling& other : out) {
+                     if (other.queue == q.queue) {
+                       diag.Error(n, Cat("queue ", q.queue, " given twice"));
+                     }
+                   }
+                   out.push_back(std::move(q));
+                 }
+               });
+  if (!diag.ok()) return diag.ToStatus();
   return out;
 }
 

@@ -98,14 +98,25 @@ TEST(AutoscaleConfig, ParsesAndNamesBadKeys) {
   ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    maxx: 3\n").ok());
   EXPECT_EQ(LoadAutoscaleConfig(path).status().message(),
             path +
-                ":3:5: unknown key \"maxx\" (allowed: queue, min, max, idle, worker, provider, "
-                "command)");
+                ":3:5: queue: unknown key \"maxx\" (allowed: command, idle, max, min, provider, "
+                "queue, worker)");
   ASSERT_TRUE(WriteFile(path, "queues:\n  - queue: q\n    min: 4\n    max: 2\n").ok());
   EXPECT_NE(LoadAutoscaleConfig(path).status().message().find("need 0 <= min <= max"),
             std::string::npos);
   ASSERT_TRUE(WriteFile(path, "queues:\n  - provider: command\n    command: 'x'\n").ok());
   EXPECT_NE(LoadAutoscaleConfig(path).status().message().find("needs a command with {desired}"),
             std::string::npos);
+  // Every mistake at once, each at its place.
+  ASSERT_TRUE(WriteFile(path,
+                        "queues:\n  - queue: a\n    max: many\n    worker: {cpu: 0, gpus: 1}\n"
+                        "  - queue: a\n    idle: soon\n")
+                  .ok());
+  std::string errors(LoadAutoscaleConfig(path).status().message());
+  EXPECT_NE(errors.find(path + ":3:10: max: expected a whole number"), std::string::npos) << errors;
+  EXPECT_NE(errors.find(path + ":4:19: worker.cpu: must be > 0"), std::string::npos) << errors;
+  EXPECT_NE(errors.find(path + ":4:22: worker: unknown key \"gpus\""), std::string::npos) << errors;
+  EXPECT_NE(errors.find(":6:11: idle: "), std::string::npos) << errors;
+  EXPECT_NE(errors.find(":5:5: queue a given twice"), std::string::npos) << errors;
 }
 
 }  // namespace

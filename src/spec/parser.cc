@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "common/yaml_checks.h"
 #include "schedule/cron.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
@@ -19,33 +20,7 @@
 namespace barge {
 namespace {
 
-constexpr size_t kMaxErrors = 20;
 constexpr int64_t kMaxRange = 100'000'000;
-
-SourceLocation LocationOf(const YAML::Node& node) {
-  YAML::Mark m = node.Mark();
-  if (m.is_null()) return {};
-  return {m.line + 1, m.column + 1};
-}
-
-// Collects "path:line:col: reason" errors.
-class Diagnostics {
- public:
-  explicit Diagnostics(std::string path) : path_(std::move(path)) {}
-
-  void Error(SourceLocation at, std::string_view reason) {
-    if (errors_.size() < kMaxErrors) {
-      errors_.push_back(Cat(path_, ":", at.line, ":", at.column, ": ", reason));
-    }
-  }
-  void Error(const YAML::Node& node, std::string_view reason) { Error(LocationOf(node), reason); }
-  bool ok() const { return errors_.empty(); }
-  absl::Status ToStatus() const { return absl::InvalidArgumentError(Join(errors_, "\n")); }
-
- private:
-  std::string path_;
-  std::vector<std::string> errors_;
-};
 
 bool IsValidName(std::string_view name) {
   static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_-]*");
@@ -55,54 +30,6 @@ bool IsValidName(std::string_view name) {
 bool IsEnvName(std::string_view name) {
   static const std::regex kEnv("[A-Za-z_][A-Za-z0-9_]*");
   return std::regex_match(name.begin(), name.end(), kEnv);
-}
-
-const char* TypeName(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Null:
-      return "empty";
-    default:
-      return "undefined";
-  }
-}
-
-// Iterates a map's entries, reporting duplicate keys and keys outside `allowed`.
-void ForEachEntry(
-    const YAML::Node& map, std::string_view where, const std::set<std::string_view>& allowed,
-    Diagnostics& diag,
-    const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& fn) {
-  std::set<std::string> seen;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
-    if (!key.IsScalar()) {
-      diag.Error(key, Cat(where, ": keys must be strings"));
-      continue;
-    }
-    std::string name = key.Scalar();
-    if (!seen.insert(name).second) {
-      diag.Error(key, Cat(where, ": duplicate key \"", name, "\""));
-      continue;
-    }
-    if (!allowed.empty() && !allowed.contains(name)) {
-      std::vector<std::string_view> names(allowed.begin(), allowed.end());
-      diag.Error(key,
-                 Cat(where, ": unknown key \"", name, "\" (allowed: ", Join(names, ", "), ")"));
-      continue;
-    }
-    fn(name, key, it->second);
-  }
-}
-
-bool ExpectScalar(const YAML::Node& node, std::string_view what, Diagnostics& diag) {
-  if (node.IsScalar()) return true;
-  diag.Error(node, Cat(what, " must be a string, not ", TypeName(node)));
-  return false;
 }
 
 std::optional<int64_t> ParseInteger(const std::string& text) {
@@ -236,7 +163,7 @@ class Parser {
   void ParseParams(const YAML::Node& node) {
     if (node.IsNull()) return;
     if (!node.IsMap()) {
-      diag_.Error(node, Cat("params must be a map, not ", TypeName(node)));
+      diag_.Error(node, Cat("params must be a map, not ", YamlTypeName(node)));
       return;
     }
     ForEachEntry(node, "params", {}, diag_,
@@ -246,7 +173,8 @@ class Parser {
                      return;
                    }
                    if (!v.IsScalar()) {
-                     diag_.Error(v, Cat("param \"", key, "\" must be a scalar, not ", TypeName(v)));
+                     diag_.Error(
+                         v, Cat("param \"", key, "\" must be a scalar, not ", YamlTypeName(v)));
                      return;
                    }
                    pipeline_.params.emplace_back(key, v.Scalar());
@@ -304,7 +232,7 @@ class Parser {
       for (const auto& item : node) {
         if (!item.IsScalar() && !item.IsMap()) {
           diag_.Error(item,
-                      Cat(where, ": list items must be scalars or maps, not ", TypeName(item)));
+                      Cat(where, ": list items must be scalars or maps, not ", YamlTypeName(item)));
           continue;
         }
         step.foreach.items.push_back(YamlToJson(item));
@@ -315,7 +243,7 @@ class Parser {
       diag_.Error(node, Cat(where,
                             " must be range(N), files(\"glob\"), outputs(step), buckets(step) "
                             "or a list, not ",
-                            TypeName(node)));
+                            YamlTypeName(node)));
       return;
     }
     ParseSourceExpr(node, where, step.foreach);
@@ -509,7 +437,7 @@ class Parser {
       step.shell = false;
       for (const auto& arg : node) {
         if (!arg.IsScalar()) {
-          diag_.Error(arg, Cat(where, ": each argument must be a string, not ", TypeName(arg)));
+          diag_.Error(arg, Cat(where, ": each argument must be a string, not ", YamlTypeName(arg)));
           continue;
         }
         step.argv.push_back(arg.Scalar());
@@ -589,7 +517,7 @@ class Parser {
 
   void ParseStep(const YAML::Node& node) {
     if (!node.IsMap()) {
-      diag_.Error(node, Cat("each step must be a map, not ", TypeName(node)));
+      diag_.Error(node, Cat("each step must be a map, not ", YamlTypeName(node)));
       return;
     }
     Step step;
@@ -798,7 +726,7 @@ class Parser {
     }
   }
 
-  Diagnostics diag_;
+  YamlDiagnostics diag_;
   const ParamOverrides& overrides_;
   Pipeline pipeline_;
   std::map<std::string, std::string> param_map_;

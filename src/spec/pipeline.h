@@ -16,14 +16,10 @@
 
 #include "absl/status/statusor.h"
 #include "common/labels.h"
+#include "common/source_location.h"
 #include "nlohmann/json.hpp"
 
 namespace barge {
-
-struct SourceLocation {
-  int line = 0;    // 1-based
-  int column = 0;  // 1-based
-};
 
 enum class ForeachKind {
   kNone,     // one task; its inputs are all committed outputs of the steps it needs

@@ -1,0 +1,53 @@
+// Validating hand-written YAML files (pipelines, the autoscaler's config) with errors that
+// name file:line:col and the reason, collected so that one run reports every mistake.
+//
+//   YamlDiagnostics diag(path);
+//   ForEachEntry(node, "worker", {"cpu", "memory"}, diag, [&](key, key_node, value) {...});
+//   if (!diag.ok()) return diag.ToStatus();
+#pragma once
+
+#include <functional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/source_location.h"
+#include "yaml-cpp/yaml.h"
+
+namespace barge {
+
+// Where `node` starts, or {0, 0} if unknown.
+SourceLocation LocationOf(const YAML::Node& node);
+
+// "a map", "a list", "a scalar", "empty": for "must be X, not Y" messages.
+const char* YamlTypeName(const YAML::Node& node);
+
+// Collects "path:line:col: reason" errors (the first 20).
+class YamlDiagnostics {
+ public:
+  explicit YamlDiagnostics(std::string path) : path_(std::move(path)) {}
+
+  void Error(SourceLocation at, std::string_view reason);
+  void Error(const YAML::Node& node, std::string_view reason) { Error(LocationOf(node), reason); }
+  bool ok() const { return errors_.empty(); }
+  // InvalidArgument with every error, one per line.
+  absl::Status ToStatus() const;
+
+ private:
+  std::string path_;
+  std::vector<std::string> errors_;
+};
+
+// Calls `fn(key, key_node, value)` for each entry of `map`, reporting keys that are not strings,
+// duplicates, and keys outside `allowed` (unless it is empty) instead.
+void ForEachEntry(
+    const YAML::Node& map, std::string_view where, const std::set<std::string_view>& allowed,
+    YamlDiagnostics& diag,
+    const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& fn);
+
+// Whether `node` is a scalar; reports "`what` must be a string, not ..." if not.
+bool ExpectScalar(const YAML::Node& node, std::string_view what, YamlDiagnostics& diag);
+
+}  // namespace barge
