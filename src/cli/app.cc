@@ -147,6 +147,20 @@ int Main(int argc, char** argv) {
   workers_cmd->add_flag("--json", json, "print a JSON array");
   AddLocations(workers_cmd, where);
 
+  std::string older_than;
+  bool dry_run = false;
+  CLI::App* gc_cmd = app.add_subcommand(
+      "gc",
+      "delete finished runs older than a cutoff: their outputs and logs (local or S3), then "
+      "their records; running runs are never touched");
+  gc_cmd
+      ->add_option("--older-than", older_than,
+                   "collect runs that finished longer ago than this (e.g. 30d, 12h, 0s)")
+      ->required();
+  gc_cmd->add_flag("--dry-run", dry_run, "only list what would be deleted, and its size");
+  gc_cmd->add_flag("--json", json, "print JSON");
+  AddLocations(gc_cmd, where);
+
   ServeOptions serve;
   CLI::App* serve_cmd = app.add_subcommand(
       "serve",
@@ -214,6 +228,7 @@ int Main(int argc, char** argv) {
   if (run_cmd->parsed()) return CmdRun(where, run);
   if (worker_cmd->parsed()) return CmdWorker(where, worker);
   if (workers_cmd->parsed()) return CmdWorkers(where, json);
+  if (gc_cmd->parsed()) return CmdGc(where, older_than, dry_run, json);
   if (validate_cmd->parsed()) return CmdValidate(validate_file, validate_params);
   if (runs_cmd->parsed()) return CmdRuns(where, json, limit);
   if (status_cmd->parsed()) return CmdStatus(where, run_id, json);

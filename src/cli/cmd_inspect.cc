@@ -1,4 +1,5 @@
-// barge runs, status, tasks, logs, cancel: reading and steering runs through the state store.
+// barge runs, status, tasks, logs, cancel, cost, gc: reading and steering runs through the state
+// store.
 #include <cstdio>
 #include <map>
 
@@ -8,6 +9,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "engine/gc.h"
 #include "engine/run_views.h"
 #include "nlohmann/json.hpp"
 #include "objstore/stager.h"
@@ -33,7 +35,7 @@ int InContext(const Locations& where, const std::function<absl::Status(Context&)
 
 int CmdRuns(const Locations& where, bool json, int64_t limit) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, ctx.store->ListRuns(limit));
+    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, ctx.store->ListRuns({.limit = limit}));
     int64_t now = ctx.store->NowMs();
     if (json) {
       nlohmann::json out = nlohmann::json::array();
@@ -200,6 +202,45 @@ int CmdCost(const Locations& where, const std::string& run_arg, const std::strin
       PrintJson(CostReportJson(report));
     } else {
       std::fputs(FormatCostReport(report).c_str(), stdout);
+    }
+    return absl::OkStatus();
+  });
+}
+
+int CmdGc(const Locations& where, const std::string& older_than, bool dry_run, bool json) {
+  absl::StatusOr<int64_t> age = ParseDurationMs(older_than);
+  if (!age.ok()) return ReportError(WithContext(age.status(), "--older-than"));
+  return InContext(where, [&](Context& ctx) -> absl::Status {
+    GcOptions options{
+        .finished_before = ctx.store->NowMs() - *age, .dry_run = dry_run, .scratch = ctx.scratch};
+    const char* verb = dry_run ? "would delete" : "deleted";
+    auto line = [&](const GcRun& gc) {
+      if (json) return;
+      std::printf("%s %s  %s  %s  finished %s  %lld files, %s\n", verb, gc.run.id.c_str(),
+                  gc.run.pipeline.c_str(), gc.run.state.c_str(),
+                  IsoTime(gc.run.finished_at).c_str(), static_cast<long long>(gc.objects),
+                  FormatBytes(gc.bytes).c_str());
+      std::fflush(stdout);
+    };
+    ASSIGN_OR_RETURN(GcReport report, CollectGarbage(*ctx.store, options, line));
+    if (json) {
+      nlohmann::json runs = nlohmann::json::array();
+      for (const GcRun& gc : report.runs) {
+        runs.push_back({{"id", gc.run.id},
+                        {"pipeline", gc.run.pipeline},
+                        {"state", gc.run.state},
+                        {"finished_at", IsoTime(gc.run.finished_at)},
+                        {"objects", gc.objects},
+                        {"bytes", gc.bytes}});
+      }
+      PrintJson({{"dry_run", dry_run},
+                 {"runs", runs},
+                 {"objects", report.objects},
+                 {"bytes", report.bytes}});
+    } else {
+      std::printf("%s %zu runs finished before %s: %lld files, %s\n", verb, report.runs.size(),
+                  IsoTime(options.finished_before).c_str(), static_cast<long long>(report.objects),
+                  FormatBytes(report.bytes).c_str());
     }
     return absl::OkStatus();
   });

@@ -39,6 +39,7 @@ struct WorkerCommandOptions {
 };
 int CmdWorker(const Locations& where, const WorkerCommandOptions& options);
 int CmdWorkers(const Locations& where, bool json);
+int CmdGc(const Locations& where, const std::string& older_than, bool dry_run, bool json);
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";

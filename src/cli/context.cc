@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
 
 absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id) {
   if (id == "last" || id == "latest") {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store.ListRuns(1));
+    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store.ListRuns({.limit = 1}));
     if (runs.empty()) return absl::NotFoundError("there are no runs yet");
     return runs.front().id;
   }

@@ -67,12 +67,12 @@ class SchedulerTest : public ::testing::Test {
   }
   std::vector<std::string> AllRunIds() {
     std::vector<std::string> ids;
-    std::vector<RunRecord> runs = store_->ListRuns(-1).value();
+    std::vector<RunRecord> runs = store_->ListRuns({}).value();
     for (const RunRecord& r : runs) ids.insert(ids.begin(), r.id);
     return ids;
   }
   void FinishAllRuns() {
-    std::vector<RunRecord> runs = store_->ListRuns(-1).value();
+    std::vector<RunRecord> runs = store_->ListRuns({}).value();
     for (const RunRecord& r : runs) {
       ASSERT_TRUE(store_->CancelRun(r.id, "test").ok());
     }

@@ -359,23 +359,15 @@ absl::StatusOr<HttpReply> Api::ListRuns(const HttpRequest& req) {
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   std::string state = QueryString(req, "state");
   std::string pipeline = QueryString(req, "pipeline");
-  // Filters apply before paging; the store lists newest first.
-  ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
-                   store_.ListRuns(state.empty() && pipeline.empty() ? offset + limit + 1 : -1));
+  RunFilter filter{.limit = limit + 1, .offset = offset};  // one more: is there a next page?
+  if (!state.empty()) filter.state = state;
+  if (!pipeline.empty()) filter.pipeline = pipeline;
+  ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store_.ListRuns(filter));
   int64_t now = store_.NowMs();
   nlohmann::json items = nlohmann::json::array();
-  int64_t seen = 0;
-  bool more = false;
-  for (const RunRecord& r : runs) {
-    if (!state.empty() && r.state != state) continue;
-    if (!pipeline.empty() && r.pipeline != pipeline) continue;
-    if (seen++ < offset) continue;
-    if (static_cast<int64_t>(items.size()) == limit) {
-      more = true;
-      break;
-    }
-    items.push_back(RunJson(r, now));
-  }
+  bool more = static_cast<int64_t>(runs.size()) > limit;
+  if (more) runs.pop_back();
+  for (const RunRecord& r : runs) items.push_back(RunJson(r, now));
   nlohmann::json out = {{"items", items}, {"limit", limit}, {"offset", offset}};
   out["next_offset"] = more ? nlohmann::json(offset + limit) : nlohmann::json(nullptr);
   return JsonReply(out);

@@ -24,8 +24,11 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<RunRecord> GetRun(const std::string& run_id) override {
     return inner_.GetRun(run_id);
   }
-  absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t limit) override {
-    return inner_.ListRuns(limit);
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override {
+    return inner_.ListRuns(filter);
+  }
+  absl::Status DeleteRun(const std::string& run_id) override {
+    return inner_.DeleteRun(run_id);
   }
   absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) override {
     return inner_.GetSteps(run_id);

@@ -159,12 +159,19 @@ absl::StatusOr<RunRecord> SqlStateStore::GetRun(const std::string& run_id) {
   return ReadRun(*q);
 }
 
-absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(int64_t limit) {
+absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(const RunFilter& filter) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(
-      DbStatement * q,
-      Stmt(Cat("SELECT ", kRunColumns, " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?")));
-  q->Bind(limit < 0 ? INT64_MAX : limit);
+  std::string where = "1 = 1";
+  if (filter.state) where += " AND state = ?";
+  if (filter.pipeline) where += " AND pipeline = ?";
+  if (filter.finished_before > 0) where += " AND finished_at > 0 AND finished_at < ?";
+  ASSIGN_OR_RETURN(DbStatement * q,
+                   Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE ", where,
+                            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?")));
+  if (filter.state) q->Bind(*filter.state);
+  if (filter.pipeline) q->Bind(*filter.pipeline);
+  if (filter.finished_before > 0) q->Bind(filter.finished_before);
+  q->Bind(filter.limit < 0 ? INT64_MAX : filter.limit).Bind(std::max<int64_t>(filter.offset, 0));
   std::vector<RunRecord> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
@@ -172,6 +179,28 @@ absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(int64_t limit) {
     out.push_back(ReadRun(*q));
   }
   return out;
+}
+
+absl::Status SqlStateStore::DeleteRun(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT state FROM runs WHERE id = ?"));
+    q->Bind(run_id);
+    ASSIGN_OR_RETURN(bool found, q->Step());
+    if (!found) return absl::NotFoundError(Cat("no run ", run_id));
+    std::string run_state = q->Text(0);
+    q->Reset();
+    if (run_state != state::kSucceeded && run_state != state::kFailed &&
+        run_state != state::kCancelled) {
+      return absl::FailedPreconditionError(Cat("run ", run_id, " is ", run_state));
+    }
+    for (const char* table : {"events", "attempts", "tasks", "steps"}) {
+      ASSIGN_OR_RETURN(DbStatement * del, Stmt(Cat("DELETE FROM ", table, " WHERE run_id = ?")));
+      RETURN_IF_ERROR(del->Bind(run_id).Run());
+    }
+    ASSIGN_OR_RETURN(DbStatement * del, Stmt("DELETE FROM runs WHERE id = ?"));
+    return del->Bind(run_id).Run();
+  });
 }
 
 absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::string& run_id) {
@@ -376,11 +405,12 @@ absl::StatusOr<TaskRecord> SqlStateStore::GetTask(const TaskKey& key) {
 
 absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::QueryAttempts(
     const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
-  ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt(Cat("SELECT a.run_id, a.step, a.idx, a.attempt, a.worker_id, a.state, "
-                            "a.failure_class, a.started_at, a.finished_at, a.exit_code, a.error, "
-                            "a.cpu_seconds, a.max_rss_kb, a.log_path, a.output_path FROM attempts a ",
-                            sql_tail)));
+  ASSIGN_OR_RETURN(
+      DbStatement * q,
+      Stmt(Cat("SELECT a.run_id, a.step, a.idx, a.attempt, a.worker_id, a.state, "
+               "a.failure_class, a.started_at, a.finished_at, a.exit_code, a.error, "
+               "a.cpu_seconds, a.max_rss_kb, a.log_path, a.output_path FROM attempts a ",
+               sql_tail)));
   bind(*q);
   std::vector<AttemptRecord> out;
   for (;;) {
@@ -449,9 +479,10 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
     int64_t now = Now();
     ASSIGN_OR_RETURN(
         DbStatement * q,
-        Stmt("INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
-             "queue, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = 0"));
+        Stmt(
+            "INSERT INTO workers (id, host, pid, pid_start, cpu, memory, labels_json, "
+            "queue, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = 0"));
     return q->Bind(w.id)
         .Bind(w.host)
         .Bind(w.pid)
@@ -497,8 +528,7 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
   return QueryWorkers("WHERE stopped_at = 0 ORDER BY started_at, id", [](DbStatement&) {});
 }
 
-absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(
-    const std::string& run_id) {
+absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(const std::string& run_id) {
   std::lock_guard lock(mu_);
   return QueryWorkers(
       "WHERE id IN (SELECT DISTINCT worker_id FROM attempts WHERE run_id = ?) "

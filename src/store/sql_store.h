@@ -28,7 +28,8 @@ class SqlStateStore : public StateStore {
 
   absl::Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) override;
   absl::StatusOr<RunRecord> GetRun(const std::string& run_id) override;
-  absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t limit) override;
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override;
+  absl::Status DeleteRun(const std::string& run_id) override;
   absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) override;
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override;
   absl::StatusOr<bool> StartStep(const std::string& run_id, const std::string& step,

@@ -195,6 +195,14 @@ struct EventRecord {
   std::string message;
 };
 
+struct RunFilter {
+  std::optional<std::string> state;
+  std::optional<std::string> pipeline;
+  int64_t finished_before = 0;  // > 0: only runs that finished before this time (ms)
+  int64_t limit = -1;           // -1: all
+  int64_t offset = 0;
+};
+
 struct TaskFilter {
   std::string run_id;
   std::optional<std::string> step;
@@ -271,7 +279,11 @@ class StateStore {
   virtual absl::Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) = 0;
   virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;  // NotFound
   // Newest first.
-  virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t limit) = 0;
+  virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
+  // Deletes a finished run's rows (the run, its steps, tasks, attempts and events) in one
+  // transaction. NotFound if there is no such run; FailedPrecondition, deleting nothing, if it
+  // has not finished.
+  virtual absl::Status DeleteRun(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) = 0;
 

@@ -195,8 +195,7 @@ TEST_P(StateStoreContract, ATaskTooLargeAtTheHeadDoesNotHideSmallerOnes) {
   auto make = [](int64_t i) { return NewTask{.index = i}; };
   ASSERT_TRUE(*store_->StartStep("r1", "big", "[]", 50, {.cpu = 8}, make));
   ASSERT_TRUE(*store_->StartStep("r1", "small", "[]", 3, {.cpu = 1, .memory = 1 << 20}, make));
-  auto c = store_->Claim(
-      {.worker_id = "w", .free_cpu = 2, .free_memory = 1 << 21, .max_tasks = 5});
+  auto c = store_->Claim({.worker_id = "w", .free_cpu = 2, .free_memory = 1 << 21, .max_tasks = 5});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->size(), 2u) << "two one-cpu tasks fit in two cpus";
   for (const TaskRecord& t : *c) EXPECT_EQ(t.key.step, "small");
@@ -417,8 +416,57 @@ TEST_P(StateStoreContract, ListsAndFilters) {
   ASSERT_EQ(done->size(), 1u);
   EXPECT_EQ((*done)[0].outputs_json, R"([{"path":"/o"}])");
   EXPECT_EQ(store_->ListTasks({.run_id = "r1", .limit = 2})->size(), 2u);
-  EXPECT_EQ(store_->ListRuns(10)->size(), 1u);
+  EXPECT_EQ(store_->ListRuns({.limit = 10})->size(), 1u);
   EXPECT_FALSE(store_->ListEvents("r1")->empty());
+}
+
+TEST_P(StateStoreContract, ListsRunsByStatePipelineAndAgeAndDeletesFinishedOnes) {
+  MakeRun(2);  // r1, pipeline p, running
+  TaskRecord t = Claim("w1", 1)[0];
+  ASSERT_TRUE(store_->Complete({Success(t, "w1")}).ok());
+  auto make = [&](const std::string& id, const std::string& pipeline) {
+    RunRecord run{.id = id,
+                  .pipeline = pipeline,
+                  .params_json = "{}",
+                  .root = "/data",
+                  .created_at = clock_.NowMs()};
+    ASSERT_TRUE(store_->CreateRun(run, {{.name = "s", .position = 0}}).ok());
+  };
+  clock_.AdvanceMs(1'000);
+  make("old", "p");
+  ASSERT_TRUE(*store_->TransitionRun("old", state::kRunning, state::kSucceeded, ""));
+  int64_t between = clock_.NowMs() + 1;
+  clock_.AdvanceMs(1'000);
+  make("new", "q");
+  ASSERT_TRUE(*store_->TransitionRun("new", state::kRunning, state::kFailed, "boom"));
+
+  auto ids = [&](const RunFilter& f) {
+    std::vector<RunRecord> runs = store_->ListRuns(f).value();
+    std::vector<std::string> out;
+    for (const RunRecord& r : runs) out.push_back(r.id);
+    return out;
+  };
+  EXPECT_EQ(ids({}), (std::vector<std::string>{"new", "old", "r1"}));
+  EXPECT_EQ(ids({.pipeline = "p"}), (std::vector<std::string>{"old", "r1"}));
+  EXPECT_EQ(ids({.state = std::string(state::kFailed)}), std::vector<std::string>{"new"});
+  EXPECT_EQ(ids({.finished_before = between}), std::vector<std::string>{"old"});
+  EXPECT_EQ(ids({.limit = 1, .offset = 1}), std::vector<std::string>{"old"});
+
+  // A running run is refused and keeps every row.
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->DeleteRun("r1")));
+  EXPECT_EQ(store_->ListTasks({.run_id = "r1"})->size(), 2u);
+  EXPECT_EQ(store_->ListAttempts(t.key)->size(), 1u);
+  EXPECT_TRUE(absl::IsNotFound(store_->DeleteRun("nope")));
+
+  // A finished one goes whole; the others stay.
+  ASSERT_TRUE(*store_->CancelRun("r1", "stop"));
+  ASSERT_TRUE(store_->DeleteRun("r1").ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRun("r1").status()));
+  EXPECT_TRUE(store_->ListTasks({.run_id = "r1"})->empty());
+  EXPECT_TRUE(store_->ListAttempts(t.key)->empty());
+  EXPECT_TRUE(store_->ListEvents("r1")->empty());
+  EXPECT_TRUE(store_->GetSteps("r1")->empty());
+  EXPECT_EQ(ids({}), (std::vector<std::string>{"new", "old"}));
 }
 
 // Regression: a handle whose last read left a snapshot open, then writing after another handle

@@ -209,7 +209,7 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
   std::set<std::string> runs;
   runs.swap(dirty_runs_);
   if (all_running) {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> recent, store_.ListRuns(200));
+    ASSIGN_OR_RETURN(std::vector<RunRecord> recent, store_.ListRuns({.limit = 200}));
     for (const RunRecord& r : recent) {
       if (r.state == state::kRunning) runs.insert(r.id);
     }

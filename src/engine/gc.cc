@@ -1,0 +1,80 @@
+#include "engine/gc.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "objstore/object_store.h"
+
+namespace barge {
+namespace {
+
+// Deletes (or, dry, only counts) the data of run `id` under `root`: a local directory or an
+// object store URL.
+absl::Status DeleteRunData(const std::string& root, const std::string& id, bool dry_run,
+                           GcRun& out) {
+  std::string prefix = Cat("runs/", id, "/");
+  // The id becomes a path: it must be one plain segment.
+  if (id.empty() || id.find('/') != std::string::npos || !CheckKey(prefix + "x").ok()) {
+    return absl::InvalidArgumentError(Cat("run id \"", id, "\" is not a plain name"));
+  }
+  if (root.find("://") != std::string::npos && !root.starts_with("file://")) {
+    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(root));
+    ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(prefix));
+    std::vector<std::string> keys;
+    for (const ObjectInfo& o : objects) {
+      keys.push_back(o.key);
+      out.bytes += o.size;
+    }
+    out.objects = static_cast<int64_t>(keys.size());
+    return dry_run ? absl::OkStatus() : store->Delete(keys);
+  }
+  std::string local = root.starts_with("file://") ? root.substr(7) : root;
+  std::string dir = Cat(local, "/", prefix);
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return absl::OkStatus();  // no data, or gone already
+  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(dir));
+  for (const FileEntry& f : files) out.bytes += f.size;
+  out.objects = static_cast<int64_t>(files.size());
+  return dry_run ? absl::OkStatus() : RemoveTree(dir);
+}
+
+}  // namespace
+
+absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+                                        const std::function<void(const GcRun&)>& on_run) {
+  ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                   store.ListRuns({.finished_before = options.finished_before}));
+  std::reverse(runs.begin(), runs.end());  // oldest first
+  GcReport report;
+  for (RunRecord& run : runs) {
+    GcRun gc{.run = std::move(run)};
+    auto failed = [&](const absl::Status& s) {
+      return WithContext(
+          s, Cat("run ", gc.run.id, " (", report.runs.size(), " runs collected before it)"));
+    };
+    if (absl::Status s = DeleteRunData(gc.run.root, gc.run.id, options.dry_run, gc); !s.ok()) {
+      return failed(s);
+    }
+    if (!options.dry_run && !options.scratch.empty()) {
+      if (absl::Status s = RemoveTree(Cat(options.scratch, "/", gc.run.id)); !s.ok()) {
+        return failed(s);
+      }
+    }
+    if (!options.dry_run) {
+      absl::Status s = store.DeleteRun(gc.run.id);
+      // FailedPrecondition: resumed by someone since it was listed, after its data was
+      // deleted. That run cannot succeed now; the error says which it is.
+      if (!s.ok()) return failed(s);
+    }
+    report.objects += gc.objects;
+    report.bytes += gc.bytes;
+    if (on_run) on_run(gc);
+    report.runs.push_back(std::move(gc));
+  }
+  return report;
+}
+
+}  // namespace barge

@@ -1,0 +1,47 @@
+// Garbage collection of finished runs: `barge gc --older-than 30d`.
+//
+//   GcOptions options{.finished_before = now - 30 * kDayMs};
+//   ASSIGN_OR_RETURN(GcReport report, CollectGarbage(store, options));
+//
+// A run is collected when it finished (succeeded, failed or cancelled) before the cutoff: its
+// data under <root>/runs/<id>/ (a local directory or an S3 prefix) is deleted first, then its
+// rows. A crash in between leaves the run listed, so the next gc deletes the rest; running runs
+// are never touched. What a collected run produced is gone: it can no longer be resumed,
+// retried or inspected.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "store/state_store.h"
+
+namespace barge {
+
+struct GcOptions {
+  int64_t finished_before = 0;  // ms since the epoch; runs finished before it are collected
+  bool dry_run = false;         // count what would go, delete nothing
+  std::string scratch;          // this machine's scratch directory: a run's leftovers go too
+};
+
+struct GcRun {
+  RunRecord run;
+  int64_t objects = 0;  // files or S3 objects of its data
+  int64_t bytes = 0;
+};
+
+struct GcReport {
+  std::vector<GcRun> runs;
+  int64_t objects = 0;
+  int64_t bytes = 0;
+};
+
+// Collects every run finished before options.finished_before, oldest first, calling
+// `on_run` after each (for progress). Stops at the first error, reporting what was done so far
+// in the error's message.
+absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+                                        const std::function<void(const GcRun&)>& on_run = {});
+
+}  // namespace barge
