@@ -183,6 +183,9 @@ TEST_F(ServeTest, FailedTaskAttemptsLogTailRetryCostAndTimeline) {
 
   Reply timeline = Call("GET", Cat("/api/runs/", id, "/timeline"));
   EXPECT_EQ(timeline.json["rows"].size(), 3u);
+  EXPECT_EQ(timeline.json["attempts"], 3);
+  EXPECT_EQ(timeline.json["coalesced"], false);
+  EXPECT_EQ(timeline.json["rows"][0][7], 1) << "each bar one attempt";
   nlohmann::json cli_cost = Json({"cost", id, "--json"});
   EXPECT_EQ(cli_cost["attempts"], 3);
   EXPECT_EQ(cli_cost["costs"][0]["platform"], "barge-ec2-spot");

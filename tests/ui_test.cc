@@ -14,13 +14,14 @@ namespace {
 
 constexpr char kToken[] = "ui-test-token-0123456789abcdef";
 
-// A succeeded run of 10,000 tasks spread over 8 workers, written through the store.
+// A succeeded run of 30,000 tasks spread over 8 workers, written through the store: more
+// attempts than the Gantt chart draws one by one.
 std::string MakeBigRun(const std::filesystem::path& dir) {
   ManualClock clock(SystemClock().NowMs() - 600'000);
   auto store = OpenStateStore((dir / ".barge/state.db").string(), &clock).value();
   Engine engine(*store);
   auto p = ParsePipeline(
-      "name: big\nsteps:\n  - name: shard\n    foreach: range(10000)\n"
+      "name: big\nsteps:\n  - name: shard\n    foreach: range(30000)\n"
       "    run: 'true'\n  - name: merge\n    needs: [shard]\n    run: 'true'\n",
       (dir / "big.yaml").string(), {});
   std::string id = engine.CreateRun(*p, (dir / ".barge/data").string()).value();

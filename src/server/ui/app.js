@@ -192,7 +192,9 @@ function drawGantt(timeline) {
   canvas.style.height = `${cssHeight}px`;
   const ctx = canvas.getContext('2d');
   ctx.scale(ratio, ratio);
-  const end = Math.max(1, timeline.now_ms, ...rows.map((r) => r[6]));
+  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
+  let end = Math.max(1, timeline.now_ms);
+  for (const r of rows) end = Math.max(end, r[6]);
   const x = (ms) => label + (ms / end) * (cssWidth - label - 10);
   ctx.font = '12px system-ui, sans-serif';
   ctx.fillStyle = '#6b6b70';
@@ -216,7 +218,11 @@ function drawGantt(timeline) {
       swatch.style.background = COLORS[s];
       return el('span', {}, swatch, s);
     }));
-  return el('div', {}, canvas, legend);
+  const note = timeline.coalesced
+    ? el('p', { class: 'muted', 'data-testid': 'gantt-note' },
+      `${timeline.attempts.toLocaleString()} attempts, drawn as ${rows.length.toLocaleString()} bars: touching bars of one worker and state are merged`)
+    : null;
+  return el('div', {}, canvas, legend, note);
 }
 
 function stepProgress(s) {
