@@ -57,6 +57,14 @@ TEST_F(GcTest, CollectsFinishedRunsOnlyAndDryRunTellsExactlyWhat) {
   auto [files_bad, bytes_bad] = Tally(RunDir(failed));
   ASSERT_GT(files_ok, 6);  // 3 outputs, logs and manifests
 
+  // barge runs filters by state and pipeline in the store.
+  nlohmann::json only_failed = Json({"runs", "--only", "failed", "--json"});
+  ASSERT_EQ(only_failed.size(), 1u);
+  EXPECT_EQ(only_failed[0]["id"], failed);
+  EXPECT_EQ(Json({"runs", "--pipeline", "two", "--json"}).size(), 3u);
+  EXPECT_TRUE(Json({"runs", "--pipeline", "other", "--json"}).empty());
+  EXPECT_EQ(Barge({"runs", "--only", "fine"}).exit_code, 2);
+
   // Young runs are not collected.
   nlohmann::json none = Json({"gc", "--older-than", "1h", "--json"});
   EXPECT_TRUE(none["runs"].empty());

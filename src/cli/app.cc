@@ -55,6 +55,10 @@ int Main(int argc, char** argv) {
   CLI::App* runs_cmd = app.add_subcommand("runs", "list runs, newest first");
   runs_cmd->add_flag("--json", json, "print a JSON array");
   runs_cmd->add_option("-n,--limit", limit, "how many runs (default 50)");
+  std::string runs_pipeline, runs_only;
+  runs_cmd->add_option("--pipeline", runs_pipeline, "only this pipeline's runs");
+  runs_cmd->add_option("--only", runs_only, "only runs in this state")
+      ->check(CLI::IsMember({"running", "succeeded", "failed", "cancelled"}));
   AddLocations(runs_cmd, where);
 
   std::string run_id;
@@ -230,7 +234,12 @@ int Main(int argc, char** argv) {
   if (workers_cmd->parsed()) return CmdWorkers(where, json);
   if (gc_cmd->parsed()) return CmdGc(where, older_than, dry_run, json);
   if (validate_cmd->parsed()) return CmdValidate(validate_file, validate_params);
-  if (runs_cmd->parsed()) return CmdRuns(where, json, limit);
+  if (runs_cmd->parsed()) {
+    RunFilter filter{.limit = limit};
+    if (!runs_pipeline.empty()) filter.pipeline = runs_pipeline;
+    if (!runs_only.empty()) filter.state = runs_only;
+    return CmdRuns(where, json, filter);
+  }
   if (status_cmd->parsed()) return CmdStatus(where, run_id, json);
   if (tasks_cmd->parsed()) return CmdTasks(where, tasks);
   if (logs_cmd->parsed()) return CmdLogs(where, run_id, step, index, attempt);

@@ -33,9 +33,9 @@ int InContext(const Locations& where, const std::function<absl::Status(Context&)
 
 }  // namespace
 
-int CmdRuns(const Locations& where, bool json, int64_t limit) {
+int CmdRuns(const Locations& where, bool json, const RunFilter& filter) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, ctx.store->ListRuns({.limit = limit}));
+    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, ctx.store->ListRuns(filter));
     int64_t now = ctx.store->NowMs();
     if (json) {
       nlohmann::json out = nlohmann::json::array();

@@ -67,7 +67,7 @@ int CmdSchedule(const Locations& where, const ScheduleCommand& command);
 int CmdExec(const Locations& where, const std::string& run, const std::string& step, int64_t index,
             bool keep);
 
-int CmdRuns(const Locations& where, bool json, int64_t limit);
+int CmdRuns(const Locations& where, bool json, const RunFilter& filter);
 int CmdStatus(const Locations& where, const std::string& run, bool json);
 struct TasksOptions {
   std::string run;
