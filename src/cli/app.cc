@@ -58,7 +58,7 @@ int Main(int argc, char** argv) {
   std::string runs_pipeline, runs_only;
   runs_cmd->add_option("--pipeline", runs_pipeline, "only this pipeline's runs");
   runs_cmd->add_option("--only", runs_only, "only runs in this state")
-      ->check(CLI::IsMember({"running", "succeeded", "failed", "cancelled"}));
+      ->check(CLI::IsMember({"running", "succeeded", "failed", "cancelled", "deleting"}));
   AddLocations(runs_cmd, where);
 
   std::string run_id;

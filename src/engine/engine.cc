@@ -55,7 +55,8 @@ std::string NewRunId(int64_t now_ms) {
 }
 
 bool IsFinalRunState(const std::string& s) {
-  return s == state::kSucceeded || s == state::kFailed || s == state::kCancelled;
+  return s == state::kSucceeded || s == state::kFailed || s == state::kCancelled ||
+         s == state::kDeleting;
 }
 
 absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const std::string& root,

@@ -45,9 +45,15 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
 
 absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run) {
+  // Runs a crashed gc left half-deleted come first, whatever their age.
   ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                   store.ListRuns({.state = std::string(state::kDeleting)}));
+  ASSIGN_OR_RETURN(std::vector<RunRecord> old,
                    store.ListRuns({.finished_before = options.finished_before}));
-  std::reverse(runs.begin(), runs.end());  // oldest first
+  std::reverse(old.begin(), old.end());  // oldest first
+  for (RunRecord& r : old) {
+    if (r.state != state::kDeleting) runs.push_back(std::move(r));
+  }
   GcReport report;
   for (RunRecord& run : runs) {
     GcRun gc{.run = std::move(run)};
@@ -55,6 +61,14 @@ absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& opti
       return WithContext(
           s, Cat("run ", gc.run.id, " (", report.runs.size(), " runs collected before it)"));
     };
+    if (!options.dry_run && gc.run.state != state::kDeleting) {
+      // First mark it, in one compare-and-set: a resume that got there first wins (the run is
+      // left alone), and one that comes later is refused. Only then is anything deleted.
+      absl::StatusOr<bool> marked =
+          store.TransitionRun(gc.run.id, gc.run.state, state::kDeleting, "");
+      if (!marked.ok()) return failed(marked.status());
+      if (!*marked) continue;
+    }
     if (absl::Status s = DeleteRunData(gc.run.root, gc.run.id, options.dry_run, gc); !s.ok()) {
       return failed(s);
     }
@@ -64,10 +78,7 @@ absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& opti
       }
     }
     if (!options.dry_run) {
-      absl::Status s = store.DeleteRun(gc.run.id);
-      // FailedPrecondition: resumed by someone since it was listed, after its data was
-      // deleted. That run cannot succeed now; the error says which it is.
-      if (!s.ok()) return failed(s);
+      if (absl::Status s = store.DeleteRun(gc.run.id); !s.ok()) return failed(s);
     }
     report.objects += gc.objects;
     report.bytes += gc.bytes;

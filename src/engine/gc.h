@@ -3,11 +3,13 @@
 //   GcOptions options{.finished_before = now - 30 * kDayMs};
 //   ASSIGN_OR_RETURN(GcReport report, CollectGarbage(store, options));
 //
-// A run is collected when it finished (succeeded, failed or cancelled) before the cutoff: its
-// data under <root>/runs/<id>/ (a local directory or an S3 prefix) is deleted first, then its
-// rows. A crash in between leaves the run listed, so the next gc deletes the rest; running runs
-// are never touched. What a collected run produced is gone: it can no longer be resumed,
-// retried or inspected.
+// A run is collected when it finished (succeeded, failed or cancelled) before the cutoff. It is
+// first marked `deleting` by a compare-and-set on its state, so a concurrent `barge resume`
+// either wins (and the run is skipped) or is refused; then its data under <root>/runs/<id>/ (a
+// local directory or an S3 prefix) is deleted, then its rows. A gc killed part-way leaves the
+// run `deleting`, and the next gc, whatever its cutoff, finishes it. Running runs are never
+// touched. What a collected run produced is gone: it can no longer be resumed, retried or
+// inspected.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +40,8 @@ struct GcReport {
   int64_t bytes = 0;
 };
 
-// Collects every run finished before options.finished_before, oldest first, calling
+// Collects every run left `deleting`, then every run finished before options.finished_before,
+// oldest first, calling
 // `on_run` after each (for progress). Stops at the first error, reporting what was done so far
 // in the error's message.
 absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,

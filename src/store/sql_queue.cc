@@ -381,10 +381,16 @@ absl::StatusOr<int64_t> SqlStateStore::RequeueTasks(const std::string& run_id,
         Stmt("UPDATE steps SET finished_at = 0, state = CASE WHEN started_at > 0 THEN 'running' "
              "ELSE 'pending' END WHERE run_id = ? AND state IN ('failed', 'cancelled')"));
     RETURN_IF_ERROR(steps->Bind(run_id).Run());
+    // Checked in the same transaction as the re-queue, so a gc that marked the run first wins
+    // and a gc that comes second finds it running.
     ASSIGN_OR_RETURN(DbStatement * run,
                      Stmt("UPDATE runs SET state = 'running', error = '', finished_at = 0 "
-                          "WHERE id = ?"));
+                          "WHERE id = ? AND state <> 'deleting'"));
     RETURN_IF_ERROR(run->Bind(run_id).Run());
+    if (db_->Changes() == 0) {
+      return absl::FailedPreconditionError(
+          Cat("run ", run_id, " is being deleted by barge gc (or does not exist)"));
+    }
     return InsertEvent(run_id, "run_requeued", "", -1,
                        Cat(requeued, " tasks (", in, ") re-queued"));
   }));

@@ -190,8 +190,7 @@ absl::Status SqlStateStore::DeleteRun(const std::string& run_id) {
     if (!found) return absl::NotFoundError(Cat("no run ", run_id));
     std::string run_state = q->Text(0);
     q->Reset();
-    if (run_state != state::kSucceeded && run_state != state::kFailed &&
-        run_state != state::kCancelled) {
+    if (run_state == state::kRunning) {
       return absl::FailedPreconditionError(Cat("run ", run_id, " is ", run_state));
     }
     for (const char* table : {"events", "attempts", "tasks", "steps"}) {

@@ -27,7 +27,8 @@
 
 namespace barge {
 
-// Run states: running, succeeded, failed, cancelled.
+// Run states: running, succeeded, failed, cancelled; deleting (barge gc is removing it: it can no
+// longer be resumed or retried).
 // Step states: pending (not started), running (tasks created), succeeded, failed, cancelled.
 // Task states: pending (queued, maybe waiting for not_before), running (leased), succeeded,
 //              failed, cancelled, cached.
@@ -41,6 +42,7 @@ inline constexpr const char kFailed[] = "failed";
 inline constexpr const char kCancelled[] = "cancelled";
 inline constexpr const char kCached[] = "cached";
 inline constexpr const char kLost[] = "lost";
+inline constexpr const char kDeleting[] = "deleting";
 }  // namespace state
 
 // Failure classes recorded on attempts.
@@ -280,9 +282,9 @@ class StateStore {
   virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;  // NotFound
   // Newest first.
   virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
-  // Deletes a finished run's rows (the run, its steps, tasks, attempts and events) in one
-  // transaction. NotFound if there is no such run; FailedPrecondition, deleting nothing, if it
-  // has not finished.
+  // Deletes a finished or deleting run's rows (the run, its steps, tasks, attempts and events)
+  // in one transaction. NotFound if there is no such run; FailedPrecondition, deleting nothing,
+  // if it is running.
   virtual absl::Status DeleteRun(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) = 0;

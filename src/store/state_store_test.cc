@@ -467,6 +467,14 @@ TEST_P(StateStoreContract, ListsRunsByStatePipelineAndAgeAndDeletesFinishedOnes)
   EXPECT_TRUE(store_->ListEvents("r1")->empty());
   EXPECT_TRUE(store_->GetSteps("r1")->empty());
   EXPECT_EQ(ids({}), (std::vector<std::string>{"new", "old"}));
+
+  // gc marks a run deleting first: from then on it cannot be re-queued, and it can be deleted.
+  ASSERT_TRUE(*store_->TransitionRun("new", state::kFailed, state::kDeleting, ""));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->RequeueTasks("new", {state::kFailed}).status()));
+  EXPECT_EQ(store_->GetRun("new")->state, state::kDeleting);
+  EXPECT_EQ(ids({.state = std::string(state::kDeleting)}), std::vector<std::string>{"new"});
+  ASSERT_TRUE(store_->DeleteRun("new").ok());
+  EXPECT_EQ(ids({}), std::vector<std::string>{"old"});
 }
 
 // Regression: a handle whose last read left a snapshot open, then writing after another handle
