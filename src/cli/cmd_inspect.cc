@@ -242,7 +242,9 @@ int CmdGc(const Locations& where, const std::string& older_than, bool dry_run, b
                   IsoTime(options.finished_before).c_str(), static_cast<long long>(report.objects),
                   FormatBytes(report.bytes).c_str());
     }
-    return absl::OkStatus();
+    if (report.failures.empty()) return absl::OkStatus();
+    for (size_t i = 0; i + 1 < report.failures.size(); ++i) ReportError(report.failures[i]);
+    return report.failures.back();
   });
 }
 

@@ -58,27 +58,27 @@ absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& opti
   for (RunRecord& run : runs) {
     GcRun gc{.run = std::move(run)};
     auto failed = [&](const absl::Status& s) {
-      return WithContext(
-          s, Cat("run ", gc.run.id, " (", report.runs.size(), " runs collected before it)"));
+      report.failures.push_back(WithContext(s, Cat("collecting run ", gc.run.id)));
     };
     if (!options.dry_run && gc.run.state != state::kDeleting) {
       // First mark it, in one compare-and-set: a resume that got there first wins (the run is
       // left alone), and one that comes later is refused. Only then is anything deleted.
       absl::StatusOr<bool> marked =
           store.TransitionRun(gc.run.id, gc.run.state, state::kDeleting, "");
-      if (!marked.ok()) return failed(marked.status());
+      if (!marked.ok()) {
+        failed(marked.status());
+        continue;
+      }
       if (!*marked) continue;
     }
-    if (absl::Status s = DeleteRunData(gc.run.root, gc.run.id, options.dry_run, gc); !s.ok()) {
-      return failed(s);
+    absl::Status s = DeleteRunData(gc.run.root, gc.run.id, options.dry_run, gc);
+    if (s.ok() && !options.dry_run && !options.scratch.empty()) {
+      s = RemoveTree(Cat(options.scratch, "/", gc.run.id));
     }
-    if (!options.dry_run && !options.scratch.empty()) {
-      if (absl::Status s = RemoveTree(Cat(options.scratch, "/", gc.run.id)); !s.ok()) {
-        return failed(s);
-      }
-    }
-    if (!options.dry_run) {
-      if (absl::Status s = store.DeleteRun(gc.run.id); !s.ok()) return failed(s);
+    if (s.ok() && !options.dry_run) s = store.DeleteRun(gc.run.id);
+    if (!s.ok()) {
+      failed(s);
+      continue;
     }
     report.objects += gc.objects;
     report.bytes += gc.bytes;

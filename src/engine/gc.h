@@ -35,9 +35,12 @@ struct GcRun {
 };
 
 struct GcReport {
-  std::vector<GcRun> runs;
+  std::vector<GcRun> runs;  // collected
   int64_t objects = 0;
   int64_t bytes = 0;
+  // Runs that could not be collected (their store unreachable, say), each error naming its run.
+  // Such a run stays `deleting` and is tried again by the next gc; the others go on.
+  std::vector<absl::Status> failures;
 };
 
 // Collects every run left `deleting`, then every run finished before options.finished_before,
