@@ -19,7 +19,7 @@ absl::StatusOr<int64_t> ParseDurationMs(std::string_view text);
 absl::StatusOr<int64_t> ParseSizeBytes(std::string_view text);
 
 std::string FormatDurationMs(int64_t ms);  // "850ms", "12.3s", "4m05s", "2h03m"
-std::string FormatBytes(int64_t bytes);  // "0B", "1.5KiB", "12.0MiB"
+std::string FormatBytes(int64_t bytes);    // "0B", "1.5KiB", "12.0MiB"
 // ISO-8601 UTC text of a millisecond timestamp, "2026-11-22T13:45:01.250Z" ("" for 0).
 std::string IsoTime(int64_t ms);
 

@@ -126,7 +126,8 @@ void Server::Background() {
     }
     if (tick % kAdvanceEveryTicks == 0) {
       // A run whose last tasks were reaped into failure has no worker left to advance it.
-      if (absl::StatusOr<std::vector<RunRecord>> runs = store_.ListRuns({.limit = 200}); runs.ok()) {
+      if (absl::StatusOr<std::vector<RunRecord>> runs = store_.ListRuns({.limit = 200});
+          runs.ok()) {
         for (const RunRecord& r : *runs) {
           if (r.state == state::kRunning) (void)engine_.Advance(r.id);
         }

@@ -27,9 +27,7 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override {
     return inner_.ListRuns(filter);
   }
-  absl::Status DeleteRun(const std::string& run_id) override {
-    return inner_.DeleteRun(run_id);
-  }
+  absl::Status DeleteRun(const std::string& run_id) override { return inner_.DeleteRun(run_id); }
   absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) override {
     return inner_.GetSteps(run_id);
   }

@@ -15,10 +15,10 @@
 
 namespace barge {
 
-// Creates (if missing; reopening a store must find its tables) the schema `prefix` + `name` (lowercased, other characters as '_'; a name past
-// PostgreSQL's 63-character limit is cut and given a hash of the whole, so that long test names
-// that differ only at the end never share a schema) on the server at `base_url`, and returns a
-// URL whose connections use it.
+// Creates (if missing; reopening a store must find its tables) the schema `prefix` + `name`
+// (lowercased, other characters as '_'; a name past PostgreSQL's 63-character limit is cut and
+// given a hash of the whole, so that long test names that differ only at the end never share a
+// schema) on the server at `base_url`, and returns a URL whose connections use it.
 inline absl::StatusOr<std::string> PostgresSchemaUrl(const std::string& base_url,
                                                      std::string_view prefix,
                                                      std::string_view name) {

@@ -86,8 +86,8 @@ absl::Status SqlStateStore::PutSchedule(const ScheduleRecord& r) {
   });
 }
 
-absl::StatusOr<std::vector<ScheduleRecord>> SqlStateStore::QuerySchedules(
-    const std::string& where, const std::string& name) {
+absl::StatusOr<std::vector<ScheduleRecord>> SqlStateStore::QuerySchedules(const std::string& where,
+                                                                          const std::string& name) {
   ASSIGN_OR_RETURN(
       DbStatement * q,
       Stmt(Cat("SELECT name, cron, time_zone, catchup, overlap, spec_path, spec_source, "

@@ -183,7 +183,7 @@ struct WorkerRecord {
   std::string queue = "default";
   int64_t started_at = 0;
   int64_t heartbeat_at = 0;
-  int64_t stopped_at = 0;  // 0 while registered
+  int64_t stopped_at = 0;         // 0 while registered
   std::string stats_json = "{}";  // the worker's counters, e.g. {"s3_bytes_in": 123}
 };
 
@@ -225,8 +225,8 @@ struct StepCounts {
 // before last_slot are handled (fired or skipped); each slot gets one ScheduleFire.
 struct ScheduleRecord {
   std::string name;
-  std::string cron;       // 5 fields or a macro (schedule/cron.h)
-  std::string time_zone;  // IANA name
+  std::string cron;                // 5 fields or a macro (schedule/cron.h)
+  std::string time_zone;           // IANA name
   std::string catchup = "latest";  // missed slots: latest | all | none
   std::string overlap = "skip";    // previous run still going: skip | queue | allow
   std::string spec_path;
