@@ -12,7 +12,7 @@ namespace barge {
 namespace {
 
 // Deletes (or, dry, only counts) the data of run `id` under `root`: a local directory or an
-// object store URL.
+// s3:// URL.
 absl::Status DeleteRunData(const std::string& root, const std::string& id, bool dry_run,
                            GcRun& out) {
   std::string prefix = Cat("runs/", id, "/");
@@ -20,7 +20,8 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
   if (id.empty() || id.find('/') != std::string::npos || !CheckKey(prefix + "x").ok()) {
     return absl::InvalidArgumentError(Cat("run id \"", id, "\" is not a plain name"));
   }
-  if (root.find("://") != std::string::npos && !root.starts_with("file://")) {
+  // Roots are an S3 URL or an absolute local path, as barge records them (cli/context.cc).
+  if (root.starts_with("s3://")) {
     ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(root));
     ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(prefix));
     std::vector<std::string> keys;
@@ -31,8 +32,7 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
     out.objects = static_cast<int64_t>(keys.size());
     return dry_run ? absl::OkStatus() : store->Delete(keys);
   }
-  std::string local = root.starts_with("file://") ? root.substr(7) : root;
-  std::string dir = Cat(local, "/", prefix);
+  std::string dir = Cat(root, "/", prefix);
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) return absl::OkStatus();  // no data, or gone already
   ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(dir));

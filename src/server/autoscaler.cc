@@ -49,11 +49,16 @@ void ParseWorker(const YAML::Node& node, QueueScaling& q, YamlDiagnostics& diag)
                  if (key == "cpu") {
                    q.worker_cpu = As<double>(v, where, "a number", diag).value_or(q.worker_cpu);
                    if (q.worker_cpu <= 0) diag.Error(v, "worker.cpu: must be > 0");
-                 } else if (!ExpectScalar(v, where, diag)) {
-                 } else if (key == "memory") {
+                   return;
+                 }
+                 if (!ExpectScalar(v, where, diag)) return;
+                 if (key == "memory") {
                    absl::StatusOr<int64_t> memory = ParseSizeBytes(v.Scalar());
-                   if (memory.ok()) q.worker_memory = *memory;
-                   if (!memory.ok()) diag.Error(v, Cat(where, ": ", memory.status().message()));
+                   if (memory.ok()) {
+                     q.worker_memory = *memory;
+                   } else {
+                     diag.Error(v, Cat(where, ": ", memory.status().message()));
+                   }
                  } else {
                    q.worker_labels = v.Scalar();
                    absl::Status labels = ParseLabels(q.worker_labels).status();
@@ -70,18 +75,26 @@ QueueScaling ParseQueue(const YAML::Node& node, YamlDiagnostics& diag) {
   }
   ForEachEntry(node, "queue", {"queue", "min", "max", "idle", "worker", "provider", "command"},
                diag, [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                 if (key == "min") q.min = As<int>(v, key, "a whole number", diag).value_or(q.min);
-                 if (key == "max") q.max = As<int>(v, key, "a whole number", diag).value_or(q.max);
-                 if (key == "worker") ParseWorker(v, q, diag);
-                 if (key == "min" || key == "max" || key == "worker" || !ExpectScalar(v, key, diag))
+                 if (key == "min" || key == "max") {
+                   int& bound = key == "min" ? q.min : q.max;
+                   bound = As<int>(v, key, "a whole number", diag).value_or(bound);
                    return;
+                 }
+                 if (key == "worker") {
+                   ParseWorker(v, q, diag);
+                   return;
+                 }
+                 if (!ExpectScalar(v, key, diag)) return;
                  if (key == "queue") {
                    q.queue = v.Scalar();
                    if (!IsValidLabelText(q.queue)) diag.Error(v, "queue: bad name");
                  } else if (key == "idle") {
                    absl::StatusOr<int64_t> idle = ParseDurationMs(v.Scalar());
-                   if (idle.ok()) q.idle_ms = *idle;
-                   if (!idle.ok()) diag.Error(v, Cat("idle: ", idle.status().message()));
+                   if (idle.ok()) {
+                     q.idle_ms = *idle;
+                   } else {
+                     diag.Error(v, Cat("idle: ", idle.status().message()));
+                   }
                  } else if (key == "provider") {
                    q.provider = v.Scalar();
                    if (q.provider != "local" && q.provider != "command") {
