@@ -6,27 +6,18 @@
 #include <fstream>
 
 #include "common/strings.h"
-#include "harness.h"
-#include "objstore/s3_testing.h"
+#include "server_fixture.h"
 
 namespace barge::testing {
 namespace {
 
 constexpr char kToken[] = "autoscale-token-0123456789";
 
-class AutoscaleTest : public TokenTest {
+class AutoscaleTest : public ServerTest {
  protected:
-  AutoscaleTest() : TokenTest(kToken) {}
-  void TearDown() override {
-    server_.Stop();
-    TokenTest::TearDown();
-  }
+  AutoscaleTest() : ServerTest(kToken) {}
   void Serve(const std::string& autoscale_yaml) {
-    std::string config = Write("autoscale.yaml", autoscale_yaml);
-    ASSERT_TRUE(
-        server_.Start(ServeCommand(dir(), {"--autoscale", config}), (dir() / "serve.log").string()))
-        << Read((dir() / "serve.log").string());
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
+    StartServer({"--autoscale", Write("autoscale.yaml", autoscale_yaml)});
   }
   nlohmann::json Scaler() {
     auto r = client_->Get("/api/autoscaler", {{"Authorization", Cat("Bearer ", kToken)}});
@@ -39,9 +30,6 @@ class AutoscaleTest : public TokenTest {
     for (std::string line; std::getline(in, line);) out.push_back(line);
     return out;
   }
-
-  ListeningProcess server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(AutoscaleTest, LocalWorkersGrowToMaxThenDrainToZeroLosingNothing) {

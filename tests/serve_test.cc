@@ -7,28 +7,19 @@
 #include "common/strings.h"
 #include "common/temp_dir.h"
 #include "engine/engine.h"
-#include "harness.h"
-#include "objstore/s3_testing.h"
 #include "server/api.h"
+#include "server_fixture.h"
 
 namespace barge::testing {
 namespace {
 
 constexpr char kToken[] = "test-token-0123456789abcdef";
 
-class ServeTest : public TokenTest {
+class ServeTest : public ServerTest {
  protected:
-  ServeTest() : TokenTest(kToken) {}
-  void TearDown() override {
-    server_.Stop();
-    TokenTest::TearDown();
-  }
+  ServeTest() : ServerTest(kToken) {}
   // Starts `barge serve` in dir() on a free port.
-  void Serve(const std::vector<std::string>& extra = {}) {
-    ASSERT_TRUE(server_.Start(ServeCommand(dir(), extra), (dir() / "serve.log").string()))
-        << Read((dir() / "serve.log").string());
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
-  }
+  void Serve(const std::vector<std::string>& extra = {}) { StartServer(extra); }
   struct Reply {
     int status = 0;
     nlohmann::json json;
@@ -59,8 +50,6 @@ class ServeTest : public TokenTest {
                ")\n    run: 'true'\n  - name: after\n    needs: [fan]\n    run: 'true'\n");
   }
 
-  ListeningProcess server_;
-  std::unique_ptr<httplib::Client> client_;
   std::string bodies_;  // every response body, to check that no secret ever appears
 };
 
