@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/status.h"
 
 namespace barge {
 
@@ -42,8 +43,11 @@ struct Dialect {
   const char* begin;           // starts a write transaction that takes its locks up front
   const char* serial_pk;       // an auto-incrementing 64-bit primary key column
   const char* skip_locked;     // appended to the claim query: skip rows another claimer holds
+  const char* for_update;      // appended to a query: lock the rows it reads ("" if `begin` does)
   const char* migration_lock;  // run first in the migration transaction ("" if none needed)
-  const char* now_ms;          // the database's clock in ms since the epoch ("": use the host's)
+  const char* now_ms;  // SQL for the database's clock in ms since the epoch ("": use the host's)
+  // Whether WITH may hold INSERT/UPDATE (a claim or a completion batch is then one statement).
+  bool data_modifying_ctes;
   // Run after a bulk insert of tasks, so the planner knows the queue is large ("" if not needed).
   const char* refresh_task_stats;
 };
@@ -55,6 +59,12 @@ class DbConnection {
   virtual absl::StatusOr<std::unique_ptr<DbStatement>> Prepare(std::string_view sql) = 0;
   // Runs statements without parameters or results.
   virtual absl::Status Exec(std::string_view sql) = 0;
+  // Starts a write transaction (`dialect().begin`). Returns the database's clock read at its
+  // start, in ms since the epoch, if that comes at no extra round trip; else -1.
+  virtual absl::StatusOr<int64_t> Begin() {
+    RETURN_IF_ERROR(Exec(dialect().begin));
+    return -1;
+  }
   // Rows changed by the last statement that ran on this connection.
   virtual int64_t Changes() const = 0;
   // Whether a failed transaction may simply be tried again (deadlock, serialization failure).

@@ -125,13 +125,17 @@ PgDb::~PgDb() { PQfinish(conn_); }
 
 const Dialect& PgDb::dialect() const {
   static const Dialect kPostgres = {
-      "BEGIN", "BIGSERIAL PRIMARY KEY", " FOR UPDATE SKIP LOCKED",
-      "SELECT pg_advisory_xact_lock(7261)",
-      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT",
+      .begin = "BEGIN",
+      .serial_pk = "BIGSERIAL PRIMARY KEY",
+      .skip_locked = " FOR UPDATE SKIP LOCKED",
+      .for_update = " FOR UPDATE",
+      .migration_lock = "SELECT pg_advisory_xact_lock(7261)",
+      .now_ms = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT",
+      .data_modifying_ctes = true,
       // Statistics from when the table was small make the claim query sort every pending row
       // (measured: 59 ms per claim with 38k pending) instead of reading the queue index in
       // order; autovacuum would notice only after its next nap.
-      "ANALYZE tasks"};
+      .refresh_task_stats = "ANALYZE tasks"};
   return kPostgres;
 }
 
@@ -167,6 +171,17 @@ absl::Status PgDb::Exec(std::string_view sql) {
   absl::Status s = Check(result, sql);
   PQclear(result);
   return s;
+}
+
+absl::StatusOr<int64_t> PgDb::Begin() {
+  // One round trip: a simple query may hold several statements, and returns the last result.
+  static const std::string kBeginNow = Cat(dialect().begin, "; SELECT ", dialect().now_ms);
+  PGresult* result = PQexec(conn_, kBeginNow.c_str());
+  absl::Status s = Check(result, kBeginNow);
+  int64_t now = s.ok() && PQntuples(result) == 1 ? std::atoll(PQgetvalue(result, 0, 0)) : -1;
+  PQclear(result);
+  if (!s.ok()) return s;
+  return now;
 }
 
 bool PgDb::IsRetryable(const absl::Status& status) const {

@@ -22,6 +22,7 @@ class PgDb : public DbConnection {
   const Dialect& dialect() const override;
   absl::StatusOr<std::unique_ptr<DbStatement>> Prepare(std::string_view sql) override;
   absl::Status Exec(std::string_view sql) override;
+  absl::StatusOr<int64_t> Begin() override;
   int64_t Changes() const override { return changes_; }
   bool IsRetryable(const absl::Status& status) const override;
   int64_t generation() const override { return generation_; }

@@ -133,6 +133,12 @@ const std::vector<Migration>& Migrations() {
            "ALTER TABLE workers ADD COLUMN stats_json TEXT NOT NULL DEFAULT '{}'",
            "CREATE INDEX workers_live ON workers (started_at) WHERE stopped_at = 0",
        }},
+      // An attempt's row is written once, when it ends; a running attempt is read from its task
+      // row. (Rows of attempts running across the upgrade are now read from there.)
+      {4,
+       {
+           "DELETE FROM attempts WHERE state = 'running'",
+       }},
   };
   return kMigrations;
 }

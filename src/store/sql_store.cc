@@ -22,8 +22,9 @@ int64_t SqlStateStore::NowMs() {
 
 int64_t SqlStateStore::Now() {
   if (clock_ != nullptr) return clock_->NowMs();
+  if (transaction_now_ >= 0) return transaction_now_;
   if (*db_->dialect().now_ms != '\0') {
-    absl::StatusOr<DbStatement*> q = Stmt(db_->dialect().now_ms);
+    absl::StatusOr<DbStatement*> q = Stmt(Cat("SELECT ", db_->dialect().now_ms));
     if (q.ok()) {
       absl::StatusOr<bool> row = (*q)->Step();
       if (row.ok() && *row) {
@@ -58,8 +59,9 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
   // Deadlocks and serialization failures (PostgreSQL) are retried: every body is idempotent
   // up to its commit.
   for (int attempt = 1;; ++attempt) {
-    RETURN_IF_ERROR(db_->Exec(db_->dialect().begin));
+    ASSIGN_OR_RETURN(transaction_now_, db_->Begin());
     absl::Status s = body();
+    transaction_now_ = -1;
     if (s.ok()) s = db_->Exec("COMMIT");
     if (s.ok()) return s;
     (void)db_->Exec("ROLLBACK");
@@ -402,14 +404,22 @@ absl::StatusOr<TaskRecord> SqlStateStore::GetTask(const TaskKey& key) {
   return tasks.front();
 }
 
+// Every attempt: those that ended, each written once as it ended, and those running now, whose
+// record is still their task's row.
+constexpr const char kAllAttempts[] =
+    "SELECT run_id, step, idx, attempt, worker_id, state, failure_class, started_at, "
+    "finished_at, exit_code, error, cpu_seconds, max_rss_kb, log_path, output_path "
+    "FROM attempts UNION ALL "
+    "SELECT run_id, step, idx, attempt, lease_owner, 'running', '', started_at, 0, -1, '', "
+    "0.0, 0, '', '' FROM tasks WHERE state = 'running'";
+
 absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::QueryAttempts(
     const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
-  ASSIGN_OR_RETURN(
-      DbStatement * q,
-      Stmt(Cat("SELECT a.run_id, a.step, a.idx, a.attempt, a.worker_id, a.state, "
-               "a.failure_class, a.started_at, a.finished_at, a.exit_code, a.error, "
-               "a.cpu_seconds, a.max_rss_kb, a.log_path, a.output_path FROM attempts a ",
-               sql_tail)));
+  ASSIGN_OR_RETURN(DbStatement * q,
+                   Stmt(Cat("SELECT a.run_id, a.step, a.idx, a.attempt, a.worker_id, a.state, "
+                            "a.failure_class, a.started_at, a.finished_at, a.exit_code, a.error, "
+                            "a.cpu_seconds, a.max_rss_kb, a.log_path, a.output_path FROM (",
+                            kAllAttempts, ") a ", sql_tail)));
   bind(*q);
   std::vector<AttemptRecord> out;
   for (;;) {
@@ -530,9 +540,10 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
 absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(const std::string& run_id) {
   std::lock_guard lock(mu_);
   return QueryWorkers(
-      "WHERE id IN (SELECT DISTINCT worker_id FROM attempts WHERE run_id = ?) "
+      "WHERE id IN (SELECT worker_id FROM attempts WHERE run_id = ? "
+      "UNION SELECT lease_owner FROM tasks WHERE run_id = ? AND state = 'running') "
       "ORDER BY started_at, id",
-      [&](DbStatement& q) { q.Bind(run_id); });
+      [&](DbStatement& q) { q.Bind(run_id).Bind(run_id); });
 }
 
 absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,

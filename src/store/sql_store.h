@@ -95,9 +95,47 @@ class SqlStateStore : public StateStore {
   absl::Status InTransaction(const std::function<absl::Status()>& body);
   absl::Status InsertEvent(const std::string& run_id, const std::string& kind,
                            const std::string& step, int64_t index, const std::string& message);
-  // Returns a leased task to the queue as an infrastructure failure (reaped or worker gone).
-  absl::StatusOr<bool> ReleaseLease(const TaskKey& key, int attempt, int infra_failures,
-                                    const std::string& reason, int max_infra_failures);
+  // Claims the longest prefix of candidates that fits, in one statement (data-modifying CTEs);
+  // appends the tasks to `claimed` and returns how many candidates there were.
+  absl::StatusOr<int64_t> ClaimInOneStatement(const ClaimRequest& request,
+                                              std::vector<TaskRecord>& claimed);
+  // Claims task by task what fits, skipping any too large for the room left (in a transaction).
+  absl::StatusOr<std::vector<TaskRecord>> ClaimTaskByTask(const ClaimRequest& request);
+  struct CommittedCompletions {
+    // The start of each attempt taken, by task and attempt number.
+    std::map<std::pair<TaskKey, int>, int64_t> started_at;
+    int64_t now = 0;  // the time they were committed at
+  };
+  // Commits each completion whose attempt still holds its task's lease and records its attempt.
+  absl::StatusOr<CommittedCompletions> CommitCompletions(const std::vector<Completion>& batch);
+  // Events of accepted failures and retries; rejected completions marked as fenced attempts.
+  absl::Status RecordCompletionEvents(const std::vector<Completion>& batch,
+                                      const std::vector<bool>& accepted);
+  // The clock as SQL: the database's own when it has one and no clock was injected, else a
+  // parameter that BindClock binds.
+  bool ClockInSql() const;
+  std::string ClockSql() const;
+  void BindClock(DbStatement& q);
+  // A running task's lease, as ReleaseLeases reads it.
+  struct LeaseRow {
+    TaskKey key;
+    int attempt = 0;
+    int infra_failures = 0;
+    std::string owner;
+    int64_t started_at = 0;
+  };
+  // Returns a leased task to the queue as an infrastructure failure (reaped or worker gone), and
+  // records its attempt as lost. False if the attempt no longer holds the task.
+  absl::StatusOr<bool> ReleaseLease(const LeaseRow& lease, const std::string& reason,
+                                    int max_infra_failures);
+  // The leases of running tasks matching `where` (bound by `bind`), locked if `lock`.
+  absl::StatusOr<std::vector<LeaseRow>> ReadLeases(const std::string& where,
+                                                   const std::function<void(DbStatement&)>& bind,
+                                                   bool lock);
+  // Records an attempt that ended without a completion from its worker (lost, cancelled).
+  absl::Status InsertEndedAttempt(const LeaseRow& lease, const std::string& state,
+                                  const std::string& failure_class, int64_t now,
+                                  const std::string& error);
   // Releases every running task's lease matching `where` (bound by `bind`), each with the reason
   // `reason(lease_owner)`. Returns how many were released.
   absl::StatusOr<int64_t> ReleaseLeases(
@@ -117,6 +155,9 @@ class SqlStateStore : public StateStore {
   Clock* clock_;  // null: the database's clock, or system_clock_
   SystemClock system_clock_;
   int64_t generation_ = 0;  // of the connection the cached statements were prepared on
+  // The database's clock as read when the current transaction began (-1: none): one clock for
+  // the whole transaction, and no round trip of its own.
+  int64_t transaction_now_ = -1;
   std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_;
 };
 

@@ -80,8 +80,14 @@ SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
 const Dialect& SqliteDb::dialect() const {
   // BEGIN IMMEDIATE takes the write lock at once, so claims from several processes are atomic
   // and a writer never starts from a stale snapshot.
-  static const Dialect kSqlite = {
-      "BEGIN IMMEDIATE", "INTEGER PRIMARY KEY AUTOINCREMENT", "", "", "", ""};
+  static const Dialect kSqlite = {.begin = "BEGIN IMMEDIATE",
+                                  .serial_pk = "INTEGER PRIMARY KEY AUTOINCREMENT",
+                                  .skip_locked = "",
+                                  .for_update = "",
+                                  .migration_lock = "",
+                                  .now_ms = "",
+                                  .data_modifying_ctes = false,
+                                  .refresh_task_stats = ""};
   return kSqlite;
 }
 

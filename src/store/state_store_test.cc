@@ -205,6 +205,76 @@ TEST_P(StateStoreContract, ATaskTooLargeAtTheHeadDoesNotHideSmallerOnes) {
   EXPECT_EQ((*c)[0].key.step, "small");
 }
 
+TEST_P(StateStoreContract, ATaskThatFitsOnlyAloneDoesNotStopTheClaimShort) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(
+      store_->CreateRun(run, {{.name = "two", .position = 0}, {.name = "one", .position = 1}})
+          .ok());
+  auto make = [](int64_t i) { return NewTask{.index = i}; };
+  ASSERT_TRUE(*store_->StartStep("r1", "two", "[]", 2, {.cpu = 2}, make));
+  ASSERT_TRUE(*store_->StartStep("r1", "one", "[]", 1, {.cpu = 1}, make));
+  // In 3 cpus: two[0] takes 2; two[1] would need 2 more, so it is passed over for one[0].
+  auto c = store_->Claim({.worker_id = "w", .free_cpu = 3, .max_tasks = 5});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->size(), 2u);
+  EXPECT_EQ((*c)[0].key, (TaskKey{"r1", "two", 0}));
+  EXPECT_EQ((*c)[1].key, (TaskKey{"r1", "one", 0}));
+  EXPECT_EQ(store_->GetTask({"r1", "two", 1})->state, state::kPending);
+}
+
+TEST_P(StateStoreContract, AttemptsAreRecordedWithWorkerAndTimesHoweverTheyEnd) {
+  MakeRun(4);
+  int64_t claimed_at = clock_.NowMs();
+  std::vector<TaskRecord> w1 = Claim("w1", 3, 100, /*lease_ms=*/1000);
+  // While running, an attempt is listed from its task, and its worker counts as the run's.
+  auto running = store_->ListAttempts(w1[0].key).value();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].state, state::kRunning);
+  EXPECT_EQ(running[0].worker_id, "w1");
+  EXPECT_EQ(running[0].started_at, claimed_at);
+  ASSERT_EQ(store_->ListRunWorkers("r1")->size(), 0u) << "w1 never registered";
+  ASSERT_TRUE(store_->RegisterWorker({.id = "w1", .host = "h", .started_at = claimed_at}).ok());
+  ASSERT_EQ(store_->ListRunWorkers("r1")->size(), 1u);
+
+  clock_.AdvanceMs(700);
+  ASSERT_TRUE((*store_->Complete({Success(w1[0], "w1")}))[0]);
+  clock_.AdvanceMs(400);  // w1's other leases expire
+  ASSERT_EQ(*store_->ReapExpired(10), 2);
+  std::vector<TaskRecord> w2 = Claim("w2", 4);
+  ASSERT_EQ(w2.size(), 3u);
+  // One batch from the zombie w1 and the live w2: only w2's is taken.
+  auto taken = store_->Complete({Success(w1[1], "w1"), Success(w2[0], "w2")});
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(*taken, (std::vector<bool>{false, true}));
+  ASSERT_TRUE(*store_->CancelRun("r1", "stop"));
+
+  auto done = store_->ListAttempts(w1[0].key).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, state::kSucceeded);
+  EXPECT_EQ(done[0].worker_id, "w1");
+  EXPECT_EQ(done[0].started_at, claimed_at);
+  EXPECT_EQ(done[0].finished_at, claimed_at + 700);
+  auto fenced = store_->ListAttempts(w1[1].key).value();
+  ASSERT_EQ(fenced.size(), 2u);
+  EXPECT_EQ(fenced[0].state, "fenced");
+  EXPECT_EQ(fenced[0].worker_id, "w1");
+  EXPECT_EQ(fenced[0].started_at, claimed_at);
+  EXPECT_EQ(fenced[0].failure_class, failure::kInfrastructure);
+  EXPECT_EQ(fenced[1].state, state::kSucceeded);
+  EXPECT_EQ(fenced[1].worker_id, "w2");
+  auto cancelled = store_->ListAttempts(w2[1].key).value();
+  ASSERT_EQ(cancelled.size(), 2u);
+  EXPECT_EQ(cancelled[0].state, "lost");
+  EXPECT_EQ(cancelled[1].state, state::kCancelled);
+  EXPECT_EQ(cancelled[1].worker_id, "w2");
+  EXPECT_EQ(cancelled[1].started_at, claimed_at + 1100);
+  EXPECT_EQ(cancelled[1].finished_at, claimed_at + 1100);
+  // Every attempt once: 4 tasks, 3 + 3 attempts, none still running.
+  auto all = store_->ListRunAttempts("r1").value();
+  EXPECT_EQ(all.size(), 6u);
+  for (const AttemptRecord& a : all) EXPECT_NE(a.state, state::kRunning);
+}
+
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
   MakeRun(1);
   RunRecord again{.id = "r1", .pipeline = "p", .params_json = "{}"};
