@@ -302,19 +302,33 @@ absl::StatusOr<SqlStateStore::CommittedCompletions> SqlStateStore::CommitComplet
   for (const Completion& c : batch) BindCompletion(*up, c);
   RETURN_IF_ERROR(read_taken(*up));
   if (taken.started_at.empty()) return taken;
-  std::vector<std::string> taken_rows(taken.started_at.size(),
-                                      "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), "
-                                      "CAST(? AS BIGINT), CAST(? AS BIGINT))");
+  std::vector<const Completion*> recorded;
+  for (const Completion& c : batch) {
+    if (taken.started_at.contains({c.key, c.attempt})) recorded.push_back(&c);
+  }
+  std::vector<std::string> attempt_rows(
+      recorded.size(),
+      "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, ?, ?, "
+      "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), ?, "
+      "CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), ?, ?)");
   ASSIGN_OR_RETURN(DbStatement * att,
-                   Stmt(Cat("WITH ", values,
-                            ", t(t_run, t_step, t_idx, t_attempt, t_started, t_now) AS "
-                            "(VALUES ",
-                            Join(taken_rows, ", "), ") ", kAttemptColumns, kAttemptValues)));
-  for (const Completion& c : batch) BindCompletion(*att, c);
-  for (const auto& [attempt, started_at] : taken.started_at) {
-    const TaskKey& key = attempt.first;
-    att->Bind(key.run_id).Bind(key.step).Bind(key.index).Bind(attempt.second);
-    att->Bind(started_at).Bind(taken.now);
+                   Stmt(Cat(kAttemptColumns, "VALUES ", Join(attempt_rows, ", "))));
+  for (const Completion* c : recorded) {
+    att->Bind(c->key.run_id)
+        .Bind(c->key.step)
+        .Bind(c->key.index)
+        .Bind(c->attempt)
+        .Bind(c->worker_id)
+        .Bind(c->attempt_state)
+        .Bind(c->failure_class)
+        .Bind(taken.started_at[{c->key, c->attempt}])
+        .Bind(taken.now)
+        .Bind(c->exit_code)
+        .Bind(c->error)
+        .Bind(c->cpu_seconds)
+        .Bind(c->max_rss_kb)
+        .Bind(c->log_path)
+        .Bind(c->output_path);
   }
   RETURN_IF_ERROR(att->Run());
   return taken;
