@@ -58,7 +58,12 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   if (request.max_tasks <= 0) return claimed;
   ClaimRequest rest = request;
   if (db_->dialect().data_modifying_ctes) {
-    ASSIGN_OR_RETURN(int64_t candidates, ClaimInOneStatement(request, claimed));
+    int64_t candidates = 0;
+    RETURN_IF_ERROR(OnItsOwn([&]() -> absl::Status {
+      claimed.clear();
+      ASSIGN_OR_RETURN(candidates, ClaimInOneStatement(request, claimed));
+      return absl::OkStatus();
+    }));
     if (static_cast<int64_t>(claimed.size()) >= candidates) return claimed;
     // A task further on did not fit in what the ones before it left: fill up task by task.
     for (const TaskRecord& t : claimed) {
@@ -189,7 +194,11 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
     // The usual batch: one statement commits every completion that still holds its lease and
     // records its attempt. Rejected ones (rare: zombies) are marked fenced afterwards; a crash in
     // between leaves such an attempt recorded as lost instead, and the task's outcome intact.
-    ASSIGN_OR_RETURN(CommittedCompletions taken, CommitCompletions(batch));
+    CommittedCompletions taken;
+    RETURN_IF_ERROR(OnItsOwn([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(taken, CommitCompletions(batch));
+      return absl::OkStatus();
+    }));
     accepted.assign(batch.size(), false);
     bool all_taken = true;
     for (size_t i = 0; i < batch.size(); ++i) {

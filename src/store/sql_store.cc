@@ -70,6 +70,14 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
   }
 }
 
+absl::Status SqlStateStore::OnItsOwn(const std::function<absl::Status()>& body) {
+  for (auto& [sql, stmt] : statements_) stmt->Reset();
+  for (int attempt = 1;; ++attempt) {
+    absl::Status s = body();
+    if (s.ok() || attempt >= 5 || !db_->IsRetryable(s)) return s;
+  }
+}
+
 absl::Status SqlStateStore::Migrate() {
   std::lock_guard lock(mu_);
   // Most opens find the schema current: check without taking the write lock.
