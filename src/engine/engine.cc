@@ -127,18 +127,19 @@ absl::StatusOr<std::string> Engine::FailureSummary(const std::string& run_id,
 
 absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
   ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(run.id));
-  ASSIGN_OR_RETURN(std::vector<StepCounts> counts_list, store_.CountTasks(run.id));
-  std::map<std::string, StepCounts> counts;
-  for (StepCounts& c : counts_list) counts[c.step] = c;
 
   std::map<std::string, std::string> step_state;
   bool any_failed = false, all_succeeded = true, active = false;
   std::string first_failed;
   for (StepRecord& s : steps) {
-    const StepCounts& c = counts[s.name];
     if (s.state == state::kRunning) {
-      if (c.pending + c.running == 0) {
-        std::string to = (c.failed + c.cancelled == 0) ? state::kSucceeded : state::kFailed;
+      // Probes, not counts: every worker advances its runs after each batch it completes.
+      ASSIGN_OR_RETURN(bool unfinished,
+                       store_.HasTasksIn(run.id, s.name, {state::kPending, state::kRunning}));
+      if (!unfinished) {
+        ASSIGN_OR_RETURN(bool failed,
+                         store_.HasTasksIn(run.id, s.name, {state::kFailed, state::kCancelled}));
+        std::string to = failed ? state::kFailed : state::kSucceeded;
         ASSIGN_OR_RETURN(bool moved, store_.TransitionStep(run.id, s.name, state::kRunning, to));
         if (moved) {
           s.state = to;

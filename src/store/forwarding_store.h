@@ -34,6 +34,10 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override {
     return inner_.CountTasks(run_id);
   }
+  absl::StatusOr<bool> HasTasksIn(const std::string& run_id, const std::string& step,
+                                  const std::vector<std::string>& states) override {
+    return inner_.HasTasksIn(run_id, step, states);
+  }
   absl::StatusOr<bool> StartStep(const std::string& run_id, const std::string& step,
                                  const std::string& shared_inputs_json, int64_t count,
                                  const Placement& placement,

@@ -236,6 +236,22 @@ absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::strin
   return out;
 }
 
+absl::StatusOr<bool> SqlStateStore::HasTasksIn(const std::string& run_id, const std::string& step,
+                                               const std::vector<std::string>& states) {
+  std::lock_guard lock(mu_);
+  if (states.empty()) return false;
+  std::vector<std::string> marks(states.size(), "?");
+  // One probe of tasks_by_state (run_id, step, state) per state.
+  ASSIGN_OR_RETURN(DbStatement * q,
+                   Stmt(Cat("SELECT 1 FROM tasks WHERE run_id = ? AND step = ? AND state IN (",
+                            Join(marks, ", "), ") LIMIT 1")));
+  q->Bind(run_id).Bind(step);
+  for (const std::string& s : states) q->Bind(s);
+  ASSIGN_OR_RETURN(bool row, q->Step());
+  q->Reset();
+  return row;
+}
+
 absl::StatusOr<std::vector<StepCounts>> SqlStateStore::CountTasks(const std::string& run_id) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "

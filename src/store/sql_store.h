@@ -32,6 +32,8 @@ class SqlStateStore : public StateStore {
   absl::Status DeleteRun(const std::string& run_id) override;
   absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) override;
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override;
+  absl::StatusOr<bool> HasTasksIn(const std::string& run_id, const std::string& step,
+                                  const std::vector<std::string>& states) override;
   absl::StatusOr<bool> StartStep(const std::string& run_id, const std::string& step,
                                  const std::string& shared_inputs_json, int64_t count,
                                  const Placement& placement,

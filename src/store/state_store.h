@@ -288,6 +288,10 @@ class StateStore {
   virtual absl::Status DeleteRun(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepRecord>> GetSteps(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) = 0;
+  // Whether any task of the step is in one of `states`: one index probe however many tasks the
+  // step has, where CountTasks reads every one (seconds for a million).
+  virtual absl::StatusOr<bool> HasTasksIn(const std::string& run_id, const std::string& step,
+                                          const std::vector<std::string>& states) = 0;
 
   // Moves a pending step to running and creates its `count` tasks (make_task(i) for i in
   // [0, count)), all in one transaction. Returns false, creating nothing, if the step was not

@@ -275,6 +275,24 @@ TEST_P(StateStoreContract, AttemptsAreRecordedWithWorkerAndTimesHoweverTheyEnd) 
   for (const AttemptRecord& a : all) EXPECT_NE(a.state, state::kRunning);
 }
 
+TEST_P(StateStoreContract, HasTasksInProbesOneStepsStates) {
+  MakeRun(3);
+  const std::vector<std::string> active = {state::kPending, state::kRunning};
+  const std::vector<std::string> bad = {state::kFailed, state::kCancelled};
+  EXPECT_TRUE(*store_->HasTasksIn("r1", "s", active));
+  EXPECT_FALSE(*store_->HasTasksIn("r1", "s", bad));
+  EXPECT_FALSE(*store_->HasTasksIn("r1", "other", active));
+  EXPECT_FALSE(*store_->HasTasksIn("r1", "s", {}));
+  std::vector<TaskRecord> all = Claim("w", 3);
+  ASSERT_EQ(all.size(), 3u);
+  Completion failed = Success(all[2], "w");
+  failed.task_state = failed.attempt_state = state::kFailed;
+  ASSERT_TRUE(store_->Complete({Success(all[0], "w"), Success(all[1], "w"), failed}).ok());
+  EXPECT_FALSE(*store_->HasTasksIn("r1", "s", active));
+  EXPECT_TRUE(*store_->HasTasksIn("r1", "s", bad));
+  EXPECT_TRUE(*store_->HasTasksIn("r1", "s", {state::kSucceeded}));
+}
+
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
   MakeRun(1);
   RunRecord again{.id = "r1", .pipeline = "p", .params_json = "{}"};
