@@ -86,7 +86,9 @@ absl::Status SqlStateStore::Migrate() {
         db_->Prepare("SELECT MAX(version) FROM schema_migrations");
     if (q.ok()) {
       absl::StatusOr<bool> row = (*q)->Step();
-      if (row.ok() && *row && (*q)->Int(0) >= Migrations().back().version) return absl::OkStatus();
+      if (row.ok() && *row && (*q)->Int(0) >= Migrations().back().version) {
+        return CheckNotNewer((*q)->Int(0));
+      }
     }
   }
   return InTransaction([&]() -> absl::Status {
@@ -103,6 +105,7 @@ absl::Status SqlStateStore::Migrate() {
       ASSIGN_OR_RETURN(bool row, q->Step());
       if (row) current = static_cast<int>(q->Int(0));
     }
+    RETURN_IF_ERROR(CheckNotNewer(current));
     for (const Migration& m : Migrations()) {
       if (m.version <= current) continue;
       for (const std::string& sql : m.statements) {
@@ -114,6 +117,16 @@ absl::Status SqlStateStore::Migrate() {
     }
     return absl::OkStatus();
   });
+}
+
+absl::Status SqlStateStore::CheckNotNewer(int64_t version) {
+  // A newer barge may have changed what the rows mean (version 4 writes an attempt's row only
+  // when it ends): an older one must not read or write them.
+  const int latest = Migrations().back().version;
+  if (version <= latest) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      Cat("the state store's schema is version ", version, ", newer than this barge knows (",
+          latest, "): upgrade barge on this machine; every worker of a fleet must be upgraded"));
 }
 
 absl::StatusOr<int> SqlStateStore::SchemaVersion() {

@@ -91,6 +91,8 @@ class SqlStateStore : public StateStore {
   int64_t Now();
 
   absl::Status Migrate();
+  // Refuses a schema migrated by a newer barge.
+  absl::Status CheckNotNewer(int64_t version);
   // A cached prepared statement, reset and ready for binding.
   absl::StatusOr<DbStatement*> Stmt(const std::string& sql);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back if it fails.

@@ -61,6 +61,23 @@ class StateStoreContract : public ::testing::TestWithParam<Impl> {
     store_ = std::move(*s);
   }
 
+  // A connection of its own to the store's database, for what the interface cannot do.
+  std::unique_ptr<DbConnection> RawDb() {
+    absl::StatusOr<std::unique_ptr<DbConnection>> db;
+    if (GetParam().name == "sqlite") {
+      db = SqliteDb::Open(dir_.path().string() + "/state.db");
+    } else {
+      absl::StatusOr<std::string> url = PostgresSchemaUrl(
+          TestPostgresUrl(), "t", std::filesystem::path(dir_.path()).filename().string());
+      if (url.ok())
+        db = PgDb::Open(*url);
+      else
+        db = url.status();
+    }
+    EXPECT_TRUE(db.ok()) << db.status();
+    return db.ok() ? std::move(*db) : nullptr;
+  }
+
   // A run "r1" with one started step "s" of `n` tasks needing `cpu` each.
   void MakeRun(int n, double cpu = 1, int64_t memory = 0) {
     RunRecord run{.id = "r1",
@@ -111,6 +128,22 @@ TEST_P(StateStoreContract, MigrationsApplyOnceAndSurviveReopen) {
   Reopen();
   EXPECT_EQ(*store_->SchemaVersion(), latest);
   EXPECT_EQ(store_->GetRun("r1")->state, state::kRunning);
+}
+
+TEST_P(StateStoreContract, RefusesASchemaMigratedByANewerBarge) {
+  MakeRun(1);
+  const int latest = Migrations().back().version;
+  {
+    std::unique_ptr<DbConnection> db = RawDb();
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Exec(Cat("INSERT INTO schema_migrations VALUES (", latest + 1, ", 0)")).ok());
+  }
+  store_.reset();
+  auto reopened = GetParam().open(dir_.path().string(), clock_);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(reopened.status())) << reopened.status();
+  EXPECT_NE(reopened.status().message().find(Cat("version ", latest + 1)), std::string::npos)
+      << reopened.status();
 }
 
 TEST_P(StateStoreContract, SchedulesKeepTheirSlotAndRecordEachSlotOnce) {
