@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "common/clock.h"
 #include "common/strings.h"
 #include "common/units.h"
 
@@ -20,13 +21,29 @@ std::string Bar(int64_t done, int64_t total, int width) {
 }  // namespace
 
 Progress::Progress(StateStore& store, std::string run_id, std::FILE* out)
-    : store_(store), run_id_(std::move(run_id)), out_(out), interactive_(::isatty(fileno(out))) {}
+    : Progress(store, std::move(run_id), out, ::isatty(fileno(out)) != 0) {}
 
-void Progress::Update() {
+Progress::Progress(StateStore& store, std::string run_id, std::FILE* out, bool interactive)
+    : store_(store), run_id_(std::move(run_id)), out_(out), interactive_(interactive) {}
+
+void Progress::Update() { Draw(/*force=*/false); }
+
+void Progress::Finish() { Draw(/*force=*/true); }
+
+void Progress::Draw(bool force) {
   absl::StatusOr<RunRecord> run = store_.GetRun(run_id_);
   absl::StatusOr<std::vector<StepRecord>> steps = store_.GetSteps(run_id_);
+  if (!run.ok() || !steps.ok()) return;
+  int64_t started = MonotonicMs();
+  if (interactive_ && !force && started < next_count_ms_) return;
+  if (!interactive_) {
+    bool changed = false;
+    for (const StepRecord& s : *steps) changed |= last_state_[s.name] != s.state;
+    if (!changed) return;
+  }
   absl::StatusOr<std::vector<StepCounts>> counts = store_.CountTasks(run_id_);
-  if (!run.ok() || !steps.ok() || !counts.ok()) return;
+  if (!counts.ok()) return;
+  next_count_ms_ = started + 20 * (MonotonicMs() - started);
   std::map<std::string, StepCounts> by_step;
   for (const StepCounts& c : *counts) by_step[c.step] = c;
   int64_t now = store_.NowMs();
@@ -80,7 +97,5 @@ void Progress::Update() {
   std::fflush(out_);
   drawn_lines_ = static_cast<int>(lines.size());
 }
-
-void Progress::Finish() { Update(); }
 
 }  // namespace barge

@@ -15,10 +15,15 @@ namespace barge {
 
 class Progress {
  public:
+  // Interactive (a redrawn block) when `out` is a terminal.
   Progress(StateStore& store, std::string run_id, std::FILE* out);
+  Progress(StateStore& store, std::string run_id, std::FILE* out, bool interactive);
 
   bool interactive() const { return interactive_; }
-  // Reads the run's state and draws it.
+  // Reads the run's state and draws it. Counting a run's tasks reads every one of them (about
+  // 0.2-0.7 s for 100k on PostgreSQL while they churn), so plain mode counts only when a step
+  // changed state, and the live block is redrawn at most as often as keeps counting under 5% of
+  // the caller's time.
   void Update();
   // Draws the final state (always as plain lines' summary, after the live block).
   void Finish();
@@ -28,7 +33,10 @@ class Progress {
   std::string run_id_;
   std::FILE* out_;
   bool interactive_;
+  void Draw(bool force);
+
   int drawn_lines_ = 0;
+  int64_t next_count_ms_ = 0;                      // live block: monotonic time of the next count
   std::map<std::string, std::string> last_state_;  // plain mode: step -> state printed
 };
 
