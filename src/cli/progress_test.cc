@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "common/temp_dir.h"
@@ -30,20 +31,38 @@ std::string Read(std::FILE* f) {
   return out;
 }
 
-TEST(Progress, PlainModeCountsTasksOnlyWhenAStepChangesState) {
-  ScopedTempDir dir("progress");
-  auto inner = OpenStateStore(dir.path().string() + "/state.db");
-  ASSERT_TRUE(inner.ok()) << inner.status();
-  CountingStore store(**inner);
-  ASSERT_TRUE(store
-                  .CreateRun({.id = "r", .pipeline = "p", .params_json = "{}"},
-                             {{.name = "s", .position = 0}})
-                  .ok());
-  ASSERT_TRUE(
-      *store.StartStep("r", "s", "[]", 3, {}, [](int64_t i) { return NewTask{.index = i}; }));
-  std::FILE* out = std::tmpfile();
-  ASSERT_NE(out, nullptr);
-  Progress progress(store, "r", out, /*interactive=*/false);
+// A run "r" whose step "s" of `tasks` tasks has started, in a counting store, and a file to draw
+// its progress into.
+class ProgressTest : public ::testing::Test {
+ protected:
+  void Start(int tasks) {
+    auto opened = OpenStateStore(dir_.path().string() + "/state.db");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    inner_ = std::move(*opened);
+    store_ = std::make_unique<CountingStore>(*inner_);
+    ASSERT_TRUE(store_
+                    ->CreateRun({.id = "r", .pipeline = "p", .params_json = "{}"},
+                                {{.name = "s", .position = 0}})
+                    .ok());
+    ASSERT_TRUE(*store_->StartStep("r", "s", "[]", tasks, {},
+                                   [](int64_t i) { return NewTask{.index = i}; }));
+    out_ = std::tmpfile();
+    ASSERT_NE(out_, nullptr);
+  }
+  void TearDown() override {
+    if (out_ != nullptr) std::fclose(out_);
+  }
+
+  ScopedTempDir dir_{"progress"};
+  std::unique_ptr<StateStore> inner_;
+  std::unique_ptr<CountingStore> store_;
+  std::FILE* out_ = nullptr;
+};
+
+TEST_F(ProgressTest, PlainModeCountsTasksOnlyWhenAStepChangesState) {
+  ASSERT_NO_FATAL_FAILURE(Start(3));
+  CountingStore& store = *store_;
+  Progress progress(store, "r", out_, /*interactive=*/false);
   progress.Update();
   EXPECT_EQ(store.counts, 1);
   for (int i = 0; i < 5; ++i) progress.Update();
@@ -66,32 +85,19 @@ TEST(Progress, PlainModeCountsTasksOnlyWhenAStepChangesState) {
   ASSERT_TRUE(*store.TransitionStep("r", "s", "running", "succeeded"));
   progress.Update();
   EXPECT_EQ(store.counts, 2);
-  std::string text = Read(out);
+  std::string text = Read(out_);
   EXPECT_NE(text.find("step s running (0/3 done)"), std::string::npos) << text;
   EXPECT_NE(text.find("step s succeeded (3/3 done)"), std::string::npos) << text;
-  std::fclose(out);
 }
 
-TEST(Progress, TheLiveBlockAlwaysCountsForItsFinalDraw) {
-  ScopedTempDir dir("progress");
-  auto inner = OpenStateStore(dir.path().string() + "/state.db");
-  ASSERT_TRUE(inner.ok()) << inner.status();
-  CountingStore store(**inner);
-  ASSERT_TRUE(store
-                  .CreateRun({.id = "r", .pipeline = "p", .params_json = "{}"},
-                             {{.name = "s", .position = 0}})
-                  .ok());
-  ASSERT_TRUE(
-      *store.StartStep("r", "s", "[]", 2, {}, [](int64_t i) { return NewTask{.index = i}; }));
-  std::FILE* out = std::tmpfile();
-  ASSERT_NE(out, nullptr);
-  Progress progress(store, "r", out, /*interactive=*/true);
+TEST_F(ProgressTest, TheLiveBlockAlwaysCountsForItsFinalDraw) {
+  ASSERT_NO_FATAL_FAILURE(Start(2));
+  Progress progress(*store_, "r", out_, /*interactive=*/true);
   progress.Update();
   progress.Finish();
   progress.Finish();
-  EXPECT_EQ(store.counts, 3);
-  EXPECT_NE(Read(out).find("0/2"), std::string::npos);
-  std::fclose(out);
+  EXPECT_EQ(store_->counts, 3);
+  EXPECT_NE(Read(out_).find("0/2"), std::string::npos);
 }
 
 }  // namespace
