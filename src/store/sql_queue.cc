@@ -1,7 +1,6 @@
 // SqlStateStore: queue semantics (claim, complete, heartbeat, reap), resume and cancel.
 #include <algorithm>
 #include <map>
-#include <set>
 #include <tuple>
 #include <utility>
 
@@ -59,7 +58,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   ClaimRequest rest = request;
   if (db_->dialect().data_modifying_ctes) {
     int64_t candidates = 0;
-    RETURN_IF_ERROR(OnItsOwn([&]() -> absl::Status {
+    RETURN_IF_ERROR(Retrying([&]() -> absl::Status {
       claimed.clear();
       ASSIGN_OR_RETURN(candidates, ClaimInOneStatement(request, claimed));
       return absl::OkStatus();
@@ -190,31 +189,26 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
   bool all_succeeded = std::all_of(batch.begin(), batch.end(), [](const Completion& c) {
     return c.task_state == state::kSucceeded;
   });
-  if (db_->dialect().data_modifying_ctes && all_succeeded) {
-    // The usual batch: one statement commits every completion that still holds its lease and
-    // records its attempt. Rejected ones (rare: zombies) are marked fenced afterwards; a crash in
-    // between leaves such an attempt recorded as lost instead, and the task's outcome intact.
-    CommittedCompletions taken;
-    RETURN_IF_ERROR(OnItsOwn([&]() -> absl::Status {
-      ASSIGN_OR_RETURN(taken, CommitCompletions(batch));
-      return absl::OkStatus();
-    }));
-    accepted.assign(batch.size(), false);
-    bool all_taken = true;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      accepted[i] = taken.started_at.contains({batch[i].key, batch[i].attempt});
-      all_taken = all_taken && accepted[i];
-    }
-    if (all_taken) return accepted;
-    RETURN_IF_ERROR(InTransaction([&] { return RecordCompletionEvents(batch, accepted); }));
-    return accepted;
-  }
-  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+  // Which completions were taken, in batch order.
+  auto commit = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(CommittedCompletions taken, CommitCompletions(batch));
     accepted.assign(batch.size(), false);
     for (size_t i = 0; i < batch.size(); ++i) {
       accepted[i] = taken.started_at.contains({batch[i].key, batch[i].attempt});
     }
+    return absl::OkStatus();
+  };
+  if (db_->dialect().data_modifying_ctes && all_succeeded) {
+    // The usual batch: one statement commits every completion that still holds its lease and
+    // records its attempt. Rejected ones (rare: zombies) are marked fenced afterwards; a crash in
+    // between leaves such an attempt recorded as lost instead, and the task's outcome intact.
+    RETURN_IF_ERROR(Retrying(commit));
+    if (std::find(accepted.begin(), accepted.end(), false) == accepted.end()) return accepted;
+    RETURN_IF_ERROR(InTransaction([&] { return RecordCompletionEvents(batch, accepted); }));
+    return accepted;
+  }
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(commit());
     return RecordCompletionEvents(batch, accepted);
   }));
   return accepted;
@@ -222,7 +216,7 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
 
 namespace {
 
-// One completion's values, in the order of kCompletionValues' columns.
+// One completion's values as a row of `v` (kTakeCompletions and kAttemptValues name its columns).
 constexpr char kCompletionRow[] =
     "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER), "
     "?, CAST(? AS INTEGER), ?, CAST(? AS BIGINT), ?, ?, CAST(? AS DOUBLE PRECISION), "
@@ -250,7 +244,7 @@ void BindCompletion(DbStatement& q, const Completion& c) {
 }
 
 // Takes every completion in `v` whose attempt still holds its task's lease (the fencing check),
-// at time `n.ms`; returns the run, step, index and attempt start of each taken.
+// at time `n.ms`; returns the key, attempt number and start of each taken, and the time.
 constexpr char kTakeCompletions[] =
     "UPDATE tasks SET state = v.column6, app_failures = app_failures + v.column7, "
     "infra_failures = infra_failures + v.column8, "
@@ -433,7 +427,7 @@ absl::StatusOr<bool> SqlStateStore::ReleaseLease(const LeaseRow& lease, const st
                       .Bind(lease.attempt)
                       .Run());
   if (db_->Changes() == 0) return false;
-  RETURN_IF_ERROR(InsertEndedAttempt(lease, "lost", "infrastructure", now, reason));
+  RETURN_IF_ERROR(InsertEndedAttempt(lease, state::kLost, failure::kInfrastructure, now, reason));
   RETURN_IF_ERROR(InsertEvent(key.run_id, "task_lost", key.step, key.index,
                               Cat("attempt ", lease.attempt, ": ", error)));
   return true;

@@ -53,28 +53,25 @@ absl::StatusOr<DbStatement*> SqlStateStore::Stmt(const std::string& sql) {
 }
 
 absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& body) {
-  // A cached statement left mid-result holds an old read snapshot; in WAL mode a write started
-  // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting. Release them all.
-  for (auto& [sql, stmt] : statements_) stmt->Reset();
   // Deadlocks and serialization failures (PostgreSQL) are retried: every body is idempotent
   // up to its commit.
-  for (int attempt = 1;; ++attempt) {
+  return Retrying([&]() -> absl::Status {
     ASSIGN_OR_RETURN(transaction_now_, db_->Begin());
     absl::Status s = body();
     transaction_now_ = -1;
     if (s.ok()) s = db_->Exec("COMMIT");
-    if (s.ok()) return s;
-    (void)db_->Exec("ROLLBACK");
-    if (attempt >= 5 || !db_->IsRetryable(s)) return s;
-    for (auto& [sql, stmt] : statements_) stmt->Reset();
-  }
+    if (!s.ok()) (void)db_->Exec("ROLLBACK");
+    return s;
+  });
 }
 
-absl::Status SqlStateStore::OnItsOwn(const std::function<absl::Status()>& body) {
-  for (auto& [sql, stmt] : statements_) stmt->Reset();
-  for (int attempt = 1;; ++attempt) {
-    absl::Status s = body();
-    if (s.ok() || attempt >= 5 || !db_->IsRetryable(s)) return s;
+absl::Status SqlStateStore::Retrying(const std::function<absl::Status()>& attempt) {
+  for (int n = 1;; ++n) {
+    // A cached statement left mid-result holds an old read snapshot; in WAL mode a write started
+    // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting. Release them all.
+    for (auto& [sql, stmt] : statements_) stmt->Reset();
+    absl::Status s = attempt();
+    if (s.ok() || n >= 5 || !db_->IsRetryable(s)) return s;
   }
 }
 

@@ -97,9 +97,9 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<DbStatement*> Stmt(const std::string& sql);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back if it fails.
   absl::Status InTransaction(const std::function<absl::Status()>& body);
-  // Runs `body`, one statement that commits on its own, retrying it after a deadlock or a
-  // serialization failure as InTransaction does.
-  absl::Status OnItsOwn(const std::function<absl::Status()>& body);
+  // Runs `attempt` (a transaction, or one statement that commits on its own) and runs it again
+  // after a deadlock or a serialization failure, up to 5 times, with cached statements reset.
+  absl::Status Retrying(const std::function<absl::Status()>& attempt);
   absl::Status InsertEvent(const std::string& run_id, const std::string& kind,
                            const std::string& step, int64_t index, const std::string& message);
   // Claims the longest prefix of candidates that fits, in one statement (data-modifying CTEs);
