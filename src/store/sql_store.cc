@@ -66,12 +66,20 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
 }
 
 absl::Status SqlStateStore::Retrying(const std::function<absl::Status()>& attempt) {
-  for (int n = 1;; ++n) {
-    // A cached statement left mid-result holds an old read snapshot; in WAL mode a write started
-    // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting. Release them all.
+  // A cached statement left mid-result holds an old read snapshot on SQLite: a write started
+  // from a stale snapshot fails at once with SQLITE_BUSY instead of waiting, and later reads
+  // outside a transaction would miss what other processes committed. Release them all, before
+  // each attempt and after the last.
+  auto release = [this] {
     for (auto& [sql, stmt] : statements_) stmt->Reset();
+  };
+  for (int n = 1;; ++n) {
+    release();
     absl::Status s = attempt();
-    if (s.ok() || n >= 5 || !db_->IsRetryable(s)) return s;
+    if (s.ok() || n >= 5 || !db_->IsRetryable(s)) {
+      release();
+      return s;
+    }
   }
 }
 
@@ -130,7 +138,9 @@ absl::StatusOr<int> SqlStateStore::SchemaVersion() {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT MAX(version) FROM schema_migrations"));
   ASSIGN_OR_RETURN(bool row, q->Step());
-  return row ? static_cast<int>(q->Int(0)) : 0;
+  int version = row ? static_cast<int>(q->Int(0)) : 0;
+  q->Reset();  // an open statement would hold SQLite's read snapshot (see GetRun)
+  return version;
 }
 
 absl::Status SqlStateStore::InsertEvent(const std::string& run_id, const std::string& kind,
@@ -176,7 +186,11 @@ absl::StatusOr<RunRecord> SqlStateStore::GetRun(const std::string& run_id) {
   q->Bind(run_id);
   ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return absl::NotFoundError(Cat("no run \"", run_id, "\""));
-  return ReadRun(*q);
+  RunRecord run = ReadRun(*q);
+  // Reset now: a statement left open after its row keeps SQLite's read snapshot, and this
+  // connection's later reads would miss what other processes commit until it is reused.
+  q->Reset();
+  return run;
 }
 
 absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(const RunFilter& filter) {

@@ -326,6 +326,20 @@ TEST_P(StateStoreContract, HasTasksInProbesOneStepsStates) {
   EXPECT_TRUE(*store_->HasTasksIn("r1", "s", {state::kSucceeded}));
 }
 
+TEST_P(StateStoreContract, AReadSeesWhatAnotherConnectionCommittedSinceTheLastRead) {
+  MakeRun(1);
+  auto other = GetParam().open(dir_.path().string(), clock_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  // One-row reads must not leave their statement open: on SQLite an open statement keeps its
+  // read snapshot, and the next read of this connection would not see the other's commits.
+  ASSERT_TRUE(store_->GetRun("r1").ok());
+  ASSERT_TRUE(store_->SchemaVersion().ok());
+  auto claimed = (*other)->Claim({.worker_id = "w", .free_cpu = 1, .max_tasks = 1});
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(store_->GetTask({"r1", "s", 0})->state, state::kRunning);
+}
+
 TEST_P(StateStoreContract, CreateRunRejectsDuplicateIds) {
   MakeRun(1);
   RunRecord again{.id = "r1", .pipeline = "p", .params_json = "{}"};
