@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -108,9 +109,9 @@ class FleetTest : public E2eTest {
   std::string RunState(const std::string& id) {
     return Json({"status", id, "--json"})["state"].get<std::string>();
   }
-  int64_t Succeeded(const std::string& id) {
+  // Tasks succeeded over all steps, from `barge status --json`.
+  static int64_t Succeeded(const nlohmann::json& status) {
     int64_t n = 0;
-    nlohmann::json status = Json({"status", id, "--json"});  // outlives the loop over its steps
     for (const auto& s : status["steps"]) n += s["succeeded"].get<int64_t>();
     return n;
   }
@@ -470,16 +471,22 @@ steps:
   const unsigned seed = 20261122;
   std::printf("[   SEED   ] %u\n", seed);
   std::mt19937 rng(seed);
+  // The kill points, as counts of tasks done, drawn up front over the first 80% of the run: how
+  // far progress overshoots a point between two polls (more on a loaded machine) then delays one
+  // kill but does not add up over twenty, so the run cannot finish before the last.
+  std::vector<int64_t> points(20);
+  for (int64_t& point : points) point = std::uniform_int_distribution<int64_t>(10, 800)(rng);
+  std::sort(points.begin(), points.end());
   int kills = 0;
   int64_t progress = 0;
-  while (kills < 20) {
-    int64_t target = progress + std::uniform_int_distribution<int>(15, 40)(rng);
+  for (int64_t point : points) {
     bool finished = false;
     WaitUntil(
         [&] {
-          progress = Succeeded(id);
-          finished = RunState(id) != "running";
-          return progress >= target || finished;
+          nlohmann::json status = Json({"status", id, "--json"});
+          progress = Succeeded(status);
+          finished = status["state"] != "running";
+          return progress >= point || finished;
         },
         "progress to the next kill");
     if (finished) break;
@@ -491,7 +498,11 @@ steps:
     ++kills;
   }
   EXPECT_EQ(kills, 20) << "the run finished before all 20 kills";
-  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+  std::printf("[  KILLS   ] %d kills between %lld and %lld tasks done\n", kills,
+              static_cast<long long>(points.front()), static_cast<long long>(progress));
+  // The rest of the run, by workers that lost tasks at the last kill, on a possibly loaded machine.
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed",
+            std::chrono::minutes(5));
 
   nlohmann::json tasks = Json({"tasks", id, "--json", "--attempts"});
   EXPECT_EQ(CommittedOutputs(tasks), expected);

@@ -127,8 +127,9 @@ nlohmann::json E2eTest::Json(const std::vector<std::string>& args) {
   return j;
 }
 
-void E2eTest::WaitUntil(const std::function<bool()>& done, const std::string& what) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+void E2eTest::WaitUntil(const std::function<bool()>& done, const std::string& what,
+                        std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done()) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting for " << what;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -40,8 +41,9 @@ class E2eTest : public ::testing::Test {
   std::string Read(const std::string& path);
   nlohmann::json Json(const std::vector<std::string>& args);
   // Polls until `done()` holds: a wait for a real condition, never a fixed sleep. Fails the test
-  // after a minute, naming `what`.
-  void WaitUntil(const std::function<bool()>& done, const std::string& what);
+  // after `timeout`, naming `what`.
+  void WaitUntil(const std::function<bool()>& done, const std::string& what,
+                 std::chrono::seconds timeout = std::chrono::minutes(1));
   const std::filesystem::path& dir() const { return dir_; }
   // Points every later barge command at a fresh schema on the test PostgreSQL server
   // (BARGE_TEST_POSTGRES) through BARGE_STATE. Returns false, changing nothing, if there is no
