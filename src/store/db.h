@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/status.h"
@@ -39,6 +41,18 @@ class DbStatement {
   virtual std::string Text(int col) const = 0;
 };
 
+// One row of a bulk insert (DbConnection::InsertRows): its values, added in column order.
+class DbRow {
+ public:
+  virtual ~DbRow() = default;
+  virtual DbRow& Add(int64_t value) = 0;
+  virtual DbRow& Add(double value) = 0;
+  virtual DbRow& Add(std::string_view value) = 0;
+  DbRow& Add(int value) { return Add(static_cast<int64_t>(value)); }
+  DbRow& Add(const std::string& value) { return Add(std::string_view(value)); }
+  DbRow& Add(const char* value) { return Add(std::string_view(value)); }
+};
+
 struct Dialect {
   const char* begin;           // starts a write transaction that takes its locks up front
   const char* serial_pk;       // an auto-incrementing 64-bit primary key column
@@ -65,6 +79,11 @@ class DbConnection {
     RETURN_IF_ERROR(Exec(dialect().begin));
     return -1;
   }
+  // Inserts `count` rows into `table` (its `columns`), in the current transaction: `fill(i, row)`
+  // adds row i's values. By default many rows per INSERT statement; PostgreSQL streams them with
+  // COPY, about three times faster for a million-task step.
+  virtual absl::Status InsertRows(std::string_view table, const std::vector<std::string>& columns,
+                                  int64_t count, const std::function<void(int64_t, DbRow&)>& fill);
   // Rows changed by the last statement that ran on this connection.
   virtual int64_t Changes() const = 0;
   // Whether a failed transaction may simply be tried again (deadlock, serialization failure).

@@ -23,6 +23,8 @@ class PgDb : public DbConnection {
   absl::StatusOr<std::unique_ptr<DbStatement>> Prepare(std::string_view sql) override;
   absl::Status Exec(std::string_view sql) override;
   absl::StatusOr<int64_t> Begin() override;
+  absl::Status InsertRows(std::string_view table, const std::vector<std::string>& columns,
+                          int64_t count, const std::function<void(int64_t, DbRow&)>& fill) override;
   int64_t Changes() const override { return changes_; }
   bool IsRetryable(const absl::Status& status) const override;
   int64_t generation() const override { return generation_; }

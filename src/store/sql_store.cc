@@ -332,44 +332,26 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
     ASSIGN_OR_RETURN(DbStatement * pos,
                      Stmt("SELECT position FROM steps WHERE run_id = ? AND name = ?"));
     pos->Bind(run_id).Bind(step);
-    ASSIGN_OR_RETURN(bool row, pos->Step());
-    int64_t position = row ? pos->Int(0) : 0;
-    // Many rows per statement: a million-task step is 4,000 statements, not a million round
-    // trips. Full chunks share one cached statement; the remainder gets its own.
-    constexpr int64_t kChunk = 250;
-    auto insert_sql = [](int64_t rows) {
-      std::vector<std::string> values(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      return Cat(
-          "INSERT INTO tasks (run_id, step, idx, position, state, item_json, inputs_json, cpu, "
-          "memory, queue, required_labels) VALUES ",
-          Join(values, ", "), " ON CONFLICT DO NOTHING");
-    };
-    std::unique_ptr<DbStatement> remainder;
-    for (int64_t first = 0; first < count; first += kChunk) {
-      int64_t rows = std::min(kChunk, count - first);
-      DbStatement* ins = nullptr;
-      if (rows == kChunk) {
-        ASSIGN_OR_RETURN(ins, Stmt(insert_sql(kChunk)));
-      } else {
-        ASSIGN_OR_RETURN(remainder, db_->Prepare(insert_sql(rows)));
-        ins = remainder.get();
-      }
-      for (int64_t i = first; i < first + rows; ++i) {
-        NewTask t = make_task(i);
-        ins->Bind(run_id)
-            .Bind(step)
-            .Bind(t.index)
-            .Bind(position)
-            .Bind(state::kPending)
-            .Bind(t.item_json)
-            .Bind(t.inputs_json)
-            .Bind(placement.cpu)
-            .Bind(placement.memory)
-            .Bind(placement.queue)
-            .Bind(placement.required_labels);
-      }
-      RETURN_IF_ERROR(ins->Run());
-    }
+    ASSIGN_OR_RETURN(bool found, pos->Step());
+    int64_t position = found ? pos->Int(0) : 0;
+    pos->Reset();
+    static const std::vector<std::string> kColumns = {
+        "run_id",      "step", "idx",    "position", "state",          "item_json",
+        "inputs_json", "cpu",  "memory", "queue",    "required_labels"};
+    RETURN_IF_ERROR(db_->InsertRows("tasks", kColumns, count, [&](int64_t i, DbRow& row) {
+      NewTask t = make_task(i);
+      row.Add(run_id)
+          .Add(step)
+          .Add(t.index)
+          .Add(position)
+          .Add(state::kPending)
+          .Add(t.item_json)
+          .Add(t.inputs_json)
+          .Add(placement.cpu)
+          .Add(placement.memory)
+          .Add(placement.queue)
+          .Add(placement.required_labels);
+    }));
     return InsertEvent(run_id, "step_started", step, -1, Cat(count, " tasks"));
   }));
   if (started && count >= kRefreshStatsAfter && *db_->dialect().refresh_task_stats != '\0') {

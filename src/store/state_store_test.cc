@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "common/clock.h"
 #include "common/labels.h"
@@ -356,6 +357,68 @@ TEST_P(StateStoreContract, StartStepIsIdempotent) {
   auto counts = store_->CountTasks("r1");
   ASSERT_EQ(counts->size(), 1u);
   EXPECT_EQ((*counts)[0].pending, 4);
+}
+
+// A step's tasks go in by bulk insert (COPY on PostgreSQL): every value must come back as it
+// went in, whatever characters it holds, over more rows than one insert statement takes.
+TEST_P(StateStoreContract, StartStepStoresEveryValueVerbatim) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(store_->CreateRun(run, {{.name = "a"}, {.name = "s", .position = 3}}).ok());
+  const std::vector<std::string> awkward = {"",
+                                            R"(\N)",
+                                            "tab\there",
+                                            "line\nbreak\r\n",
+                                            R"({"path":"C:\\x\\y"})",
+                                            "naïve 日本 ✓",
+                                            "'quoted' \"and\" $1 ?"};
+  auto item = [&](int64_t i) { return Cat(awkward[i % awkward.size()], "#", i); };
+  const Placement placement{
+      .cpu = 0.25, .memory = 3LL << 30, .queue = "q\t1", .required_labels = "gpu=a10\\x"};
+  constexpr int64_t kTasks = 613;  // two full statements of 250 and a remainder, on SQLite
+  auto started = store_->StartStep("r1", "s", "[]", kTasks, placement, [&](int64_t i) {
+    return NewTask{.index = i, .item_json = item(i), .inputs_json = i % 2 ? item(i + 1) : ""};
+  });
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_TRUE(*started);
+  auto tasks = store_->ListTasks({.run_id = "r1"});
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_EQ(tasks->size(), static_cast<size_t>(kTasks));
+  std::set<int64_t> seen;
+  for (const TaskRecord& t : *tasks) {
+    seen.insert(t.key.index);
+    EXPECT_EQ(t.key.step, "s");
+    EXPECT_EQ(t.position, 3);
+    EXPECT_EQ(t.state, state::kPending);
+    EXPECT_EQ(t.item_json, item(t.key.index));
+    EXPECT_EQ(t.inputs_json, t.key.index % 2 ? item(t.key.index + 1) : "");
+    EXPECT_EQ(t.cpu, 0.25);
+    EXPECT_EQ(t.memory, 3LL << 30);
+    EXPECT_EQ(t.queue, placement.queue);
+    EXPECT_EQ(t.required_labels, placement.required_labels);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kTasks));
+  EXPECT_EQ(*seen.rbegin(), kTasks - 1);
+}
+
+// A bulk insert that fails (here two tasks with one index) rolls back the whole step start.
+TEST_P(StateStoreContract, AFailedStepStartLeavesNoTasksAndTheStepPending) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(store_->CreateRun(run, {{.name = "s"}}).ok());
+  auto started = store_->StartStep("r1", "s", "[]", 300, {},
+                                   [](int64_t i) { return NewTask{.index = i == 299 ? 7 : i}; });
+  EXPECT_FALSE(started.ok());
+  auto tasks = store_->ListTasks({.run_id = "r1"});
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  EXPECT_TRUE(tasks->empty());
+  auto steps = store_->GetSteps("r1");
+  ASSERT_TRUE(steps.ok()) << steps.status();
+  EXPECT_EQ((*steps)[0].state, state::kPending);
+  // And the store is usable afterwards: the step starts cleanly.
+  started =
+      store_->StartStep("r1", "s", "[]", 300, {}, [](int64_t i) { return NewTask{.index = i}; });
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_TRUE(*started);
+  EXPECT_EQ(store_->ListTasks({.run_id = "r1"})->size(), 300u);
 }
 
 TEST_P(StateStoreContract, ClaimHonoursQueuesAndRequiredLabels) {
