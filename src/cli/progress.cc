@@ -35,7 +35,7 @@ void Progress::Draw(bool force) {
   absl::StatusOr<std::vector<StepRecord>> steps = store_.GetSteps(run_id_);
   if (!run.ok() || !steps.ok()) return;
   int64_t started = MonotonicMs();
-  if (interactive_ && !force && started < next_count_ms_) return;
+  if (interactive_ && !force && !count_pacer_.Due(started)) return;
   if (!interactive_) {
     bool changed = false;
     for (const StepRecord& s : *steps) changed |= last_state_[s.name] != s.state;
@@ -43,7 +43,7 @@ void Progress::Draw(bool force) {
   }
   absl::StatusOr<std::vector<StepCounts>> counts = store_.CountTasks(run_id_);
   if (!counts.ok()) return;
-  next_count_ms_ = started + 20 * (MonotonicMs() - started);
+  count_pacer_.Took(started, MonotonicMs());
   std::map<std::string, StepCounts> by_step;
   for (const StepCounts& c : *counts) by_step[c.step] = c;
   int64_t now = store_.NowMs();

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "common/clock.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -36,7 +37,7 @@ class Progress {
   void Draw(bool force);
 
   int drawn_lines_ = 0;
-  int64_t next_count_ms_ = 0;                      // live block: monotonic time of the next count
+  Pacer count_pacer_;                              // live block: counting under 5% of the time
   std::map<std::string, std::string> last_state_;  // plain mode: step -> state printed
 };
 

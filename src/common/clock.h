@@ -35,4 +35,31 @@ class ManualClock : public Clock {
 // Monotonic milliseconds for measuring elapsed time inside one process.
 int64_t MonotonicMs();
 
+// Paces a costly read repeated to keep a view fresh (a big run's task counts, the queue's load):
+// after a read that took d ms, the next is due d / share ms after it started, so such reads take
+// at most `share` of the time however large what they read grows. Reads quicker than
+// `free_below_ms` are not paced: small views stay exact. Times are MonotonicMs().
+//
+//   if (pacer.Due(MonotonicMs())) { int64_t t = MonotonicMs(); Read(); pacer.Took(t,
+//   MonotonicMs()); }
+//
+// Thread-safety: none; callers serialise.
+class Pacer {
+ public:
+  explicit Pacer(double share = 0.05, int64_t free_below_ms = 10)
+      : share_(share), free_below_ms_(free_below_ms) {}
+  bool Due(int64_t now_ms) const { return now_ms >= next_ms_; }
+  void Took(int64_t started_ms, int64_t finished_ms) {
+    int64_t took = finished_ms - started_ms;
+    next_ms_ = took < free_below_ms_ ? 0 : started_ms + static_cast<int64_t>(took / share_);
+  }
+  // The next read is due at once (what it reads was just changed).
+  void Reset() { next_ms_ = 0; }
+
+ private:
+  double share_;
+  int64_t free_below_ms_;
+  int64_t next_ms_ = 0;
+};
+
 }  // namespace barge

@@ -439,11 +439,35 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const HttpRequest& req) {
 absl::StatusOr<HttpReply> Api::GetRun(const std::string& id) {
   ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
   ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(id));
-  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(id));
+  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, PacedCounts(run, steps));
   int64_t now = store_.NowMs();
   nlohmann::json out = RunJson(run, now);
   out["steps"] = StepsJson(run, steps, counts, now);
   return JsonReply(out);
+}
+
+absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
+                                                         const std::vector<StepRecord>& steps) {
+  std::string states = run.state;
+  for (const StepRecord& s : steps) states += Cat(",", s.state);
+  {
+    std::lock_guard lock(counts_mu_);
+    auto it = counts_.find(run.id);
+    if (it != counts_.end() && it->second.states == states &&
+        !it->second.pacer.Due(MonotonicMs())) {
+      return it->second.counts;
+    }
+  }
+  int64_t started = MonotonicMs();
+  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(run.id));
+  constexpr size_t kRunsKept = 256;
+  std::lock_guard lock(counts_mu_);
+  if (counts_.size() >= kRunsKept && !counts_.contains(run.id)) counts_.clear();
+  CachedCounts& cached = counts_.try_emplace(run.id, options_.count_share).first->second;
+  cached.states = std::move(states);
+  cached.counts = counts;
+  cached.pacer.Took(started, MonotonicMs());
+  return counts;
 }
 
 absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) {

@@ -17,10 +17,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "cost/cost.h"
 #include "engine/engine.h"
 #include "nlohmann/json.hpp"
@@ -66,6 +68,8 @@ struct ApiOptions {
   std::string pipelines_dir;  // registered pipelines: <dir>/*.yaml, by pipeline name ("": none)
   Prices prices = DefaultPrices();
   Redactor redact;
+  // The share of the time a polled run's task counts may take to count (see PacedCounts).
+  double count_share = 0.05;
   // Extra read-only views wired in by the server (autoscaler state, metrics text).
   std::function<nlohmann::json()> autoscaler_status;
   std::function<std::string()> metrics_text;
@@ -104,6 +108,11 @@ class Api {
   absl::StatusOr<HttpReply> ListRuns(const HttpRequest& req);
   absl::StatusOr<HttpReply> SubmitRun(const HttpRequest& req);
   absl::StatusOr<HttpReply> GetRun(const std::string& id);
+  // A run's task counts, counted again at once when the run or one of its steps changed state
+  // since the last count, else at most as often as keeps counting under 5% of the time (a
+  // million-task run takes a few hundred ms to count, and every open browser polls it).
+  absl::StatusOr<std::vector<StepCounts>> PacedCounts(const RunRecord& run,
+                                                      const std::vector<StepRecord>& steps);
   absl::StatusOr<HttpReply> Requeue(const std::string& id, bool failed_only);
   absl::StatusOr<HttpReply> ListTasks(const HttpRequest& req, const std::string& id);
   absl::StatusOr<HttpReply> GetTask(const Params& p);
@@ -124,6 +133,15 @@ class Api {
   Engine& engine_;
   ApiOptions options_;
   std::vector<Route> routes_;
+
+  struct CachedCounts {
+    explicit CachedCounts(double share) : pacer(share) {}
+    std::string states;  // the run's and its steps' states when counted
+    std::vector<StepCounts> counts;
+    Pacer pacer;
+  };
+  std::mutex counts_mu_;
+  std::map<std::string, CachedCounts> counts_;  // by run id
 };
 
 }  // namespace barge

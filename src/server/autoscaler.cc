@@ -338,7 +338,11 @@ Autoscaler::~Autoscaler() = default;
 
 absl::Status Autoscaler::Tick() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(std::vector<TaskLoad> load, store_.LoadByQueue());
+  if (int64_t started = MonotonicMs(); load_pacer_.Due(started)) {
+    ASSIGN_OR_RETURN(load_, store_.LoadByQueue());
+    load_pacer_.Took(started, MonotonicMs());
+  }
+  const std::vector<TaskLoad>& load = load_;
   ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
   ASSIGN_OR_RETURN(std::vector<std::string> busy, store_.ListBusyWorkers());
   const int64_t now = store_.NowMs();

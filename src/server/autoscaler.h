@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "nlohmann/json.hpp"
 #include "store/state_store.h"
 
@@ -85,7 +86,9 @@ class Autoscaler {
              std::map<std::string, std::unique_ptr<WorkerProvider>> providers);
   ~Autoscaler();
 
-  // One decision per queue, carried out. Errors name the queue.
+  // One decision per queue, carried out. Errors name the queue. The queue's load is re-read at
+  // most as often as keeps that read under 5% of the time (a million pending tasks take a few
+  // hundred ms to sum); between reads, decisions use the last one.
   absl::Status Tick();
   // Per queue: demand, desired, current, bounds, idle time.
   nlohmann::json Status();
@@ -104,6 +107,8 @@ class Autoscaler {
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers_;
   std::mutex mu_;
   std::map<std::string, QueueState> state_;
+  std::vector<TaskLoad> load_;  // the last LoadByQueue()
+  Pacer load_pacer_;
 };
 
 }  // namespace barge
