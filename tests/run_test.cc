@@ -34,6 +34,9 @@ TEST_F(RunTest, QuickstartProducesTheExpectedReport) {
   Result logs = Barge({"logs", id, "merge", "0"});
   EXPECT_EQ(logs.exit_code, 0);
   EXPECT_EQ(logs.out, report);
+  // Every attempt's working directory is gone, and with the last one the run's own.
+  ASSERT_TRUE(std::filesystem::is_directory(dir() / ".barge/scratch"));
+  EXPECT_FALSE(std::filesystem::exists(dir() / ".barge/scratch" / id));
 }
 
 TEST_F(RunTest, QuickstartOnPostgres) {

@@ -154,6 +154,7 @@ steps:
   EXPECT_EQ(Barge({"logs", id, "square", "1"}).out, "squaring 2\n");
   // Nothing was left in the local data directory or scratch.
   EXPECT_FALSE(std::filesystem::exists(dir() / ".barge/data/runs"));
+  EXPECT_FALSE(std::filesystem::exists(dir() / ".barge/scratch" / id));
   Result bad = Barge({"run", p, "--root", "s3://Not_A_Bucket/x"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--root"), std::string::npos) << bad.err;

@@ -216,6 +216,19 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
   return WriteFile(paths.manifest_path, manifest.dump(2) + "\n");
 }
 
+// Creates an attempt's output and working directories. Another attempt of the same run, ending
+// at that moment, may remove their parent (the run's scratch directory, when it was empty)
+// between its creation and theirs: then it is created again.
+absl::Status MakeAttemptDirs(const AttemptPaths& paths) {
+  absl::Status s;
+  for (int tries = 0; tries < 3; ++tries) {
+    s = MakeDirs(paths.output_dir);
+    if (s.ok()) s = MakeDirs(paths.scratch_dir);
+    if (s.ok()) return s;
+  }
+  return s;
+}
+
 }  // namespace
 
 AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
@@ -226,15 +239,21 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     outcome.error = Cat("setting up the attempt: ", s.message());
     return outcome;
   };
-  if (absl::Status s = MakeDirs(paths.output_dir); !s.ok()) return setup_failed(s);
-  if (absl::Status s = MakeDirs(paths.scratch_dir); !s.ok()) return setup_failed(s);
+  auto remove_scratch = [&] {
+    if (keep_scratch) return;
+    (void)RemoveTree(paths.scratch_dir);
+    // The run's directory too, once its last attempt here is gone (rmdir leaves a non-empty
+    // one alone), so a long-lived worker does not collect one empty directory per run.
+    (void)::rmdir(std::filesystem::path(paths.scratch_dir).parent_path().c_str());
+  };
+  if (absl::Status s = MakeAttemptDirs(paths); !s.ok()) return setup_failed(s);
   if (!task.staged_urls.empty()) {
     std::string cache_dir =
         (std::filesystem::path(paths.scratch_dir) / "../../.input-cache").lexically_normal();
     absl::StatusOr<std::vector<std::string>> staged =
         StageInputs(task.staged_urls, Cat(paths.scratch_dir, "/inputs"), InputCacheAt(cache_dir));
     if (!staged.ok()) {
-      if (!keep_scratch) (void)RemoveTree(paths.scratch_dir);
+      remove_scratch();
       // A key that cannot be staged or an object that is gone is the input's fault: not
       // retried. Anything else (the store unreachable after retries) is the infrastructure's.
       if (absl::IsInvalidArgument(staged.status()) || absl::IsNotFound(staged.status()) ||
@@ -300,7 +319,7 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
       ::unlink(paths.manifest_path.c_str());
     }
   }
-  if (!keep_scratch) (void)RemoveTree(paths.scratch_dir);
+  remove_scratch();
   return outcome;
 }
 
