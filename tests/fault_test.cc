@@ -9,6 +9,7 @@
 
 #include "common/strings.h"
 #include "harness.h"
+#include "store/state_store.h"
 
 namespace barge::testing {
 namespace {
@@ -54,6 +55,29 @@ steps:
   ASSERT_EQ(tasks[1]["outputs"].size(), 1u);
   EXPECT_NE(tasks[1]["outputs"][0]["path"].get<std::string>().find("/flaky/1/a2/done"),
             std::string::npos);
+}
+
+// A retry waits its delay after the failure: 400 ms, less at most half by jitter.
+TEST_F(FaultTest, ARetryStartsNoSoonerThanItsDelayAfterTheFailure) {
+  std::string p = Write("delay.yaml", R"(
+name: delayed
+steps:
+  - name: once
+    retries: 1
+    retry_delay: 400ms
+    run: '[ "$BARGE_ATTEMPT" = 2 ]'
+)");
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = OpenStateStore((dir() / ".barge/state.db").string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto attempts = (*store)->ListAttempts({RunIdFrom(r), "once", 0});
+  ASSERT_TRUE(attempts.ok()) << attempts.status();
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, "failed");
+  EXPECT_EQ((*attempts)[1].state, "succeeded");
+  // The delay is counted from just before the failure was committed, so allow a little.
+  EXPECT_GE((*attempts)[1].started_at - (*attempts)[0].finished_at, 150);
 }
 
 TEST_F(FaultTest, ExhaustedRetriesFailTheRunAndRetryRerunsOnlyFailedTasks) {

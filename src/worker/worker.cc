@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -116,7 +117,10 @@ absl::Status Worker::Dispatch(TaskRecord task) {
 
 absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
   std::vector<Completion> batch;
-  int64_t now = store_.NowMs();
+  // The clock (a round trip on PostgreSQL) only dates retries: read it only for a failure.
+  bool any_failed = std::any_of(finished.begin(), finished.end(),
+                                [](const Finished& f) { return !f.outcome.Succeeded(); });
+  int64_t now = any_failed ? store_.NowMs() : 0;
   for (Finished& f : finished) {
     auto it = running_.find(f.key);
     if (it == running_.end()) continue;
