@@ -350,7 +350,9 @@ steps:
 )"));
   std::string id = Submit(p, {"-p", Cat("side=", side)});
   for (int i = 0; i < 8; ++i) StartWorker({}, "60s");
-  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the queue to drain");
+  // About 15 s here; a slower or busier CI machine may take several times that.
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the queue to drain",
+            std::chrono::minutes(5));
   std::map<int64_t, int> seen = SideEffects();
   EXPECT_EQ(seen.size(), static_cast<size_t>(kTasks));
   for (const auto& [index, times] : seen) EXPECT_EQ(times, 1) << "task " << index;
