@@ -9,6 +9,7 @@
 #        BENCH_SIZES="1000 10000" BENCH_N=2000 bench/overhead.sh   (quick)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ./scripts/build.sh barge >/dev/null
 barge="$PWD/build/barge"
 n=${BENCH_N:-10000}
@@ -26,14 +27,6 @@ steps:
     run: "true"
 YAML
 
-# Seconds (with milliseconds) a command takes; its output is discarded.
-seconds() {
-  local start end
-  start=$(date +%s.%N)
-  "$@" >/dev/null 2>&1
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc -l
-}
 fmt() { printf "%.2f" "$1"; }
 
 echo "== 1. $n no-op tasks, 2 at a time"

@@ -11,12 +11,8 @@ cd "$(dirname "$0")/.."
 n=${BENCH_N:-10000}
 ./scripts/bootstrap.sh --test  # PostgreSQL
 ./scripts/build.sh barge_queue_bench >/dev/null
-work=$(mktemp -d /tmp/barge-queue.XXXXXX)
-pg_dir=$(mktemp -d /tmp/barge-queue-pg.XXXXXX)
-trap '"$PWD/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$work"' EXIT
-url=$(./scripts/postgres.sh start "$pg_dir")
-(cd "$work" && npm init -y >/dev/null 2>&1 &&
-  npm install --silent graphile-worker@0.17.3 pg-boss@10.4.2 pg >/dev/null 2>&1)
+. bench/lib.sh
+postgres_and_peers barge-queue
 cp bench/queue/*.js "$work/"
 
 row() { printf "%-62s %8s tasks/s\n" "$1" "$(echo "$2" | cut -d' ' -f2)"; }

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 mib=${BENCH_MIB:-1024}
 ./scripts/bootstrap.sh --test  # s3rver and the AWS CLI
 ./scripts/build.sh barge_s3_bench >/dev/null
+. bench/lib.sh
 work=$(mktemp -d /tmp/barge-s3bench.XXXXXX)
 trap 'kill $s3pid 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/s3" "$work/many" "$work/one"
@@ -27,15 +28,14 @@ head -c "$((mib << 20))" /dev/urandom >"$work/one/whole.bin"
 sums() { (cd "$1" && find . -type f -exec md5sum {} + | sort -k2); }
 
 rate() { python3 -c "import sys; print(f'{$mib*1048576/1e6/float(sys.argv[1]):.1f}')" "$1"; }
-timed() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 printf "%-34s %10s %10s\n" "" "barge" "aws cli"
 for layout in many one; do
   src="$work/$layout"
   bu=$(./build/barge_s3_bench up "$src" "s3://bench/barge-$layout" | cut -d' ' -f1)
-  au=$(timed aws s3 cp --recursive "$src" "s3://bench/aws-$layout")
+  au=$(seconds aws s3 cp --recursive "$src" "s3://bench/aws-$layout")
   rm -rf "$work/down-b" "$work/down-a"
   bd=$(./build/barge_s3_bench down "s3://bench/barge-$layout" "$work/down-b" | cut -d' ' -f1)
-  ad=$(timed aws s3 cp --recursive "s3://bench/aws-$layout" "$work/down-a")
+  ad=$(seconds aws s3 cp --recursive "s3://bench/aws-$layout" "$work/down-a")
   [ "$(sums "$src")" = "$(sums "$work/down-b")" ] || { echo "barge download differs" >&2; exit 1; }
   [ "$(sums "$src")" = "$(sums "$work/down-a")" ] || { echo "aws download differs" >&2; exit 1; }
   label="$mib MiB as $( [ $layout = many ] && echo "$files files" || echo "one file")"

@@ -10,12 +10,8 @@ n=${BENCH_N:-1000000}
 ./scripts/bootstrap.sh --test  # PostgreSQL
 ./scripts/build.sh barge >/dev/null
 barge="$PWD/build/barge"
-work=$(mktemp -d /tmp/barge-submit.XXXXXX)
-pg_dir=$(mktemp -d /tmp/barge-submit-pg.XXXXXX)
-trap '"$PWD/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$work"' EXIT
-url=$(./scripts/postgres.sh start "$pg_dir")
-(cd "$work" && npm init -y >/dev/null 2>&1 &&
-  npm install --silent graphile-worker@0.17.3 pg-boss@10.4.2 pg >/dev/null 2>&1)
+. bench/lib.sh
+postgres_and_peers barge-submit
 cp bench/submit/peers.js "$work/"
 cat > "$work/fanout.yaml" <<'YAML'
 name: fanout
@@ -30,11 +26,8 @@ YAML
 
 # "seconds tasks_per_second" for a barge submission to the store at $1.
 barge_submit() {
-  local start end
-  start=$(date +%s.%N)
-  "$barge" run "$work/fanout.yaml" -p "n=$n" --detach --state "$1" --root "$work/data" >/dev/null
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc -l | awk -v n="$n" '{printf "%.3f %.0f", $1, n / $1}'
+  seconds "$barge" run "$work/fanout.yaml" -p "n=$n" --detach --state "$1" --root "$work/data" |
+    awk -v n="$n" '{printf "%.3f %.0f", $1, n / $1}'
 }
 row() { printf "%-52s %8ss %9s tasks/s\n" "$1" "$(echo "$2" | cut -d' ' -f1)" "$(echo "$2" | cut -d' ' -f2)"; }
 echo "== submitting $n no-op tasks"
