@@ -36,6 +36,16 @@ std::string Join(const Range& parts, std::string_view sep) {
   return fmt::format("{}", fmt::join(parts, sep));
 }
 
+// `item` `n` times, `sep` between: Repeated("?", 3, ", ") is "?, ?, ?" (SQL placeholders).
+inline std::string Repeated(std::string_view item, size_t n, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += sep;
+    out += item;
+  }
+  return out;
+}
+
 inline std::string_view Trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) return {};

@@ -40,12 +40,10 @@ absl::Status DbConnection::InsertRows(std::string_view table,
   // Many rows per statement: a million rows are 4,000 statements, not a million round trips.
   // Full chunks share one prepared statement; the remainder gets its own.
   constexpr int64_t kChunk = 250;
-  std::vector<std::string> marks(columns.size(), "?");
-  std::string row = Cat("(", Join(marks, ", "), ")");
+  std::string row = Cat("(", Repeated("?", columns.size(), ", "), ")");
   auto prepare = [&](int64_t rows) {
-    std::vector<std::string> values(rows, row);
-    return Prepare(
-        Cat("INSERT INTO ", table, " (", Join(columns, ", "), ") VALUES ", Join(values, ", ")));
+    return Prepare(Cat("INSERT INTO ", table, " (", Join(columns, ", "), ") VALUES ",
+                       Repeated(row, rows, ", ")));
   };
   std::unique_ptr<DbStatement> full;
   BoundRow bound;

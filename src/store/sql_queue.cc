@@ -20,8 +20,7 @@ namespace {
 std::string CandidateFilter(const ClaimRequest& request, const std::string& now) {
   std::string labels;
   if (request.accepts) {
-    std::vector<std::string> marks(request.accepts->size(), "?");
-    labels = Cat(" AND required_labels IN (", Join(marks, ", "), ")");
+    labels = Cat(" AND required_labels IN (", Repeated("?", request.accepts->size(), ", "), ")");
   }
   return Cat("state = 'pending' AND not_before <= ", now, " AND cpu <= ? AND memory <= ?",
              request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "",
@@ -158,7 +157,6 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ClaimTaskByTask(
   std::map<std::pair<std::string, std::string>, std::vector<int64_t>> groups;
   for (const TaskRecord& t : claimed) groups[{t.key.run_id, t.key.step}].push_back(t.key.index);
   for (const auto& [group, indexes] : groups) {
-    std::vector<std::string> marks(indexes.size(), "CAST(? AS BIGINT)");
     ASSIGN_OR_RETURN(
         DbStatement * up,
         Stmt(Cat("UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?, "
@@ -166,7 +164,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ClaimTaskByTask(
                  // No state test: these rows were selected in this transaction under its
                  // locks. (With one, SQLite may scan the partial index of pending tasks.)
                  "WHERE run_id = ? AND step = ? AND idx IN (",
-                 Join(marks, ", "), ")")));
+                 Repeated("CAST(? AS BIGINT)", indexes.size(), ", "), ")")));
     up->Bind(request.worker_id).Bind(now + request.lease_ms).Bind(now);
     up->Bind(group.first).Bind(group.second);
     for (int64_t i : indexes) up->Bind(i);
@@ -263,8 +261,7 @@ constexpr char kTakeCompletions[] =
 
 absl::StatusOr<SqlStateStore::CommittedCompletions> SqlStateStore::CommitCompletions(
     const std::vector<Completion>& batch) {
-  std::vector<std::string> rows(batch.size(), kCompletionRow);
-  std::string values = Cat("v AS (VALUES ", Join(rows, ", "), ")");
+  std::string values = Cat("v AS (VALUES ", Repeated(kCompletionRow, batch.size(), ", "), ")");
   std::string clock = Cat("n AS (SELECT ", ClockSql(), " AS ms)");
   CommittedCompletions taken;
   auto read_taken = [&](DbStatement& q) -> absl::Status {
@@ -309,13 +306,12 @@ absl::StatusOr<SqlStateStore::CommittedCompletions> SqlStateStore::CommitComplet
   for (const Completion& c : batch) {
     if (taken.started_at.contains({c.key, c.attempt})) recorded.push_back(&c);
   }
-  std::vector<std::string> attempt_rows(
-      recorded.size(),
+  constexpr char kAttemptRow[] =
       "(?, ?, CAST(? AS BIGINT), CAST(? AS INTEGER), ?, ?, ?, "
       "CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), ?, "
-      "CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), ?, ?)");
-  ASSIGN_OR_RETURN(DbStatement * att,
-                   Stmt(Cat(kAttemptColumns, "VALUES ", Join(attempt_rows, ", "))));
+      "CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), ?, ?)";
+  ASSIGN_OR_RETURN(DbStatement * att, Stmt(Cat(kAttemptColumns, "VALUES ",
+                                               Repeated(kAttemptRow, recorded.size(), ", "))));
   for (const Completion* c : recorded) {
     att->Bind(c->key.run_id)
         .Bind(c->key.step)

@@ -264,11 +264,10 @@ absl::StatusOr<bool> SqlStateStore::HasTasksIn(const std::string& run_id, const 
                                                const std::vector<std::string>& states) {
   std::lock_guard lock(mu_);
   if (states.empty()) return false;
-  std::vector<std::string> marks(states.size(), "?");
   // One probe of tasks_by_state (run_id, step, state) per state.
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt(Cat("SELECT 1 FROM tasks WHERE run_id = ? AND step = ? AND state IN (",
-                            Join(marks, ", "), ") LIMIT 1")));
+                            Repeated("?", states.size(), ", "), ") LIMIT 1")));
   q->Bind(run_id).Bind(step);
   for (const std::string& s : states) q->Bind(s);
   ASSIGN_OR_RETURN(bool row, q->Step());
