@@ -31,11 +31,11 @@ void Progress::Update() { Draw(/*force=*/false); }
 void Progress::Finish() { Draw(/*force=*/true); }
 
 void Progress::Draw(bool force) {
+  int64_t started = MonotonicMs();
+  if (interactive_ && !force && !count_pacer_.Due(started)) return;
   absl::StatusOr<RunRecord> run = store_.GetRun(run_id_);
   absl::StatusOr<std::vector<StepRecord>> steps = store_.GetSteps(run_id_);
   if (!run.ok() || !steps.ok()) return;
-  int64_t started = MonotonicMs();
-  if (interactive_ && !force && !count_pacer_.Due(started)) return;
   if (!interactive_) {
     bool changed = false;
     for (const StepRecord& s : *steps) changed |= last_state_[s.name] != s.state;

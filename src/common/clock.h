@@ -40,8 +40,10 @@ int64_t MonotonicMs();
 // at most `share` of the time however large what they read grows. Reads quicker than
 // `free_below_ms` are not paced: small views stay exact. Times are MonotonicMs().
 //
-//   if (pacer.Due(MonotonicMs())) { int64_t t = MonotonicMs(); Read(); pacer.Took(t,
-//   MonotonicMs()); }
+//   if (int64_t t = MonotonicMs(); pacer.Due(t)) {
+//     Read();
+//     pacer.Took(t, MonotonicMs());
+//   }
 //
 // Thread-safety: none; callers serialise.
 class Pacer {
@@ -53,8 +55,6 @@ class Pacer {
     int64_t took = finished_ms - started_ms;
     next_ms_ = took < free_below_ms_ ? 0 : started_ms + static_cast<int64_t>(took / share_);
   }
-  // The next read is due at once (what it reads was just changed).
-  void Reset() { next_ms_ = 0; }
 
  private:
   double share_;
