@@ -137,8 +137,10 @@ absl::StatusOr<Cron> Cron::Parse(const std::string& expr, const std::string& tim
     if (bits[4][v]) c.weekdays_[v % 7] = true;
   }
   c.any_hour_ = any[1];
-  c.any_day_ = any[2];
-  c.any_weekday_ = any[4];
+  // Vixie cron (and cronie) treat a day field as unrestricted when it starts with '*', so "*/2"
+  // restricts the days yet still combines with the weekday field by AND, not OR.
+  c.any_day_ = parts[2][0] == '*';
+  c.any_weekday_ = parts[4][0] == '*';
   return c;
 }
 

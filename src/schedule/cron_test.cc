@@ -49,6 +49,18 @@ TEST(CronTest, BothDayFieldsRestrictedMatchEither) {
       (std::vector<int64_t>{Utc(2026, 1, 2, 0, 0), Utc(2026, 1, 9, 0, 0), Utc(2026, 1, 13, 0, 0)}));
 }
 
+TEST(CronTest, ADayFieldStartingWithAStarMatchesBoth) {
+  // As in Vixie cron: "*/2" in the day field still ANDs with the weekday field. Odd days that are
+  // Mondays; 2026-01-03 (odd, a Saturday) is not one.
+  Cron c = *Cron::Parse("0 0 */2 * 1", "UTC");
+  EXPECT_EQ(
+      Slots(c, Utc(2026, 1, 1, 0, 0), 3),
+      (std::vector<int64_t>{Utc(2026, 1, 5, 0, 0), Utc(2026, 1, 19, 0, 0), Utc(2026, 2, 9, 0, 0)}));
+  // The same with the star on the weekday side: the 1st of a month that falls on Mon-Wed.
+  Cron w = *Cron::Parse("0 0 1 * */1", "UTC");
+  EXPECT_EQ(w.NextAfterMs(Utc(2026, 1, 1, 0, 0)), Utc(2026, 2, 1, 0, 0));
+}
+
 TEST(CronTest, Macros) {
   EXPECT_EQ(Cron::Parse("@daily", "")->NextAfterMs(Utc(2026, 3, 4, 5, 6)), Utc(2026, 3, 5, 0, 0));
   EXPECT_EQ(Cron::Parse("@hourly", "")->NextAfterMs(Utc(2026, 3, 4, 5, 6)), Utc(2026, 3, 4, 6, 0));
@@ -87,6 +99,25 @@ TEST(CronTest, FallBackRunsAFixedTimeOnceButHourlyJobsTwice) {
   EXPECT_EQ(Slots(hourly, Utc(2026, 11, 1, 5, 0), 3),
             (std::vector<int64_t>{Utc(2026, 11, 1, 5, 30), Utc(2026, 11, 1, 6, 30),
                                   Utc(2026, 11, 1, 7, 30)}));
+}
+
+TEST(CronTest, DaylightSavingWithAMinuteWildcardOrAnHourStep) {
+  // A fixed hour with every minute, on the spring day: the skipped minutes collapse into one run
+  // at the change (07:00 UTC), then the next day's 02:00-02:59 run minute by minute.
+  Cron spring = *Cron::Parse("* 2 * * *", "America/New_York");
+  EXPECT_EQ(
+      Slots(spring, Utc(2026, 3, 8, 6, 0), 3),
+      (std::vector<int64_t>{Utc(2026, 3, 8, 7, 0), Utc(2026, 3, 9, 6, 0), Utc(2026, 3, 9, 6, 1)}));
+  // On the autumn day the same job runs in the first 01:xx only (05:00-05:59 UTC), not again.
+  Cron autumn = *Cron::Parse("* 1 * * *", "America/New_York");
+  EXPECT_EQ(Slots(autumn, Utc(2026, 11, 1, 5, 58), 3),
+            (std::vector<int64_t>{Utc(2026, 11, 1, 5, 59), Utc(2026, 11, 2, 6, 0),
+                                  Utc(2026, 11, 2, 6, 1)}));
+  // An hour step is a fixed hour: in Berlin's repeated 02:xx (2026-10-25) it runs once, at the
+  // first occurrence (00:30 UTC), then at 04:30 local (03:30 UTC).
+  Cron step = *Cron::Parse("30 */2 * * *", "Europe/Berlin");
+  EXPECT_EQ(Slots(step, Utc(2026, 10, 24, 23, 0), 2),
+            (std::vector<int64_t>{Utc(2026, 10, 25, 0, 30), Utc(2026, 10, 25, 3, 30)}));
 }
 
 TEST(CronTest, ImpossibleDateHasNoSlot) {

@@ -41,7 +41,7 @@ const std::vector<double>& Metrics::DurationBuckets() {
 }
 
 Metrics::Metrics(StateStore& store, int64_t settle_ms)
-    : store_(store), settle_ms_(settle_ms), watermark_ms_(store.NowMs() - settle_ms) {}
+    : store_(store), settle_ms_(settle_ms), watermark_ms_(store.NowMs()) {}
 
 absl::Status Metrics::CollectFinished() {
   int64_t until = store_.NowMs() - settle_ms_;

@@ -45,7 +45,7 @@ class Metrics {
   StateStore& store_;
   const int64_t settle_ms_;
   std::mutex mu_;
-  int64_t watermark_ms_;  // attempts finished at or before this are counted
+  int64_t watermark_ms_;  // attempts finished at or before this are counted; starts at start-up
   std::map<std::pair<std::string, std::string>, Histogram> durations_;  // (queue, state)
 };
 

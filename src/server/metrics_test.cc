@@ -55,6 +55,37 @@ TEST(Metrics, DurationHistogramCountsEachFinishedAttemptOnce) {
       << "a second scrape does not count the same attempt again";
 }
 
+TEST(Metrics, AttemptsThatFinishedBeforeTheServerStartedAreNotCounted) {
+  ScopedTempDir dir("metrics");
+  ManualClock clock(1'000'000);
+  auto store = OpenStateStore((dir.path() / "s.db").string(), &clock).value();
+  ASSERT_TRUE(
+      store->CreateRun({.id = "r", .pipeline = "p", .created_at = clock.NowMs()}, {{.name = "s"}})
+          .ok());
+  ASSERT_TRUE(*store->StartStep("r", "s", "[]", 2, {.cpu = 1, .queue = "etl"},
+                                [](int64_t i) { return NewTask{.index = i}; }));
+  auto claimed = store->Claim({.worker_id = "w", .free_cpu = 2, .max_tasks = 2});
+  ASSERT_EQ(claimed->size(), 2u);
+  auto done = [&](const TaskRecord& t) {
+    return Completion{.key = t.key,
+                      .attempt = 1,
+                      .worker_id = "w",
+                      .task_state = state::kSucceeded,
+                      .attempt_state = state::kSucceeded};
+  };
+  clock.AdvanceMs(1'000);
+  ASSERT_TRUE(store->Complete({done((*claimed)[0])}).ok());  // 3 s before the server starts
+  clock.AdvanceMs(3'000);
+  Metrics metrics(*store, /*settle_ms=*/5'000);
+  clock.AdvanceMs(1'000);
+  ASSERT_TRUE(store->Complete({done((*claimed)[1])}).ok());  // 1 s after
+  clock.AdvanceMs(10'000);
+  std::string text = *metrics.Render();
+  EXPECT_NE(text.find("barge_task_duration_seconds_count{queue=\"etl\",outcome=\"succeeded\"} 1"),
+            std::string::npos)
+      << text;
+}
+
 TEST(Metrics, WorkerS3CountersAndScheduleLag) {
   ScopedTempDir dir("metrics2");
   ManualClock clock(1'000'000);
