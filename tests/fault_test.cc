@@ -97,7 +97,7 @@ steps:
   EXPECT_EQ(r.exit_code, 1) << r.err;
   std::string id = RunIdFrom(r);
   EXPECT_NE(r.err.find("step work failed: task 2: exit code 1"), std::string::npos) << r.err;
-  nlohmann::json failed = Json({"tasks", id, "--state", "failed", "--json"});
+  nlohmann::json failed = Json({"tasks", id, "--only", "failed", "--json"});
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0]["index"], 2);
   EXPECT_EQ(failed[0]["exit_code"], 1);

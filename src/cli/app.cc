@@ -7,11 +7,12 @@
 namespace barge {
 namespace {
 
-void AddLocations(CLI::App* cmd, Locations& where, bool state_flag = true) {
-  // `barge tasks --state` filters by task state, so there the store is named by --store only.
-  cmd->add_option(state_flag ? "--state,--store" : "--store", where.state,
-                  "state store: a SQLite path, sqlite:PATH or postgres://... (env BARGE_STATE; "
-                  "default .barge/state.db)");
+// --state names the state store on every command (--store is the same flag); filters by state
+// are --only.
+void AddLocations(CLI::App* cmd, Locations& where) {
+  cmd->add_option("--state,--store", where.state,
+                  "state store: a SQLite path, sqlite:PATH or postgres://USER:PASSWORD@HOST/DB "
+                  "(env BARGE_STATE; default .barge/state.db)");
   cmd->add_option("--root", where.root,
                   "data root for outputs and logs (env BARGE_ROOT; default beside the state)");
   cmd->add_option("--scratch", where.scratch,
@@ -71,14 +72,14 @@ int Main(int argc, char** argv) {
   CLI::App* tasks_cmd = app.add_subcommand("tasks", "list a run's tasks");
   tasks_cmd->add_option("run", tasks.run, "run id, or 'last'")->required();
   tasks_cmd->add_option("--step", tasks.step, "only this step");
-  tasks_cmd->add_option("--state", tasks.state,
-                        "only this state: pending, running, succeeded, failed, cancelled, cached");
+  tasks_cmd->add_option("--only", tasks.only, "only tasks in this state")
+      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled", "cached"}));
   tasks_cmd->add_option("-n,--limit", tasks.limit, "at most this many");
   tasks_cmd->add_flag("--json", tasks.json, "print a JSON array");
   tasks_cmd->add_flag("--attempts", tasks.attempts,
                       "with --json: every attempt of each task (worker, state, reason, times, "
                       "cpu, peak memory, log)");
-  AddLocations(tasks_cmd, where, /*state_flag=*/false);
+  AddLocations(tasks_cmd, where);
 
   std::string step;
   int64_t index = 0;

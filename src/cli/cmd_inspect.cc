@@ -1,6 +1,7 @@
 // barge runs, status, tasks, logs, cancel, cost, gc: reading and steering runs through the state
 // store.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "cli/commands.h"
@@ -23,9 +24,10 @@ int64_t Elapsed(const RunRecord& r, int64_t now) {
 
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
-// Runs `body` with an opened context, reporting its error if it fails.
+// Runs `body` with an opened context, reporting its error if it fails. These commands look at
+// or steer existing runs, so they never create a state store.
 int InContext(const Locations& where, const std::function<absl::Status(Context&)>& body) {
-  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where, StoreMode::kExisting);
   if (!ctx.ok()) return ReportError(ctx.status());
   absl::Status s = body(**ctx);
   return s.ok() ? 0 : ReportError(s);
@@ -90,19 +92,19 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
 }
 
 int CmdTasks(const Locations& where, const TasksOptions& options) {
-  static const std::vector<std::string> kStates = {state::kPending,   state::kRunning,
-                                                   state::kSucceeded, state::kFailed,
-                                                   state::kCancelled, state::kCached};
-  if (!options.state.empty() &&
-      std::find(kStates.begin(), kStates.end(), options.state) == kStates.end()) {
-    return ReportError(absl::InvalidArgumentError(
-        Cat("--state ", options.state, ": expected one of ", Join(kStates, ", "))));
+  // --state filtered by task state before it named the store everywhere: say so to an old script.
+  for (const char* s : {"pending", "running", "succeeded", "failed", "cancelled", "cached"}) {
+    if (where.state == s && !std::filesystem::exists(s)) {
+      return ReportError(absl::InvalidArgumentError(
+          Cat("--state ", s, ": --state names the state store; to list the ", s,
+              " tasks use --only ", s)));
+    }
   }
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, options.run));
     TaskFilter filter{.run_id = id, .limit = options.limit};
     if (!options.step.empty()) filter.step = options.step;
-    if (!options.state.empty()) filter.state = options.state;
+    if (!options.only.empty()) filter.state = options.only;
     ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, ctx.store->ListTasks(filter));
     if (options.json) {
       nlohmann::json out = nlohmann::json::array();

@@ -11,6 +11,7 @@
 #include "cli/signals.h"
 #include "common/fs.h"
 #include "common/labels.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -92,7 +93,7 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
               FormatDurationMs(elapsed).c_str());
   if (!run.error.empty()) std::fprintf(stderr, "barge: %s\n", run.error.c_str());
   if (run.state == state::kFailed) {
-    std::fprintf(stderr, "barge: see `barge tasks %s --state failed` and `barge resume %s`\n",
+    std::fprintf(stderr, "barge: see `barge tasks %s --only failed` and `barge resume %s`\n",
                  run.id.c_str(), run.id.c_str());
   }
   return ExitCodeForRun(run);
@@ -142,7 +143,7 @@ int CmdRun(const Locations& where, const RunOptions& options) {
 
 int CmdResume(const Locations& where, const std::string& run_arg, const DriveOptions& drive,
               bool failed_only) {
-  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where, StoreMode::kExisting);
   if (!ctx.ok()) return ReportError(ctx.status());
   StateStore& store = *(*ctx)->store;
   absl::StatusOr<std::string> id = ResolveRunId(store, run_arg);
@@ -225,7 +226,7 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
 
 int CmdExec(const Locations& where, const std::string& run_arg, const std::string& step,
             int64_t index, bool keep) {
-  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where, StoreMode::kExisting);
   if (!ctx.ok()) return ReportError(ctx.status());
   StateStore& store = *(*ctx)->store;
   auto body = [&]() -> absl::StatusOr<int> {
@@ -252,9 +253,14 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     std::printf("# barge exec: run %s, step %s, task %lld (attempt %d as recorded)\n", id.c_str(),
                 step.c_str(), static_cast<long long>(index), attempt);
     std::printf("# command:\n");
-    for (const std::string& a : resolved.argv) std::printf("#   %s\n", a.c_str());
+    for (const std::string& a : resolved.argv) {
+      std::printf("#   %s\n", MaskSecretsInText(a).c_str());
+    }
     std::printf("# environment:\n");
-    for (const auto& [k, v] : resolved.env) std::printf("#   %s=%s\n", k.c_str(), v.c_str());
+    // Printed masked (common/redact.h); the task gets the values unchanged.
+    for (const auto& [k, v] : resolved.env) {
+      std::printf("#   %s=%s\n", k.c_str(), MaskEnvValue(k, v).c_str());
+    }
     std::printf("# inputs (%zu):\n", resolved.inputs.size());
     for (const std::string& in : resolved.inputs) std::printf("#   %s\n", in.c_str());
     std::printf("# working directory: %s\n# output directory: %s\n", paths.scratch_dir.c_str(),
@@ -265,7 +271,7 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     AttemptOutcome outcome = RunAttempt(runner, resolved, paths, cancel, keep);
     std::fflush(stdout);
     if (!outcome.Succeeded()) {
-      std::fprintf(stderr, "# task failed: %s\n", outcome.error.c_str());
+      std::fprintf(stderr, "# task failed: %s\n", MaskSecretsInText(outcome.error).c_str());
       if (outcome.infra_failure) return 3;
       return outcome.process.exit_code > 0 ? outcome.process.exit_code : 1;
     }

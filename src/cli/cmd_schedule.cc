@@ -64,7 +64,8 @@ absl::Status List(Context& ctx, bool json) {
 }  // namespace
 
 int CmdSchedule(const Locations& where, const ScheduleCommand& cmd) {
-  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  absl::StatusOr<std::unique_ptr<Context>> ctx =
+      OpenContext(where, cmd.action == "add" ? StoreMode::kCreate : StoreMode::kExisting);
   if (!ctx.ok()) return ReportError(ctx.status());
   absl::Status s;
   if (cmd.action == "add") {

@@ -1,9 +1,12 @@
 // barge serve: the API, the web UI, schedules, the lease reaper and the autoscaler in one process.
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -18,45 +21,103 @@
 #include "server/autoscaler.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/store_url.h"
 
 namespace barge {
 namespace {
 
 constexpr int kMaxInfraFailures = 10;
 
-// The bearer token: from --token-file, else BARGE_TOKEN, else a new random one written to
-// `fallback_file` (mode 0600) — never printed.
-absl::StatusOr<std::string> ResolveToken(const std::string& token_file,
-                                         const std::string& fallback_file) {
-  if (!token_file.empty()) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(token_file));
-    std::string token(Trim(text));
-    if (token.size() < 16) {
+// The same rules for a token from anywhere: long enough not to be guessed, and only characters
+// that travel unchanged in an HTTP header.
+absl::Status CheckToken(std::string_view token, std::string_view what) {
+  if (token.size() < 16) {
+    return absl::InvalidArgumentError(
+        Cat(what, ": the token must be at least 16 characters (it has ", token.size(), ")"));
+  }
+  for (char c : token) {
+    if (c < 0x21 || c > 0x7e) {
       return absl::InvalidArgumentError(
-          Cat("--token-file ", token_file, ": the token must be at least 16 characters"));
+          Cat(what, ": the token may hold only printable ASCII characters, no spaces"));
     }
-    return token;
   }
-  if (const char* env = std::getenv("BARGE_TOKEN"); env != nullptr && *env != '\0') {
-    if (std::strlen(env) < 16) {
-      return absl::InvalidArgumentError("BARGE_TOKEN must be at least 16 characters");
-    }
-    return std::string(env);
+  return absl::OkStatus();
+}
+
+// Reads a token file, refusing one that others could read or swap: a symbolic link, anything but
+// a regular file, a file owned by another user, or one with any group or other permission bit.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path, std::string_view what) {
+  std::string name = Cat(what, " ", path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0 && errno == ELOOP) {
+    return absl::InvalidArgumentError(
+        Cat(name, ": is a symbolic link; name the token file itself"));
   }
-  if (absl::StatusOr<std::string> existing = ReadFile(fallback_file); existing.ok()) {
-    return std::string(Trim(*existing));
+  if (fd < 0) return absl::InvalidArgumentError(Cat(name, ": ", std::strerror(errno)));
+  struct stat st {};
+  absl::Status bad;
+  if (::fstat(fd, &st) != 0) {
+    bad = absl::InternalError(Cat(name, ": ", std::strerror(errno)));
+  } else if (!S_ISREG(st.st_mode)) {
+    bad = absl::InvalidArgumentError(Cat(name, ": not a regular file"));
+  } else if (st.st_uid != ::geteuid()) {
+    bad = absl::InvalidArgumentError(Cat(name, ": owned by uid ", st.st_uid,
+                                         ", not by the user running barge (uid ", ::geteuid(),
+                                         "); chown it or use a file of your own"));
+  } else if ((st.st_mode & 077) != 0) {
+    bad = absl::InvalidArgumentError(Cat(name, ": group or others may access it (mode ",
+                                         fmt::format("{:04o}", st.st_mode & 07777),
+                                         "); run chmod 600 ", path));
   }
+  ::close(fd);
+  if (!bad.ok()) return bad;
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::string token(Trim(text));
+  RETURN_IF_ERROR(CheckToken(token, name));
+  return token;
+}
+
+// Writes a new random token to `path` with mode 0600 from the start. If another server wrote one
+// first, that one is used: both then accept the same token.
+absl::StatusOr<std::string> CreateTokenFile(const std::string& path) {
   unsigned char bytes[24];
   if (RAND_bytes(bytes, sizeof bytes) != 1) return absl::InternalError("no random bytes");
   std::string token;
   for (unsigned char b : bytes) token += fmt::format("{:02x}", b);
-  RETURN_IF_ERROR(MakeDirs(std::filesystem::path(fallback_file).parent_path().string()));
-  RETURN_IF_ERROR(WriteFileAtomic(fallback_file, token + "\n"));
-  ::chmod(fallback_file.c_str(), 0600);
+  RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
+  std::string temp = Cat(path, ".", ::getpid(), ".tmp");
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(Cat("creating ", temp, ": ", std::strerror(errno)));
+  std::string line = token + "\n";
+  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                 ::fsync(fd) == 0;
+  int error = written ? 0 : errno;
+  ::close(fd);
+  // link() never replaces an existing file, unlike rename().
+  if (written && ::link(temp.c_str(), path.c_str()) != 0) error = errno;
+  ::unlink(temp.c_str());
+  if (!written) return absl::InternalError(Cat("writing ", temp, ": ", std::strerror(error)));
+  if (error == EEXIST) return ReadTokenFile(path, "serve.token");
+  if (error != 0) return absl::InternalError(Cat("creating ", path, ": ", std::strerror(error)));
   std::fprintf(stderr,
                "barge serve: no BARGE_TOKEN or --token-file: a new token is in %s (mode 0600)\n",
-               fallback_file.c_str());
+               path.c_str());
   return token;
+}
+
+// The bearer token: from --token-file, else BARGE_TOKEN, else `fallback_file` (the serve.token
+// beside the state), created with a new random token if missing — never printed. Files obey
+// ReadTokenFile's rules and every token CheckToken's.
+absl::StatusOr<std::string> ResolveToken(const std::string& token_file,
+                                         const std::string& fallback_file) {
+  if (!token_file.empty()) return ReadTokenFile(token_file, "--token-file");
+  if (const char* env = std::getenv("BARGE_TOKEN"); env != nullptr && *env != '\0') {
+    RETURN_IF_ERROR(CheckToken(env, "BARGE_TOKEN"));
+    return std::string(env);
+  }
+  struct stat st {};
+  if (::lstat(fallback_file.c_str(), &st) == 0) return ReadTokenFile(fallback_file, "serve.token");
+  return CreateTokenFile(fallback_file);
 }
 
 // Schedules declared by the registered pipelines (`schedule:`), created or updated; a schedule
@@ -135,6 +196,11 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   ApiOptions api_options{
       .token = *token, .root = c.root, .pipelines_dir = pipelines_dir, .prices = *prices};
   api_options.redact.AddUrlPassword(c.state_url);
+  // The password as the server sees it too (percent-decoded), and one given to libpq apart.
+  if (absl::StatusOr<StoreUrl> u = ParseStoreUrl(c.state_url); u.ok()) {
+    api_options.redact.Add(u->password);
+  }
+  if (const char* pg = std::getenv("PGPASSWORD")) api_options.redact.Add(pg);
   if (const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY")) api_options.redact.Add(secret);
   Redactor redact = api_options.redact;
   redact.Add(*token);

@@ -72,7 +72,7 @@ int CmdStatus(const Locations& where, const std::string& run, bool json);
 struct TasksOptions {
   std::string run;
   std::string step;
-  std::string state;
+  std::string only;  // a task state, or "" for all
   bool json = false;
   bool attempts = false;  // with --json: each task's attempts
   int64_t limit = -1;

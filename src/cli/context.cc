@@ -5,9 +5,11 @@
 #include <filesystem>
 
 #include "common/fs.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "objstore/s3_store.h"
+#include "store/store_url.h"
 
 namespace barge {
 namespace {
@@ -21,15 +23,25 @@ std::string FirstOf(const std::string& flag, const char* env, const std::string&
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, StoreMode mode) {
   auto ctx = std::make_unique<Context>();
   ctx->state_url = FirstOf(flags.state, "BARGE_STATE", ".barge/state.db");
+  const char* env = std::getenv("BARGE_STATE");
+  const char* source = !flags.state.empty()             ? "--state"
+                       : env != nullptr && *env != '\0' ? "BARGE_STATE"
+                                                        : "the default state store";
+  absl::StatusOr<StoreUrl> store_url = ParseStoreUrl(ctx->state_url);
+  if (!store_url.ok()) return WithContext(store_url.status(), source);
   // Data and scratch default to directories beside a local state file.
   std::string base = ".barge";
-  if (ctx->state_url.find("://") == std::string::npos) {
-    std::string path =
-        ctx->state_url.starts_with("sqlite:") ? ctx->state_url.substr(7) : ctx->state_url;
-    base = std::filesystem::path(AbsolutePath(path)).parent_path().string();
+  std::string open_url = ctx->state_url;
+  if (store_url->kind == StoreUrl::Kind::kSqlite) {
+    std::string path = AbsolutePath(store_url->target);
+    base = std::filesystem::path(path).parent_path().string();
+    std::error_code ec;
+    if (mode == StoreMode::kExisting && !std::filesystem::exists(path, ec)) {
+      open_url = "sqlite::memory:";  // empty, and gone when the command ends
+    }
   }
   ctx->root = FirstOf(flags.root, "BARGE_ROOT", base + "/data");
   if (ctx->root.starts_with("s3://")) {
@@ -39,7 +51,7 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags) {
     ctx->root = AbsolutePath(ctx->root);
   }
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
-  ASSIGN_OR_RETURN(ctx->store, OpenStateStore(ctx->state_url));
+  ASSIGN_OR_RETURN(ctx->store, OpenStateStore(open_url));
   return ctx;
 }
 
@@ -54,7 +66,7 @@ absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& i
 }
 
 int ReportError(const absl::Status& status) {
-  std::string message = ToString(status.message());
+  std::string message = MaskSecretsInText(ToString(status.message()));
   // Multi-line messages (a list of spec errors) print as they are, one per line.
   if (message.find('\n') != std::string::npos || message.find(": error") != std::string::npos) {
     std::fprintf(stderr, "barge: error:\n%s\n", message.c_str());

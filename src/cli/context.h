@@ -25,13 +25,22 @@ struct Context {
   std::unique_ptr<StateStore> store;
 };
 
-// Resolves locations and opens the store.
-absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags);
+// Whether a command may create a SQLite state store that does not exist yet. Commands that look
+// at or steer existing runs do not (kExisting): a missing file is seen as an empty store (no
+// runs, no workers, no schedules), and a mistyped --state leaves no database file behind.
+enum class StoreMode { kCreate, kExisting };
+
+// Resolves locations and opens the store. A store value that is neither a PostgreSQL URL nor a
+// SQLite path (see store/store_url.h) is refused, naming where it came from (--state or
+// BARGE_STATE) with its password masked.
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags,
+                                                     StoreMode mode = StoreMode::kCreate);
 
 // Resolves "last" / "latest" to the newest run; checks that other ids exist.
 absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);
 
-// Prints `status` as "barge: error: ..." to stderr and returns its exit code.
+// Prints `status` as "barge: error: ..." to stderr, with any URL password or other recognisable
+// secret masked (common/redact.h), and returns its exit code.
 int ReportError(const absl::Status& status);
 
 }  // namespace barge

@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "store/sql_text.h"
 
 namespace barge {
 namespace {
@@ -154,8 +156,10 @@ absl::StatusOr<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url) {
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     std::string message = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
     if (conn != nullptr) PQfinish(conn);
-    // libpq's messages name the host and port, never the password.
-    return absl::UnavailableError(Cat("connecting to PostgreSQL: ", Trim(message)));
+    // libpq's messages name the host and port; masked all the same, in case one ever echoes the
+    // URL or its password (an unencoded '@' in a password ends up in the host name).
+    message = MaskPasswordOf(url, Trim(message));
+    return absl::UnavailableError(Cat("connecting to PostgreSQL: ", message));
   }
   std::unique_ptr<PgDb> db(new PgDb(conn));
   // Quiet "relation already exists, skipping" notices from migrations.
@@ -190,9 +194,25 @@ const Dialect& PgDb::dialect() const {
 absl::Status PgDb::Check(PGresult* result, std::string_view what) {
   ExecStatusType status = PQresultStatus(result);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return absl::OkStatus();
-  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  std::string message = Cat("postgres: ", Trim(PQresultErrorMessage(result)), " (SQLSTATE ",
-                            state != nullptr ? state : "?", ") in: ", what);
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  // A lost connection often leaves no result, or one without a message: the reason ("server
+  // closed the connection unexpectedly", "no connection to the server") is then the connection's.
+  // The server's own errors come in fields: the primary message and a detail, without the
+  // "LINE 1: <the statement>" context PQresultErrorMessage() would add.
+  std::string reason;
+  if (const char* primary =
+          result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr) {
+    reason = primary;
+    if (const char* detail = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL)) {
+      reason += Cat(": ", detail);
+    }
+  }
+  if (Trim(reason).empty() && result != nullptr) reason = PQresultErrorMessage(result);
+  if (Trim(reason).empty()) reason = PQerrorMessage(conn_);
+  if (Trim(reason).empty()) reason = PQresStatus(status);
+  std::string message = Cat("postgres: ", MaskSecretsInText(OneLine(reason, 500)));
+  if (state != nullptr && *state != '\0') message += Cat(" (SQLSTATE ", state, ")");
+  message += Cat(" in: ", OneLine(what));
   if (PQstatus(conn_) != CONNECTION_OK) {
     PQreset(conn_);  // try to reconnect now; prepared statements are gone either way
     ++generation_;
@@ -239,7 +259,7 @@ absl::Status PgDb::InsertRows(std::string_view table, const std::vector<std::str
   if (PQresultStatus(started) != PGRES_COPY_IN) {
     absl::Status s = Check(started, copy);
     PQclear(started);
-    return s.ok() ? absl::InternalError(Cat("postgres: no COPY in: ", copy)) : s;
+    return s.ok() ? absl::InternalError(Cat("postgres: no COPY in: ", OneLine(copy))) : s;
   }
   PQclear(started);
   // Sent in pieces of about a megabyte; COPY's errors (a duplicate key, a bad value) come with
@@ -271,8 +291,9 @@ absl::Status PgDb::InsertRows(std::string_view table, const std::vector<std::str
     PQclear(result);
   }
   if (status.ok() && send_error != nullptr) {
-    status = absl::UnavailableError(
-        Cat("postgres: ", send_error, ": ", Trim(PQerrorMessage(conn_)), " in: ", copy));
+    status = absl::UnavailableError(Cat("postgres: ", send_error, ": ",
+                                        MaskSecretsInText(Trim(PQerrorMessage(conn_))),
+                                        " in: ", OneLine(copy)));
   }
   changes_ = rows;
   return status;

@@ -29,7 +29,9 @@ class PgDb : public DbConnection {
   bool IsRetryable(const absl::Status& status) const override;
   int64_t generation() const override { return generation_; }
 
-  // REQUIRES: the result is not null. Turns a failed result into a status carrying SQLSTATE.
+  // Turns a failed result (or none: libpq returns null when it cannot even send) into a status
+  // carrying the reason, "(SQLSTATE xxxxx)" when the server sent one, and the start of `what`
+  // (the statement). Unavailable when the connection is lost, which it then tries to reset.
   absl::Status Check(PGresult* result, std::string_view what);
   PGconn* conn() { return conn_; }
   void set_changes(int64_t n) { changes_ = n; }

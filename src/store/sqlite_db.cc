@@ -1,15 +1,47 @@
 #include "store/sqlite_db.h"
 
+#include <sys/stat.h>
+
 #include "common/strings.h"
+#include "store/sql_text.h"
 
 namespace barge {
 namespace {
 
-absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
-  std::string message = Cat("sqlite: ", what, ": ", sqlite3_errmsg(db));
-  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return absl::UnavailableError(message);
-  if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(message);
-  return absl::InternalError(message);
+std::string FileOf(sqlite3* db) {
+  const char* name = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+  return name != nullptr && *name != '\0' ? name : "(unnamed)";
+}
+
+// Every message names the database file: "read-only" or "not a database" is no use without it.
+absl::Status SqliteError(sqlite3* db, int rc, std::string_view reason, std::string_view sql) {
+  std::string message = Cat("sqlite ", FileOf(db), ": ", reason);
+  if (!sql.empty()) message += Cat(" (in: ", OneLine(sql), ")");
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Faults of the file itself rather than of a statement: the state store named is not one barge
+// can use, which is the caller's to fix (exit 2), not an internal error.
+bool IsFileFault(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -38,7 +70,7 @@ absl::StatusOr<bool> SqliteStatement::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return SqliteError(db_, rc, sqlite3_sql(stmt_));
+  return SqliteError(db_, rc, sqlite3_errmsg(db_), sqlite3_sql(stmt_));
 }
 
 void SqliteStatement::Reset() {
@@ -55,23 +87,45 @@ std::string SqliteStatement::Text(int col) const {
 }
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path) {
+  // Root may write to any file; a state file without write permission is still meant read-only.
+  if (struct stat st;
+      ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0222) == 0) {
+    return absl::FailedPreconditionError(Cat("state store ", path, ": the file is read-only (mode ",
+                                             fmt::format("{:04o}", st.st_mode & 07777),
+                                             "); barge writes to its state store"));
+  }
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   if (rc != SQLITE_OK) {
-    return absl::InvalidArgumentError(Cat("opening state store ", path, ": ", sqlite3_errstr(rc)));
+    return absl::FailedPreconditionError(
+        Cat("state store ", path, ": cannot open: ", sqlite3_errstr(rc)));
+  }
+  // SQLite falls back to read-only when it may not write the file.
+  if (sqlite3_db_readonly(raw, "main") == 1) {
+    return absl::FailedPreconditionError(
+        Cat("state store ", path, ": the file is read-only (no write permission)"));
   }
   // A long busy timeout: other barge processes (a status query, a cancel) hold the write lock
   // for milliseconds at a time.
   sqlite3_busy_timeout(raw, 30'000);
   // WAL lets readers run beside the writer. synchronous=NORMAL in WAL mode keeps the database
   // consistent across process crashes and loses no committed transaction unless the machine
-  // itself loses power.
-  absl::Status s =
-      db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-  if (!s.ok()) return s;
+  // itself loses power. The first statement reads the file: a file that is not a database, or a
+  // directory where the WAL cannot be created, shows here.
+  char* err = nullptr;
+  rc = sqlite3_exec(raw,
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                    nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string reason = err != nullptr ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    std::string message = Cat("state store ", path, ": ", reason);
+    if (IsFileFault(rc)) return absl::FailedPreconditionError(message);
+    return absl::InternalError(message);
+  }
   return db;
 }
 
@@ -95,7 +149,7 @@ absl::StatusOr<std::unique_ptr<DbStatement>> SqliteDb::Prepare(std::string_view 
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(db_, rc, Cat("preparing ", sql));
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, Cat("preparing: ", sqlite3_errmsg(db_)), sql);
   return std::make_unique<SqliteStatement>(db_, stmt);
 }
 
@@ -105,8 +159,7 @@ absl::Status SqliteDb::Exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string message = err != nullptr ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    if (rc == SQLITE_BUSY) return absl::UnavailableError(Cat("sqlite: ", message));
-    return absl::InternalError(Cat("sqlite: ", message));
+    return SqliteError(db_, rc, message, sql);
   }
   return absl::OkStatus();
 }
