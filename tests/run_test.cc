@@ -151,6 +151,17 @@ steps:
                            "PATH=", "HOME=", "BARGE_STEP=show\n", "PGAPPNAME=set-by-the-step\n"}) {
     EXPECT_NE(seen.find(kept), std::string::npos) << kept << " is missing:\n" << seen;
   }
+  // `barge exec` runs the task with the same environment, into an output directory it prints.
+  Result ex = Barge({"exec", RunIdFrom(r), "show", "0", "--keep"});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  size_t at = ex.out.find("# output directory: ");
+  ASSERT_NE(at, std::string::npos) << ex.out;
+  at += 20;
+  std::string exec_seen = Read(ex.out.substr(at, ex.out.find('\n', at) - at) + "/env");
+  EXPECT_NE(exec_seen.find("BARGE_STEP=show\n"), std::string::npos) << exec_seen;
+  for (const char* hidden : {"BARGE_TOKEN=", "BARGE_STATE=", "PGPASSWORD=", "token-secret"}) {
+    EXPECT_EQ(exec_seen.find(hidden), std::string::npos) << hidden << " reached exec's task";
+  }
 }
 
 TEST_F(RunTest, ASymlinkedOutputFailsTheTaskAndNothingDownstreamSeesItTwice) {
