@@ -2,6 +2,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -194,6 +196,83 @@ TEST_F(FaultTest, DriverKilledMidRunIsResumedWithoutRedoingCommittedWork) { Kill
 TEST_F(FaultTest, DriverKilledMidRunIsResumedOnPostgres) {
   if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
   KillDriverAndResume();
+}
+
+// Two tasks that hold processes for a long time on their first attempt: one execs into sleep,
+// one leaves a shell waiting on a forked sleep (a grandchild of barge, in the task's group).
+// Later attempts finish at once. Each attempt appends "<index> <attempt>" to side.txt, and an
+// attempt that outlived its holder would append "<index> late".
+constexpr char kHoldingTasks[] = R"(
+name: hold
+params: {side: x}
+steps:
+  - name: hold
+    foreach: range(2)
+    run: |
+      echo "$BARGE_TASK_INDEX $BARGE_ATTEMPT" >> {params.side}
+      if [ "$BARGE_ATTEMPT" = 1 ]; then
+        if [ "$BARGE_TASK_INDEX" = 0 ]; then exec sleep 47.5; fi
+        sleep 47; echo "$BARGE_TASK_INDEX late" >> {params.side}
+      fi
+)";
+
+TEST_F(FaultTest, NoTaskProcessOutlivesAKilledDriver) {
+  std::string p = Write("hold.yaml", kHoldingTasks);
+  std::string side = (dir() / "side.txt").string();
+  pid_t driver = StartBarge({"run", p, "--workers", "2", "-p", Cat("side=", side)});
+  WaitUntil([&] { return CountLines(side) == 2; }, "both tasks to start");
+  std::string id = LatestRunId();
+  std::string marker = Cat("BARGE_RUN_ID=", id);
+  // sh + its sleep for one task, the exec'd sleep for the other.
+  WaitUntil([&] { return ProcessesWithEnv(marker).size() == 3; }, "the tasks' three processes");
+  ASSERT_EQ(::kill(driver, SIGKILL), 0);
+  EXPECT_EQ(Wait(driver), 128 + SIGKILL);
+  WaitUntil([&] { return ProcessesWithEnv(marker).empty(); },
+            "every task process to end with its driver", std::chrono::seconds(10));
+
+  Result resumed = Barge({"resume", id});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  std::string lines = Read(side);
+  EXPECT_EQ(lines.find("late"), std::string::npos) << lines;
+  EXPECT_EQ(CountLines(side), 4) << lines;  // each task's attempts 1 and 2, nothing else
+  for (const auto& t : Json({"tasks", id, "--json"})) {
+    EXPECT_EQ(t["state"], "succeeded") << t.dump();
+    EXPECT_EQ(t["attempts"], 2) << t.dump();  // the lost one, and the one committed
+    EXPECT_EQ(t["infra_failures"], 1) << t.dump();
+  }
+}
+
+TEST_F(FaultTest, ATaskThatFailsOnAFullDiskSaysSoInItsLogAndError) {
+  // A data root on a 1 MiB tmpfs, which the task fills.
+  std::string small = (dir() / "small").string();
+  std::filesystem::create_directories(small);
+  if (std::system(Cat("mount -t tmpfs -o size=1M tmpfs '", small, "' 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (not root, or no privilege)";
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { (void)std::system(Cat("umount -l '", dir, "'").c_str()); }
+  } unmount{small};
+  std::string p = Write("fill.yaml", R"(
+name: fill
+steps:
+  - name: fill
+    run: dd if=/dev/zero of="$BARGE_OUTPUT_DIR/big" bs=64k count=64
+)");
+  Result r = Barge({"run", p, "--root", small});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json t = Json({"tasks", id, "--json"})[0];
+  EXPECT_EQ(t["state"], "failed");
+  EXPECT_EQ(t["infra_failures"], 0);
+  std::string error = t["error"];
+  EXPECT_NE(error.find("exit code 1 (no space left on device? the file system holding "),
+            std::string::npos)
+      << error;
+  std::string log = Barge({"logs", id, "fill", "0"}).out;
+  // dd's own message: the log was empty when the disk filled, so it needed space of its own.
+  EXPECT_NE(log.find("dd: error writing"), std::string::npos) << log;
+  EXPECT_NE(log.find("No space left on device"), std::string::npos) << log;
 }
 
 TEST_F(FaultTest, InterruptCancelsTheRunAndStopsItsTasks) {

@@ -193,6 +193,41 @@ steps:
   EXPECT_LE(rerun, 2);
 }
 
+TEST_F(FleetTest, NoTaskProcessOutlivesAKilledWorker) {
+  // As FaultTest.NoTaskProcessOutlivesAKilledDriver, for `barge worker`: the first attempts hold
+  // an exec'd sleep and a shell's forked sleep; later ones finish at once.
+  std::string p = Write("hold.yaml", R"(
+name: hold
+params: {side: x}
+steps:
+  - name: hold
+    foreach: range(2)
+    run: |
+      echo "$BARGE_TASK_INDEX $BARGE_ATTEMPT" >> {params.side}
+      if [ "$BARGE_ATTEMPT" = 1 ]; then
+        if [ "$BARGE_TASK_INDEX" = 0 ]; then exec sleep 47.5; fi
+        sleep 47; echo "$BARGE_TASK_INDEX late" >> {params.side}
+      fi
+)");
+  std::string side = (dir() / "side.txt").string();
+  std::string id = Submit(p, {"-p", Cat("side=", side)});
+  std::string marker = Cat("BARGE_RUN_ID=", id);
+  pid_t victim = StartWorker();
+  WaitUntil([&] { return ProcessesWithEnv(marker).size() == 3; }, "the tasks' three processes");
+  EXPECT_EQ(StopWorker(victim, SIGKILL), 128 + SIGKILL);
+  WaitUntil([&] { return ProcessesWithEnv(marker).empty(); },
+            "every task process to end with its worker", std::chrono::seconds(10));
+  StartWorker();
+  WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed");
+  std::string lines = Read(side);
+  EXPECT_EQ(lines.find("late"), std::string::npos) << lines;
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 4) << lines;
+  for (const auto& t : Json({"tasks", id, "--json"})) {
+    EXPECT_EQ(t["attempts"], 2) << t.dump();
+    EXPECT_EQ(t["infra_failures"], 1) << t.dump();
+  }
+}
+
 TEST_F(FleetTest, SigtermDrainsAndReleasesUnfinishedTasksAtOnce) {
   std::string p = Write("stuck.yaml", R"(
 name: stuck

@@ -136,6 +136,26 @@ void E2eTest::WaitUntil(const std::function<bool()>& done, const std::string& wh
   }
 }
 
+std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream environ(e.path() / "environ", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(environ)), std::istreambuf_iterator<char>());
+    const std::string nul(1, '\0');
+    if ((nul + text).find(Cat(nul, entry, nul)) == std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || line.substr(close + 2, 1) == "Z") continue;
+    found.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return found;
+}
+
 std::string RunIdFrom(const Result& r) {
   if (!r.out.starts_with("run ")) return "";
   return r.out.substr(4, r.out.find('\n') - 4);

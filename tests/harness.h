@@ -78,6 +78,10 @@ class TokenTest : public E2eTest {
   const char* token_;
 };
 
+// Live (not zombie) processes on this host whose environment holds `entry` ("NAME=value"), such
+// as every process of one run's tasks (BARGE_RUN_ID=<id>), grandchildren included.
+std::vector<pid_t> ProcessesWithEnv(const std::string& entry);
+
 // The first line of stdout of `barge run` is "run <id>".
 std::string RunIdFrom(const Result& r);
 

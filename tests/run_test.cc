@@ -3,6 +3,8 @@
 
 #include "common/strings.h"
 #include "harness.h"
+#include "objstore/object_store.h"
+#include "objstore/s3_testing.h"
 
 namespace barge::testing {
 namespace {
@@ -106,6 +108,144 @@ steps:
       << env1;
 }
 
+// Sets environment variables for the barge processes a test starts; restores them after.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) : vars_(vars) {
+    for (const auto& [k, v] : vars_) ::setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : vars_) ::unsetenv(k.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> vars_;
+};
+
+TEST_F(RunTest, TaskEnvironmentHoldsNoneOfBargesOwnSecrets) {
+  std::string p = Write("env.yaml", R"Y(
+name: env
+steps:
+  - name: show
+    env: {PGAPPNAME: set-by-the-step}
+    run: env | sort > "$BARGE_OUTPUT_DIR/env"
+)Y");
+  ScopedEnv env({{"BARGE_TOKEN", "token-secret-1234567890"},
+                 {"BARGE_STATE", (dir() / ".barge/state.db").string()},
+                 {"BARGE_INPUT_CACHE", "1GiB"},
+                 {"PGPASSWORD", "pg-secret-0987654321"},
+                 {"PGSERVICEFILE", "/nonexistent/pg_service.conf"},
+                 {"AWS_ACCESS_KEY_ID", "AKIA-for-the-data"},
+                 {"PGAPPNAME", "from-barge"}});
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  std::string seen = Read(tasks[0]["outputs"][0]["path"]);
+  for (const char* hidden : {"BARGE_TOKEN=", "BARGE_STATE=", "BARGE_INPUT_CACHE=", "PGPASSWORD=",
+                             "PGSERVICEFILE=", "token-secret", "pg-secret", "from-barge"}) {
+    EXPECT_EQ(seen.find(hidden), std::string::npos) << hidden << " reached the task:\n" << seen;
+  }
+  // What tasks need still reaches them: the data's credentials, PATH and HOME, barge's task
+  // variables, and what the step sets, PG* names included.
+  for (const char* kept : {"AWS_ACCESS_KEY_ID=AKIA-for-the-data\n",
+                           "PATH=", "HOME=", "BARGE_STEP=show\n", "PGAPPNAME=set-by-the-step\n"}) {
+    EXPECT_NE(seen.find(kept), std::string::npos) << kept << " is missing:\n" << seen;
+  }
+  // `barge exec` runs the task with the same environment, into an output directory it prints.
+  Result ex = Barge({"exec", RunIdFrom(r), "show", "0", "--keep"});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  size_t at = ex.out.find("# output directory: ");
+  ASSERT_NE(at, std::string::npos) << ex.out;
+  at += 20;
+  std::string exec_seen = Read(ex.out.substr(at, ex.out.find('\n', at) - at) + "/env");
+  EXPECT_NE(exec_seen.find("BARGE_STEP=show\n"), std::string::npos) << exec_seen;
+  for (const char* hidden : {"BARGE_TOKEN=", "BARGE_STATE=", "PGPASSWORD=", "token-secret"}) {
+    EXPECT_EQ(exec_seen.find(hidden), std::string::npos) << hidden << " reached exec's task";
+  }
+}
+
+TEST_F(RunTest, ASymlinkedOutputFailsTheTaskAndNothingDownstreamSeesItTwice) {
+  std::string p = Write("links.yaml", R"Y(
+name: links
+steps:
+  - name: write
+    retries: 1
+    retry_delay: 10ms
+    run: |
+      printf 'id,amount\n1,10\n2,20\n' > "$BARGE_OUTPUT_DIR/part-0.csv"
+      ln -s part-0.csv "$BARGE_OUTPUT_DIR/latest.csv"
+  - name: total
+    needs: [write]
+    run: cat $(cat "$BARGE_INPUT_LIST") | grep -vc id > "$BARGE_OUTPUT_DIR/rows"
+)Y");
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json write = Json({"tasks", id, "--step", "write", "--json", "--attempts"});
+  ASSERT_EQ(write.size(), 1u);
+  EXPECT_EQ(write[0]["state"], "failed");
+  EXPECT_EQ(write[0]["attempts"], 2) << write.dump();  // its one retry, and no more
+  EXPECT_EQ(write[0]["infra_failures"], 0) << write.dump();
+  EXPECT_NE(write[0]["error"].get<std::string>().find(
+                "output latest.csv is a symbolic link (to part-0.csv); write the file itself"),
+            std::string::npos)
+      << write.dump();
+  ASSERT_EQ(write[0]["attempt_history"].size(), 2u) << write.dump();
+  for (const auto& a : write[0]["attempt_history"]) {
+    EXPECT_EQ(a["failure_class"], "application") << a.dump();
+  }
+  EXPECT_TRUE(write[0]["outputs"].empty()) << write.dump();
+  // The log says why barge failed a task whose command exited 0.
+  EXPECT_NE(Barge({"logs", id, "write", "0"}).out.find("barge: output latest.csv is a symbolic"),
+            std::string::npos);
+  for (const auto& t : Json({"tasks", id, "--step", "total", "--json"})) {
+    EXPECT_NE(t["state"], "succeeded") << t.dump();  // it never read the rows at all
+  }
+}
+
+TEST_F(RunTest, OutputsThatCannotBeCommittedFaithfullyAreTheTasksOwnFailure) {
+  // Each task leaves one thing in its output directory beside a good file; each is refused by
+  // name, as the task's own failure, and nothing of it is committed.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"ln -s /etc/passwd p", "output p is a symbolic link (to /etc/passwd)"},
+      {"ln -s /tmp d", "output d is a symbolic link (to /tmp)"},
+      {"ln -s nowhere dangling", "output dangling is a symbolic link (to nowhere)"},
+      {"ln -s loop loop", "output loop is a symbolic link (to loop)"},
+      {"mkdir sub && ln -s ../good.txt sub/up",
+       "output sub/up is a symbolic link (to ../good.txt)"},
+      {"touch 'new\nline.txt'", "output new\\nline.txt holds a control character"},
+      {"touch \"$(printf 'bad\\377.txt')\"", "output bad\\xff.txt is not valid UTF-8"},
+      {"mkfifo pipe", "output pipe is not a regular file"},
+  };
+  std::string items;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Write(Cat("case", i, ".sh"),
+          Cat("cd \"$BARGE_OUTPUT_DIR\" && echo good > good.txt && ", cases[i].first, "\n"));
+    items += Cat(i == 0 ? "" : ", ", i);
+  }
+  std::string p = Write("bad.yaml", Cat(R"Y(
+name: bad
+steps:
+  - name: leave
+    foreach: [)Y",
+                                        items, R"Y(]
+    run: sh "$BARGE_PIPELINE_DIR/case$BARGE_ITEM.sh"
+)Y"));
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  ASSERT_EQ(tasks.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& t = tasks[i];
+    EXPECT_EQ(t["state"], "failed") << cases[i].first << ": " << t.dump();
+    EXPECT_EQ(t["infra_failures"], 0) << cases[i].first;
+    EXPECT_EQ(t["attempts"], 1) << cases[i].first;
+    EXPECT_NE(t["error"].get<std::string>().find(cases[i].second), std::string::npos)
+        << cases[i].first << ": " << t["error"];
+    EXPECT_TRUE(t["outputs"].empty()) << t.dump();
+  }
+}
+
 TEST_F(RunTest, HostileFileNamesAreNeverInterpreted) {
   // Each name would do damage if a shell ever interpreted it.
   const std::vector<std::string> names = {
@@ -175,6 +315,78 @@ steps:
   EXPECT_EQ(out_dir.find(Cat("/runs/", id)), std::string::npos);
   nlohmann::json tasks = Json({"tasks", id, "--step", "read", "--json"});
   EXPECT_EQ(tasks[2]["attempts"], 1);
+}
+
+// Outputs on an S3 root (the test s3rver) follow the same rules as on disk.
+class S3OutputTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    server_ = S3rver::Shared();
+    if (server_ == nullptr) {
+      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
+      GTEST_SKIP() << S3rver::Why();
+    }
+    server_->ExportEnvironment();
+    root_ = server_->Url(dir().filename().string());
+  }
+  S3rver* server_ = nullptr;
+  std::string root_;
+};
+
+TEST_F(S3OutputTest, ASymlinkedOutputIsTheTasksOwnFailureNotTheInfrastructures) {
+  std::string p = Write("links.yaml", R"Y(
+name: links
+steps:
+  - name: write
+    retries: 1
+    retry_delay: 10ms
+    foreach: [part-0.csv, /etc/passwd]
+    run: |
+      echo 1,10 > "$BARGE_OUTPUT_DIR/part-0.csv"
+      ln -s {item} "$BARGE_OUTPUT_DIR/latest.csv"
+)Y");
+  Result r = Barge({"run", p, "--root", root_});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  ASSERT_EQ(tasks.size(), 2u);
+  for (const auto& t : tasks) {
+    EXPECT_EQ(t["state"], "failed") << t.dump();
+    EXPECT_EQ(t["attempts"], 2) << t.dump();
+    EXPECT_EQ(t["infra_failures"], 0) << t.dump();
+    EXPECT_NE(t["error"].get<std::string>().find(Cat("output latest.csv is a symbolic link (to ",
+                                                     t["item"].get<std::string>(),
+                                                     "); write the file itself")),
+              std::string::npos)
+        << t.dump();
+  }
+}
+
+TEST_F(S3OutputTest, AnOutputNameWithABackslashRoundTrips) {
+  std::string p = Write("back.yaml", R"Y(
+name: back
+steps:
+  - name: write
+    run: printf 'one\ntwo\n' > "$BARGE_OUTPUT_DIR/back\\slash.txt"
+  - name: read
+    needs: [write]
+    run: |
+      while IFS= read -r f; do basename "$f"; cat "$f"; done < "$BARGE_INPUT_LIST" > "$BARGE_OUTPUT_DIR/seen"
+)Y");
+  Result r = Barge({"run", p, "--root", root_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json write = Json({"tasks", id, "--step", "write", "--json"});
+  ASSERT_EQ(write[0]["outputs"].size(), 1u) << write.dump();
+  std::string url = write[0]["outputs"][0]["path"];
+  EXPECT_TRUE(url.ends_with("/a1/back\\slash.txt")) << url;
+  nlohmann::json read = Json({"tasks", id, "--step", "read", "--json"});
+  absl::StatusOr<std::unique_ptr<ObjectStore>> store = OpenObjectStore(root_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string seen_url = read[0]["outputs"][0]["path"];
+  absl::StatusOr<std::string> seen = (*store)->Get(seen_url.substr(root_.size() + 1));
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ(*seen, "back\\slash.txt\none\ntwo\n");
 }
 
 }  // namespace

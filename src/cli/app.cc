@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "sql/sql_task.h"
+#include "worker/reaper.h"
 
 namespace barge {
 namespace {
@@ -221,6 +222,9 @@ int Main(int argc, char** argv) {
   CLI::App* sql_cmd = app.add_subcommand("__sql", "");
   sql_cmd->group("");
   sql_cmd->add_option("spec", sql_spec)->required();
+  // Internal: kills a barge process's tasks when it dies (see worker/reaper.h). Not shown.
+  CLI::App* reaper_cmd = app.add_subcommand("__reaper", "");
+  reaper_cmd->group("");
 
   try {
     app.parse(argc, argv);
@@ -230,6 +234,7 @@ int Main(int argc, char** argv) {
   }
 
   if (sql_cmd->parsed()) return RunSqlTask(sql_spec);
+  if (reaper_cmd->parsed()) return RunReaper(kReaperFd);
   if (run_cmd->parsed()) return CmdRun(where, run);
   if (worker_cmd->parsed()) return CmdWorker(where, worker);
   if (workers_cmd->parsed()) return CmdWorkers(where, json);

@@ -52,6 +52,16 @@ absl::Status CheckFits(const Pipeline& p, int workers) {
   return absl::OkStatus();
 }
 
+// One per process that runs tasks, started before its runner and outliving it (worker/reaper.h).
+// Without one (it could not start), tasks still run, as before.
+std::unique_ptr<TaskReaper> StartReaper() {
+  absl::StatusOr<std::unique_ptr<TaskReaper>> reaper = TaskReaper::Start(SelfExecutable());
+  if (reaper.ok()) return std::move(*reaper);
+  std::fprintf(stderr, "barge: warning: %s; tasks may outlive this process if it is killed\n",
+               ToString(reaper.status().message()).c_str());
+  return nullptr;
+}
+
 int ExitCodeForRun(const RunRecord& run) {
   if (run.state == state::kSucceeded) return 0;
   if (run.state == state::kCancelled) return 130;
@@ -63,7 +73,8 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
   absl::StatusOr<int64_t> lease_ms = ParseDurationMs(drive.lease);
   if (!lease_ms.ok()) return ReportError(WithContext(lease_ms.status(), "--lease"));
   Engine engine(*ctx.store);
-  PosixProcessRunner runner;
+  std::unique_ptr<TaskReaper> reaper = StartReaper();
+  PosixProcessRunner runner(reaper.get());
   Progress progress(*ctx.store, run_id, stderr);
   WorkerOptions options;
   options.id = NewWorkerId();
@@ -187,7 +198,8 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
   Engine engine(*(*ctx)->store);
-  PosixProcessRunner runner;
+  std::unique_ptr<TaskReaper> reaper = StartReaper();
+  PosixProcessRunner runner(reaper.get());
   WorkerOptions wo;
   wo.queue = options.queue;
   wo.labels = MachineLabels();
@@ -266,7 +278,8 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     std::printf("# working directory: %s\n# output directory: %s\n", paths.scratch_dir.c_str(),
                 paths.output_dir.c_str());
     std::fflush(stdout);
-    PosixProcessRunner runner;
+    std::unique_ptr<TaskReaper> reaper = StartReaper();
+    PosixProcessRunner runner(reaper.get());
     CancelToken cancel;
     AttemptOutcome outcome = RunAttempt(runner, resolved, paths, cancel, keep);
     std::fflush(stdout);

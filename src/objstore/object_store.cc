@@ -19,7 +19,6 @@ absl::Status CheckKey(std::string_view key) {
   if (key.size() > 1024) return bad("is longer than 1024 bytes");
   if (key.front() == '/') return bad("is absolute");
   if (key.find('\0') != std::string_view::npos) return bad("contains NUL");
-  if (key.find('\\') != std::string_view::npos) return bad("contains a backslash");
   size_t start = 0;
   for (;;) {
     size_t slash = key.find('/', start);

@@ -63,7 +63,9 @@ class ObjectStore {
   virtual absl::Status Delete(const std::vector<std::string>& keys) = 0;
 };
 
-// Checks a key: non-empty, relative, no empty, "." or ".." segments, no NUL or backslash.
+// Checks a key: non-empty, relative, no empty, "." or ".." segments, no NUL. A backslash is an
+// ordinary character, as in a Linux file name (S3 gets it as %5C), so that an output name that
+// works on a local root works on S3 too.
 absl::Status CheckKey(std::string_view key);
 
 // Opens the store for a root URL: a path or file:// URL (a local directory, created if

@@ -1,11 +1,13 @@
 #include "worker/process.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +49,33 @@ int WaitFor(int pidfd, int cancel_fd, int64_t timeout_ms) {
   }
 }
 
+// Space set aside at the end of a log while its task runs, so that what a task says on a disk it
+// has just filled ("No space left on device") still reaches its log: blocks allocated beyond the
+// end of the file (FALLOC_FL_KEEP_SIZE) take appends without needing free space. Handed back
+// (the hole punched) when the task has ended. Best effort: some file systems cannot.
+class LogReserve {
+ public:
+  static constexpr off_t kBytes = 64 << 10;
+  explicit LogReserve(int fd) : fd_(fd) {
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) {
+      ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, st.st_size, kBytes);
+    }
+  }
+  ~LogReserve() {
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) {
+      ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size, kBytes);
+    }
+    ::close(fd_);
+  }
+  LogReserve(const LogReserve&) = delete;
+  LogReserve& operator=(const LogReserve&) = delete;
+
+ private:
+  int fd_;
+};
+
 std::vector<char*> CStrings(const std::vector<std::string>& v) {
   std::vector<char*> out;
   out.reserve(v.size() + 1);
@@ -74,9 +103,11 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   int64_t start = MonotonicMs();
   int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
+    result.log_failed = true;
     result.error = Cat("opening log ", spec.log_path, ": ", std::strerror(errno));
     return result;
   }
+  LogReserve reserve(log_fd);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -101,12 +132,12 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  ::close(log_fd);
   if (rc != 0) {
     result.error = Cat("cannot start ", spec.argv[0], ": ", std::strerror(rc));
     return result;
   }
   result.started = true;
+  if (reaper_ != nullptr) reaper_->Register(pid);
 
   int pidfd = PidfdOpen(pid);
   auto signal_group = [&](int sig) { ::kill(-pid, sig); };
@@ -124,6 +155,8 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   // The child is now a zombie (or we could not get a pidfd): its pid, and so its group id, cannot
   // be reused yet. Kill whatever it left running in its group, then reap it.
   if (pidfd >= 0) signal_group(SIGKILL);
+  // Before the reap: until then no new process can take the group's id.
+  if (reaper_ != nullptr) reaper_->Unregister(pid);
   int status = 0;
   struct rusage usage {};
   while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {

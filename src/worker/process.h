@@ -5,7 +5,8 @@
 // stderr appended to a log file, in a given working directory. It waits on a pidfd, so a timeout
 // and a cancel request are served without signal handlers: on either, SIGTERM goes to the whole
 // group, then SIGKILL after a grace period. When the child exits, any process it left behind in
-// its group is killed, so nothing writes to an attempt's outputs after it has finished.
+// its group is killed, so nothing writes to an attempt's outputs after it has finished. With a
+// TaskReaper, the group is also killed if barge itself dies while the task runs.
 //
 // Thread-safety: Run() may be called from many threads at once.
 #pragma once
@@ -14,6 +15,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "worker/reaper.h"
 
 namespace barge {
 
@@ -44,9 +47,10 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  bool started = false;  // false: spawn failed, see error
-  int exit_code = -1;    // when exited normally
-  int term_signal = 0;   // when killed by a signal
+  bool started = false;     // false: spawn failed, see error
+  bool log_failed = false;  // not started because the log could not be opened (barge's fault)
+  int exit_code = -1;       // when exited normally
+  int term_signal = 0;      // when killed by a signal
   bool timed_out = false;
   bool cancelled = false;
   double cpu_seconds = 0;  // user + system, including reaped descendants
@@ -65,7 +69,13 @@ class ProcessRunner {
 
 class PosixProcessRunner : public ProcessRunner {
  public:
+  // With a `reaper` (borrowed; must outlive the runner), every task's process group is registered
+  // with it while the task runs, so that it is killed if this process dies.
+  explicit PosixProcessRunner(TaskReaper* reaper = nullptr) : reaper_(reaper) {}
   ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) override;
+
+ private:
+  TaskReaper* reaper_;
 };
 
 // The start time of a local process (field 22 of /proc/PID/stat), or "" if there is none. Two

@@ -1,5 +1,7 @@
 #include "worker/task.h"
 
+#include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "objstore/stager.h"
 #include "spec/template.h"
@@ -144,12 +147,22 @@ std::string SelfExecutable() {
   return ec ? std::string("barge") : self.string();
 }
 
+bool IsBargeOnlyVariable(std::string_view name) {
+  if (name.starts_with("BARGE_")) return true;
+  // libpq's variables (PGPASSWORD, PGHOST, PGSERVICEFILE, ...): all upper case after "PG".
+  if (name.size() > 2 && name.starts_with("PG")) {
+    return std::all_of(name.begin() + 2, name.end(),
+                       [](char c) { return (c >= 'A' && c <= 'Z') || c == '_'; });
+  }
+  return false;
+}
+
 std::vector<std::string> TaskEnvironment(const ResolvedTask& task) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
     size_t eq = kv.find('=');
-    if (eq == std::string_view::npos) continue;
+    if (eq == std::string_view::npos || IsBargeOnlyVariable(kv.substr(0, eq))) continue;
     merged[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : task.env) merged[k] = v;
@@ -178,6 +191,82 @@ InputCache& InputCacheAt(const std::string& dir) {
   return *cache;
 }
 
+// Appends barge's own note to an attempt's log, so `barge logs` shows why barge failed it.
+// Best effort: the log may be on a full disk.
+void AppendToLog(const std::string& log_path, const std::string& line) {
+  int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  [[maybe_unused]] ssize_t n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+// A task that fails on a full disk usually says so on stderr, but its log is often on that same
+// disk and the message is lost. "" or a note naming the directory whose file system is (nearly)
+// full, for the attempt's recorded error.
+std::string FullDiskNote(const AttemptPaths& paths) {
+  constexpr uint64_t kNearlyFull = 1 << 20;
+  for (const std::string& dir : {paths.output_dir, paths.scratch_dir}) {
+    struct statvfs fs {};
+    if (::statvfs(dir.c_str(), &fs) != 0) continue;
+    uint64_t blocks = ::geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+    uint64_t free_bytes = blocks * fs.f_frsize;
+    if (free_bytes < kNearlyFull) {
+      return Cat("no space left on device? the file system holding ", dir, " has ",
+                 FormatBytes(static_cast<int64_t>(free_bytes)), " free");
+    }
+  }
+  return "";
+}
+
+// What a symbolic link points to, for a message.
+std::string LinkTarget(const std::filesystem::path& link) {
+  std::error_code ec;
+  std::filesystem::path target = std::filesystem::read_symlink(link, ec);
+  return ec ? std::string("?") : ShowBytes(target.string());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<FileEntry>> ListOutputs(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::symlink_status(dir, ec).type() == fs::file_type::symlink) {
+    return absl::InvalidArgumentError(
+        Cat("the output directory was replaced by a symbolic link (to ", LinkTarget(dir),
+            "); write files into it instead"));
+  }
+  std::vector<FileEntry> out;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
+  if (ec) return absl::InternalError(Cat("listing ", dir, ": ", ec.message()));
+  for (; it != end; it.increment(ec)) {
+    if (ec) return absl::InternalError(Cat("listing ", dir, ": ", ec.message()));
+    std::string name = it->path().lexically_relative(dir).generic_string();
+    RETURN_IF_ERROR(CheckCarriableName("output", name));
+    fs::file_type type = it->symlink_status(ec).type();
+    if (ec) return absl::InternalError(Cat("listing ", dir, ": ", ec.message()));
+    if (type == fs::file_type::directory) continue;
+    if (type == fs::file_type::symlink) {
+      return absl::InvalidArgumentError(Cat("output ", name, " is a symbolic link (to ",
+                                            LinkTarget(it->path()), "); write the file itself"));
+    }
+    if (type != fs::file_type::regular) {
+      return absl::InvalidArgumentError(
+          Cat("output ", name, " is not a regular file (a fifo, socket or device)"));
+    }
+    int64_t size = static_cast<int64_t>(it->file_size(ec));
+    if (ec)
+      return absl::InternalError(
+          Cat("reading the size of ", it->path().string(), ": ", ec.message()));
+    out.push_back({std::move(name), size});
+  }
+  std::sort(out.begin(), out.end(), [](const FileEntry& a, const FileEntry& b) {
+    return a.relative_path < b.relative_path;
+  });
+  return out;
+}
+
+namespace {
+
 absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
   auto put = [](const std::string& local, const std::string& url) -> absl::Status {
     ASSIGN_OR_RETURN(auto target, SplitObjectUrl(url));
@@ -186,7 +275,7 @@ absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
   };
   if (std::filesystem::exists(paths.log_path)) RETURN_IF_ERROR(put(paths.log_path, paths.log_url));
   if (!succeeded) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(paths.output_dir));
+  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListOutputs(paths.output_dir));
   for (const FileEntry& f : files) {
     RETURN_IF_ERROR(put(Cat(paths.output_dir, "/", f.relative_path),
                         Cat(paths.output_url, "/", f.relative_path)));
@@ -197,7 +286,7 @@ absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
 // Lists the output directory and writes the manifest beside it.
 absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
                            AttemptOutcome& outcome) {
-  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(paths.output_dir));
+  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListOutputs(paths.output_dir));
   nlohmann::json manifest_files = nlohmann::json::array();
   nlohmann::json outputs = nlohmann::json::array();
   for (const FileEntry& f : files) {
@@ -259,7 +348,7 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
       if (absl::IsInvalidArgument(staged.status()) || absl::IsNotFound(staged.status()) ||
           absl::IsPermissionDenied(staged.status())) {
         outcome.process.exit_code = 65;
-        outcome.failure_class = "bad_input";
+        outcome.failure_class = failure::kBadInput;
         outcome.error = std::string(staged.status().message());
         return outcome;
       }
@@ -267,7 +356,18 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     }
   }
   std::string list;
-  for (const std::string& in : task.inputs) list += in + "\n";
+  for (const std::string& in : task.inputs) {
+    // One path a line: a name with a newline would read as two inputs. Such names are refused
+    // where they enter (outputs, files()); this keeps any that got in from being misread.
+    if (absl::Status s = CheckCarriableName("input", in); !s.ok()) {
+      remove_scratch();
+      outcome.process.exit_code = 65;
+      outcome.failure_class = failure::kBadInput;
+      outcome.error = std::string(s.message());
+      return outcome;
+    }
+    list += in + "\n";
+  }
   if (absl::Status s = WriteFile(Cat(paths.scratch_dir, "/.barge_inputs"), list); !s.ok()) {
     return setup_failed(s);
   }
@@ -289,7 +389,10 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     nlohmann::json j = nlohmann::json::parse(*report, nullptr, false);
     if (j.is_object()) outcome.result = std::move(j);
   }
-  if (!outcome.process.started) {
+  if (outcome.process.log_failed) {
+    remove_scratch();
+    return setup_failed(absl::InternalError(outcome.process.error));
+  } else if (!outcome.process.started) {
     // The command could not be started (not found, not executable): the task's own fault,
     // reported the way a shell would (exit code 127).
     outcome.process.exit_code = 127;
@@ -301,7 +404,18 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
       outcome.error = outcome.result.value("error", outcome.error);
       outcome.failure_class = outcome.result.value("failure_class", "");
     }
-  } else if (absl::Status s = WriteManifest(task, paths, outcome); !s.ok()) {
+    if (!outcome.process.cancelled) {
+      if (std::string note = FullDiskNote(paths); !note.empty()) {
+        outcome.error = Cat(outcome.error, " (", note, ")");
+        AppendToLog(paths.log_path, Cat("barge: ", note, "\n"));
+      }
+    }
+  } else if (absl::Status s = WriteManifest(task, paths, outcome); absl::IsInvalidArgument(s)) {
+    // What the task left in its output directory cannot be committed (a link, a name that
+    // cannot be carried): the task's own failure, charged to its retries like a non-zero exit.
+    outcome.error = std::string(s.message());
+    AppendToLog(paths.log_path, Cat("barge: ", outcome.error, "\n"));
+  } else if (!s.ok()) {
     outcome.infra_failure = true;
     outcome.error = Cat("writing the manifest: ", s.message());
   }
@@ -309,7 +423,13 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     // The log always; the outputs and then the manifest only for a success. A failed upload
     // is the infrastructure's fault: the task runs again, without using its retries.
     absl::Status up = Publish(paths, outcome.Succeeded());
-    if (!up.ok() && outcome.Succeeded()) {
+    if (absl::IsInvalidArgument(up) && outcome.Succeeded()) {
+      // The store refuses what the task wrote (a key too long, an object too large): the same
+      // upload would be refused again, so it is the task's failure, not the infrastructure's.
+      outcome.error = Cat("uploading the attempt's files: ", up.message());
+      AppendToLog(paths.log_path, Cat("barge: ", outcome.error, "\n"));
+      (void)Publish(paths, /*succeeded=*/false);  // the log again, with that line
+    } else if (!up.ok() && outcome.Succeeded()) {
       outcome.infra_failure = true;
       outcome.error = Cat("uploading the attempt's files: ", up.message());
     }

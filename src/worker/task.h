@@ -6,10 +6,12 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/fs.h"
 #include "nlohmann/json.hpp"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
@@ -63,8 +65,21 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
                                          const std::string& shared_inputs_json, int attempt,
                                          const AttemptPaths& paths);
 
-// The process environment: this process's environment with `task.env` laid over it.
+// Whether a variable of barge's own environment is kept from tasks: barge's configuration and
+// control-plane secrets (every BARGE_* variable, such as BARGE_STATE, which may hold the store's
+// password, and BARGE_TOKEN) and libpq's PG* variables (PGPASSWORD, PGHOST, ...), which configure
+// and authenticate barge's own state-store connection. A step's `env:` may still set PG* names.
+bool IsBargeOnlyVariable(std::string_view name);
+
+// The process environment: this process's environment less the variables IsBargeOnlyVariable
+// names, with `task.env` (barge's task variables and the step's `env:`) laid over it.
 std::vector<std::string> TaskEnvironment(const ResolvedTask& task);
+
+// The files a task left in its output directory, sorted by relative path. InvalidArgument, the
+// task's own fault, naming the entry, for anything that cannot be committed faithfully: a
+// symbolic link (to a file, a directory, nowhere, or itself), a fifo, socket or device, or a name
+// that CheckCarriableName refuses. Internal if the directory cannot be read.
+absl::StatusOr<std::vector<FileEntry>> ListOutputs(const std::string& dir);
 
 struct AttemptOutcome {
   ProcessResult process;

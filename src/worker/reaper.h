@@ -1,0 +1,62 @@
+// TaskReaper: no task process outlives the barge process that started it, however barge ends
+// (SIGKILL and the OOM killer included, which no handler of barge's own can catch).
+//
+// Start() spawns one small helper per barge process: this executable run again as the hidden
+// `barge __reaper`, in a session of its own (so a Ctrl-C meant for barge does not reach it),
+// joined to barge by a socket pair. Barge registers each task's process group right after
+// spawning its leader, and unregisters it once the group has been killed, before the leader is
+// reaped (so its id cannot have been reused). When barge ends the socket reaches end of file and
+// the helper SIGKILLs every group still registered, then exits. The cost per task is two
+// send(2) calls; there is no extra process per task.
+//
+//   absl::StatusOr<std::unique_ptr<TaskReaper>> reaper = TaskReaper::Start(SelfExecutable());
+//   PosixProcessRunner runner(reaper.ok() ? reaper->get() : nullptr);
+//
+// Not covered: a task killed in the microseconds between its spawn and its registration (the
+// helper cannot know its group), or one that leaves its process group (setsid, setpgid) — as a
+// daemon would.
+//
+// Thread-safety: Register() and Unregister() may be called from many threads at once.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace barge {
+
+class TaskReaper {
+ public:
+  // Spawns `self_exe __reaper`. Fails if it cannot be started.
+  static absl::StatusOr<std::unique_ptr<TaskReaper>> Start(const std::string& self_exe);
+  // Closes the socket (the helper then kills whatever is still registered) and waits for it.
+  ~TaskReaper();
+  TaskReaper(const TaskReaper&) = delete;
+  TaskReaper& operator=(const TaskReaper&) = delete;
+
+  void Register(pid_t process_group);
+  void Unregister(pid_t process_group);
+
+  pid_t helper_pid() const { return helper_; }
+
+ private:
+  TaskReaper(int fd, pid_t helper) : fd_(fd), helper_(helper) {}
+  void Send(int32_t op, pid_t process_group);
+
+  int fd_;
+  pid_t helper_;
+  std::atomic<bool> warned_{false};
+};
+
+// The helper's main loop (`barge __reaper`): reads registrations from file descriptor `fd` until
+// end of file, then SIGKILLs every process group still registered. Returns the exit code.
+int RunReaper(int fd);
+
+// The file descriptor `barge __reaper` finds its socket on.
+inline constexpr int kReaperFd = 3;
+
+}  // namespace barge
