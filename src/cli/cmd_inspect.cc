@@ -8,6 +8,7 @@
 #include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "engine/gc.h"
 #include "engine/run_views.h"
@@ -21,7 +22,7 @@ int64_t Elapsed(const RunRecord& r, int64_t now) {
   return (r.finished_at > 0 ? r.finished_at : now) - r.created_at;
 }
 
-void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+void PrintJson(const nlohmann::json& j) { std::printf("%s\n", DumpJson(j, 2).c_str()); }
 
 // Runs `body` with an opened context, reporting its error if it fails.
 int InContext(const Locations& where, const std::function<absl::Status(Context&)>& body) {
