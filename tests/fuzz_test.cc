@@ -21,7 +21,7 @@ namespace barge::testing {
 namespace {
 
 constexpr char kToken[] = "fuzz-token-0123456789abcdef0123";
-constexpr int kRounds = 10;
+constexpr int kRounds = 16;
 
 // Byte strings built from pieces that have broken barge or could: bytes that are not UTF-8,
 // NUL, control characters, quotes, backslashes, shell syntax, placeholders, valid multibyte
@@ -191,7 +191,8 @@ TEST_F(FuzzTest, RandomBytesNeverAbortABargeProcess) {
       std::ofstream(dir() / Cat("in", round) / fuzz.FileName(hostile)) << "x";  // may fail: skipped
     }
     // The file a step creates while the run goes: hostile in every round but the last.
-    std::string spec = Spec(fuzz, round, hostile, fuzz.FileName(round != kRounds - 1));
+    std::string created = fuzz.FileName(round != kRounds - 1);
+    std::string spec = Spec(fuzz, round, hostile, created);
     std::string p = Write(Cat("fuzz", round, ".yaml"), spec);
     std::string param = fuzz.Bytes(hostile);
     std::erase(param, '\0');  // an argv cannot hold one; the API case below can
@@ -203,15 +204,30 @@ TEST_F(FuzzTest, RandomBytesNeverAbortABargeProcess) {
     ExpectDocumentedExit(r, "run");
     if (v.exit_code == 2) EXPECT_EQ(r.exit_code, 2) << "run refuses what validate refused";
 
-    // The same through the API; JSON cannot hold bytes that are not UTF-8, so these are sent
-    // either replaced (DumpJson) or raw, which the server must refuse as malformed JSON.
-    nlohmann::json body = {{"spec", spec}, {"params", {{"p", fuzz.Bytes(hostile)}}}};
+    // The same through the API, over directories of its own (so that the worker meets the
+    // created file only while the run goes). JSON cannot hold bytes that are not UTF-8, so
+    // these are sent either replaced (DumpJson) or raw, which the server must refuse as
+    // malformed JSON.
+    int api_round = kRounds + round;
+    Write(Cat("in", api_round, "/plain.txt"), "x");
+    Write(Cat("dyn", api_round, "/plain.txt"), "x");
+    std::string api_spec = Spec(fuzz, api_round, hostile, created);
+    nlohmann::json body = {{"spec", api_spec}, {"params", {{"p", fuzz.Bytes(hostile)}}}};
     std::string text = DumpJson(body);
-    if (fuzz.Below(4) == 0) text.insert(text.find("\"spec\":") + 8, "\xff");
+    bool raw_byte = fuzz.Below(4) == 0;
+    if (raw_byte) text.insert(text.find("\"spec\":") + 8, "\xff");
     httplib::Result reply = Submit(text);
     ASSERT_TRUE(reply) << "POST /api/runs: " << httplib::to_string(reply.error());
     EXPECT_TRUE(reply->status == 201 || reply->status == 400) << reply->status << reply->body;
     if (reply->status == 201) ++submitted;
+    if (!hostile) {
+      // Only what barge can carry, but for the file the run creates: validate and the API
+      // accept, and the run succeeds unless that file cannot be carried.
+      bool carriable = CheckCarriableName("file", created).ok();
+      EXPECT_EQ(v.exit_code, 0) << v.err;
+      EXPECT_EQ(r.exit_code, carriable ? 0 : 1) << r.err;
+      if (!raw_byte) EXPECT_EQ(reply->status, 201) << reply->body;
+    }
     ASSERT_TRUE(Alive(worker)) << "the worker died: " << Read((dir() / ".bg1.err").string());
   }
   std::printf("[   FUZZ   ] %d runs accepted through the API\n", submitted);
