@@ -9,6 +9,7 @@
 #include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "engine/gc.h"
 #include "engine/run_views.h"
@@ -22,7 +23,7 @@ int64_t Elapsed(const RunRecord& r, int64_t now) {
   return (r.finished_at > 0 ? r.finished_at : now) - r.created_at;
 }
 
-void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+void PrintJson(const nlohmann::json& j) { std::printf("%s\n", DumpJson(j, 2).c_str()); }
 
 // Runs `body` with an opened context, reporting its error if it fails. These commands look at
 // or steer existing runs, so they never create a state store.

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "engine/run_views.h"
 #include "nlohmann/json.hpp"
 #include "schedule/cron.h"
@@ -24,7 +25,7 @@ absl::Status Add(Context& ctx, const ScheduleCommand& cmd) {
         std::pair{&cmd.overlap, &s.overlap}}) {
     if (!flag->empty()) *field = *flag;
   }
-  s.params_json = nlohmann::json(params).dump();
+  s.params_json = DumpJson(nlohmann::json(params));
   if (s.cron.empty()) {
     return absl::InvalidArgumentError(
         Cat(cmd.pipeline, ": no schedule: give --cron, or a schedule: in the pipeline"));
@@ -57,7 +58,7 @@ absl::Status List(Context& ctx, bool json) {
                   s.enabled ? "yes" : "no", j["next_slot"].get<std::string>().c_str());
     }
   }
-  if (json) std::printf("%s\n", out.dump(2).c_str());
+  if (json) std::printf("%s\n", DumpJson(out, 2).c_str());
   return absl::OkStatus();
 }
 

@@ -29,21 +29,24 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
     cp = (cp << 6) | (byte(i + k) & 0x3F);
   }
   if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;  // overlong
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;                          // surrogate
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;                        // surrogate
   if (cp > 0x10FFFF) return 0;
   return n;
 }
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
+size_t Utf8ValidPrefix(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
     size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) return false;
+    if (n == 0) break;
     i += n;
   }
-  return true;
+  return i;
 }
+
+bool IsValidUtf8(std::string_view s) { return Utf8ValidPrefix(s) == s.size(); }
 
 std::string ShowBytes(std::string_view s) {
   std::string out;

@@ -7,10 +7,9 @@
 //   Cat("cannot read ", ShowBytes(path));    // "cannot read data/\xff.csv"
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 
@@ -18,6 +17,10 @@ namespace barge {
 
 // True if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool IsValidUtf8(std::string_view s);
+
+// The length of the longest prefix of `s` that is well-formed UTF-8: s.size() if all of it is,
+// else the offset of the first byte that does not begin a valid sequence.
+size_t Utf8ValidPrefix(std::string_view s);
 
 // `s` with every byte that is not printable ASCII or part of valid UTF-8 shown as \xHH, and
 // backslash, newline, tab and carriage return as \\, \n, \t, \r: safe to put in a message, a

@@ -2,11 +2,15 @@
 // name file:line:col and the reason, collected so that one run reports every mistake.
 //
 //   YamlDiagnostics diag(path);
-//   ForEachEntry(node, "worker", {"cpu", "memory"}, diag, [&](key, key_node, value) {...});
+//   std::optional<YAML::Node> root = LoadYaml(text, diag);
+//   if (!root) return diag.ToStatus();
+//   ForEachEntry(*root, "worker", {"cpu", "memory"}, diag, [&](key, key_node, value) {...});
 //   if (!diag.ok()) return diag.ToStatus();
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -39,6 +43,24 @@ class YamlDiagnostics {
   std::string path_;
   std::vector<std::string> errors_;
 };
+
+// How large a YAML document may be once its aliases are expanded. yaml-cpp shares an aliased
+// node rather than copying it, but anything that walks or converts the tree visits it once per
+// reference: ten levels of anchors with nine references each are 600 bytes of text and 9^10
+// nodes to walk.
+struct YamlLimits {
+  int max_depth = 64;            // nesting of lists and maps, counted through aliases
+  int64_t max_nodes = 250'000;   // scalars, lists and maps (keys included), aliases expanded
+  int64_t max_aliases = 10'000;  // `*name` references in the text
+};
+
+// Parses the first document of `text`, refusing, with a located error in `diag` and nullopt:
+// text that is not UTF-8 or holds a NUL byte; malformed YAML; a scalar holding a NUL byte (as the
+// escapes "\0", "\x00" and "\u0000" write it), which no command, name or environment variable
+// can carry; and a document beyond `limits`. The limits are checked on the parser's events, in
+// time and memory linear in the text, before any tree is built.
+std::optional<YAML::Node> LoadYaml(std::string_view text, YamlDiagnostics& diag,
+                                   const YamlLimits& limits = {});
 
 // Calls `fn(key, key_node, value)` for each entry of `map`, reporting keys that are not strings,
 // duplicates, and keys outside `allowed` (unless it is empty) instead.

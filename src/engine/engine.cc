@@ -5,6 +5,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "objstore/glob.h"
 
 namespace barge {
@@ -23,7 +24,8 @@ absl::StatusOr<std::vector<nlohmann::json>> GroupByBucket(const std::vector<Task
     nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
     if (!outs.is_array()) continue;
     for (const auto& o : outs) {
-      std::string path = o.value("path", "");
+      if (!o.is_object() || !o.contains("path") || !o["path"].is_string()) continue;
+      std::string path = o["path"].get<std::string>();
       size_t at = path.find("/barge_bucket=");
       if (at == std::string::npos) continue;
       int64_t b = std::strtoll(path.c_str() + at + 14, nullptr, 10);
@@ -67,7 +69,7 @@ absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const st
   run.spec_source = pipeline.source;
   nlohmann::json params = nlohmann::json::object();
   for (const auto& [k, v] : pipeline.params) params[k] = v;
-  run.params_json = params.dump();
+  run.params_json = DumpJson(params);
   run.root = root;
   std::vector<StepRecord> steps;
   for (size_t i = 0; i < pipeline.steps.size(); ++i) {
@@ -95,7 +97,9 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Engine::PipelineFor(const RunRec
   ParamOverrides params;
   nlohmann::json j = nlohmann::json::parse(run.params_json, nullptr, false);
   if (j.is_object()) {
-    for (const auto& [k, v] : j.items()) params[k] = v.get<std::string>();
+    for (const auto& [k, v] : j.items()) {
+      if (v.is_string()) params[k] = v.get<std::string>();
+    }
   }
   ASSIGN_OR_RETURN(Pipeline p, ParsePipeline(run.spec_source, run.spec_path, params));
   auto shared = std::make_shared<const Pipeline>(std::move(p));
@@ -104,6 +108,26 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Engine::PipelineFor(const RunRec
 }
 
 absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
+  try {
+    return AdvancePasses(run_id);
+  } catch (const std::exception& e) {
+    // A value nothing refused earlier, or a bug: this run cannot go on, but every caller (a
+    // worker's sweep, the server's tick) goes on with the others. The store rolled back
+    // whatever transaction the exception left.
+    bool changed = false;
+    RETURN_IF_ERROR(
+        FailRun(run_id, Cat("internal error while advancing the run: ", e.what()), changed));
+    return store_.GetRun(run_id);
+  }
+}
+
+absl::Status Engine::FailRun(const std::string& run_id, const std::string& why, bool& changed) {
+  ASSIGN_OR_RETURN(bool moved, store_.TransitionRun(run_id, state::kRunning, state::kFailed, why));
+  changed |= moved;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunRecord> Engine::AdvancePasses(const std::string& run_id) {
   for (int pass = 0; pass < kMaxPassesPerAdvance; ++pass) {
     ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(run_id));
     if (IsFinalRunState(run.state)) return run;
@@ -178,7 +202,14 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
   for (const StepRecord& s : steps) {
     if (s.state != state::kPending) continue;
     if (!pipeline) {
-      ASSIGN_OR_RETURN(pipeline, PipelineFor(run));
+      absl::StatusOr<std::shared_ptr<const Pipeline>> parsed = PipelineFor(run);
+      if (absl::IsInvalidArgument(parsed.status())) {
+        // Frozen by an older barge that accepted what this one refuses: it can never go on.
+        return FailRun(run.id, Cat("its spec does not validate: ", parsed.status().message()),
+                       changed);
+      }
+      RETURN_IF_ERROR(parsed.status());
+      pipeline = *std::move(parsed);
     }
     const Step* step = pipeline->FindStep(s.name);
     if (step == nullptr) return absl::InternalError(Cat("step ", s.name, " not in the spec"));
@@ -210,15 +241,37 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
   std::vector<std::string> files;
   std::vector<nlohmann::json> bucket_inputs;  // kBuckets: the files of bucket i, by i
   int64_t count = 1;
-  auto fail_run = [&](const std::string& why) -> absl::Status {
-    ASSIGN_OR_RETURN(bool moved,
-                     store_.TransitionRun(run.id, state::kRunning, state::kFailed, why));
-    changed |= moved;
+  auto fail_run = [&](const std::string& why) { return FailRun(run.id, why, changed); };
+  // What a step reads becomes task items, inputs and $BARGE_INPUT_LIST lines: a name barge
+  // cannot carry (not UTF-8, NUL, a newline) fails the run, naming it, before any task exists.
+  auto check_files = [&](const std::vector<std::string>& matched, const std::string& where) {
+    for (const std::string& f : matched) {
+      absl::Status s = CheckCarriableName("file", f);
+      if (!s.ok())
+        return absl::InvalidArgumentError(Cat("step ", step.name, ": ", where, ": ", s.message()));
+    }
+    return absl::OkStatus();
+  };
+  auto check_outputs = [&](const std::vector<TaskRecord>& done) {
+    for (const TaskRecord& t : done) {
+      nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+      if (!outs.is_array()) continue;
+      for (const auto& o : outs) {
+        if (!o.is_object() || !o.contains("path") || !o["path"].is_string()) continue;
+        absl::Status s = CheckCarriableName("output", o["path"].get<std::string>());
+        if (!s.ok()) {
+          return absl::InvalidArgumentError(Cat("step ", step.name, ": input from step ",
+                                                t.key.step, " task ", t.key.index, ": ",
+                                                s.message()));
+        }
+      }
+    }
     return absl::OkStatus();
   };
   switch (step.foreach.kind) {
     case ForeachKind::kOutputs: {
       ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
+      if (absl::Status s = check_outputs(upstream); !s.ok()) return fail_run(ToString(s.message()));
       count = static_cast<int64_t>(upstream.size());
       break;
     }
@@ -226,6 +279,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
       const Step* up = pipeline.FindStep(step.foreach.step);
       count = up != nullptr ? up->partition.buckets : 0;
       ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
+      if (absl::Status s = check_outputs(upstream); !s.ok()) return fail_run(ToString(s.message()));
       ASSIGN_OR_RETURN(bucket_inputs, GroupByBucket(upstream, count));
       break;
     }
@@ -234,6 +288,10 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
       if (files.empty()) {
         return fail_run(
             Cat("step ", step.name, ": files(\"", step.foreach.pattern, "\") matches no files"));
+      }
+      if (absl::Status s = check_files(files, Cat("files(\"", step.foreach.pattern, "\")"));
+          !s.ok()) {
+        return fail_run(ToString(s.message()));
       }
       count = static_cast<int64_t>(files.size());
       break;
@@ -247,7 +305,9 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     case ForeachKind::kNone:
       break;
   }
-  auto add_outputs = [&](const std::vector<TaskRecord>& done, const std::string& view) {
+  auto add_outputs = [&](const std::vector<TaskRecord>& done,
+                         const std::string& view) -> absl::Status {
+    RETURN_IF_ERROR(check_outputs(done));
     for (const TaskRecord& t : done) {
       nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
       if (!outs.is_array()) continue;
@@ -256,18 +316,26 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
         shared.push_back(std::move(o));
       }
     }
+    return absl::OkStatus();
   };
   if (!step.inputs.empty()) {
     // Named inputs replace the default "everything the step needs".
     for (const NamedInput& in : step.inputs) {
       if (in.source.kind == ForeachKind::kOutputs) {
         ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(in.source.step));
-        add_outputs(done, in.name);
+        if (absl::Status s = add_outputs(done, in.name); !s.ok()) {
+          return fail_run(ToString(s.message()));
+        }
       } else {
         ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern));
         if (matched.empty()) {
           return fail_run(Cat("step ", step.name, ": inputs.", in.name, ": files(\"",
                               in.source.pattern, "\") matches no files"));
+        }
+        if (absl::Status s = check_files(
+                matched, Cat("inputs.", in.name, ": files(\"", in.source.pattern, "\")"));
+            !s.ok()) {
+          return fail_run(ToString(s.message()));
         }
         for (const std::string& f : matched) shared.push_back({{"path", f}, {"view", in.name}});
       }
@@ -277,7 +345,8 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     for (const Step& s : pipeline.steps) {
       if (std::find(step.needs.begin(), step.needs.end(), s.name) == step.needs.end()) continue;
       ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(s.name));
-      add_outputs(done, "");
+      if (absl::Status st = add_outputs(done, ""); !st.ok())
+        return fail_run(ToString(st.message()));
     }
   }
   auto make_task = [&](int64_t i) {
@@ -289,25 +358,25 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
         t.item_json = std::to_string(i);
         break;
       case ForeachKind::kList:
-        t.item_json = step.foreach.items[n].dump();
+        t.item_json = DumpJson(step.foreach.items[n]);
         break;
       case ForeachKind::kFiles:
-        t.item_json = nlohmann::json(files[n]).dump();
-        t.inputs_json = nlohmann::json::array({{{"path", files[n]}}}).dump();
+        t.item_json = DumpJson(files[n]);
+        t.inputs_json = DumpJson(nlohmann::json::array({{{"path", files[n]}}}));
         break;
       case ForeachKind::kOutputs:
         t.inputs_json = upstream[n].outputs_json;
         break;
       case ForeachKind::kBuckets:
         t.item_json = std::to_string(i);
-        t.inputs_json = bucket_inputs[n].dump();
+        t.inputs_json = DumpJson(bucket_inputs[n]);
         break;
       case ForeachKind::kNone:
         break;
     }
     return t;
   };
-  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, shared.dump(), count,
+  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, DumpJson(shared), count,
                                                   {.cpu = step.cpu,
                                                    .memory = step.memory_bytes,
                                                    .queue = step.queue,

@@ -40,13 +40,19 @@ class Engine {
   absl::StatusOr<std::string> CreateRun(const Pipeline& pipeline, const std::string& root,
                                         const std::string& run_id = "");
 
-  // Makes every transition that is due and returns the run as it stands afterwards.
+  // Makes every transition that is due and returns the run as it stands afterwards. A run that
+  // can never go on (its spec no longer validates, a step reads a name barge cannot carry, an
+  // exception while planning it) is failed with the reason, and returned: one bad run never
+  // stops a caller that advances many. Errors are the store's.
   absl::StatusOr<RunRecord> Advance(const std::string& run_id);
 
   // The run's pipeline, parsed from its frozen spec (cached per run).
   absl::StatusOr<std::shared_ptr<const Pipeline>> PipelineFor(const RunRecord& run);
 
  private:
+  absl::StatusOr<RunRecord> AdvancePasses(const std::string& run_id);
+  // Moves a running run to failed with `why`; sets `changed` if it did.
+  absl::Status FailRun(const std::string& run_id, const std::string& why, bool& changed);
   // One pass; sets `changed` if it made a transition.
   absl::Status AdvanceOnce(const RunRecord& run, bool& changed);
   absl::Status StartStep(const RunRecord& run, const Pipeline& pipeline, const Step& step,

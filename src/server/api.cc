@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "engine/run_views.h"
 #include "schedule/cron.h"
@@ -104,7 +105,7 @@ absl::StatusOr<ParamOverrides> ParamsField(const nlohmann::json& body) {
     if (v.is_string()) {
       out[k] = v.get<std::string>();
     } else if (v.is_number() || v.is_boolean()) {
-      out[k] = v.dump();
+      out[k] = DumpJson(v);
     } else {
       return absl::InvalidArgumentError(Cat("param \"", k, "\" must be a string"));
     }
@@ -606,7 +607,7 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const HttpRequest& req, const std::st
   ASSIGN_OR_RETURN(s.overlap, StringField(body, "overlap", s.overlap));
   if (body.contains("params")) {
     ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
-    s.params_json = nlohmann::json(params).dump();
+    s.params_json = DumpJson(nlohmann::json(params));
   }
   if (body.contains("enabled")) {
     if (!body["enabled"].is_boolean()) {

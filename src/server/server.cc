@@ -107,38 +107,47 @@ void Server::Log(const std::string& line) {
 
 void Server::Background() {
   for (int tick = 0; !stopping_; ++tick) {
-    if (scheduler_ != nullptr) {
-      absl::StatusOr<Scheduler::TickResult> r = scheduler_->Tick();
-      if (!r.ok()) {
-        Log(Cat("scheduler: ", r.status().message()));
-      } else {
-        for (const ScheduleFire& f : r->recorded) {
-          Log(Cat("schedule ", f.schedule, ": slot ", IsoTime(f.slot), " ", f.outcome, ": ",
-                  f.run_id));
-        }
-        for (const std::string& e : r->errors) Log(e);
-      }
-    }
-    if (absl::StatusOr<int64_t> n = store_.ReapExpired(config_.max_infra_failures); !n.ok()) {
-      Log(Cat("reaping expired leases: ", n.status().message()));
-    } else if (*n > 0) {
-      Log(Cat("returned ", *n, " tasks with expired leases to the queue"));
-    }
-    if (tick % kAdvanceEveryTicks == 0) {
-      // A run whose last tasks were reaped into failure has no worker left to advance it.
-      if (absl::StatusOr<std::vector<RunRecord>> runs = store_.ListRuns({.limit = 200});
-          runs.ok()) {
-        for (const RunRecord& r : *runs) {
-          if (r.state == state::kRunning) (void)engine_.Advance(r.id);
-        }
-      }
-    }
-    if (autoscaler_ != nullptr) {
-      if (absl::Status s = autoscaler_->Tick(); !s.ok()) Log(Cat("autoscaler: ", s.message()));
+    // Nothing a tick meets (a bad run, a bad schedule) may end the thread, and with it the
+    // server: it is logged and the next tick goes on.
+    try {
+      BackgroundTick(tick);
+    } catch (const std::exception& e) {
+      Log(Cat("internal error in the background tick: ", e.what()));
     }
     std::unique_lock lock(mu_);
     wake_.wait_for(lock, std::chrono::milliseconds(config_.tick_ms),
                    [this] { return stopping_.load(); });
+  }
+}
+
+void Server::BackgroundTick(int tick) {
+  if (scheduler_ != nullptr) {
+    absl::StatusOr<Scheduler::TickResult> r = scheduler_->Tick();
+    if (!r.ok()) {
+      Log(Cat("scheduler: ", r.status().message()));
+    } else {
+      for (const ScheduleFire& f : r->recorded) {
+        Log(Cat("schedule ", f.schedule, ": slot ", IsoTime(f.slot), " ", f.outcome, ": ",
+                f.run_id));
+      }
+      for (const std::string& e : r->errors) Log(e);
+    }
+  }
+  if (absl::StatusOr<int64_t> n = store_.ReapExpired(config_.max_infra_failures); !n.ok()) {
+    Log(Cat("reaping expired leases: ", n.status().message()));
+  } else if (*n > 0) {
+    Log(Cat("returned ", *n, " tasks with expired leases to the queue"));
+  }
+  if (tick % kAdvanceEveryTicks == 0) {
+    // A run whose last tasks were reaped into failure has no worker left to advance it.
+    if (absl::StatusOr<std::vector<RunRecord>> runs = store_.ListRuns({.limit = 200}); runs.ok()) {
+      for (const RunRecord& r : *runs) {
+        if (r.state == state::kRunning) (void)engine_.Advance(r.id);
+      }
+    }
+  }
+  if (autoscaler_ != nullptr) {
+    if (absl::Status s = autoscaler_->Tick(); !s.ok()) Log(Cat("autoscaler: ", s.message()));
   }
 }
 

@@ -51,6 +51,8 @@ class Server {
 
  private:
   void Background();
+  // One pass of the background duties: schedules, expired leases, stranded runs, autoscaling.
+  void BackgroundTick(int tick);
   void Log(const std::string& line);
 
   StateStore& store_;

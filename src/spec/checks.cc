@@ -6,6 +6,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "objstore/glob.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
@@ -21,10 +22,15 @@ absl::Status CheckInputs(const Pipeline& pipeline) {
     for (const Foreach* f : globs) {
       if (f->kind != ForeachKind::kFiles) continue;
       ASSIGN_OR_RETURN(std::vector<std::string> files, GlobInputs(f->pattern));
-      if (files.empty()) {
-        errors.push_back(Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
-                             ": step \"", s.name, "\": files(\"", f->pattern,
-                             "\") matches no files"));
+      std::string where = Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
+                              ": step \"", s.name, "\": files(\"", f->pattern, "\")");
+      if (files.empty()) errors.push_back(Cat(where, " matches no files"));
+      // Each match becomes an item, an input and a line of $BARGE_INPUT_LIST.
+      for (const std::string& file : files) {
+        if (absl::Status bad = CheckCarriableName("file", file); !bad.ok()) {
+          errors.push_back(Cat(where, ": ", bad.message()));
+          break;
+        }
       }
     }
   }

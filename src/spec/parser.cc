@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "common/yaml_checks.h"
 #include "schedule/cron.h"
@@ -21,6 +22,9 @@ namespace barge {
 namespace {
 
 constexpr int64_t kMaxRange = 100'000'000;
+// A literal foreach list is held in memory by every process that plans or runs the step; larger
+// fan-outs are range(N) (never materialised) or files("glob").
+constexpr size_t kMaxForeachItems = 100'000;
 
 bool IsValidName(std::string_view name) {
   static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_-]*");
@@ -68,13 +72,9 @@ class Parser {
     pipeline_.path = AbsolutePath(path);
     pipeline_.dir = std::filesystem::path(pipeline_.path).parent_path().string();
     pipeline_.source = std::string(text);
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::ParserException& e) {
-      diag_.Error({e.mark.line + 1, e.mark.column + 1}, Cat("malformed YAML: ", e.msg));
-      return diag_.ToStatus();
-    }
+    std::optional<YAML::Node> loaded = LoadYaml(text, diag_);
+    if (!loaded) return diag_.ToStatus();
+    const YAML::Node& root = *loaded;
     if (!root.IsMap()) {
       diag_.Error(root.IsDefined() && !root.IsNull() ? LocationOf(root) : SourceLocation{1, 1},
                   "a pipeline file must be a map with name, params and steps");
@@ -141,8 +141,10 @@ class Parser {
     for (const auto& [key, value] : overrides_) {
       if (!param_map_.contains(key)) {
         diag_.Error(SourceLocation{1, 1},
-                    Cat("--param ", key, ": the pipeline declares no param \"", key,
-                        "\" (declare it under params:)"));
+                    Cat("--param ", ShowBytes(key), ": the pipeline declares no param \"",
+                        ShowBytes(key), "\" (declare it under params:)"));
+      } else if (absl::Status s = CheckCarriable(Cat("--param ", key, ": value"), value); !s.ok()) {
+        diag_.Error(SourceLocation{1, 1}, ToString(s.message()));
       }
     }
     for (auto& [key, value] : pipeline_.params) {
@@ -229,6 +231,11 @@ class Parser {
     std::string where = Cat("step \"", step.name, "\": foreach");
     if (node.IsSequence()) {
       step.foreach.kind = ForeachKind::kList;
+      if (node.size() > kMaxForeachItems) {
+        diag_.Error(node, Cat(where, ": ", node.size(), " items; at most ", kMaxForeachItems,
+                              " (use range(N) or files())"));
+        return;
+      }
       for (const auto& item : node) {
         if (!item.IsScalar() && !item.IsMap()) {
           diag_.Error(item,

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "common/shell.h"
+#include "common/text.h"
 
 namespace barge {
 namespace {
@@ -59,7 +60,7 @@ std::vector<Placeholder> FindPlaceholders(std::string_view text) {
 std::string ItemText(const nlohmann::json& item) {
   if (item.is_string()) return item.get<std::string>();
   if (item.is_null()) return "";
-  return item.dump();
+  return DumpJson(item);
 }
 
 std::string RenderTemplate(std::string_view text, const TemplateValues& values, bool shell_quote) {

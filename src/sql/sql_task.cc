@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "sql/sql_engine.h"
 #include "store/state_store.h"
 
@@ -187,7 +188,7 @@ int RunSqlTask(const std::string& spec_path) {
     std::fprintf(stderr, "%s\n", failure.message.c_str());
     code = failure.exit_code;
   }
-  (void)WriteFile(kTaskResultFile, report.dump());
+  (void)WriteFile(kTaskResultFile, DumpJson(report));
   return code;
 }
 

@@ -275,10 +275,18 @@ absl::Status PgDb::InsertRows(std::string_view table, const std::vector<std::str
     }
     buffer.clear();
   };
-  for (int64_t i = 0; i < count && send_error == nullptr; ++i) {
-    fill(i, row);
-    row.End();
-    if (buffer.size() >= kPiece) send();
+  try {
+    for (int64_t i = 0; i < count && send_error == nullptr; ++i) {
+      fill(i, row);
+      row.End();
+      if (buffer.size() >= kPiece) send();
+    }
+  } catch (...) {
+    // Ends the COPY as failed, so that the caller can roll back: a connection left in COPY IN
+    // refuses every later command.
+    PQputCopyEnd(conn_, "a row could not be built");
+    while (PGresult* result = PQgetResult(conn_)) PQclear(result);
+    throw;
   }
   send();
   if (PQputCopyEnd(conn_, send_error) != 1 && send_error == nullptr) send_error = "ending COPY";

@@ -1,5 +1,6 @@
 #include "store/sql_store.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "store/schema.h"
@@ -56,11 +57,19 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
   // Deadlocks and serialization failures (PostgreSQL) are retried: every body is idempotent
   // up to its commit.
   return Retrying([&]() -> absl::Status {
+    // Rolled back on every way out but a commit: an error, a Begin that failed halfway, and an
+    // exception from `body` alike. A connection left inside a transaction would hold SQLite's
+    // write lock against every process, and on PostgreSQL fail each later statement (25P02) or
+    // commit the half-done work with the next transaction.
+    absl::Cleanup rollback = [this] {
+      transaction_now_ = -1;
+      (void)db_->Exec("ROLLBACK");
+    };
     ASSIGN_OR_RETURN(transaction_now_, db_->Begin());
     absl::Status s = body();
     transaction_now_ = -1;
     if (s.ok()) s = db_->Exec("COMMIT");
-    if (!s.ok()) (void)db_->Exec("ROLLBACK");
+    if (s.ok()) std::move(rollback).Cancel();
     return s;
   });
 }
@@ -73,13 +82,11 @@ absl::Status SqlStateStore::Retrying(const std::function<absl::Status()>& attemp
   auto release = [this] {
     for (auto& [sql, stmt] : statements_) stmt->Reset();
   };
+  absl::Cleanup release_at_end = release;  // an exception from `attempt` too
   for (int n = 1;; ++n) {
     release();
     absl::Status s = attempt();
-    if (s.ok() || n >= 5 || !db_->IsRetryable(s)) {
-      release();
-      return s;
-    }
+    if (s.ok() || n >= 5 || !db_->IsRetryable(s)) return s;
   }
 }
 

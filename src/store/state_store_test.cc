@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "common/clock.h"
 #include "common/labels.h"
@@ -419,6 +420,35 @@ TEST_P(StateStoreContract, AFailedStepStartLeavesNoTasksAndTheStepPending) {
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_TRUE(*started);
   EXPECT_EQ(store_->ListTasks({.run_id = "r1"})->size(), 300u);
+}
+
+// A transaction that ends in an exception (here a task that cannot be built, midway through the
+// bulk insert) is rolled back: nothing of it is visible, the write lock is released for every
+// other connection, and this connection is not left inside a failed transaction or a COPY.
+TEST_P(StateStoreContract, AnExceptionInsideATransactionRollsItBack) {
+  RunRecord run{.id = "r1", .pipeline = "p", .params_json = "{}", .created_at = clock_.NowMs()};
+  ASSERT_TRUE(store_->CreateRun(run, {{.name = "s"}}).ok());
+  EXPECT_THROW((void)store_->StartStep("r1", "s", "[]", 300, {},
+                                       [](int64_t i) {
+                                         if (i == 299) throw std::runtime_error("no such item");
+                                         return NewTask{.index = i};
+                                       }),
+               std::runtime_error);
+  auto other = GetParam().open(dir_.path().string(), clock_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  absl::Status written = (*other)->AddEvent({.run_id = "r1", .kind = "ping"});
+  EXPECT_TRUE(written.ok()) << written;
+  auto tasks = store_->ListTasks({.run_id = "r1"});
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  EXPECT_TRUE(tasks->empty());
+  auto steps = store_->GetSteps("r1");
+  ASSERT_TRUE(steps.ok()) << steps.status();
+  EXPECT_EQ((*steps)[0].state, state::kPending);
+  auto started =
+      store_->StartStep("r1", "s", "[]", 300, {}, [](int64_t i) { return NewTask{.index = i}; });
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_TRUE(*started);
+  EXPECT_EQ((*other)->ListTasks({.run_id = "r1"})->size(), 300u);
 }
 
 TEST_P(StateStoreContract, ClaimHonoursQueuesAndRequiredLabels) {

@@ -108,7 +108,7 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
         {"threads", std::max(1, static_cast<int>(step->cpu + 0.5))},
         {"memory", step->memory_bytes},
         {"temp_dir", Cat(paths.scratch_dir, "/duckdb_tmp")}};
-    out.scratch_files.emplace_back(kSqlSpecFile, spec.dump(2));
+    out.scratch_files.emplace_back(kSqlSpecFile, DumpJson(spec, 2));
     out.argv = {SelfExecutable(), "__sql", Cat(paths.scratch_dir, "/", kSqlSpecFile)};
   } else if (step->shell) {
     out.argv = {"/bin/sh", "-c", RenderTemplate(step->command, values, /*shell_quote=*/true)};
@@ -301,8 +301,8 @@ absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
   nlohmann::json manifest = {{"files", manifest_files}, {"bytes", outcome.bytes_out}};
   if (outcome.result.contains("rows")) manifest["rows"] = outcome.result["rows"];
   if (outcome.result.contains("schema")) manifest["schema"] = outcome.result["schema"];
-  outcome.outputs_json = outputs.dump();
-  return WriteFile(paths.manifest_path, manifest.dump(2) + "\n");
+  outcome.outputs_json = DumpJson(outputs);
+  return WriteFile(paths.manifest_path, DumpJson(manifest, 2) + "\n");
 }
 
 // Creates an attempt's output and working directories. Another attempt of the same run, ending

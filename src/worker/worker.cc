@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "nlohmann/json.hpp"
 #include "objstore/object_store.h"
@@ -174,7 +175,7 @@ absl::Status Worker::HeartbeatAndRevoke() {
   last_heartbeat_ok_ = MonotonicMs();
   // The worker's S3 traffic, for the server's metrics; written only when it changed.
   nlohmann::json stats = SharedStoreCounters();
-  if (std::string text = stats.dump(); text != reported_stats_) {
+  if (std::string text = DumpJson(stats); text != reported_stats_) {
     if (store_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
   }
   std::vector<TaskKey>& held = *beat;
@@ -219,7 +220,13 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
     }
   }
   for (const std::string& id : runs) {
-    RETURN_IF_ERROR(engine_.Advance(id).status());
+    absl::Status s = engine_.Advance(id).status();
+    if (absl::IsUnavailable(s)) return s;  // the store: the caller backs off and comes back
+    if (!s.ok()) {
+      // One run that cannot be advanced must not stop this worker from serving the others.
+      std::fprintf(stderr, "barge worker %s: advancing run %s: %s\n", options_.id.c_str(),
+                   id.c_str(), ToString(s.message()).c_str());
+    }
   }
   return absl::OkStatus();
 }
@@ -232,7 +239,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
   self.pid_start = ProcessStartTime(self.pid);
   self.cpu = options_.cpu;
   self.memory = options_.memory;
-  self.labels_json = nlohmann::json(options_.labels).dump();
+  self.labels_json = DumpJson(nlohmann::json(options_.labels));
   self.queue = options_.queue;
   accepts_ = LabelSubsets(options_.labels);
   RETURN_IF_ERROR(store_.RegisterWorker(self));
