@@ -430,6 +430,19 @@ bool Api::Authorized(const std::string& authorization) const {
 }
 
 HttpReply Api::Handle(const ApiRequest& req) {
+  HttpReply reply = Dispatch(req);
+  // Secrets are masked in the raw strings, before JSON escaping could disguise them; a stream
+  // masks its own parts.
+  if (reply.json) {
+    options_.redact.RedactJson(*reply.json);
+    reply.body = DumpJson(*reply.json);
+    reply.json.reset();
+  }
+  reply.body = options_.redact(std::move(reply.body));
+  return reply;
+}
+
+HttpReply Api::Dispatch(const ApiRequest& req) {
   std::vector<std::string> segments = Segments(req.path);
   const Route* found = nullptr;
   bool path_matched = false;
@@ -471,14 +484,6 @@ HttpReply Api::Handle(const ApiRequest& req) {
   } catch (const std::exception& e) {
     reply = ErrorReply(500, Cat("internal error: ", e.what()));
   }
-  // Secrets are masked in the raw strings, before JSON escaping could disguise them; a stream
-  // masks its own parts.
-  if (reply.json) {
-    options_.redact.RedactJson(*reply.json);
-    reply.body = DumpJson(*reply.json);
-    reply.json.reset();
-  }
-  reply.body = options_.redact(std::move(reply.body));
   return reply;
 }
 

@@ -133,6 +133,8 @@ class Api {
   };
   void Add(const std::string& method, const std::string& pattern, bool needs_token,
            Handler handler);
+  // The route's reply, before secrets are masked and JSON encoded.
+  HttpReply Dispatch(const ApiRequest& request);
 
   absl::StatusOr<HttpReply> ListRuns(const ApiRequest& req);
   absl::StatusOr<HttpReply> SubmitRun(const ApiRequest& req);

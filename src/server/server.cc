@@ -131,6 +131,10 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
     }
     // Without the token, nobody makes the server read (and wait for) a request body.
     if (!Public(req) && !api_.Authorized(req.get_header_value("Authorization"))) {
+      // The body stays unread, so the connection cannot carry another request: the reply says
+      // "Connection: close" (cpp-httplib takes that from the request's header).
+      headers.erase("Connection");
+      headers.emplace("Connection", "close");
       HttpReply reply = api_.Handle({.method = req.method, .path = req.path});
       res.status = reply.status;
       res.set_content(reply.body, reply.content_type.c_str());
