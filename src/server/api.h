@@ -9,7 +9,7 @@
 // time). Errors are JSON, {"error": {"code": "not_found", "message": "..."}}, with the HTTP status
 // from HttpStatusFor(). Request bodies are strict: malformed JSON or an unknown field is a 400
 // that names it. No response carries a secret: the token, and any secret the Redactor knows, are
-// masked in every body.
+// masked in every body, in the raw strings before JSON encoding, and in any slice of a log.
 //
 // Thread-safety: Handle() may be called from several threads at once if the store is safe so.
 #pragma once
@@ -147,6 +147,8 @@ class Api {
   absl::StatusOr<HttpReply> Requeue(const std::string& id, bool failed_only);
   absl::StatusOr<HttpReply> ListTasks(const ApiRequest& req, const std::string& id);
   absl::StatusOr<HttpReply> GetTask(const Params& p);
+  // An attempt's log, whole, its `tail`, or `offset`/`length`: only that range (plus a margin of
+  // the longest secret) is read, redacted as Redactor::Slice says, and streamed past 1 MB.
   absl::StatusOr<HttpReply> GetLog(const ApiRequest& req, const Params& p);
   absl::StatusOr<HttpReply> Timeline(const std::string& id);
   absl::StatusOr<HttpReply> ListPipelines();
