@@ -138,8 +138,17 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
             int64_t index, int attempt) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
-    ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(*ctx.store, {id, step, index}, attempt));
-    std::fwrite(log.text.data(), 1, log.text.size(), stdout);
+    ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(*ctx.store, {id, step, index}, attempt));
+    // A part at a time: a log may be far larger than memory.
+    constexpr int64_t kPart = 1 << 20;
+    for (int64_t at = 0; at < log.size;) {
+      ASSIGN_OR_RETURN(std::string part, log.read(at, std::min(kPart, log.size - at)));
+      if (part.empty()) break;  // cut short since it was opened
+      if (std::fwrite(part.data(), 1, part.size(), stdout) != part.size()) {
+        return absl::UnavailableError("writing the log to standard output failed");
+      }
+      at += static_cast<int64_t>(part.size());
+    }
     return absl::OkStatus();
   });
 }

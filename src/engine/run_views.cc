@@ -7,6 +7,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "objstore/local_store.h"
 #include "objstore/object_store.h"
 #include "schedule/cron.h"
 #include "spec/pipeline.h"
@@ -147,7 +148,7 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
 
-absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
+absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
   ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
   std::string what = Cat(key.step, "[", key.index, "]");
@@ -177,19 +178,30 @@ absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key,
     return absl::PermissionDeniedError(Cat("the log of attempt ", chosen->attempt, " of ", what,
                                            " is recorded outside the run's root"));
   }
-  absl::StatusOr<std::string> text;
+  // Both kinds of location are read through an ObjectStore: a local log as a key of the store
+  // over its directory.
+  std::shared_ptr<ObjectStore> logs;
+  std::string object;
   if (log.location.starts_with("s3://")) {
     ASSIGN_OR_RETURN(auto split, SplitObjectUrl(log.location));
-    ASSIGN_OR_RETURN(ObjectStore * logs, SharedObjectStore(split.first));
-    text = logs->Get(split.second);
+    ASSIGN_OR_RETURN(ObjectStore * shared, SharedObjectStore(split.first));
+    logs = std::shared_ptr<ObjectStore>(shared, [](ObjectStore*) {});  // kept by the process
+    object = split.second;
   } else {
-    text = ReadFile(log.location);
+    std::filesystem::path path(log.location);
+    logs = std::make_shared<LocalObjectStore>(path.parent_path().string());
+    object = path.filename().string();
   }
-  if (!text.ok()) {
+  absl::StatusOr<ObjectInfo> info = logs->Head(object);
+  if (!info.ok()) {
     return absl::NotFoundError(
-        Cat("no log for attempt ", chosen->attempt, " of ", what, ": ", text.status().message()));
+        Cat("no log for attempt ", chosen->attempt, " of ", what, ": ", info.status().message()));
   }
-  log.text = std::move(*text);
+  log.size = info->size;
+  log.live = chosen->state == state::kRunning;
+  log.read = [logs, object](int64_t offset, int64_t length) {
+    return logs->Get(object, ByteRange{.offset = offset, .length = length});
+  };
   return log;
 }
 

@@ -3,11 +3,14 @@
 // `barge resume`) and the HTTP API, so both say the same thing.
 //
 //   nlohmann::json j = RunJson(run, store.NowMs());
-//   ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(store, {id, "clean", 3}, /*attempt=*/0));
+//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store, {id, "clean", 3}, /*attempt=*/0));
+//   ASSIGN_OR_RETURN(std::string last_kb, log.read(std::max<int64_t>(0, log.size - 1024), 1024));
 //
 // Thread-safety: plain functions; safe if the store is.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,13 +34,17 @@ nlohmann::json ScheduleJson(const ScheduleRecord& schedule, int64_t now_ms);
 struct AttemptLog {
   int attempt = 0;
   std::string location;  // path or s3:// URL
-  std::string text;
+  int64_t size = 0;      // when opened
+  bool live = false;     // the attempt is still running, so the log may grow
+  // Reads bytes [offset, offset + length) of the log (fewer at its end): a pread of the file, or
+  // a ranged GET of the object, never the whole log.
+  std::function<absl::StatusOr<std::string>(int64_t offset, int64_t length)> read;
 };
 
-// The log of a task's attempt (0: the latest). NotFound if the task has not started or the
-// attempt or its log does not exist; PermissionDenied if the recorded location is outside the
-// run's root (a tampered or foreign record is never followed).
-absl::StatusOr<AttemptLog> ReadAttemptLog(StateStore& store, const TaskKey& key, int attempt);
+// The log of a task's attempt (0: the latest), opened for ranged reads. NotFound if the task has
+// not started or the attempt or its log does not exist; PermissionDenied if the recorded location
+// is outside the run's root (a tampered or foreign record is never followed).
+absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt);
 
 // Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.

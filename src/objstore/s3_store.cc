@@ -315,6 +315,13 @@ absl::StatusOr<std::string> S3ObjectStore::Get(std::string_view key,
   ASSIGN_OR_RETURN(HttpResponse resp, Send(c));
   if (resp.status == 416) return std::string();  // a range past the end
   if (resp.status != 200 && resp.status != 206) return StatusOf(Url(key), resp);
+  if (range && resp.status == 200) {
+    // A server that ignores Range sends the whole object: return only the part asked for.
+    auto size = static_cast<int64_t>(resp.body.size());
+    int64_t offset = std::min(range->offset, size);
+    int64_t length = range->length >= 0 ? std::min(range->length, size - offset) : size - offset;
+    return resp.body.substr(static_cast<size_t>(offset), static_cast<size_t>(length));
+  }
   if (!range) {
     ObjectInfo info = InfoFrom(std::string(key), resp);
     if (IsMd5Etag(info.etag) && DigestOf(resp.body).md5_hex != info.etag) {

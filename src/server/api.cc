@@ -21,12 +21,9 @@ namespace {
 
 constexpr int64_t kMaxPage = 10'000;
 
-std::string Dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-HttpReply JsonReply(const nlohmann::json& j, int status = 200) {
-  return {.status = status, .body = Dump(j)};
+// Encoded by Api::Handle() once its strings are redacted.
+HttpReply JsonReply(nlohmann::json j, int status = 200) {
+  return {.status = status, .json = std::move(j)};
 }
 
 const char* ErrorCode(int status) {
@@ -67,7 +64,7 @@ std::vector<std::string> Segments(std::string_view path) {
 }
 
 // A JSON object body whose every field is one of `allowed`.
-absl::StatusOr<nlohmann::json> ParseBody(const HttpRequest& req,
+absl::StatusOr<nlohmann::json> ParseBody(const ApiRequest& req,
                                          const std::vector<std::string>& allowed) {
   nlohmann::json j;
   try {
@@ -113,7 +110,7 @@ absl::StatusOr<ParamOverrides> ParamsField(const nlohmann::json& body) {
   return out;
 }
 
-absl::StatusOr<int64_t> QueryInt(const HttpRequest& req, const std::string& name, int64_t fallback,
+absl::StatusOr<int64_t> QueryInt(const ApiRequest& req, const std::string& name, int64_t fallback,
                                  int64_t lo, int64_t hi) {
   auto it = req.query.find(name);
   if (it == req.query.end() || it->second.empty()) return fallback;
@@ -127,7 +124,7 @@ absl::StatusOr<int64_t> QueryInt(const HttpRequest& req, const std::string& name
   return v;
 }
 
-std::string QueryString(const HttpRequest& req, const std::string& name) {
+std::string QueryString(const ApiRequest& req, const std::string& name) {
   auto it = req.query.find(name);
   return it == req.query.end() ? "" : it->second;
 }
@@ -147,10 +144,76 @@ std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256(std::string_view s) {
   return out;
 }
 
+// How many raw bytes of a log one part of a streamed reply reads and holds.
+constexpr int64_t kLogChunk = 1 << 20;
+
+// The length of the longest prefix of `s` that does not end inside a UTF-8 sequence (which the
+// next part completes).
+size_t WholeUtf8Prefix(std::string_view s) {
+  for (size_t back = 1; back <= std::min<size_t>(4, s.size()); ++back) {
+    auto c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte
+    size_t need = c < 0x80           ? 1
+                  : (c >> 5) == 0x6  ? 2
+                  : (c >> 4) == 0xE  ? 3
+                  : (c >> 3) == 0x1E ? 4
+                                     : 1;
+    return need > back ? s.size() - back : s.size();
+  }
+  return s.size();
+}
+
+// `text` as the inside of a JSON string (invalid UTF-8 shows as U+FFFD).
+std::string JsonStringBody(std::string text) {
+  std::string quoted = DumpJson(nlohmann::json(std::move(text)));
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+// A log reply's body in parts: `head`, then bytes [from, to) of the log redacted and escaped a
+// chunk at a time (each chunk read with a margin of the longest secret on either side, so a
+// secret across a chunk's edge is still found), then the closing `"}`.
+BodyStream LogTextStream(AttemptLog log, const Redactor& redact, int64_t from, int64_t to,
+                         std::string head) {
+  struct State {
+    AttemptLog log;
+    int64_t pos;
+    int64_t to;
+    std::string head;
+    std::string pending;  // redacted bytes that end inside a UTF-8 sequence
+  };
+  auto state = std::make_shared<State>(State{std::move(log), from, to, std::move(head), ""});
+  return [state, &redact](std::string& out) -> absl::StatusOr<bool> {
+    State& st = *state;
+    if (!st.head.empty()) {
+      out += st.head;
+      st.head.clear();
+    }
+    if (st.pos < st.to) {
+      int64_t next = std::min(st.to, st.pos + kLogChunk);
+      int64_t margin = redact.MaxLength();
+      int64_t window_start = std::max<int64_t>(0, st.pos - margin);
+      ASSIGN_OR_RETURN(std::string window, st.log.read(window_start, next + margin - window_start));
+      // A log cut short since it was opened ends the text where it now ends.
+      int64_t slice_to =
+          std::clamp<int64_t>(window_start + static_cast<int64_t>(window.size()), st.pos, next);
+      st.pending += redact.Slice(window, window_start, st.pos, slice_to);
+      st.pos = next;
+      size_t whole = st.pos < st.to ? WholeUtf8Prefix(st.pending) : st.pending.size();
+      out += JsonStringBody(st.pending.substr(0, whole));
+      st.pending.erase(0, whole);
+      if (st.pos < st.to) return true;
+    }
+    out += R"("})";
+    return false;
+  };
+}
+
 }  // namespace
 
 void Redactor::Add(const std::string& secret) {
-  if (secret.size() >= 4) secrets_.push_back(secret);
+  if (secret.size() < 4) return;
+  secrets_.push_back(secret);
+  max_length_ = std::max<int64_t>(max_length_, static_cast<int64_t>(secret.size()));
 }
 
 void Redactor::AddUrlPassword(const std::string& url) {
@@ -164,8 +227,65 @@ void Redactor::AddUrlPassword(const std::string& url) {
 }
 
 std::string Redactor::operator()(std::string text) const {
-  for (const std::string& s : secrets_) text = ReplaceAll(text, s, "[redacted]");
-  return text;
+  if (secrets_.empty()) return text;
+  return Slice(text, 0, 0, static_cast<int64_t>(text.size()));
+}
+
+std::string Redactor::Slice(std::string_view window, int64_t window_start, int64_t from,
+                            int64_t to) const {
+  const size_t lo = static_cast<size_t>(from - window_start);
+  const size_t hi = static_cast<size_t>(to - window_start);
+  // Every occurrence, overlapping ones included, so that where matching starts cannot change
+  // which bytes are hidden.
+  std::vector<std::pair<size_t, size_t>> found;
+  for (const std::string& s : secrets_) {
+    for (size_t p = window.find(s); p != std::string_view::npos; p = window.find(s, p + 1)) {
+      found.emplace_back(p, p + s.size());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::string out;
+  out.reserve(hi - lo);
+  size_t pos = lo;  // the next byte of [lo, hi) not yet shown or hidden
+  for (size_t i = 0; i < found.size();) {
+    auto [begin, end] = found[i];
+    for (++i; i < found.size() && found[i].first <= end; ++i) end = std::max(end, found[i].second);
+    if (end <= lo) continue;
+    if (begin >= hi) break;
+    if (begin > pos) out.append(window.substr(pos, begin - pos));
+    if (begin >= lo) out += "[redacted]";
+    pos = std::max(pos, std::min(end, hi));
+  }
+  if (pos < hi) out.append(window.substr(pos, hi - pos));
+  return out;
+}
+
+int64_t Redactor::PartialSecretAtEnd(std::string_view text) const {
+  for (size_t k = std::min<size_t>(text.size(), std::max<int64_t>(max_length_ - 1, 0)); k > 0;
+       --k) {
+    for (const std::string& s : secrets_) {
+      if (s.size() > k && text.ends_with(std::string_view(s).substr(0, k))) {
+        return static_cast<int64_t>(k);
+      }
+    }
+  }
+  return 0;
+}
+
+void Redactor::RedactJson(nlohmann::json& j) const {
+  if (secrets_.empty()) return;
+  if (j.is_string()) {
+    j = (*this)(j.get<std::string>());
+  } else if (j.is_array()) {
+    for (nlohmann::json& item : j) RedactJson(item);
+  } else if (j.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto& [key, value] : j.items()) {
+      RedactJson(value);
+      out[(*this)(key)] = std::move(value);
+    }
+    j = std::move(out);
+  }
 }
 
 int HttpStatusFor(const absl::Status& status) {
@@ -196,18 +316,17 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
   options_.redact.Add(options_.token);
   auto run = [](const Params& p) { return p.at("run"); };
   Add("GET", "/api/health", false,
-      [this](const HttpRequest&, const Params&) -> absl::StatusOr<HttpReply> {
+      [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
         ASSIGN_OR_RETURN(int schema, store_.SchemaVersion());
         return JsonReply({{"status", "ok"}, {"schema", schema}});
       });
-  Add("GET", "/api/runs", true,
-      [this](const HttpRequest& r, const Params&) { return ListRuns(r); });
+  Add("GET", "/api/runs", true, [this](const ApiRequest& r, const Params&) { return ListRuns(r); });
   Add("POST", "/api/runs", true,
-      [this](const HttpRequest& r, const Params&) { return SubmitRun(r); });
+      [this](const ApiRequest& r, const Params&) { return SubmitRun(r); });
   Add("GET", "/api/runs/{run}", true,
-      [this, run](const HttpRequest&, const Params& p) { return GetRun(run(p)); });
+      [this, run](const ApiRequest&, const Params& p) { return GetRun(run(p)); });
   Add("POST", "/api/runs/{run}/cancel", true,
-      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
         RETURN_IF_ERROR(ParseBody(r, {}).status());
         ASSIGN_OR_RETURN(bool cancelled, store_.CancelRun(run(p), "cancelled through the API"));
         ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
@@ -217,25 +336,25 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
         return JsonReply(RunJson(rec, store_.NowMs()));
       });
   Add("POST", "/api/runs/{run}/resume", true,
-      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
         RETURN_IF_ERROR(ParseBody(r, {}).status());
         return Requeue(run(p), /*failed_only=*/false);
       });
   Add("POST", "/api/runs/{run}/retry", true,
-      [this, run](const HttpRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
         RETURN_IF_ERROR(ParseBody(r, {}).status());
         return Requeue(run(p), /*failed_only=*/true);
       });
   Add("GET", "/api/runs/{run}/tasks", true,
-      [this, run](const HttpRequest& r, const Params& p) { return ListTasks(r, run(p)); });
+      [this, run](const ApiRequest& r, const Params& p) { return ListTasks(r, run(p)); });
   Add("GET", "/api/runs/{run}/tasks/{step}/{index}", true,
-      [this](const HttpRequest&, const Params& p) { return GetTask(p); });
+      [this](const ApiRequest&, const Params& p) { return GetTask(p); });
   Add("GET", "/api/runs/{run}/tasks/{step}/{index}/log", true,
-      [this](const HttpRequest& r, const Params& p) { return GetLog(r, p); });
+      [this](const ApiRequest& r, const Params& p) { return GetLog(r, p); });
   Add("GET", "/api/runs/{run}/timeline", true,
-      [this, run](const HttpRequest&, const Params& p) { return Timeline(run(p)); });
+      [this, run](const ApiRequest&, const Params& p) { return Timeline(run(p)); });
   Add("GET", "/api/runs/{run}/events", true,
-      [this, run](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
         ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
         ASSIGN_OR_RETURN(std::vector<EventRecord> events, store_.ListEvents(rec.id));
         nlohmann::json out = nlohmann::json::array();
@@ -250,12 +369,12 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
         return JsonReply(out);
       });
   Add("GET", "/api/runs/{run}/cost", true,
-      [this, run](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
         ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store_, run(p), options_.prices));
         return JsonReply(CostReportJson(report));
       });
   Add("GET", "/api/workers", true,
-      [this](const HttpRequest&, const Params&) -> absl::StatusOr<HttpReply> {
+      [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
         ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
         int64_t now = store_.NowMs();
         nlohmann::json out = nlohmann::json::array();
@@ -263,28 +382,28 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
         return JsonReply(out);
       });
   Add("GET", "/api/pipelines", true,
-      [this](const HttpRequest&, const Params&) { return ListPipelines(); });
+      [this](const ApiRequest&, const Params&) { return ListPipelines(); });
   Add("GET", "/api/schedules", true,
-      [this](const HttpRequest&, const Params&) { return ListSchedules(); });
+      [this](const ApiRequest&, const Params&) { return ListSchedules(); });
   Add("POST", "/api/schedules", true,
-      [this](const HttpRequest& r, const Params&) { return PutSchedule(r, "", /*create=*/true); });
+      [this](const ApiRequest& r, const Params&) { return PutSchedule(r, "", /*create=*/true); });
   Add("GET", "/api/schedules/{name}", true,
-      [this](const HttpRequest&, const Params& p) { return GetSchedule(p.at("name")); });
-  Add("PATCH", "/api/schedules/{name}", true, [this](const HttpRequest& r, const Params& p) {
+      [this](const ApiRequest&, const Params& p) { return GetSchedule(p.at("name")); });
+  Add("PATCH", "/api/schedules/{name}", true, [this](const ApiRequest& r, const Params& p) {
     return PutSchedule(r, p.at("name"), /*create=*/false);
   });
   Add("DELETE", "/api/schedules/{name}", true,
-      [this](const HttpRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
+      [this](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
         ASSIGN_OR_RETURN(bool deleted, store_.DeleteSchedule(p.at("name")));
         if (!deleted) return absl::NotFoundError(Cat("no schedule \"", p.at("name"), "\""));
         return JsonReply({{"deleted", p.at("name")}});
       });
-  Add("GET", "/api/autoscaler", true, [this](const HttpRequest&, const Params&) {
+  Add("GET", "/api/autoscaler", true, [this](const ApiRequest&, const Params&) {
     return JsonReply(options_.autoscaler_status
                          ? options_.autoscaler_status()
                          : nlohmann::json{{"queues", nlohmann::json::array()}});
   });
-  Add("GET", "/metrics", true, [this](const HttpRequest&, const Params&) {
+  Add("GET", "/metrics", true, [this](const ApiRequest&, const Params&) {
     return HttpReply{.content_type = "text/plain; version=0.0.4",
                      .body = options_.metrics_text ? options_.metrics_text() : ""};
   });
@@ -310,7 +429,20 @@ bool Api::Authorized(const std::string& authorization) const {
   return CRYPTO_memcmp(given.data(), want.data(), given.size()) == 0;
 }
 
-HttpReply Api::Handle(const HttpRequest& req) {
+HttpReply Api::Handle(const ApiRequest& req) {
+  HttpReply reply = Dispatch(req);
+  // Secrets are masked in the raw strings, before JSON escaping could disguise them; a stream
+  // masks its own parts.
+  if (reply.json) {
+    options_.redact.RedactJson(*reply.json);
+    reply.body = DumpJson(*reply.json);
+    reply.json.reset();
+  }
+  reply.body = options_.redact(std::move(reply.body));
+  return reply;
+}
+
+HttpReply Api::Dispatch(const ApiRequest& req) {
   std::vector<std::string> segments = Segments(req.path);
   const Route* found = nullptr;
   bool path_matched = false;
@@ -352,11 +484,10 @@ HttpReply Api::Handle(const HttpRequest& req) {
   } catch (const std::exception& e) {
     reply = ErrorReply(500, Cat("internal error: ", e.what()));
   }
-  reply.body = options_.redact(std::move(reply.body));
   return reply;
 }
 
-absl::StatusOr<HttpReply> Api::ListRuns(const HttpRequest& req) {
+absl::StatusOr<HttpReply> Api::ListRuns(const ApiRequest& req) {
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 50, 1, kMaxPage));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   std::string state = QueryString(req, "state");
@@ -426,7 +557,7 @@ absl::StatusOr<HttpReply> Api::ListPipelines() {
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::SubmitRun(const HttpRequest& req) {
+absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req) {
   ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, {"pipeline", "spec", "params"}));
   ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
   ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
@@ -479,7 +610,7 @@ absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) 
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::ListTasks(const HttpRequest& req, const std::string& id) {
+absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const std::string& id) {
   RETURN_IF_ERROR(store_.GetRun(id).status());
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, kMaxPage));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
@@ -506,22 +637,40 @@ absl::StatusOr<HttpReply> Api::GetTask(const Params& p) {
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::GetLog(const HttpRequest& req, const Params& p) {
+absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   ASSIGN_OR_RETURN(int64_t index, IndexParam(p.at("index")));
   ASSIGN_OR_RETURN(int64_t attempt, QueryInt(req, "attempt", 0, 0, 1'000'000));
   ASSIGN_OR_RETURN(int64_t tail, QueryInt(req, "tail", -1, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(int64_t length, QueryInt(req, "length", -1, 0, INT64_MAX / 2));
-  ASSIGN_OR_RETURN(AttemptLog log, ReadAttemptLog(store_, {p.at("run"), p.at("step"), index},
+  ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store_, {p.at("run"), p.at("step"), index},
                                                   static_cast<int>(attempt)));
-  const int64_t size = static_cast<int64_t>(log.text.size());
+  const int64_t size = log.size;
   int64_t from = std::min(offset, size);
   if (tail >= 0) from = std::max<int64_t>(0, size - tail);
-  int64_t n = length >= 0 ? std::min(length, size - from) : size - from;
-  return JsonReply({{"attempt", log.attempt},
-                    {"size", size},
-                    {"offset", from},
-                    {"text", log.text.substr(from, n)}});
+  int64_t to = length >= 0 ? from + std::min(length, size - from) : size;
+  const Redactor& redact = options_.redact;
+  if (log.live && to == size && redact.MaxLength() > 1) {
+    // A secret the task is writing right now must not show its first bytes: hold back an end
+    // that could begin one until the next read.
+    int64_t start = std::max(from, size - (redact.MaxLength() - 1));
+    ASSIGN_OR_RETURN(std::string end, log.read(start, size - start));
+    to -= redact.PartialSecretAtEnd(end);
+  }
+  // `end` is where the next page starts: the text is redacted, so its length is not the range's.
+  std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"size":)", size, R"(,"offset":)", from,
+                         R"(,"end":)", to, R"(,"text":")");
+  BodyStream stream = LogTextStream(std::move(log), redact, from, to, std::move(head));
+  HttpReply reply;
+  if (to - from <= kLogChunk) {
+    // Small enough to send whole (the usual case: a tail for a browser).
+    for (bool more = true; more;) {
+      ASSIGN_OR_RETURN(more, stream(reply.body));
+    }
+  } else {
+    reply.stream = std::move(stream);
+  }
+  return reply;
 }
 
 absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
@@ -582,7 +731,7 @@ absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::PutSchedule(const HttpRequest& req, const std::string& path_name,
+absl::StatusOr<HttpReply> Api::PutSchedule(const ApiRequest& req, const std::string& path_name,
                                            bool create) {
   std::vector<std::string> fields = {"cron", "timezone", "catchup", "overlap", "params", "enabled"};
   if (create) {

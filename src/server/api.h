@@ -9,7 +9,7 @@
 // time). Errors are JSON, {"error": {"code": "not_found", "message": "..."}}, with the HTTP status
 // from HttpStatusFor(). Request bodies are strict: malformed JSON or an unknown field is a 400
 // that names it. No response carries a secret: the token, and any secret the Redactor knows, are
-// masked in every body.
+// masked in every body, in the raw strings before JSON encoding, and in any slice of a log.
 //
 // Thread-safety: Handle() may be called from several threads at once if the store is safe so.
 #pragma once
@@ -18,7 +18,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,7 +33,9 @@
 
 namespace barge {
 
-struct HttpRequest {
+// A request to the API. (Not named HttpRequest: objstore/http.h has that name for the S3
+// client's requests, and two classes of one name break the one-definition rule.)
+struct ApiRequest {
   std::string method;
   std::string path;
   std::map<std::string, std::string> query;
@@ -39,13 +43,23 @@ struct HttpRequest {
   std::string authorization;  // the Authorization header, as sent
 };
 
+// The next part of a body too large to build in memory: appends it to `out` and returns whether
+// more follows. An error ends the response early (the client sees a truncated body).
+using BodyStream = std::function<absl::StatusOr<bool>(std::string& out)>;
+
 struct HttpReply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  BodyStream stream;  // when set, the body is this stream's parts and `body` is unused
+  // A JSON reply before encoding, so that secrets are masked in its strings' raw bytes (a secret
+  // holding `"` or `\` looks different once escaped). Encoded into `body` by Api::Handle().
+  std::optional<nlohmann::json> json;
 };
 
-// Masks known secrets in text: each occurrence becomes "[redacted]".
+// Masks known secrets in raw text. Every byte that belongs to an occurrence of a secret is
+// hidden, and each run of such bytes (overlapping or touching occurrences) becomes one
+// "[redacted]".
 class Redactor {
  public:
   // Adds a secret (ignored if shorter than 4 characters, which would mask ordinary text).
@@ -53,9 +67,24 @@ class Redactor {
   // Adds the password of a URL such as postgres://user:password@host/db.
   void AddUrlPassword(const std::string& url);
   std::string operator()(std::string text) const;
+  // Masks every string, and every object key, of `j`.
+  void RedactJson(nlohmann::json& j) const;
+
+  // The length of the longest secret (0: none).
+  int64_t MaxLength() const { return max_length_; }
+  // The redacted form of bytes [from, to) of a text, of which `window` holds the bytes from
+  // `window_start` on. REQUIRES: the window covers [from - MaxLength(), to + MaxLength()),
+  // clipped to the text. A run of secret bytes that starts inside [from, to) shows as
+  // "[redacted]"; one that starts before `from` is left out whole. So the slices of adjacent
+  // ranges join to exactly operator()(text), and no slice shows any byte of a secret.
+  std::string Slice(std::string_view window, int64_t window_start, int64_t from, int64_t to) const;
+  // How many bytes at the end of `text` could be the start of a secret still being written
+  // (0 to MaxLength() - 1): a growing log withholds them until the rest arrives.
+  int64_t PartialSecretAtEnd(std::string_view text) const;
 
  private:
   std::vector<std::string> secrets_;
+  int64_t max_length_ = 0;
 };
 
 // The HTTP status of an error: 400 invalid argument, 401 unauthenticated, 403 permission denied,
@@ -79,7 +108,7 @@ class Api {
  public:
   Api(StateStore& store, Engine& engine, ApiOptions options);
 
-  HttpReply Handle(const HttpRequest& request);
+  HttpReply Handle(const ApiRequest& request);
 
   struct RouteInfo {
     std::string method;
@@ -94,7 +123,7 @@ class Api {
 
  private:
   using Params = std::map<std::string, std::string>;
-  using Handler = std::function<absl::StatusOr<HttpReply>(const HttpRequest&, const Params&)>;
+  using Handler = std::function<absl::StatusOr<HttpReply>(const ApiRequest&, const Params&)>;
   struct Route {
     std::string method;
     std::vector<std::string> segments;  // "{name}" captures one segment
@@ -104,9 +133,11 @@ class Api {
   };
   void Add(const std::string& method, const std::string& pattern, bool needs_token,
            Handler handler);
+  // The route's reply, before secrets are masked and JSON encoded.
+  HttpReply Dispatch(const ApiRequest& request);
 
-  absl::StatusOr<HttpReply> ListRuns(const HttpRequest& req);
-  absl::StatusOr<HttpReply> SubmitRun(const HttpRequest& req);
+  absl::StatusOr<HttpReply> ListRuns(const ApiRequest& req);
+  absl::StatusOr<HttpReply> SubmitRun(const ApiRequest& req);
   absl::StatusOr<HttpReply> GetRun(const std::string& id);
   // A run's task counts, counted again at once when the run or one of its steps changed state
   // since the last count, else at most as often as keeps counting under 5% of the time (a
@@ -114,14 +145,16 @@ class Api {
   absl::StatusOr<std::vector<StepCounts>> PacedCounts(const RunRecord& run,
                                                       const std::vector<StepRecord>& steps);
   absl::StatusOr<HttpReply> Requeue(const std::string& id, bool failed_only);
-  absl::StatusOr<HttpReply> ListTasks(const HttpRequest& req, const std::string& id);
+  absl::StatusOr<HttpReply> ListTasks(const ApiRequest& req, const std::string& id);
   absl::StatusOr<HttpReply> GetTask(const Params& p);
-  absl::StatusOr<HttpReply> GetLog(const HttpRequest& req, const Params& p);
+  // An attempt's log, whole, its `tail`, or `offset`/`length`: only that range (plus a margin of
+  // the longest secret) is read, redacted as Redactor::Slice says, and streamed past 1 MB.
+  absl::StatusOr<HttpReply> GetLog(const ApiRequest& req, const Params& p);
   absl::StatusOr<HttpReply> Timeline(const std::string& id);
   absl::StatusOr<HttpReply> ListPipelines();
   absl::StatusOr<HttpReply> ListSchedules();
   absl::StatusOr<HttpReply> GetSchedule(const std::string& name);
-  absl::StatusOr<HttpReply> PutSchedule(const HttpRequest& req, const std::string& name,
+  absl::StatusOr<HttpReply> PutSchedule(const ApiRequest& req, const std::string& name,
                                         bool create);
 
   // The registered pipeline files (none without a pipelines_dir).

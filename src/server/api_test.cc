@@ -1,11 +1,15 @@
 // The API's run page on big runs: task counts are paced, yet exact after every state change.
+// Redaction: secrets are masked in raw strings (before JSON escaping) and no slice of a text shows
+// a part of one.
 #include "server/api.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <random>
 #include <thread>
 
+#include "common/strings.h"
 #include "common/temp_dir.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
@@ -84,6 +88,75 @@ TEST_F(ApiCountsTest, ASlowCountIsPacedButAStateChangeIsCountedAtOnce) {
   EXPECT_EQ(after[1], 0) << "no task is still running in a cancelled run's counts";
   Page(api);
   EXPECT_EQ(store_->counts, 2);
+}
+
+TEST_F(ApiCountsTest, ASecretWithQuotesAndBackslashesIsMaskedInEveryJsonReply) {
+  const std::string secret = R"(pa"ss\word-42)";
+  Redactor redact;
+  redact.Add(secret);
+  Api api(*store_, *engine_, {.token = "token-0123456789", .redact = redact});
+  ASSERT_TRUE(store_
+                  ->CreateRun({.id = "q",
+                               .pipeline = "p",
+                               .params_json = nlohmann::json({{"password", secret}}).dump()},
+                              {{.name = "s", .position = 0}})
+                  .ok());
+  ASSERT_TRUE(*store_->CancelRun("q", Cat("stopped: ", secret, " was wrong")));
+  for (const char* path : {"/api/runs/q", "/api/runs", "/api/runs/q/events"}) {
+    HttpReply reply = api.Handle({.method = "GET", .path = path, .authorization = kAuth});
+    ASSERT_EQ(reply.status, 200) << path << ": " << reply.body;
+    EXPECT_EQ(reply.body.find("word-42"), std::string::npos) << path << ": " << reply.body;
+    EXPECT_NE(reply.body.find("[redacted]"), std::string::npos) << path << ": " << reply.body;
+  }
+  HttpReply run = api.Handle({.method = "GET", .path = "/api/runs/q", .authorization = kAuth});
+  EXPECT_EQ(nlohmann::json::parse(run.body)["params"]["password"], "[redacted]");
+}
+
+TEST(RedactorTest, SlicesJoinToTheRedactedTextAndNeverShowASecretByte) {
+  Redactor redact;
+  redact.Add("abab");      // overlaps itself
+  redact.Add("ba\"b\\x");  // quote and backslash
+  redact.Add("xyz0");
+  std::mt19937 rng(7);
+  const std::string alphabet = "abxyz0\"\\ ";
+  for (int round = 0; round < 300; ++round) {
+    std::string text;
+    for (int i = 0, n = 1 + static_cast<int>(rng() % 40); i < n; ++i) {
+      text += alphabet[rng() % alphabet.size()];
+    }
+    const std::string whole = redact(text);
+    for (const char* secret : {"abab", "ba\"b\\x", "xyz0"}) {
+      EXPECT_EQ(whole.find(secret), std::string::npos) << text << " -> " << whole;
+    }
+    const int64_t size = static_cast<int64_t>(text.size());
+    const int64_t margin = redact.MaxLength();
+    // Slices of every width, each read with the margin the contract asks for, join to exactly
+    // the whole text's redaction: none shows a byte that the whole hides.
+    for (int64_t width = 1; width <= 9; ++width) {
+      std::string joined;
+      for (int64_t from = 0; from < size; from += width) {
+        int64_t to = std::min(size, from + width);
+        int64_t start = std::max<int64_t>(0, from - margin);
+        std::string window = text.substr(start, std::min(size, to + margin) - start);
+        std::string slice = redact.Slice(window, start, from, to);
+        joined += slice;
+      }
+      EXPECT_EQ(joined, whole) << "text '" << text << "', width " << width;
+    }
+  }
+  EXPECT_EQ(redact("1abababx2"), "1[redacted]x2") << "overlapping occurrences: one mask";
+  EXPECT_EQ(redact("xyz0abab"), "[redacted]") << "touching occurrences: one mask";
+}
+
+TEST(RedactorTest, AGrowingTextHoldsBackWhatCouldStartASecret) {
+  Redactor redact;
+  redact.Add("SECRET-KEY");
+  EXPECT_EQ(redact.PartialSecretAtEnd("log line SECR"), 4);
+  EXPECT_EQ(redact.PartialSecretAtEnd("log line SECRET-KE"), 9);
+  EXPECT_EQ(redact.PartialSecretAtEnd("log line S"), 1);
+  EXPECT_EQ(redact.PartialSecretAtEnd("log line\n"), 0);
+  EXPECT_EQ(redact.PartialSecretAtEnd("SECRET-KEY"), 0) << "a whole secret is masked, not held";
+  EXPECT_EQ(Redactor().PartialSecretAtEnd("anything"), 0);
 }
 
 }  // namespace

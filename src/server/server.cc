@@ -2,8 +2,11 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/strings.h"
@@ -15,9 +18,77 @@ namespace {
 
 constexpr size_t kMaxBody = 8 << 20;  // a pipeline spec is far smaller
 constexpr int kAdvanceEveryTicks = 10;
+// Each connection has a thread while it is open; this many at most (the rest wait their turn).
+// A client that sends nothing, or a request head too slowly, loses its connection after
+// kLimits.head_timeout_ms, so idle clients cannot hold the threads.
+constexpr size_t kMaxConnectionThreads = 256;
+constexpr ConnectionLimits kLimits = {.head_timeout_ms = 10'000, .max_head_bytes = 64 << 10};
+constexpr int64_t kSweepEveryMs = 100;
+constexpr time_t kReadTimeoutSeconds = 5;    // per read: a stalled body
+constexpr time_t kWriteTimeoutSeconds = 10;  // per write: a client that stopped reading
+constexpr time_t kKeepAliveSeconds = 5;      // waiting for a connection's next request
 
-HttpRequest ToRequest(const httplib::Request& r) {
-  HttpRequest out{.method = r.method, .path = r.path, .body = r.body};
+// cpp-httplib's task queue: a thread per connection, started when every thread is busy, up to
+// `max`. Threads stay until shutdown.
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(size_t max) : max_(max) {}
+  ~ConnectionThreads() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) {
+      threads_.emplace_back([this] { Work(); });
+    }
+    ready_.notify_one();
+  }
+
+  // Called once the accept loop has ended: finishes the queued connections and joins.
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (done_) return;
+      done_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      ready_.wait(lock, [this] { return done_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  bool done_ = false;
+};
+
+// Whether a request may reach its handler without the token (the UI's files and the health
+// check); any other is refused before its body is read.
+bool Public(const httplib::Request& req) {
+  if (req.path == "/api/health") return true;
+  return req.method == "GET" && !req.path.starts_with("/api/") && req.path != "/metrics";
+}
+
+ApiRequest ToRequest(const httplib::Request& r) {
+  ApiRequest out{.method = r.method, .path = r.path, .body = r.body};
   for (const auto& [k, v] : r.params) out.query[k] = v;
   out.authorization = r.get_header_value("Authorization");
   return out;
@@ -34,12 +105,21 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
       scheduler_(scheduler),
       autoscaler_(autoscaler),
       redact_(redact),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<httplib::Server>()),
+      guard_(kLimits) {
   http_->set_payload_max_length(kMaxBody);
+  http_->set_read_timeout(kReadTimeoutSeconds);
+  http_->set_write_timeout(kWriteTimeoutSeconds);
+  http_->set_keep_alive_timeout(kKeepAliveSeconds);
+  http_->new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
+  http_->set_logger([this](const httplib::Request& req, const httplib::Response&) {
+    guard_.ResponseSent(req.remote_addr, req.remote_port, MonotonicMs());
+  });
   // cpp-httplib prefers brotli when a browser offers it, at a quality that takes ~0.8 s for a
   // 10,000-attempt timeline; gzip is about as small here and fifty times faster. The handler
   // gets the request const, but httplib owns a mutable one.
-  http_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    guard_.RequestStarted(req.remote_addr, req.remote_port, MonotonicMs());
     auto& headers = const_cast<httplib::Request&>(req).headers;
     auto it = headers.find("Accept-Encoding");
     if (it != headers.end()) {
@@ -49,6 +129,17 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
         headers.erase(it);
       }
     }
+    // Without the token, nobody makes the server read (and wait for) a request body.
+    if (!Public(req) && !api_.Authorized(req.get_header_value("Authorization"))) {
+      // The body stays unread, so the connection cannot carry another request: the reply says
+      // "Connection: close" (cpp-httplib takes that from the request's header).
+      headers.erase("Connection");
+      headers.emplace("Connection", "close");
+      HttpReply reply = api_.Handle({.method = req.method, .path = req.path});
+      res.status = reply.status;
+      res.set_content(reply.body, reply.content_type.c_str());
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   auto api_handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -56,7 +147,20 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
     HttpReply reply = api_.Handle(ToRequest(req));
     res.status = reply.status;
     res.set_header("Cache-Control", "no-store");
-    res.set_content(reply.body, reply.content_type.c_str());
+    if (reply.stream) {
+      // A large body goes out a part at a time, never whole in memory.
+      res.set_chunked_content_provider(
+          reply.content_type, [stream = std::move(reply.stream)](size_t, httplib::DataSink& sink) {
+            std::string part;
+            absl::StatusOr<bool> more = stream(part);
+            if (!more.ok()) return false;
+            if (!part.empty() && !sink.write(part.data(), part.size())) return false;
+            if (!*more) sink.done();
+            return true;
+          });
+    } else {
+      res.set_content(reply.body, reply.content_type.c_str());
+    }
     if (config_.access_log) {
       Log(Cat(req.method, " ", req.path, " ", reply.status, " ", MonotonicMs() - start, "ms"));
     }
@@ -98,6 +202,7 @@ absl::StatusOr<int> Server::Bind() {
     return absl::UnavailableError(Cat("cannot listen on ", config_.host, ":", config_.port,
                                       " (in use, or not an address here)"));
   }
+  port_ = port;
   return port;
 }
 
@@ -151,15 +256,31 @@ void Server::BackgroundTick(int tick) {
   }
 }
 
+void Server::Guard() {
+  std::unique_lock lock(mu_);
+  while (!http_done_) {
+    // Once stopping, idle connections are closed at once: cpp-httplib waits for every
+    // connection's thread before listen returns.
+    int64_t now = MonotonicMs() + (stopping_ ? kLimits.head_timeout_ms + 1 : 0);
+    lock.unlock();
+    guard_.Sweep(port_, now);
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(kSweepEveryMs), [this] { return http_done_; });
+  }
+}
+
 void Server::Run() {
   std::thread background([this] { Background(); });
+  std::thread guard([this] { Guard(); });
   http_->listen_after_bind();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    http_done_ = true;
   }
   wake_.notify_all();
   background.join();
+  guard.join();
   if (autoscaler_ != nullptr) autoscaler_->StopAll();
 }
 

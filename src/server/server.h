@@ -2,6 +2,11 @@
 // that fires schedules, reaps expired leases, advances runs no worker is advancing (every task
 // reaped or cancelled), and runs the autoscaler.
 //
+// Clients that are slow or idle cannot starve it: each connection has its own thread (up to
+// 256), a connection must deliver each request head within 10 s of opening or of its last
+// response and in at most 64 KB (ConnectionGuard), each read or write waits at most 5 or 10 s, a
+// body is at most 8 MB and is read only once the token is checked.
+//
 //   Server server(store, engine, api, {.host = "127.0.0.1", .port = 0}, &scheduler, &scaler);
 //   ASSIGN_OR_RETURN(int port, server.Bind());
 //   server.Run();    // until Stop() from another thread
@@ -20,6 +25,7 @@
 #include "schedule/scheduler.h"
 #include "server/api.h"
 #include "server/autoscaler.h"
+#include "server/connection_guard.h"
 #include "store/state_store.h"
 
 namespace httplib {
@@ -53,6 +59,8 @@ class Server {
   void Background();
   // One pass of the background duties: schedules, expired leases, stranded runs, autoscaling.
   void BackgroundTick(int tick);
+  // Shuts down connections that take too long to send a request (see ConnectionGuard).
+  void Guard();
   void Log(const std::string& line);
 
   StateStore& store_;
@@ -63,9 +71,12 @@ class Server {
   Autoscaler* autoscaler_;
   const Redactor& redact_;
   std::unique_ptr<httplib::Server> http_;
+  ConnectionGuard guard_;
+  int port_ = 0;
   std::mutex mu_;
   std::condition_variable wake_;
   std::atomic<bool> stopping_{false};
+  bool http_done_ = false;  // listen has returned: every connection is closed (guarded by mu_)
 };
 
 }  // namespace barge
