@@ -1,7 +1,10 @@
 // Pipelines reading their inputs from S3 (the test s3rver): files("s3://...") fans out over a
 // listing, command and SQL steps read staged copies, bad keys and missing objects are bad input.
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #include "common/strings.h"
 #include "harness.h"
@@ -27,6 +30,44 @@ class S3PipelineTest : public E2eTest {
     store_ = std::move(*s);
   }
   std::string Url(const std::string& key) { return server_->Url(Cat(prefix_, "/", key)); }
+  // tests/s3_fault_proxy.py in front of the server, answering ListObjectsV2 itself in pages of
+  // at most 7 entries (some empty, tokens that need encoding) over the server's keys, and
+  // refusing a DeleteObjects of more than 1,000 keys. Its pages and deletes go to proxy_log().
+  void StartListingProxy(ListeningProcess& proxy) {
+    ASSERT_TRUE(proxy.Start({"/usr/bin/python3", Cat(BARGE_SOURCE_DIR, "/tests/s3_fault_proxy.py"),
+                             "--upstream", server_->Endpoint(), "--list-page-size", "7",
+                             "--upstream-dir", server_->DataDir(), "--log", proxy_log()},
+                            (dir() / "proxy.err").string()))
+        << Read((dir() / "proxy.err").string());
+  }
+  std::string proxy_log() { return (dir() / "proxy.log").string(); }
+  // Writes `keys` under this test's prefix straight to the server, eight at a time.
+  void PutAll(const std::vector<std::string>& keys) {
+    std::vector<std::thread> threads;
+    std::atomic<size_t> next{0};
+    std::atomic<int> failed{0};
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        std::unique_ptr<ObjectStore> store = OpenObjectStore(server_->Url(prefix_)).value();
+        for (size_t i = next++; i < keys.size(); i = next++) {
+          if (!store->Put(keys[i], keys[i]).ok()) ++failed;
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    ASSERT_EQ(failed, 0);
+  }
+  // Every key under `prefix`, through a store opened now (so through the current endpoint).
+  std::vector<std::string> Keys(const std::string& prefix) {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<ObjectInfo>> listed =
+        OpenObjectStore(server_->Url(prefix_)).value()->List(prefix);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    if (listed.ok()) {
+      for (const ObjectInfo& o : *listed) out.push_back(o.key);
+    }
+    return out;
+  }
 
   S3rver* server_ = nullptr;
   std::string prefix_;
@@ -216,6 +257,140 @@ TEST_F(S3PipelineTest, AThirtyPercentFaultRateChangesNoOutput) {
   EXPECT_GT(std::count(injected.begin(), injected.end(), '\n'), 20) << injected;
   EXPECT_EQ(injected.find("badsignature"), std::string::npos) << injected;
   EXPECT_EQ(server_->DanglingUploads(), 0);
+}
+
+// What `got` has that `want` lacks and the other way round, for a failure message.
+std::string Diff(const std::vector<std::string>& got, const std::vector<std::string>& want) {
+  std::multiset<std::string> extra(got.begin(), got.end());
+  std::multiset<std::string> missing(want.begin(), want.end());
+  for (const std::string& k : want) {
+    if (auto it = extra.find(k); it != extra.end()) extra.erase(it);
+  }
+  for (const std::string& k : got) {
+    if (auto it = missing.find(k); it != missing.end()) missing.erase(it);
+  }
+  return Cat("extra or repeated: [",
+             Join(std::vector<std::string>(extra.begin(), extra.end()), ", "), "]; missing: [",
+             Join(std::vector<std::string>(missing.begin(), missing.end()), ", "), "]");
+}
+
+// Names that trip paging: "a1.log" and "a1" sort before "a1/", as a task's manifest
+// "a1.manifest.json" sorts before its outputs under "a1/"; and names that must be encoded.
+const std::vector<std::string> kTrickyNames = {"a1",
+                                               "a1.log",
+                                               "a1/x",
+                                               "a1/y",
+                                               "a1/z/deep",
+                                               "a 1 space.csv",
+                                               "plus+sign.csv",
+                                               "pct%41.csv",
+                                               "\xc3\xbc"
+                                               "n"
+                                               "\xc3\xaf"
+                                               "c"
+                                               "\xc3\xb6"
+                                               "d"
+                                               "\xc3\xa9 \xe2\x82\xac.csv",  // "ünïcödé €.csv"
+                                               "amp&lt;.csv",
+                                               "tilde~eq=.csv"};
+
+// More than 1,000 keys, listed through a server whose paging is right but hostile (pages of at
+// most 7 entries, empty pages still truncated, tokens with '+', '/' and '='): barge's listing
+// and files() expansion return exactly the keys, none dropped or repeated.
+TEST_F(S3PipelineTest, ListingsOfOverAThousandKeysThroughHostilePagesAreExact) {
+  std::vector<std::string> keys;
+  for (const std::string& n : kTrickyNames) keys.push_back(Cat("many/", n));
+  for (int i = 0; i < 1234; ++i) keys.push_back(Cat("many/k", 10000 + i));
+  PutAll(keys);
+  std::sort(keys.begin(), keys.end());
+  ASSERT_EQ(Keys("many/"), keys) << Diff(Keys("many/"), keys);  // straight from the server
+
+  ListeningProcess proxy;
+  StartListingProxy(proxy);
+  server_->ExportEnvironment(proxy.Endpoint());
+  std::vector<std::string> listed = Keys("many/");
+  EXPECT_EQ(listed, keys) << Diff(listed, keys);
+  EXPECT_EQ(Keys("many/a1"), (std::vector<std::string>{"many/a1", "many/a1.log", "many/a1/x",
+                                                       "many/a1/y", "many/a1/z/deep"}));
+  std::string log = Read(proxy_log());
+  EXPECT_GT(std::count(log.begin(), log.end(), '\n'), 300) << "pages of at most 7 entries";
+  EXPECT_NE(log.find("listpage 0 0 true"), std::string::npos) << "an empty truncated page";
+  EXPECT_EQ(log.find("badtoken"), std::string::npos) << log.substr(0, 2000);
+
+  // files(): the listing covers everything before the first wildcard, all 1,245 keys.
+  std::string p = Write("tricky.yaml", Cat(R"(
+name: tricky
+steps:
+  - name: each
+    foreach: files(")",
+                                           Url("many/[!k]*"), R"(")
+    run: cat {item} > "$BARGE_OUTPUT_DIR/copy"
+)"));
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> items;
+  for (const auto& t : Json({"tasks", RunIdFrom(r), "--json"})) {
+    EXPECT_TRUE(items.insert(t["item"].get<std::string>()).second) << t["item"];
+  }
+  std::set<std::string> expected;
+  for (const std::string& n : kTrickyNames) {
+    if (n.find('/') == std::string::npos) expected.insert(Url(Cat("many/", n)));
+  }
+  EXPECT_EQ(items, expected);
+  EXPECT_EQ(Read(proxy_log()).find("badtoken"), std::string::npos);
+}
+
+// A run with more than 1,000 outputs on an S3 root: outputs() records each once, and gc,
+// listing through the hostile pages, deletes every object in batches S3 accepts (at most 1,000
+// keys each) and nothing outside the run.
+TEST_F(S3PipelineTest, GcDeletesOverAThousandObjectsThroughHostilePages) {
+  std::string p = Write("wide.yaml", R"yaml(
+name: wide
+steps:
+  - name: make
+    run: |
+      cd "$BARGE_OUTPUT_DIR"
+      for i in $(seq 10000 11099); do echo "$i" > "k$i"; done
+      mkdir -p a1/z
+      for f in a1.log a1/x a1/y a1/z/deep "a 1 space.csv" plus+sign.csv tilde~eq=.csv; do
+        echo "$f" > "$f"
+      done
+  - name: count
+    needs: [make]
+    run: wc -l < "$BARGE_INPUT_LIST" | tr -d ' ' > "$BARGE_OUTPUT_DIR/n"
+)yaml");
+  std::string root = Url("wide");
+  Result r = Barge({"run", p, "--root", root});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json make = Json({"tasks", id, "--step", "make", "--json"})[0];
+  std::set<std::string> outputs;
+  for (const auto& o : make["outputs"]) outputs.insert(o["path"].get<std::string>());
+  EXPECT_EQ(outputs.size(), 1107u);
+  EXPECT_EQ(make["outputs"].size(), 1107u);
+  EXPECT_EQ(outputs.count(Cat(root, "/runs/", id, "/make/0/a1/a1.log")), 1u);
+  EXPECT_EQ(outputs.count(Cat(root, "/runs/", id, "/make/0/a1/a 1 space.csv")), 1u);
+  EXPECT_EQ(store_->Get(Cat("wide/runs/", id, "/count/0/a1/n")).value_or(""), "1107\n");
+  ASSERT_TRUE(store_->Put("wide/runs/keep.txt", "not the run's").ok());
+  ListeningProcess proxy;
+  StartListingProxy(proxy);
+  server_->ExportEnvironment(proxy.Endpoint());
+  // s3rver's own listing finds 1,110 here: its pages drop "make/0/a1.log" and
+  // "count/0/a1.log", which sort before the "a1/" outputs.
+  std::vector<std::string> before = Keys(Cat("wide/runs/", id, "/"));
+  EXPECT_EQ(before.size(), 1112u);  // 1,107 + 1 outputs, two manifests, two logs
+  EXPECT_EQ(std::count(before.begin(), before.end(), Cat("wide/runs/", id, "/make/0/a1.log")), 1);
+  nlohmann::json gc = Json({"gc", "--older-than", "0s", "--json"});
+  ASSERT_EQ(gc["runs"].size(), 1u) << gc.dump();
+  EXPECT_EQ(gc["runs"][0]["objects"], static_cast<int64_t>(before.size()));
+  server_->ExportEnvironment();
+  std::vector<std::string> left = Keys(Cat("wide/runs/", id, "/"));
+  EXPECT_TRUE(left.empty()) << left.size() << " left, first " << (left.empty() ? "" : left[0]);
+  EXPECT_EQ(store_->Get("wide/runs/keep.txt").value_or(""), "not the run's");
+  std::string log = Read(proxy_log());
+  EXPECT_NE(log.find("\ndelete 1000 POST "), std::string::npos);
+  EXPECT_NE(log.find(Cat("\ndelete ", before.size() - 1000, " POST ")), std::string::npos);
+  EXPECT_EQ(log.find("badtoken"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // SQL steps end to end: the shuffle's result against one DuckDB query over the same data, joins
 // of named inputs, output formats, and how SQL errors and corrupt inputs fail.
+#include <filesystem>
+
 #include "common/strings.h"
 #include "harness.h"
 #include "sql/sql_engine.h"
@@ -166,6 +168,85 @@ TEST_F(SqlTest, SyntaxErrorsAreCaughtByValidate) {
         << r.err;
   }
   EXPECT_EQ(Json({"runs", "--json"}).size(), 0u);
+}
+
+// Statements that can never run in a SQL step (barge runs the query as COPY (query) TO ...)
+// are refused by validate and run with their position, before any run exists.
+TEST_F(SqlTest, StatementsThatAreNotAReadOnlyQueryAreRefusedByValidate) {
+  std::string dump = (dir() / "dump").string();
+  for (std::string stmt :
+       {Cat("COPY (SELECT 1) TO ", SqlQuote((dir() / "x.csv").string())),
+        Cat("EXPORT DATABASE ", SqlQuote(dump)), Cat("IMPORT DATABASE ", SqlQuote(dump)),
+        std::string("ATTACH 'other.db' AS o"), std::string("DETACH o"),
+        std::string("INSTALL httpfs"), std::string("LOAD httpfs"), std::string("SET threads = 1"),
+        std::string("RESET threads"), std::string("PRAGMA version"),
+        std::string("CALL pragma_version()"),
+        std::string("CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')")}) {
+    std::string p =
+        Write("stmt.yaml", Cat("name: s\nsteps:\n  - name: q\n    sql: \"", stmt, "\"\n"));
+    std::string keyword = stmt.substr(0, stmt.find(' '));
+    for (std::string cmd : {"validate", "run"}) {
+      Result r = Barge({cmd, p});
+      EXPECT_EQ(r.exit_code, 2) << cmd << " " << stmt << ": " << r.err;
+      EXPECT_NE(r.err.find(Cat(p, ":4:10: step \"q\": sql: ", keyword,
+                               " statement: a SQL step runs one read-only query")),
+                std::string::npos)
+          << r.err;
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dump));
+  EXPECT_FALSE(std::filesystem::exists(dir() / "x.csv"));
+  EXPECT_EQ(Json({"runs", "--json"}).size(), 0u);
+}
+
+// Validate checks the query as the first task renders it; a later task whose {item} makes it
+// something else fails on its own check, before DuckDB binds it (binding EXPORT DATABASE
+// would create its directory).
+TEST_F(SqlTest, EachTaskChecksItsOwnRenderingOfTheQuery) {
+  std::string dump = (dir() / "dump").string();
+  std::string p = Write("items.yaml", Cat(R"(
+name: items
+steps:
+  - name: q
+    foreach: ["SELECT 1 AS x", "EXPORT DATABASE ')",
+                                          dump, R"('"]
+    sql: "{item}"
+    output: {format: csv}
+)"));
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0]["state"], "succeeded");
+  EXPECT_EQ(Read(tasks[0]["outputs"][0]["path"]), "x\n1\n");
+  EXPECT_EQ(tasks[1]["state"], "failed");
+  std::string error = tasks[1]["error"];
+  EXPECT_NE(error.find("step q, task 1: sql: EXPORT statement: a SQL step runs one read-only "
+                       "query"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(std::filesystem::exists(dump));
+}
+
+// A trailing ';' or `-- comment` passes validate and so must run.
+TEST_F(SqlTest, ATrailingSemicolonOrCommentRuns) {
+  std::string p = Write("tail.yaml", R"(
+name: tail
+steps:
+  - name: semi
+    output: {format: csv}
+    sql: "SELECT 1 AS x;  "
+  - name: comment
+    output: {format: csv}
+    sql: SELECT 2 AS x -- the answer
+)");
+  Result r = Barge({"run", p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = RunIdFrom(r);
+  EXPECT_EQ(Read(Json({"tasks", id, "--step", "semi", "--json"})[0]["outputs"][0]["path"]),
+            "x\n1\n");
+  EXPECT_EQ(Read(Json({"tasks", id, "--step", "comment", "--json"})[0]["outputs"][0]["path"]),
+            "x\n2\n");
 }
 
 TEST_F(SqlTest, AQueryErrorIsAnApplicationFailureWithItsLocation) {

@@ -102,6 +102,10 @@ class S3rver {
 
   std::string Endpoint() const { return process_.Endpoint(); }
   std::string Url(std::string_view prefix) const { return Cat("s3://", kBucket, "/", prefix); }
+  // Where s3rver keeps its objects (one file per object): the listing proxy reads keys from
+  // here, because s3rver's own paging sorts "a1/" before "a1.log" and drops keys at page
+  // boundaries.
+  const std::string& DataDir() const { return dir_; }
   // Multipart uploads begun and neither completed nor aborted.
   int DanglingUploads() const {
     std::error_code ec;
@@ -139,7 +143,8 @@ class S3rver {
     dir_ = Cat(std::filesystem::temp_directory_path().string(), "/barge-s3rver-", ::getpid());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    // s3rver's continuation tokens use a cipher OpenSSL 3 keeps in its legacy provider.
+    // s3rver's continuation tokens use a cipher OpenSSL 3 keeps in its legacy provider: without
+    // it (Node 17 and later) every listing of more than 1,000 keys fails.
     if (!process_.Start({"node", "--openssl-legacy-provider", bin, "-d", dir_, "-a", "127.0.0.1",
                          "-p", "0", "--configure-bucket", kBucket},
                         dir_ + ".log")) {

@@ -46,10 +46,11 @@ absl::Status CheckSql(const Pipeline& pipeline) {
     if (!session) {
       ASSIGN_OR_RETURN(session, OpenDuckDb({.threads = 1}));
     }
-    // Placeholders are text substitutions; check the query as the first task would run it.
+    // Placeholders are text substitutions; check the query as the first task would run it
+    // (each task checks its own rendering again before it runs).
     std::map<std::string, std::string> params = pipeline.ParamMap();
     const nlohmann::json* item = s.foreach.items.empty() ? nullptr : &s.foreach.items.front();
-    absl::Status st = session->CheckSyntax(
+    absl::Status st = session->CheckQuery(
         RenderTemplate(s.sql, TemplateValues{&params, item, 0}, /*shell_quote=*/false));
     if (!st.ok()) {
       errors.push_back(Cat(pipeline.path, ":", s.sql_location.line, ":", s.sql_location.column,

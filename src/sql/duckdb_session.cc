@@ -1,6 +1,8 @@
 #include <dlfcn.h>
 #include <duckdb.h>
 
+#include <cctype>
+
 #include "common/status.h"
 #include "common/strings.h"
 #include "sql/sql_engine.h"
@@ -98,6 +100,39 @@ absl::Status ErrorFor(duckdb_error_type type, std::string message) {
   }
 }
 
+// The statement's first word, upper-cased, after blanks and comments; "(" for a parenthesis.
+// Only names the statement in a message: what is allowed is decided by the parser.
+std::string LeadingKeyword(std::string_view sql) {
+  size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+    if (sql.substr(i, 2) == "--") {
+      i = sql.find('\n', i);
+      if (i == std::string_view::npos) return "";
+    } else if (sql.substr(i, 2) == "/*") {
+      i = sql.find("*/", i + 2);
+      if (i == std::string_view::npos) return "";
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  if (i < sql.size() && sql[i] == '(') return "(";
+  std::string word;
+  while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
+    word += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+  }
+  return word.empty() ? "this" : word;
+}
+
+bool IsQueryKeyword(const std::string& word) {
+  for (const char* q : {"(", "SELECT", "FROM", "WITH", "VALUES", "TABLE", "PIVOT", "PIVOT_WIDER",
+                        "UNPIVOT", "PIVOT_LONGER"}) {
+    if (word == q) return true;
+  }
+  return false;
+}
+
 class DuckDbSession : public SqlSession {
  public:
   explicit DuckDbSession(const DuckDbApi& api) : api_(&api) {}
@@ -111,12 +146,25 @@ class DuckDbSession : public SqlSession {
     if (api_->create_config(&config) == DuckDBError) {
       return absl::InternalError("duckdb: cannot create a config");
     }
+    absl::Status configured = absl::OkStatus();
     auto set = [&](const char* name, const std::string& value) {
-      api_->set_config(config, name, value.c_str());
+      if (api_->set_config(config, name, value.c_str()) == DuckDBError && configured.ok()) {
+        configured = absl::InternalError(Cat("duckdb: cannot set ", name, " = ", value));
+      }
     };
     if (options.threads > 0) set("threads", std::to_string(options.threads));
     if (options.memory_limit > 0) set("memory_limit", Cat(options.memory_limit / 1024, "KiB"));
     if (!options.temp_dir.empty()) set("temp_directory", options.temp_dir);
+    // Nothing is fetched from the network or loaded behind the query's back, and the query
+    // cannot undo any of this: lock_configuration refuses every later SET.
+    set("autoinstall_known_extensions", "false");
+    set("autoload_known_extensions", "false");
+    set("allow_community_extensions", "false");
+    set("lock_configuration", "true");
+    if (!configured.ok()) {
+      api_->destroy_config(&config);
+      return configured;
+    }
     char* error = nullptr;
     duckdb_state state = api_->open_ext(nullptr, &db_, config, &error);
     api_->destroy_config(&config);
@@ -175,22 +223,53 @@ class DuckDbSession : public SqlSession {
     return s;
   }
 
-  absl::Status CheckSyntax(std::string_view sql) override {
-    duckdb_extracted_statements statements = nullptr;
-    std::string text(sql);
-    idx_t count = api_->extract_statements(conn_, text.c_str(), &statements);
-    absl::Status s = absl::OkStatus();
-    if (count == 0) {
-      const char* message = api_->extract_statements_error(statements);
-      s = absl::InvalidArgumentError(message != nullptr ? message : "no SQL statement");
-    } else if (count > 1) {
-      s = absl::InvalidArgumentError(Cat("expected one SQL query, found ", count, " statements"));
+  absl::Status CheckQuery(std::string_view sql) override {
+    // What runs is COPY (query) TO ...: only a query fits in those parentheses. The query alone
+    // must also be one statement, or text such as "SELECT 1) TO 'x'; ATTACH ...; COPY (SELECT 1"
+    // would fit by closing the parentheses itself.
+    absl::StatusOr<idx_t> wrapped = Statements(Cat("COPY ", AsSubquery(sql), " TO 'x'"));
+    if (wrapped.ok() && *wrapped == 1) return CountIsOne(sql);
+    std::string keyword = LeadingKeyword(sql);
+    // IMPORT DATABASE is the one statement DuckDB's parser executes: it reads the directory's
+    // schema.sql and load.sql.
+    if (keyword != "IMPORT") {
+      ASSIGN_OR_RETURN(idx_t count, Statements(std::string(sql)));
+      if (count != 1) {
+        return absl::InvalidArgumentError(
+            Cat("expected one SQL query, found ", count, " statements"));
+      }
+      if (IsQueryKeyword(keyword)) {
+        return absl::InvalidArgumentError(
+            Cat("the query cannot run as a subquery (a ';' or text after it?)",
+                wrapped.ok() ? "" : Cat(": ", wrapped.status().message())));
+      }
     }
-    api_->destroy_extracted(&statements);
-    return s;
+    return absl::InvalidArgumentError(
+        Cat(keyword,
+            " statement: a SQL step runs one read-only query (SELECT, FROM, WITH, "
+            "VALUES, TABLE, PIVOT or UNPIVOT); barge writes its result to the step's "
+            "output itself"));
   }
 
  private:
+  // How many statements DuckDB's parser finds in `sql`; its error if it finds none.
+  absl::StatusOr<idx_t> Statements(const std::string& sql) {
+    duckdb_extracted_statements statements = nullptr;
+    idx_t count = api_->extract_statements(conn_, sql.c_str(), &statements);
+    absl::StatusOr<idx_t> out = count;
+    if (count == 0) {
+      const char* message = api_->extract_statements_error(statements);
+      out = absl::InvalidArgumentError(message != nullptr ? message : "no SQL statement");
+    }
+    api_->destroy_extracted(&statements);
+    return out;
+  }
+  absl::Status CountIsOne(std::string_view sql) {
+    ASSIGN_OR_RETURN(idx_t count, Statements(std::string(sql)));
+    if (count == 1) return absl::OkStatus();
+    return absl::InvalidArgumentError(Cat("expected one SQL query, found ", count, " statements"));
+  }
+
   const DuckDbApi* api_;
   duckdb_database db_ = nullptr;
   duckdb_connection conn_ = nullptr;
@@ -204,6 +283,15 @@ absl::StatusOr<std::unique_ptr<SqlSession>> OpenDuckDb(const SqlOptions& options
   auto session = std::make_unique<DuckDbSession>(**api);
   if (absl::Status s = session->Open(options); !s.ok()) return s;
   return std::unique_ptr<SqlSession>(std::move(session));
+}
+
+std::string AsSubquery(std::string_view query) {
+  size_t end = query.size();
+  while (end > 0 &&
+         (query[end - 1] == ';' || std::isspace(static_cast<unsigned char>(query[end - 1])))) {
+    --end;
+  }
+  return Cat("(\n", query.substr(0, end), "\n)");
 }
 
 std::string SqlQuote(std::string_view text) { return Cat("'", ReplaceAll(text, "'", "''"), "'"); }

@@ -36,9 +36,19 @@ class SqlSession {
   // Parses and binds one statement without running it (names and types are checked). Error
   // positions refer to `sql` itself.
   virtual absl::Status Prepare(std::string_view sql) = 0;
-  // Checks that `sql` parses as exactly one statement, without running or binding it.
-  virtual absl::Status CheckSyntax(std::string_view sql) = 0;
+  // Checks, with DuckDB's parser alone (nothing is bound, read or run), that `sql` is one
+  // read-only query a SQL step can run: it parses as exactly one statement, and as the subquery
+  // barge wraps it in (see AsSubquery), which only a SELECT, FROM, WITH, VALUES, TABLE, PIVOT or
+  // UNPIVOT query does. COPY, EXPORT, IMPORT, ATTACH, DETACH, INSTALL, LOAD, SET, RESET, PRAGMA,
+  // CALL, CREATE (SECRET, TABLE, ...), INSERT, DESCRIBE and the like are InvalidArgument naming
+  // the statement; so is a syntax error (DuckDB's message, positions in `sql`).
+  virtual absl::Status CheckQuery(std::string_view sql) = 0;
 };
+
+// `query` as the parenthesised subquery a SQL step runs it as: on lines of its own, so that a
+// trailing `-- comment` cannot swallow what barge writes after it, and without trailing
+// semicolons. Every use of a step's query goes through this, so CheckQuery checks what runs.
+std::string AsSubquery(std::string_view query);
 
 struct SqlOptions {
   int threads = 0;           // 0: the engine's default (all cores)
@@ -46,7 +56,10 @@ struct SqlOptions {
   std::string temp_dir;      // where to spill; empty: the engine's default
 };
 
-// An in-memory DuckDB database and a connection to it.
+// An in-memory DuckDB database and a connection to it. Extensions are never downloaded nor
+// loaded on demand (parquet, json and csv are built in), community extensions are refused, and
+// the configuration is locked once open, so no statement can change a setting. File access
+// stays on: steps read their inputs and write their outputs through it, so this is no sandbox.
 absl::StatusOr<std::unique_ptr<SqlSession>> OpenDuckDb(const SqlOptions& options);
 
 // `text` as a SQL string literal: O'Brien -> 'O''Brien'. Used for every path barge puts in SQL.

@@ -81,6 +81,14 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
   options.temp_dir = spec.value("temp_dir", "");
   ASSIGN_OR_RETURN(std::unique_ptr<SqlSession> db, OpenDuckDb(options));
   std::string where = Cat("step ", spec.value("step", ""), ", task ", spec.value("index", 0));
+  // Validate checked the query as the first task renders it; each task's own rendering is
+  // checked here, before any input is read and before DuckDB binds it (binding EXPORT DATABASE
+  // already creates its directory).
+  std::string query = spec.value("query", "");
+  if (absl::Status s = db->CheckQuery(query); !s.ok()) {
+    failure = {1, failure::kApplication, Cat(where, ": sql: ", s.message())};
+    return s;
+  }
 
   for (const auto& view : spec["views"]) {
     std::vector<std::string> paths = view.value("paths", std::vector<std::string>{});
@@ -111,7 +119,6 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
     }
   }
 
-  std::string query = spec.value("query", "");
   const nlohmann::json& output = spec["output"];
   std::string format = output.value("format", "parquet");
   std::string compression = output.value("compression", "zstd");
@@ -125,11 +132,11 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
   const nlohmann::json& partition = spec["partition"];
   if (partition.is_object() && partition.value("buckets", 0) > 0) {
     copy = Cat("COPY (SELECT *, (hash(", partition.value("by", ""), ") % ",
-               partition.value("buckets", 0), ")::BIGINT AS barge_bucket FROM (", query,
-               ") AS barge_query) TO ", SqlQuote(out_dir), " (", copy_options,
+               partition.value("buckets", 0), ")::BIGINT AS barge_bucket FROM ", AsSubquery(query),
+               " AS barge_query) TO ", SqlQuote(out_dir), " (", copy_options,
                ", PARTITION_BY (barge_bucket), OVERWRITE_OR_IGNORE true)");
   } else {
-    copy = Cat("COPY (", query, ") TO ", SqlQuote(Cat(out_dir, "/part-0.", format)), " (",
+    copy = Cat("COPY ", AsSubquery(query), " TO ", SqlQuote(Cat(out_dir, "/part-0.", format)), " (",
                copy_options, ")");
   }
   absl::StatusOr<SqlResult> copied = db->Query(copy);
