@@ -260,7 +260,7 @@ steps:
   WaitUntil([&] { return RunState(id) == "succeeded"; }, "the run to succeed elsewhere");
   for (const auto& t : Json({"tasks", id, "--json", "--attempts"})) {
     EXPECT_EQ(t["committed_attempt"], 2);
-    EXPECT_EQ(t["attempt_history"][0]["state"], "lost");
+    EXPECT_EQ(t["attempt_history"][0]["state"], "drained");
     EXPECT_NE(t["attempt_history"][0]["error"].get<std::string>().find("drained"),
               std::string::npos);
   }

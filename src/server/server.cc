@@ -245,10 +245,10 @@ void Server::BackgroundTick(int tick) {
   }
   if (tick % kAdvanceEveryTicks == 0) {
     // A run whose last tasks were reaped into failure has no worker left to advance it.
-    if (absl::StatusOr<std::vector<RunRecord>> runs = store_.ListRuns({.limit = 200}); runs.ok()) {
-      for (const RunRecord& r : *runs) {
-        if (r.state == state::kRunning) (void)engine_.Advance(r.id);
-      }
+    if (absl::StatusOr<std::vector<RunRecord>> runs =
+            store_.ListRuns({.state = std::string(state::kRunning)});
+        runs.ok()) {
+      for (const RunRecord& r : *runs) (void)engine_.Advance(r.id);
     }
   }
   if (autoscaler_ != nullptr) {

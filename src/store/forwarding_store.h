@@ -66,8 +66,9 @@ class ForwardingStateStore : public StateStore {
     return inner_.ReapExpired(max_infra_failures);
   }
   absl::StatusOr<int64_t> ReleaseWorker(const std::string& worker_id, const std::string& reason,
-                                        int max_infra_failures) override {
-    return inner_.ReleaseWorker(worker_id, reason, max_infra_failures);
+                                        int max_infra_failures,
+                                        const char* attempt_state) override {
+    return inner_.ReleaseWorker(worker_id, reason, max_infra_failures, attempt_state);
   }
   absl::StatusOr<int64_t> RequeueTasks(const std::string& run_id,
                                        const std::vector<std::string>& states) override {

@@ -401,7 +401,8 @@ absl::StatusOr<std::vector<TaskKey>> SqlStateStore::Heartbeat(const std::string&
 }
 
 absl::StatusOr<bool> SqlStateStore::ReleaseLease(const LeaseRow& lease, const std::string& reason,
-                                                 int max_infra_failures) {
+                                                 int max_infra_failures,
+                                                 const char* attempt_state) {
   int64_t now = Now();
   const TaskKey& key = lease.key;
   bool give_up = lease.infra_failures + 1 > max_infra_failures;
@@ -423,7 +424,7 @@ absl::StatusOr<bool> SqlStateStore::ReleaseLease(const LeaseRow& lease, const st
                       .Bind(lease.attempt)
                       .Run());
   if (db_->Changes() == 0) return false;
-  RETURN_IF_ERROR(InsertEndedAttempt(lease, state::kLost, failure::kInfrastructure, now, reason));
+  RETURN_IF_ERROR(InsertEndedAttempt(lease, attempt_state, failure::kInfrastructure, now, reason));
   RETURN_IF_ERROR(InsertEvent(key.run_id, "task_lost", key.step, key.index,
                               Cat("attempt ", lease.attempt, ": ", error)));
   return true;
@@ -453,11 +454,12 @@ absl::StatusOr<std::vector<SqlStateStore::LeaseRow>> SqlStateStore::ReadLeases(
 
 absl::StatusOr<int64_t> SqlStateStore::ReleaseLeases(
     const std::string& where, const std::function<void(DbStatement&)>& bind,
-    const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures) {
+    const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures,
+    const char* attempt_state) {
   ASSIGN_OR_RETURN(std::vector<LeaseRow> leases, ReadLeases(where, bind, /*lock=*/false));
   int64_t released = 0;
   for (const LeaseRow& l : leases) {
-    ASSIGN_OR_RETURN(bool ok, ReleaseLease(l, reason(l.owner), max_infra_failures));
+    ASSIGN_OR_RETURN(bool ok, ReleaseLease(l, reason(l.owner), max_infra_failures, attempt_state));
     released += ok ? 1 : 0;
   }
   return released;
@@ -492,7 +494,7 @@ absl::StatusOr<int64_t> SqlStateStore::ReapExpired(int max_infra_failures) {
                                  [](const std::string& owner) {
                                    return Cat("lease expired (worker ", owner, " lost)");
                                  },
-                                 max_infra_failures));
+                                 max_infra_failures, state::kLost));
     return absl::OkStatus();
   }));
   return reaped;
@@ -500,13 +502,15 @@ absl::StatusOr<int64_t> SqlStateStore::ReapExpired(int max_infra_failures) {
 
 absl::StatusOr<int64_t> SqlStateStore::ReleaseWorker(const std::string& worker_id,
                                                      const std::string& reason,
-                                                     int max_infra_failures) {
+                                                     int max_infra_failures,
+                                                     const char* attempt_state) {
   std::lock_guard lock(mu_);
   int64_t released = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
     ASSIGN_OR_RETURN(released, ReleaseLeases(
                                    "lease_owner = ?", [&](DbStatement& q) { q.Bind(worker_id); },
-                                   [&](const std::string&) { return reason; }, max_infra_failures));
+                                   [&](const std::string&) { return reason; }, max_infra_failures,
+                                   attempt_state));
     ASSIGN_OR_RETURN(DbStatement * stop,
                      Stmt("UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at = 0"));
     return stop->Bind(Now()).Bind(worker_id).Run();

@@ -49,7 +49,7 @@ class SqlStateStore : public StateStore {
                                                  int64_t lease_ms) override;
   absl::StatusOr<int64_t> ReapExpired(int max_infra_failures) override;
   absl::StatusOr<int64_t> ReleaseWorker(const std::string& worker_id, const std::string& reason,
-                                        int max_infra_failures) override;
+                                        int max_infra_failures, const char* attempt_state) override;
 
   absl::StatusOr<int64_t> RequeueTasks(const std::string& run_id,
                                        const std::vector<std::string>& states) override;
@@ -131,10 +131,11 @@ class SqlStateStore : public StateStore {
     std::string owner;
     int64_t started_at = 0;
   };
-  // Returns a leased task to the queue as an infrastructure failure (reaped or worker gone), and
-  // records its attempt as lost. False if the attempt no longer holds the task.
+  // Returns a leased task to the queue as an infrastructure failure (reaped, worker gone or
+  // drained), and records its attempt as `attempt_state`. False if the attempt no longer holds
+  // the task.
   absl::StatusOr<bool> ReleaseLease(const LeaseRow& lease, const std::string& reason,
-                                    int max_infra_failures);
+                                    int max_infra_failures, const char* attempt_state);
   // The leases of running tasks matching `where` (bound by `bind`), locked if `lock`.
   absl::StatusOr<std::vector<LeaseRow>> ReadLeases(const std::string& where,
                                                    const std::function<void(DbStatement&)>& bind,
@@ -147,7 +148,8 @@ class SqlStateStore : public StateStore {
   // `reason(lease_owner)`. Returns how many were released.
   absl::StatusOr<int64_t> ReleaseLeases(
       const std::string& where, const std::function<void(DbStatement&)>& bind,
-      const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures);
+      const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures,
+      const char* attempt_state);
   absl::StatusOr<std::vector<ScheduleRecord>> QuerySchedules(const std::string& where,
                                                              const std::string& name);
   absl::StatusOr<std::vector<AttemptRecord>> QueryAttempts(

@@ -31,9 +31,9 @@ namespace barge {
 // longer be resumed or retried).
 // Step states: pending (not started), running (tasks created), succeeded, failed, cancelled.
 // Task states: pending (queued, maybe waiting for not_before), running (leased), succeeded,
-//              failed, cancelled, cached.
+//              failed, cancelled. (`cached` is reserved for the task cache; nothing produces it.)
 // Attempt states: running, succeeded, failed, lost (lease expired or worker gone), cancelled,
-//                 drained, fenced.
+//                 drained (its worker was drained and handed the task back), fenced.
 namespace state {
 inline constexpr const char kPending[] = "pending";
 inline constexpr const char kRunning[] = "running";
@@ -42,6 +42,7 @@ inline constexpr const char kFailed[] = "failed";
 inline constexpr const char kCancelled[] = "cancelled";
 inline constexpr const char kCached[] = "cached";
 inline constexpr const char kLost[] = "lost";
+inline constexpr const char kDrained[] = "drained";
 inline constexpr const char kDeleting[] = "deleting";
 }  // namespace state
 
@@ -323,10 +324,11 @@ class StateStore {
   // Returns running tasks whose lease expired to the queue (an infrastructure failure, not
   // charged to retries); a task past `max_infra_failures` fails. Returns how many were reaped.
   virtual absl::StatusOr<int64_t> ReapExpired(int max_infra_failures) = 0;
-  // Like ReapExpired, for every running task held by a worker known to be dead.
+  // Like ReapExpired, for every running task held by a worker known to be dead, or by one that
+  // drained: its attempts are recorded as `attempt_state` (state::kLost or state::kDrained).
   virtual absl::StatusOr<int64_t> ReleaseWorker(const std::string& worker_id,
-                                                const std::string& reason,
-                                                int max_infra_failures) = 0;
+                                                const std::string& reason, int max_infra_failures,
+                                                const char* attempt_state) = 0;
 
   // --- resume, retry, cancel ---
   // Re-queues a finished or interrupted run's tasks in `states` (with a fresh retry budget),

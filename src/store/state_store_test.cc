@@ -604,12 +604,26 @@ TEST_P(StateStoreContract, ReleaseWorkerRequeuesItsTasksAtOnce) {
   MakeRun(3);
   ASSERT_TRUE(store_->RegisterWorker({.id = "w1", .host = "h", .pid = 1, .pid_start = "5"}).ok());
   Claim("w1", 2);
-  EXPECT_EQ(*store_->ReleaseWorker("w1", "worker w1 is gone", 10), 2);
+  EXPECT_EQ(*store_->ReleaseWorker("w1", "worker w1 is gone", 10, state::kLost), 2);
   EXPECT_TRUE(store_->ListWorkers()->empty());
   EXPECT_EQ(Claim("w2", 10).size(), 3u);
   auto attempts = store_->ListAttempts({"r1", "s", 0}).value();
   EXPECT_EQ(attempts[0].state, state::kLost);
   EXPECT_EQ(attempts[0].error, "worker w1 is gone");
+}
+
+TEST_P(StateStoreContract, ADrainedWorkersAttemptsAreRecordedAsDrained) {
+  MakeRun(2);
+  ASSERT_TRUE(store_->RegisterWorker({.id = "w1", .host = "h", .pid = 1, .pid_start = "5"}).ok());
+  Claim("w1", 2);
+  EXPECT_EQ(*store_->ReleaseWorker("w1", "drained: spot notice", 10, state::kDrained), 2);
+  for (int64_t i = 0; i < 2; ++i) {
+    auto attempts = store_->ListAttempts({"r1", "s", i}).value();
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ(attempts[0].state, state::kDrained);
+    EXPECT_EQ(attempts[0].failure_class, failure::kInfrastructure);
+    EXPECT_EQ(store_->GetTask({"r1", "s", i})->state, state::kPending);
+  }
 }
 
 TEST_P(StateStoreContract, RequeueReopensAFailedRun) {

@@ -37,7 +37,7 @@ absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra
     ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(w.id,
                                                     Cat("worker ", w.id, " is gone (process ",
                                                         w.pid, " on ", host, " no longer exists)"),
-                                                    max_infra_failures));
+                                                    max_infra_failures, state::kLost));
     released += n;
   }
   return released;
@@ -214,10 +214,9 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
   std::set<std::string> runs;
   runs.swap(dirty_runs_);
   if (all_running) {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> recent, store_.ListRuns({.limit = 200}));
-    for (const RunRecord& r : recent) {
-      if (r.state == state::kRunning) runs.insert(r.id);
-    }
+    ASSIGN_OR_RETURN(std::vector<RunRecord> running,
+                     store_.ListRuns({.state = std::string(state::kRunning)}));
+    for (const RunRecord& r : running) runs.insert(r.id);
   }
   for (const std::string& id : runs) {
     absl::Status s = engine_.Advance(id).status();
@@ -341,7 +340,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
     // Tasks stopped by the drain were not committed: hand their leases back now, as an
     // infrastructure failure that does not charge the tasks' retries.
     (void)store_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
-                               options_.max_infra_failures);
+                               options_.max_infra_failures, state::kDrained);
   }
   (void)store_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -88,6 +90,51 @@ TEST(Worker, RidesOutAStoreThatKeepsDroppingOut) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(ReadFile(out[0]["path"]).value(), Cat(t.key.index, "\n"));
   }
+}
+
+// A fleet worker's sweep advances every running run, however many newer runs there are: a run
+// whose only task was committed without anyone advancing it (its worker died in between) is
+// finished by the next worker's sweep even with 250 newer runs in the store.
+TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
+  ScopedTempDir dir("worker");
+  auto store = OpenStateStore((dir.path() / "state.db").string()).value();
+  Engine engine(*store);
+  auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
+                                (dir.path() / "p.yaml").string(), {});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  std::string root = (dir.path() / "data").string();
+  std::string old = engine.CreateRun(*pipeline, root).value();
+  auto claimed = store->Claim({.worker_id = "gone", .free_cpu = 1, .max_tasks = 1}).value();
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(store
+                  ->Complete({{.key = claimed[0].key,
+                               .attempt = 1,
+                               .worker_id = "gone",
+                               .task_state = state::kSucceeded,
+                               .attempt_state = state::kSucceeded}})
+                  .ok());
+  for (int i = 0; i < 250; ++i) {
+    std::string id = engine.CreateRun(*pipeline, root).value();
+    ASSERT_TRUE(store->CancelRun(id, "not this one").ok());
+  }
+  ASSERT_EQ(store->GetRun(old)->state, state::kRunning);
+  PosixProcessRunner runner;
+  Worker worker(*store, engine, runner,
+                {.id = "w2",
+                 .cpu = 1,
+                 .scratch_dir = (dir.path() / "scratch").string(),
+                 .heartbeat_ms = 50,
+                 .idle_poll_ms = 10});
+  std::thread serve([&] { (void)worker.Run(); });
+  std::string seen;
+  for (int64_t deadline = MonotonicMs() + 30'000; MonotonicMs() < deadline;) {
+    seen = store->GetRun(old)->state;
+    if (seen != state::kRunning) break;
+    std::this_thread::yield();
+  }
+  worker.RequestStop();
+  serve.join();
+  EXPECT_EQ(seen, state::kSucceeded);
 }
 
 }  // namespace

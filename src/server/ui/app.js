@@ -277,7 +277,7 @@ async function runPage(id) {
   const detail = el('div');
   const stepSelect = el('select', { 'data-testid': 'step-filter', onchange: () => { state.step = stepSelect.value; state.offset = 0; loadTasks(); } });
   const stateSelect = el('select', { 'data-testid': 'state-filter', onchange: () => { state.taskState = stateSelect.value; state.offset = 0; loadTasks(); } },
-    ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled', 'cached'].map((s) => el('option', { value: s }, s || 'any state')));
+    ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => el('option', { value: s }, s || 'any state')));
 
   const loadTasks = async () => {
     const q = new URLSearchParams({ limit: 100, offset: state.offset });
