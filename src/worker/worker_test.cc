@@ -104,6 +104,7 @@ TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   std::string root = (dir.path() / "data").string();
   std::string old = engine.CreateRun(*pipeline, root).value();
+  ASSERT_EQ(engine.Advance(old)->state, state::kRunning);  // starts the step: its task is queued
   auto claimed = store->Claim({.worker_id = "gone", .free_cpu = 1, .max_tasks = 1}).value();
   ASSERT_EQ(claimed.size(), 1u);
   ASSERT_TRUE(store
