@@ -246,6 +246,54 @@ steps:
   }
 }
 
+TEST_F(RunTest, AResultFileOfTheWrongShapeIsTheTasksOwnFailureNeverAnAbort) {
+  // What a task writes to .barge_result.json is read only where it has the expected type; the
+  // rest is ignored, or named in the task's error. barge itself carries on (it aborted on
+  // {"error": 1}; a deep "rows" would overflow its stack when copied into the manifest).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(echo '{"error": 1}' > .barge_result.json; exit 1)",
+       "\"error\" in .barge_result.json is not a string"},
+      {R"(echo '{"error": {"x": [1]}, "failure_class": 2}' > .barge_result.json; exit 1)",
+       "\"error\" in .barge_result.json is not a string"},
+      {R"(echo '{"error": "boom", "failure_class": ["bad_input"]}' > .barge_result.json; exit 3)",
+       "boom"},
+      {R"(echo '{"rows": "many", "schema": 5}' > .barge_result.json)", ""},
+      {R"({ printf '{"rows": '; head -c 1000000 /dev/zero | tr '\0' '['; )"
+       R"(head -c 1000000 /dev/zero | tr '\0' ']'; printf '}'; } > .barge_result.json)",
+       ""},
+  };
+  std::string items;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Write(Cat("case", i, ".sh"), cases[i].first + "\n");
+    items += Cat(i == 0 ? "" : ", ", i);
+  }
+  std::string p = Write("result.yaml", Cat(R"Y(
+name: result
+steps:
+  - name: report
+    foreach: [)Y",
+                                           items, R"Y(]
+    run: sh "$BARGE_PIPELINE_DIR/case$BARGE_ITEM.sh"
+)Y"));
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // 134 when it aborted
+  nlohmann::json tasks = Json({"tasks", RunIdFrom(r), "--json"});
+  ASSERT_EQ(tasks.size(), cases.size()) << r.err;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& t = tasks[i];
+    bool fails = !cases[i].second.empty();
+    EXPECT_EQ(t["state"], fails ? "failed" : "succeeded") << cases[i].first << ": " << t.dump();
+    EXPECT_EQ(t["infra_failures"], 0) << cases[i].first;
+    EXPECT_EQ(t["attempts"], 1) << cases[i].first;
+    if (fails) {
+      EXPECT_NE(t["error"].get<std::string>().find(cases[i].second), std::string::npos)
+          << cases[i].first << ": " << t["error"];
+    }
+  }
+  nlohmann::json status = Json({"status", RunIdFrom(r), "--json"});
+  EXPECT_EQ(status["state"], "failed") << status.dump();
+}
+
 TEST_F(RunTest, HostileFileNamesAreNeverInterpreted) {
   // Each name would do damage if a shell ever interpreted it.
   const std::vector<std::string> names = {

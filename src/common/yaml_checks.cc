@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "common/strings.h"
@@ -22,7 +23,8 @@ struct Refused {
 // height are remembered when it ends, so that an alias adds them without being walked.
 class ExpansionCounter : public YAML::EventHandler {
  public:
-  explicit ExpansionCounter(const YamlLimits& limits) : limits_(limits) {}
+  ExpansionCounter(const YamlLimits& limits, std::string_view text)
+      : limits_(limits), text_(text) {}
 
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
@@ -40,8 +42,13 @@ class ExpansionCounter : public YAML::EventHandler {
     if (++aliases_ > limits_.max_aliases) {
       throw Refused{mark, Cat("more than ", limits_.max_aliases, " aliases")};
     }
-    auto it = anchors_.find(anchor);  // the parser refuses an alias of an unknown anchor
-    Add(mark, it != anchors_.end() ? it->second : Extent{1, 1});
+    // The parser knows an anchor from where its node starts: an alias inside that node would
+    // make the tree a cycle, which anything that walks it follows until the stack overflows.
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end() || open_anchors_.contains(anchor)) {
+      throw Refused{mark, Cat("alias ", AliasAt(mark), " refers to a node that contains it")};
+    }
+    Add(mark, it->second);
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                        YAML::EmitterStyle::value) override {
@@ -85,21 +92,36 @@ class ExpansionCounter : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, YAML::anchor_t anchor) {
     Add(mark, Extent{});  // the list or map itself, one level down from here
     open_.push_back({anchor, nodes_ - 1, 0});
+    if (anchor != YAML::NullAnchor) open_anchors_.insert(anchor);
   }
   void Close() {
     OpenNode node = open_.back();
     open_.pop_back();
     Extent extent{nodes_ - node.nodes_before, node.child_height + 1};
-    if (node.anchor != YAML::NullAnchor) anchors_[node.anchor] = extent;
+    if (node.anchor != YAML::NullAnchor) {
+      open_anchors_.erase(node.anchor);
+      anchors_[node.anchor] = extent;
+    }
     if (!open_.empty())
       open_.back().child_height = std::max(open_.back().child_height, extent.height);
   }
 
+  // "*name" as written at `mark`, for messages.
+  std::string AliasAt(const YAML::Mark& mark) const {
+    if (mark.pos < 0 || static_cast<size_t>(mark.pos) >= text_.size() || text_[mark.pos] != '*') {
+      return "this alias";
+    }
+    std::string_view rest = text_.substr(mark.pos);
+    return std::string(rest.substr(0, rest.find_first_of(" \t\r\n,[]{}", 1)));
+  }
+
   const YamlLimits& limits_;
+  std::string_view text_;
   int64_t nodes_ = 0;
   int64_t aliases_ = 0;
   std::vector<OpenNode> open_;
-  std::map<YAML::anchor_t, Extent> anchors_;
+  std::map<YAML::anchor_t, Extent> anchors_;  // of the nodes that have ended
+  std::set<YAML::anchor_t> open_anchors_;     // of the lists and maps not ended yet
 };
 
 SourceLocation LocationOf(const YAML::Mark& mark) { return {mark.line + 1, mark.column + 1}; }
@@ -135,7 +157,7 @@ std::optional<YAML::Node> LoadYaml(std::string_view text, YamlDiagnostics& diag,
   try {
     std::istringstream in{std::string(text)};
     YAML::Parser parser(in);
-    ExpansionCounter counter(limits);
+    ExpansionCounter counter(limits, text);
     parser.HandleNextDocument(counter);
     return YAML::Load(std::string(text));
   } catch (const Refused& e) {

@@ -57,8 +57,9 @@ struct YamlLimits {
 // Parses the first document of `text`, refusing, with a located error in `diag` and nullopt:
 // text that is not UTF-8 or holds a NUL byte; malformed YAML; a scalar holding a NUL byte (as the
 // escapes "\0", "\x00" and "\u0000" write it), which no command, name or environment variable
-// can carry; and a document beyond `limits`. The limits are checked on the parser's events, in
-// time and memory linear in the text, before any tree is built.
+// can carry; an alias inside the node its anchor names (a cycle); and a document beyond `limits`.
+// The limits are checked on the parser's events, in time and memory linear in the text, before any
+// tree is built.
 std::optional<YAML::Node> LoadYaml(std::string_view text, YamlDiagnostics& diag,
                                    const YamlLimits& limits = {});
 

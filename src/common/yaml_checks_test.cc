@@ -65,6 +65,16 @@ TEST(LoadYaml, LimitsAliases) {
             "f.yaml:2:13: more than 2 aliases");
 }
 
+TEST(LoadYaml, RefusesAnAliasInsideItsOwnAnchor) {
+  // yaml-cpp would build a cyclic graph, and whatever walks it would recurse without end.
+  EXPECT_EQ(LoadError("foreach: [&m {k: *m}]\n"),
+            "f.yaml:1:18: alias *m refers to a node that contains it");
+  EXPECT_EQ(LoadError("a: &outer\n  b: [1, {c: *outer}]\n"),
+            "f.yaml:2:14: alias *outer refers to a node that contains it");
+  // Once the anchored node has ended, later aliases are fine.
+  EXPECT_EQ(LoadError("a: &m [1]\nb: *m\nc: {d: [*m]}\n"), "");
+}
+
 TEST(LoadYaml, RefusesTextThatIsNotUtf8OrHoldsNul) {
   EXPECT_EQ(LoadError("a: 1\nbb: x\xff\n"),
             "f.yaml:2:6: byte \\xff is not valid UTF-8 (barge reads YAML files as UTF-8)");

@@ -283,6 +283,42 @@ absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
   return put(paths.manifest_path, paths.manifest_url);
 }
 
+// What barge uses of a task's result file (which the task itself may write): "error" and
+// "failure_class" if strings, "rows" if a whole number, "schema" as its {name, type} columns of
+// strings. The rest is dropped, so nothing of another shape or depth reaches barge's code; a
+// field barge would have used but cannot is named in `problem`.
+nlohmann::json UsableResult(const nlohmann::json& j, std::string& problem) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* key : {"error", "failure_class"}) {
+    auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (it->is_string()) {
+      out[key] = it->get<std::string>();
+    } else {
+      problem = Cat(problem, problem.empty() ? "" : "; ", "\"", key, "\" in ", kTaskResultFile,
+                    " is not a string");
+    }
+  }
+  if (auto it = j.find("rows"); it != j.end() && it->is_number_integer()) {
+    out["rows"] = it->get<int64_t>();
+  }
+  if (auto it = j.find("schema"); it != j.end() && it->is_array()) {
+    nlohmann::json schema = nlohmann::json::array();
+    for (const auto& column : *it) {
+      if (!column.is_object()) continue;
+      auto name = column.find("name");
+      auto type = column.find("type");
+      if (name == column.end() || !name->is_string() || type == column.end() ||
+          !type->is_string()) {
+        continue;
+      }
+      schema.push_back({{"name", name->get<std::string>()}, {"type", type->get<std::string>()}});
+    }
+    out["schema"] = std::move(schema);
+  }
+  return out;
+}
+
 // Lists the output directory and writes the manifest beside it.
 absl::Status WriteManifest(const ResolvedTask& task, const AttemptPaths& paths,
                            AttemptOutcome& outcome) {
@@ -384,10 +420,11 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   spec.timeout_ms = task.timeout_ms;
   outcome.process = runner.Run(spec, cancel);
   // A task may report more than its exit code: a message, a failure class, rows and schema.
+  std::string result_problem;
   if (absl::StatusOr<std::string> report = ReadFile(Cat(paths.scratch_dir, "/", kTaskResultFile));
       report.ok()) {
     nlohmann::json j = nlohmann::json::parse(*report, nullptr, false);
-    if (j.is_object()) outcome.result = std::move(j);
+    if (j.is_object()) outcome.result = UsableResult(j, result_problem);
   }
   if (outcome.process.log_failed) {
     remove_scratch();
@@ -399,10 +436,15 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     outcome.error = outcome.process.error;
   } else if (!outcome.process.Succeeded()) {
     outcome.error = outcome.process.error;
-    if (!outcome.process.timed_out && !outcome.process.cancelled &&
-        outcome.result.contains("error")) {
-      outcome.error = outcome.result.value("error", outcome.error);
-      outcome.failure_class = outcome.result.value("failure_class", "");
+    if (!outcome.process.timed_out && !outcome.process.cancelled) {
+      if (auto it = outcome.result.find("error"); it != outcome.result.end()) {
+        // Strings both, or absent: see UsableResult.
+        if (std::string message = it->get<std::string>(); !message.empty()) outcome.error = message;
+        if (auto c = outcome.result.find("failure_class"); c != outcome.result.end()) {
+          outcome.failure_class = c->get<std::string>();
+        }
+      }
+      if (!result_problem.empty()) outcome.error = Cat(outcome.error, " (", result_problem, ")");
     }
     if (!outcome.process.cancelled) {
       if (std::string note = FullDiskNote(paths); !note.empty()) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <set>
 
 #include "common/clock.h"
@@ -108,7 +109,15 @@ absl::Status Worker::Dispatch(TaskRecord task) {
   AttemptPaths paths = r.paths;
   auto [it, inserted] = running_.emplace(key, std::move(r));
   it->second.thread = std::thread([this, key, cancel, paths, resolved = std::move(resolved)] {
-    AttemptOutcome outcome = RunAttempt(runner_, resolved, paths, *cancel);
+    AttemptOutcome outcome;
+    try {
+      outcome = RunAttempt(runner_, resolved, paths, *cancel);
+    } catch (const std::exception& e) {
+      // Whatever it was (something the task wrote that barge misread), it fails this attempt as
+      // the task's own failure, charged to its retries: never the process, never retried forever.
+      outcome = AttemptOutcome{};
+      outcome.error = Cat("barge could not run the attempt: ", ShowBytes(e.what()));
+    }
     std::lock_guard lock(mu_);
     finished_.push_back({key, std::move(outcome)});
     cv_.notify_all();

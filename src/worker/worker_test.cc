@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "common/clock.h"
@@ -136,6 +137,45 @@ TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
   worker.RequestStop();
   serve.join();
   EXPECT_EQ(seen, state::kSucceeded);
+}
+
+// Whatever throws while an attempt runs (here the runner itself) fails that attempt, as the
+// task's own failure naming the cause: the worker neither dies nor retries it forever.
+class ThrowingRunner : public ProcessRunner {
+ public:
+  ProcessResult Run(const ProcessSpec&, const CancelToken&) override {
+    throw std::runtime_error("injected fault");
+  }
+};
+
+TEST(Worker, AnExceptionInAnAttemptFailsThatTaskOnly) {
+  ScopedTempDir dir("worker");
+  auto store = OpenStateStore((dir.path() / "state.db").string()).value();
+  Engine engine(*store);
+  auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
+                                (dir.path() / "p.yaml").string(), {});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  std::string id = engine.CreateRun(*pipeline, (dir.path() / "data").string()).value();
+  ThrowingRunner runner;
+  Worker worker(*store, engine, runner,
+                {.id = "w1",
+                 .cpu = 1,
+                 .run_id = id,
+                 .scratch_dir = (dir.path() / "scratch").string(),
+                 .heartbeat_ms = 50,
+                 .idle_poll_ms = 10});
+  absl::StatusOr<RunRecord> done = worker.Run();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, state::kFailed);
+  auto tasks = store->ListTasks({.run_id = id}).value();
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].state, state::kFailed);
+  EXPECT_EQ(tasks[0].attempt, 1);
+  EXPECT_EQ(tasks[0].infra_failures, 0);
+  EXPECT_NE(tasks[0].error.find("injected fault"), std::string::npos) << tasks[0].error;
+  auto attempts = store->ListAttempts(tasks[0].key).value();
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].failure_class, failure::kApplication);
 }
 
 }  // namespace
