@@ -67,7 +67,43 @@ void ConnectionGuard::RequestStarted(const std::string& addr, int port, int64_t 
   std::lock_guard lock(mu_);
   Peer& p = peers_[Cat(addr, ":", port)];
   p.busy = true;
+  p.handling = false;
+  p.started_ms = now_ms;
   p.updated_ms = now_ms;
+}
+
+void ConnectionGuard::HandlerStarted(const std::string& addr, int port) {
+  std::lock_guard lock(mu_);
+  peers_[Cat(addr, ":", port)].handling = true;
+}
+
+void ConnectionGuard::Refuse(const std::string& addr, int port) {
+  std::lock_guard lock(mu_);
+  peers_[Cat(addr, ":", port)].refused = true;
+}
+
+bool ConnectionGuard::Refused(const std::string& addr, int port) {
+  std::lock_guard lock(mu_);
+  auto p = peers_.find(Cat(addr, ":", port));
+  return p != peers_.end() && p->second.refused;
+}
+
+void ConnectionGuard::EndRefused(const std::string& addr, int port, int local_port) {
+  std::string peer = Cat(addr, ":", port);
+  if (!Refused(addr, port)) return;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    if (SocketInode(static_cast<int>(fd)) == 0 || LocalPort(static_cast<int>(fd)) != local_port ||
+        PeerOf(static_cast<int>(fd)) != peer) {
+      continue;
+    }
+    ::shutdown(static_cast<int>(fd), SHUT_WR);
+  }
+  ::closedir(dir);
 }
 
 void ConnectionGuard::ResponseSent(const std::string& addr, int port, int64_t now_ms) {
@@ -108,19 +144,22 @@ ConnectionGuard::SweepResult ConnectionGuard::Sweep(int port, int64_t now_ms) {
     }
     if (c.shut) continue;
     auto p = peers_.find(peer);
+    bool body_too_slow = false;
     if (p != peers_.end() && p->second.busy) {
       c.idle_from_ms = now_ms;
       c.bytes_at_idle = bytes;
-      continue;
+      body_too_slow =
+          !p->second.handling && now_ms - p->second.started_ms > limits_.body_timeout_ms;
+      if (!body_too_slow) continue;
     }
-    if (p != peers_.end() && p->second.idle_since_ms > c.idle_from_ms) {
+    if (p != peers_.end() && p->second.idle_since_ms >= c.idle_from_ms) {
       c.idle_from_ms = p->second.idle_since_ms;
       c.bytes_at_idle = bytes;
     }
     bool too_slow = now_ms - c.idle_from_ms > limits_.head_timeout_ms;
     bool too_big = bytes - c.bytes_at_idle > static_cast<uint64_t>(limits_.max_head_bytes);
     // The descriptor is checked again just before: it must still be this connection.
-    if ((too_slow || too_big) && SocketInode(c.fd) == inode) {
+    if ((too_slow || too_big || body_too_slow) && SocketInode(c.fd) == inode) {
       ::shutdown(c.fd, SHUT_RDWR);
       c.shut = true;
       ++result.closed;
@@ -128,9 +167,11 @@ ConnectionGuard::SweepResult ConnectionGuard::Sweep(int port, int64_t now_ms) {
   }
   ::closedir(dir);
   std::erase_if(connections_, [&](const auto& kv) { return !seen.contains(kv.first); });
+  // A refused peer's entry goes with its connection: a later connection from the same address
+  // and port is a new one.
   std::erase_if(peers_, [&](const auto& kv) {
     return !peers_seen.contains(kv.first) &&
-           now_ms - kv.second.updated_ms > 2 * limits_.head_timeout_ms;
+           (kv.second.refused || now_ms - kv.second.updated_ms > 2 * limits_.head_timeout_ms);
   });
   return result;
 }

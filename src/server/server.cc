@@ -22,7 +22,9 @@ constexpr int kAdvanceEveryTicks = 10;
 // A client that sends nothing, or a request head too slowly, loses its connection after
 // kLimits.head_timeout_ms, so idle clients cannot hold the threads.
 constexpr size_t kMaxConnectionThreads = 256;
-constexpr ConnectionLimits kLimits = {.head_timeout_ms = 10'000, .max_head_bytes = 64 << 10};
+// A request's body (8 MB at most) must arrive within a minute of its head.
+constexpr ConnectionLimits kLimits = {
+    .head_timeout_ms = 10'000, .max_head_bytes = 64 << 10, .body_timeout_ms = 60'000};
 constexpr int64_t kSweepEveryMs = 100;
 constexpr time_t kReadTimeoutSeconds = 5;    // per read: a stalled body
 constexpr time_t kWriteTimeoutSeconds = 10;  // per write: a client that stopped reading
@@ -80,10 +82,15 @@ class ConnectionThreads : public httplib::TaskQueue {
   bool done_ = false;
 };
 
-// Whether a request may reach its handler without the token (the UI's files and the health
-// check); any other is refused before its body is read.
+// Whether a request may reach its handler without the token: the UI's files (GET) and the
+// health check (GET or HEAD), and only without a body (cpp-httplib would leave a GET's body
+// unread, to be taken for the next request). Any other is refused before its body is read.
 bool Public(const httplib::Request& req) {
-  if (req.path == "/api/health") return true;
+  if (req.has_header("Transfer-Encoding")) return false;
+  if (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0") {
+    return false;
+  }
+  if (req.path == "/api/health") return req.method == "GET" || req.method == "HEAD";
   return req.method == "GET" && !req.path.starts_with("/api/") && req.path != "/metrics";
 }
 
@@ -114,6 +121,7 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
   http_->new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
   http_->set_logger([this](const httplib::Request& req, const httplib::Response&) {
     guard_.ResponseSent(req.remote_addr, req.remote_port, MonotonicMs());
+    guard_.EndRefused(req.remote_addr, req.remote_port, port_);
   });
   // cpp-httplib prefers brotli when a browser offers it, at a quality that takes ~0.8 s for a
   // 10,000-attempt timeline; gzip is about as small here and fifty times faster. The handler
@@ -129,10 +137,16 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
         headers.erase(it);
       }
     }
-    // Without the token, nobody makes the server read (and wait for) a request body.
+    // Without the token, nobody makes the server read (and wait for) a request body. The body
+    // stays unread, so the connection cannot carry another request: cpp-httplib would take the
+    // body for the next one (it decides on keep-alive before routing), so the guard shuts the
+    // connection's writing side once the refusal is sent, and answers nothing more on it.
+    if (guard_.Refused(req.remote_addr, req.remote_port)) {
+      res.status = 400;
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!Public(req) && !api_.Authorized(req.get_header_value("Authorization"))) {
-      // The body stays unread, so the connection cannot carry another request: the reply says
-      // "Connection: close" (cpp-httplib takes that from the request's header).
+      guard_.Refuse(req.remote_addr, req.remote_port);
       headers.erase("Connection");
       headers.emplace("Connection", "close");
       HttpReply reply = api_.Handle({.method = req.method, .path = req.path});
@@ -143,6 +157,7 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
     return httplib::Server::HandlerResponse::Unhandled;
   });
   auto api_handler = [this](const httplib::Request& req, httplib::Response& res) {
+    guard_.HandlerStarted(req.remote_addr, req.remote_port);
     int64_t start = MonotonicMs();
     HttpReply reply = api_.Handle(ToRequest(req));
     res.status = reply.status;
@@ -168,6 +183,7 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
   // The UI's files are public (they hold no data; every API call they make needs the token).
   auto ui_handler = [this, api_handler](const httplib::Request& req, httplib::Response& res) {
     if (req.path.starts_with("/api/") || req.path == "/metrics") return api_handler(req, res);
+    guard_.HandlerStarted(req.remote_addr, req.remote_port);
     std::string path = req.path == "/" ? "/index.html" : req.path;
     for (const UiAsset& a : UiAssets()) {
       if (path == a.path) {
