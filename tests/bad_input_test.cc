@@ -144,7 +144,8 @@ TEST_F(E2eTest, AnAliasBombIsRefusedAtOnce) {
     EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
     EXPECT_NE(r.err.find(Cat(p, ":")), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("expands to more than 250000 YAML nodes"), std::string::npos) << r.err;
-    EXPECT_LT(seconds, 1.0) << cmd;
+    // Unbounded, this took minutes and gigabytes; the bound leaves room for a loaded machine.
+    EXPECT_LT(seconds, 10.0) << cmd;
   }
 }
 
@@ -279,7 +280,7 @@ class BadBytesServeTest : public ServerTest {
     r = Submit({{"spec", AliasBomb()}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << r->body;
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
     ExpectServing();
   }
 };

@@ -1,4 +1,7 @@
 // End to end: the quickstart and the inspection commands, through the real binary.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <set>
 
 #include "common/strings.h"
@@ -162,6 +165,50 @@ steps:
   for (const char* hidden : {"BARGE_TOKEN=", "BARGE_STATE=", "PGPASSWORD=", "token-secret"}) {
     EXPECT_EQ(exec_seen.find(hidden), std::string::npos) << hidden << " reached exec's task";
   }
+}
+
+// A task runs as barge's user, so without more it could read barge's environment (the token, the
+// store's password) from /proc/<barge>/environ. Run as root, the test runs barge as `nobody`
+// (root could read anything): the task then cannot read the environment of any barge process.
+TEST_F(RunTest, ATaskCannotReadBargesEnvironmentThroughProc) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run barge as another user";
+  std::string p = Write("peek.yaml", R"Y(
+name: peek
+steps:
+  - name: peek
+    run: |
+      cat /proc/$PPID/environ > "$BARGE_OUTPUT_DIR/parent" 2>&1 || true
+      for f in /proc/[0-9]*/environ; do cat "$f"; done 2>/dev/null | tr '\0' '\n' > "$BARGE_OUTPUT_DIR/all"
+)Y");
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir())) {
+    ASSERT_EQ(::chown(e.path().c_str(), 65534, 65534), 0) << e.path();
+  }
+  ASSERT_EQ(::chown(dir().c_str(), 65534, 65534), 0);
+  if (std::system(Cat("setpriv --reuid=65534 --regid=65534 --clear-groups test -w '",
+                      dir().string(), "' && test -x '", BARGE_BINARY, "'")
+                      .c_str()) != 0) {
+    GTEST_SKIP() << "cannot run barge as nobody here (setpriv, or a test directory nobody cannot "
+                    "reach)";
+  }
+  ScopedEnv env(
+      {{"BARGE_TOKEN", "token-secret-1234567890"}, {"PGPASSWORD", "pg-secret-0987654321"}});
+  pid_t pid = StartBarge({"run", p, "--state", (dir() / ".barge/state.db").string()},
+                         {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  ASSERT_EQ(Wait(pid), 0) << Read((dir() / ".bg1.err").string());
+  std::string out = Read((dir() / ".bg1.out").string());
+  nlohmann::json tasks = Json({"tasks", out.substr(4, out.find('\n') - 4), "--json"});
+  ASSERT_EQ(tasks.size(), 1u) << out;
+  std::string parent, all;
+  for (const auto& o : tasks[0]["outputs"]) {
+    if (o["path"].get<std::string>().ends_with("/parent")) parent = Read(o["path"]);
+    if (o["path"].get<std::string>().ends_with("/all")) all = Read(o["path"]);
+  }
+  EXPECT_NE(parent.find("Permission denied"), std::string::npos) << parent;
+  for (const char* secret : {"token-secret", "pg-secret"}) {
+    EXPECT_EQ(parent.find(secret), std::string::npos) << secret << " read by the task:\n" << parent;
+    EXPECT_EQ(all.find(secret), std::string::npos) << secret << " read by the task:\n" << all;
+  }
+  EXPECT_NE(all.find("BARGE_STEP=peek\n"), std::string::npos) << "the task read no environment";
 }
 
 TEST_F(RunTest, ASymlinkedOutputFailsTheTaskAndNothingDownstreamSeesItTwice) {

@@ -1,4 +1,6 @@
 // The dispatch table: flags for every subcommand, parsed with CLI11.
+#include <sys/prctl.h>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
@@ -233,7 +235,12 @@ int Main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
-  if (sql_cmd->parsed()) return RunSqlTask(sql_spec);
+  if (sql_cmd->parsed()) return RunSqlTask(sql_spec);  // a task: it holds no secret of barge's
+  // Every other barge process may hold the token or the store's password in its environment,
+  // and runs tasks as its own user. Not dumpable, its /proc/<pid>/environ and mem are readable
+  // by root only, not by other processes of its user (cmdline stays readable by all, as ever).
+  // A task is dumpable again after its execve.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (reaper_cmd->parsed()) return RunReaper(kReaperFd);
   if (run_cmd->parsed()) return CmdRun(where, run);
   if (worker_cmd->parsed()) return CmdWorker(where, worker);

@@ -45,7 +45,8 @@ TEST(LoadYaml, RefusesAnAliasBombAtOnceWhereItOverflows) {
   }
   auto start = std::chrono::steady_clock::now();
   std::string error = LoadError(text);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  // Unbounded, this took minutes and gigabytes; the bound leaves room for a loaded machine.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   // e alone is 66,430 nodes: the third reference to it in f passes 250,000.
   EXPECT_EQ(error,
             "f.yaml:6:16: the document expands to more than 250000 YAML nodes (counting each use "
