@@ -69,9 +69,25 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, std::string_v
                                          fmt::format("{:04o}", st.st_mode & 07777),
                                          "); run chmod 600 ", path));
   }
+  // Read from the descriptor just checked, not the path again, which could be swapped meanwhile.
+  std::string text;
+  if (bad.ok()) {
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        bad = absl::InvalidArgumentError(Cat(name, ": ", std::strerror(errno)));
+        break;
+      }
+      text.append(buf, static_cast<size_t>(n));
+      if (text.size() > 64 * 1024) {
+        bad = absl::InvalidArgumentError(Cat(name, ": larger than 64 KiB; not a token file"));
+        break;
+      }
+    }
+  }
   ::close(fd);
   if (!bad.ok()) return bad;
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   std::string token(Trim(text));
   RETURN_IF_ERROR(CheckToken(token, name));
   return token;

@@ -59,6 +59,27 @@ absl::StatusOr<std::string> CheckPostgresUrl(const std::string& url) {
   return Refuse(url, Cat("not a valid PostgreSQL URL: ", MaskPasswordOf(url, why)));
 }
 
+// Whether libpq would read `value` as a keyword/value connection string (host=... password=...):
+// its own parser accepts it. A file name such as "dt=2024-05-01/state.db" names no libpq keyword.
+bool IsLibpqKeywordString(const std::string& value) {
+  if (value.find('=') == std::string::npos) return false;
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(value.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  if (options == nullptr) return false;
+  PQconninfoFree(options);
+  return true;
+}
+
+// Schemes that are URLs even without "//" after them: a store value starting with one of these
+// is a mistake, never a file name. Any other "word:" prefix ("backup-10:00.db") is part of a path.
+bool IsUrlScheme(const std::string& scheme) {
+  for (const char* s : {"file", "mysql", "mariadb", "http", "https", "s3", "redis", "sqlite3"}) {
+    if (scheme == s) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<StoreUrl> ParseStoreUrl(const std::string& url) {
@@ -72,14 +93,15 @@ absl::StatusOr<StoreUrl> ParseStoreUrl(const std::string& url) {
     return StoreUrl{.kind = StoreUrl::Kind::kPostgres, .target = url, .password = password};
   }
   if (scheme == "sqlite") {
-    std::string path = url.substr(url.starts_with("sqlite://") ? 9 : 7);
+    std::string path = url.substr(url.compare(6, 3, "://") == 0 ? 9 : 7);
     if (path.empty()) return Refuse(url, "no path after \"sqlite:\"");
     return StoreUrl{.kind = StoreUrl::Kind::kSqlite, .target = path};
   }
-  if (!scheme.empty()) return Refuse(url, Cat("unsupported scheme \"", scheme, "\""));
+  if (!scheme.empty() && (IsUrlScheme(scheme) || url.compare(scheme.size(), 3, "://") == 0)) {
+    return Refuse(url, Cat("unsupported scheme \"", scheme, "\""));
+  }
   if (url.find("://") != std::string::npos) return Refuse(url, "not a URL barge knows");
-  size_t eq = url.find('=');
-  if (eq != std::string::npos && eq < url.find('/')) {
+  if (IsLibpqKeywordString(url)) {
     return Refuse(url,
                   "looks like a libpq keyword string (host=... password=...), which barge does not "
                   "take; write it as a postgres:// URL, or a file name with '=' as ./NAME");

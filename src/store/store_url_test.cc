@@ -17,7 +17,12 @@ TEST(ParseStoreUrl, SqliteForms) {
         std::pair{"/var/lib/barge/state.db", "/var/lib/barge/state.db"},
         std::pair{"sqlite:x.db", "x.db"}, std::pair{"sqlite:///abs/x.db", "/abs/x.db"},
         std::pair{"sqlite://rel/x.db", "rel/x.db"}, std::pair{"./a=b.db", "./a=b.db"},
-        std::pair{"sqlite:a=b.db", "a=b.db"}, std::pair{"dir/k=v/state.db", "dir/k=v/state.db"}}) {
+        std::pair{"sqlite:a=b.db", "a=b.db"}, std::pair{"dir/k=v/state.db", "dir/k=v/state.db"},
+        // Paths that look a little like URLs or keyword strings, but are neither.
+        std::pair{"backup-2024-05-01T10:00.db", "backup-2024-05-01T10:00.db"},
+        std::pair{"dt=2024-05-01/state.db", "dt=2024-05-01/state.db"},
+        std::pair{"a=b.db", "a=b.db"}, std::pair{"SQLITE://x.db", "x.db"},
+        std::pair{"Sqlite:y.db", "y.db"}}) {
     absl::StatusOr<StoreUrl> u = ParseStoreUrl(url);
     ASSERT_TRUE(u.ok()) << url << ": " << u.status();
     EXPECT_EQ(u->kind, StoreUrl::Kind::kSqlite) << url;
