@@ -198,26 +198,8 @@ TEST_F(FaultTest, DriverKilledMidRunIsResumedOnPostgres) {
   KillDriverAndResume();
 }
 
-// Two tasks that hold processes for a long time on their first attempt: one execs into sleep,
-// one leaves a shell waiting on a forked sleep (a grandchild of barge, in the task's group).
-// Later attempts finish at once. Each attempt appends "<index> <attempt>" to side.txt, and an
-// attempt that outlived its holder would append "<index> late".
-constexpr char kHoldingTasks[] = R"(
-name: hold
-params: {side: x}
-steps:
-  - name: hold
-    foreach: range(2)
-    run: |
-      echo "$BARGE_TASK_INDEX $BARGE_ATTEMPT" >> {params.side}
-      if [ "$BARGE_ATTEMPT" = 1 ]; then
-        if [ "$BARGE_TASK_INDEX" = 0 ]; then exec sleep 47.5; fi
-        sleep 47; echo "$BARGE_TASK_INDEX late" >> {params.side}
-      fi
-)";
-
 TEST_F(FaultTest, NoTaskProcessOutlivesAKilledDriver) {
-  std::string p = Write("hold.yaml", kHoldingTasks);
+  std::string p = Write("hold.yaml", kHoldingTasksPipeline);
   std::string side = (dir() / "side.txt").string();
   pid_t driver = StartBarge({"run", p, "--workers", "2", "-p", Cat("side=", side)});
   WaitUntil([&] { return CountLines(side) == 2; }, "both tasks to start");

@@ -196,19 +196,7 @@ steps:
 TEST_F(FleetTest, NoTaskProcessOutlivesAKilledWorker) {
   // As FaultTest.NoTaskProcessOutlivesAKilledDriver, for `barge worker`: the first attempts hold
   // an exec'd sleep and a shell's forked sleep; later ones finish at once.
-  std::string p = Write("hold.yaml", R"(
-name: hold
-params: {side: x}
-steps:
-  - name: hold
-    foreach: range(2)
-    run: |
-      echo "$BARGE_TASK_INDEX $BARGE_ATTEMPT" >> {params.side}
-      if [ "$BARGE_ATTEMPT" = 1 ]; then
-        if [ "$BARGE_TASK_INDEX" = 0 ]; then exec sleep 47.5; fi
-        sleep 47; echo "$BARGE_TASK_INDEX late" >> {params.side}
-      fi
-)");
+  std::string p = Write("hold.yaml", kHoldingTasksPipeline);
   std::string side = (dir() / "side.txt").string();
   std::string id = Submit(p, {"-p", Cat("side=", side)});
   std::string marker = Cat("BARGE_RUN_ID=", id);

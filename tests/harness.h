@@ -82,6 +82,24 @@ class TokenTest : public E2eTest {
 // as every process of one run's tasks (BARGE_RUN_ID=<id>), grandchildren included.
 std::vector<pid_t> ProcessesWithEnv(const std::string& entry);
 
+// Two tasks that hold processes for a long time on their first attempt: one execs into sleep,
+// one leaves a shell waiting on a forked sleep (a grandchild of barge, in the task's group).
+// Later attempts finish at once. Each attempt appends "<index> <attempt>" to the file named by
+// param `side`, and an attempt that outlived its holder would append "<index> late".
+inline constexpr char kHoldingTasksPipeline[] = R"(
+name: hold
+params: {side: x}
+steps:
+  - name: hold
+    foreach: range(2)
+    run: |
+      echo "$BARGE_TASK_INDEX $BARGE_ATTEMPT" >> {params.side}
+      if [ "$BARGE_ATTEMPT" = 1 ]; then
+        if [ "$BARGE_TASK_INDEX" = 0 ]; then exec sleep 47.5; fi
+        sleep 47; echo "$BARGE_TASK_INDEX late" >> {params.side}
+      fi
+)";
+
 // The first line of stdout of `barge run` is "run <id>".
 std::string RunIdFrom(const Result& r);
 
