@@ -23,6 +23,9 @@ struct Case {
   std::vector<std::string> commands = {"validate", "run"};
 };
 
+// What ctest shows beside the test name (else GoogleTest prints the struct's bytes).
+[[maybe_unused]] void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 class BadInputTest : public E2eTest, public ::testing::WithParamInterface<Case> {};
 
 TEST_P(BadInputTest, ExitsTwoWithLocationAndRecordsNothing) {

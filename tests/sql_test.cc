@@ -33,6 +33,9 @@ struct ShuffleCase {
   int skew;  // percent of events on one hot key
 };
 
+// What ctest shows beside the test name (else GoogleTest prints the struct's bytes).
+[[maybe_unused]] void PrintTo(const ShuffleCase& c, std::ostream* os) { *os << c.name; }
+
 class ShuffleTest : public SqlTest, public ::testing::WithParamInterface<ShuffleCase> {};
 
 TEST_P(ShuffleTest, EqualsOneQueryOverTheSameData) {

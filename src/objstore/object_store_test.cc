@@ -24,6 +24,9 @@ struct Impl {
   std::function<absl::StatusOr<std::unique_ptr<ObjectStore>>(const std::string& dir)> open;
 };
 
+// What ctest shows beside the test name (else GoogleTest prints the struct's bytes).
+[[maybe_unused]] void PrintTo(const Impl& c, std::ostream* os) { *os << c.name; }
+
 // An S3 store on the test server, under a prefix of its own; small parts and pages so that
 // multipart transfers and list pagination are exercised.
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenOnS3rver(const std::string& dir) {

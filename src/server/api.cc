@@ -260,6 +260,11 @@ std::string Redactor::Slice(std::string_view window, int64_t window_start, int64
   return out;
 }
 
+int64_t Redactor::LiveEnd(std::string_view last, int64_t size, int64_t from, int64_t to) const {
+  int64_t partial_from = size - PartialSecretAtEnd(last);
+  return to > partial_from ? std::max(from, partial_from) : to;
+}
+
 int64_t Redactor::PartialSecretAtEnd(std::string_view text) const {
   for (size_t k = std::min<size_t>(text.size(), std::max<int64_t>(max_length_ - 1, 0)); k > 0;
        --k) {
@@ -650,12 +655,12 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   if (tail >= 0) from = std::max<int64_t>(0, size - tail);
   int64_t to = length >= 0 ? from + std::min(length, size - from) : size;
   const Redactor& redact = options_.redact;
-  if (log.live && to == size && redact.MaxLength() > 1) {
-    // A secret the task is writing right now must not show its first bytes: hold back an end
-    // that could begin one until the next read.
-    int64_t start = std::max(from, size - (redact.MaxLength() - 1));
-    ASSIGN_OR_RETURN(std::string end, log.read(start, size - start));
-    to -= redact.PartialSecretAtEnd(end);
+  if (log.live && redact.MaxLength() > 1 && to > size - (redact.MaxLength() - 1)) {
+    // A secret the task is writing right now must not show its first bytes, whether the slice
+    // ends at the log's end or a few bytes before: hold back from where one could begin.
+    int64_t start = std::max<int64_t>(0, size - (redact.MaxLength() - 1));
+    ASSIGN_OR_RETURN(std::string last, log.read(start, size - start));
+    to = redact.LiveEnd(last, size, from, to);
   }
   // `end` is where the next page starts: the text is redacted, so its length is not the range's.
   std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"size":)", size, R"(,"offset":)", from,

@@ -81,6 +81,11 @@ class Redactor {
   // How many bytes at the end of `text` could be the start of a secret still being written
   // (0 to MaxLength() - 1): a growing log withholds them until the rest arrives.
   int64_t PartialSecretAtEnd(std::string_view text) const;
+  // Where a slice [from, to) of a growing text of `size` bytes must end so that it shows no byte of
+  // a secret still being written: `last` is the text's final min(size, MaxLength() - 1) bytes.
+  // Returns `to`, or the start of such a partial secret if `to` lies beyond it (never below
+  // `from`).
+  int64_t LiveEnd(std::string_view last, int64_t size, int64_t from, int64_t to) const;
 
  private:
   std::vector<std::string> secrets_;

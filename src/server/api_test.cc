@@ -159,5 +159,18 @@ TEST(RedactorTest, AGrowingTextHoldsBackWhatCouldStartASecret) {
   EXPECT_EQ(Redactor().PartialSecretAtEnd("anything"), 0);
 }
 
+TEST(RedactorTest, ALiveSliceEndingInsideAPartialSecretStopsBeforeIt) {
+  Redactor redact;
+  redact.Add("SECRET-KEY");
+  const std::string log = "log line SECR";  // 13 bytes; the secret begins at 9, still being written
+  const int64_t size = static_cast<int64_t>(log.size());
+  std::string last = log.substr(size - (redact.MaxLength() - 1));
+  EXPECT_EQ(redact.LiveEnd(last, size, 0, size), 9) << "a slice to the end";
+  EXPECT_EQ(redact.LiveEnd(last, size, 0, 11), 9) << "a slice ending two bytes before the end";
+  EXPECT_EQ(redact.LiveEnd(last, size, 10, 12), 10) << "a slice inside the partial secret is empty";
+  EXPECT_EQ(redact.LiveEnd(last, size, 0, 8), 8) << "a slice before it is untouched";
+  EXPECT_EQ(redact.LiveEnd("log line\n", 9, 0, 9), 9) << "nothing partial: nothing held back";
+}
+
 }  // namespace
 }  // namespace barge

@@ -30,6 +30,9 @@ struct Impl {
   std::function<absl::StatusOr<std::unique_ptr<StateStore>>(const std::string& dir, Clock&)> open;
 };
 
+// What ctest shows beside the test name (else GoogleTest prints the struct's bytes).
+[[maybe_unused]] void PrintTo(const Impl& c, std::ostream* os) { *os << c.name; }
+
 // The PostgreSQL server the tests use (scripts/test.sh starts one), or "" to skip those tests.
 std::string TestPostgresUrl() {
   const char* url = std::getenv("BARGE_TEST_POSTGRES");
