@@ -57,6 +57,7 @@ class ServeHardeningTest : public ServerTest {
   ServeHardeningTest() : ServerTest(kToken) {}
   void TearDown() override {
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
+    ::unsetenv("AWS_SESSION_TOKEN");
     ServerTest::TearDown();
   }
 
@@ -433,6 +434,18 @@ TEST_F(ServeHardeningTest, LogSlicesNeverShowAPartOfASecret) {
     std::string slice = text_of(Cat("?tail=", tail));
     EXPECT_FALSE(shows_part(slice)) << "tail " << tail << ": " << slice;
   }
+}
+
+TEST_F(ServeHardeningTest, TheSessionTokenIsMaskedLikeTheSecretKey) {
+  const std::string token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123";
+  ::setenv("AWS_SESSION_TOKEN", token.c_str(), 1);
+  StartServer({});
+  std::string id = RunOneTask();
+  { std::ofstream(LogPath(id), std::ios::binary | std::ios::trunc) << "token " << token << "\n"; }
+  httplib::Result r = Client(60)->Get(Cat("/api/runs/", id, "/tasks/s/0/log"));
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_EQ(r->body.find("EXAMPLESESSION"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("token [redacted]"), std::string::npos) << r->body;
 }
 
 }  // namespace

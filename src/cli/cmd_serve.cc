@@ -217,7 +217,9 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
     api_options.redact.Add(u->password);
   }
   if (const char* pg = std::getenv("PGPASSWORD")) api_options.redact.Add(pg);
-  if (const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY")) api_options.redact.Add(secret);
+  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}) {
+    if (const char* secret = std::getenv(name)) api_options.redact.Add(secret);
+  }
   Redactor redact = api_options.redact;
   redact.Add(*token);
 
