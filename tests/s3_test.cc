@@ -227,6 +227,26 @@ TEST_F(S3PipelineTest, TheEventsExampleOnS3MatchesItsLocalRun) {
   EXPECT_GT(buckets->size(), 40u);  // every task's outputs, manifests and logs are there
 }
 
+// A wrong secret key is the user's configuration, not an internal error: exit 2, saying so.
+TEST_F(S3PipelineTest, AWrongSecretKeyIsAConfigurationErrorExitTwo) {
+  ASSERT_TRUE(store_->Put("in/a.csv", "x\n1\n").ok());
+  std::string p =
+      Write("s3in.yaml", Cat("name: s3in\nsteps:\n  - name: each\n    foreach: files(\"",
+                             Url("in/*.csv"), "\")\n    run: cat \"$BARGE_INPUT\"\n"));
+  ListeningProcess proxy;  // checks every signature as S3 would (s3rver does not)
+  ASSERT_TRUE(proxy.Start({"/usr/bin/python3", Cat(BARGE_SOURCE_DIR, "/tests/s3_fault_proxy.py"),
+                           "--upstream", server_->Endpoint()},
+                          (dir() / "proxy.err").string()));
+  server_->ExportEnvironment(proxy.Endpoint());
+  ::setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret", 1);
+  Result r = Barge({"run", p});
+  server_->ExportEnvironment();
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("403"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("check the AWS credentials"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("not-the-secret"), std::string::npos) << r.err;
+}
+
 // The same run through tests/s3_fault_proxy.py at a 30% fault rate (503 SlowDown, 500, resets
 // mid-body, PUTs applied but answered 500) and with every signature checked by botocore: the
 // report is byte for byte the fault-free one, and no multipart upload is left behind.

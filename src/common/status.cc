@@ -18,6 +18,8 @@ int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kPermissionDenied:  // refused credentials: the user's configuration
+    case absl::StatusCode::kUnauthenticated:
       return 2;
     case absl::StatusCode::kCancelled:
       return 130;

@@ -273,7 +273,9 @@ absl::Status StatusOf(std::string_view where, const HttpResponse& resp) {
     case 404:
       return absl::NotFoundError(message);
     case 403:
-      return absl::PermissionDeniedError(message);
+      return absl::PermissionDeniedError(
+          Cat(message, "; S3 refused the request: check the AWS credentials (AWS_ACCESS_KEY_ID, ",
+              "AWS_SECRET_ACCESS_KEY or the profile) and the bucket's permissions"));
     case 400:
       return absl::InvalidArgumentError(message);
     case 412:
