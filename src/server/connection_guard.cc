@@ -61,6 +61,27 @@ uint64_t SocketInode(int fd) {
   return st.st_ino;
 }
 
+// Calls `visit(fd, inode, peer)` for each of this process's TCP connections accepted on
+// `local_port` (the listening socket itself has no peer and is skipped). False if this process's
+// descriptors cannot be listed.
+template <typename Visit>
+bool ForEachConnection(int local_port, Visit visit) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long n = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || n == ::dirfd(dir)) continue;
+    int fd = static_cast<int>(n);
+    uint64_t inode = SocketInode(fd);
+    if (inode == 0 || LocalPort(fd) != local_port) continue;
+    std::string peer = PeerOf(fd);
+    if (!peer.empty()) visit(fd, inode, peer);
+  }
+  ::closedir(dir);
+  return true;
+}
+
 }  // namespace
 
 void ConnectionGuard::RequestStarted(const std::string& addr, int port, int64_t now_ms) {
@@ -89,21 +110,11 @@ bool ConnectionGuard::Refused(const std::string& addr, int port) {
 }
 
 void ConnectionGuard::EndRefused(const std::string& addr, int port, int local_port) {
-  std::string peer = Cat(addr, ":", port);
   if (!Refused(addr, port)) return;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
-    if (SocketInode(static_cast<int>(fd)) == 0 || LocalPort(static_cast<int>(fd)) != local_port ||
-        PeerOf(static_cast<int>(fd)) != peer) {
-      continue;
-    }
-    ::shutdown(static_cast<int>(fd), SHUT_WR);
-  }
-  ::closedir(dir);
+  std::string refused = Cat(addr, ":", port);
+  (void)ForEachConnection(local_port, [&](int fd, uint64_t, const std::string& peer) {
+    if (peer == refused) ::shutdown(fd, SHUT_WR);
+  });
 }
 
 void ConnectionGuard::ResponseSent(const std::string& addr, int port, int64_t now_ms) {
@@ -116,33 +127,24 @@ void ConnectionGuard::ResponseSent(const std::string& addr, int port, int64_t no
 
 ConnectionGuard::SweepResult ConnectionGuard::Sweep(int port, int64_t now_ms) {
   SweepResult result;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return result;
   std::lock_guard lock(mu_);
   std::set<uint64_t> seen;
   std::set<std::string> peers_seen;
-  while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
-    uint64_t inode = SocketInode(static_cast<int>(fd));
-    if (inode == 0 || LocalPort(static_cast<int>(fd)) != port) continue;
-    std::string peer = PeerOf(static_cast<int>(fd));
-    if (peer.empty()) continue;
+  bool listed = ForEachConnection(port, [&](int fd, uint64_t inode, const std::string& peer) {
     ++result.open;
     seen.insert(inode);
     peers_seen.insert(peer);
-    uint64_t bytes = BytesReceived(static_cast<int>(fd));
+    uint64_t bytes = BytesReceived(fd);
     auto [it, added] = connections_.try_emplace(inode);
     Connection& c = it->second;
     if (added) {
-      c = {.fd = static_cast<int>(fd),
+      c = {.fd = fd,
            .peer = peer,
            .opened_ms = now_ms,
            .idle_from_ms = now_ms,
            .bytes_at_idle = bytes};
     }
-    if (c.shut) continue;
+    if (c.shut) return;
     auto p = peers_.find(peer);
     bool body_too_slow = false;
     if (p != peers_.end() && p->second.busy) {
@@ -150,7 +152,7 @@ ConnectionGuard::SweepResult ConnectionGuard::Sweep(int port, int64_t now_ms) {
       c.bytes_at_idle = bytes;
       body_too_slow =
           !p->second.handling && now_ms - p->second.started_ms > limits_.body_timeout_ms;
-      if (!body_too_slow) continue;
+      if (!body_too_slow) return;
     }
     if (p != peers_.end() && p->second.idle_since_ms >= c.idle_from_ms) {
       c.idle_from_ms = p->second.idle_since_ms;
@@ -164,8 +166,8 @@ ConnectionGuard::SweepResult ConnectionGuard::Sweep(int port, int64_t now_ms) {
       c.shut = true;
       ++result.closed;
     }
-  }
-  ::closedir(dir);
+  });
+  if (!listed) return result;  // nothing seen is no reason to forget what was
   std::erase_if(connections_, [&](const auto& kv) { return !seen.contains(kv.first); });
   // A refused peer's entry goes with its connection: a later connection from the same address
   // and port is a new one.
