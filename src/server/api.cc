@@ -6,6 +6,7 @@
 #include <charconv>
 #include <filesystem>
 
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -216,15 +217,7 @@ void Redactor::Add(const std::string& secret) {
   max_length_ = std::max<int64_t>(max_length_, static_cast<int64_t>(secret.size()));
 }
 
-void Redactor::AddUrlPassword(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return;
-  size_t at = url.find('@', scheme + 3);
-  if (at == std::string::npos) return;
-  size_t colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return;
-  Add(url.substr(colon + 1, at - colon - 1));
-}
+void Redactor::AddUrlPassword(const std::string& url) { Add(UrlPassword(url)); }
 
 std::string Redactor::operator()(std::string text) const {
   if (secrets_.empty()) return text;
