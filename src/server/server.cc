@@ -279,6 +279,8 @@ void Server::Guard() {
     // connection's thread before listen returns.
     int64_t now = MonotonicMs() + (stopping_ ? kLimits.head_timeout_ms + 1 : 0);
     lock.unlock();
+    // A stop that came before cpp-httplib's accept loop began is lost by it: ask again.
+    if (stopping_) http_->stop();
     guard_.Sweep(port_, now);
     lock.lock();
     wake_.wait_for(lock, std::chrono::milliseconds(kSweepEveryMs), [this] { return http_done_; });
