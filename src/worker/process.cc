@@ -4,7 +4,6 @@
 #include <linux/falloc.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -84,6 +83,64 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   return out;
 }
 
+// Starts argv[0] (looked up on PATH if it has no '/') as the leader of a new process group, with
+// stdin from /dev/null, stdout and stderr on `log_fd` and no other descriptor open, in `cwd`, every signal at its default and
+// none blocked. Returns its pid, or -1 with *error set.
+//
+// vfork, as glibc's posix_spawn does (so the cost does not grow with barge's size), written out
+// because of one step posix_spawn cannot take: the child registers its group with the reaper
+// before it runs the task's program, so there is no moment in which barge could die and leave an
+// unregistered task behind. Between vfork and exec the child shares barge's memory and may only
+// make system calls; every argument is prepared before, and all signals are blocked around it
+// so that none of barge's handlers runs in the child.
+pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, const char* cwd,
+            int log_fd, const TaskReaper* reaper, int* error) {
+  sigset_t all, none, saved;
+  sigfillset(&all);
+  sigemptyset(&none);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  volatile int child_errno = 0;
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  pid_t pid = ::vfork();
+  if (pid == 0) {
+    auto fail = [&] {
+      child_errno = errno;
+      ::_exit(127);
+    };
+    if (::setpgid(0, 0) != 0) fail();
+    if (reaper != nullptr) reaper->RegisterSelf();
+    // The log first: dup2 onto fds 1 and 2 also clears close-on-exec, unless it is one of them.
+    for (int fd : {1, 2}) {
+      if (log_fd == fd ? ::fcntl(fd, F_SETFD, 0) != 0 : ::dup2(log_fd, fd) < 0) fail();
+    }
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null < 0 || ::dup2(null, 0) < 0) fail();
+    // Nothing else barge has or was handed without close-on-exec reaches the task.
+    ::close_range(3, ~0U, 0);
+    if (::chdir(cwd) != 0) fail();
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
+    }
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    fail();
+  }
+  int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) {
+    *error = vfork_errno;
+    return -1;
+  }
+  if (child_errno != 0) {  // the child has exited: reap it
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    *error = child_errno;
+    return -1;
+  }
+  return pid;
+}
+
 }  // namespace
 
 CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -108,36 +165,16 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
     return result;
   }
   LogReserve reserve(log_fd);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);    // the worker blocks signals in its threads
-  posix_spawnattr_setsigdefault(&attr, &all);  // and may ignore some; the task gets defaults
-  posix_spawnattr_setpgroup(&attr, 0);         // its own group, so the whole tree can be stopped
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    result.error = Cat("cannot start ", spec.argv[0], ": ", std::strerror(rc));
+  int spawn_errno = 0;
+  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, reaper_, &spawn_errno);
+  if (pid < 0) {
+    result.error = Cat("cannot start ", spec.argv[0], ": ", std::strerror(spawn_errno));
     return result;
   }
   result.started = true;
-  if (reaper_ != nullptr) reaper_->Register(pid);
+  if (after_spawn_) after_spawn_(pid);
 
   int pidfd = PidfdOpen(pid);
   auto signal_group = [&](int sig) { ::kill(-pid, sig); };

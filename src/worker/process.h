@@ -1,7 +1,7 @@
 // Running one task's process: the boundary between barge and the operating system.
 //
-// PosixProcessRunner starts the child with posix_spawn (glibc uses CLONE_VFORK, so the cost does
-// not grow with the parent's size) in its own process group, stdin from /dev/null, stdout and
+// PosixProcessRunner starts the child with vfork and exec (so the cost does not grow with the
+// parent's size) in its own process group, stdin from /dev/null, stdout and
 // stderr appended to a log file, in a given working directory. It waits on a pidfd, so a timeout
 // and a cancel request are served without signal handlers: on either, SIGTERM goes to the whole
 // group, then SIGKILL after a grace period. When the child exits, any process it left behind in
@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -74,8 +75,12 @@ class PosixProcessRunner : public ProcessRunner {
   explicit PosixProcessRunner(TaskReaper* reaper = nullptr) : reaper_(reaper) {}
   ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) override;
 
+  // Called in Run right after the child has started, with its pid (tests stop barge there).
+  void SetAfterSpawnForTesting(std::function<void(pid_t)> hook) { after_spawn_ = std::move(hook); }
+
  private:
   TaskReaper* reaper_;
+  std::function<void(pid_t)> after_spawn_;
 };
 
 // The start time of a local process (field 22 of /proc/PID/stat), or "" if there is none. Two

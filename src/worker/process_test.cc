@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <thread>
 
@@ -106,6 +109,84 @@ TEST_F(ProcessTest, SpawnFailureIsReported) {
   ProcessResult r = runner_.Run(spec, cancel);
   EXPECT_FALSE(r.started);
   EXPECT_NE(r.error.find("cannot start /nonexistent/tool"), std::string::npos) << r.error;
+}
+
+TEST_F(ProcessTest, AMissingWorkingDirectoryIsASpawnFailure) {
+  CancelToken cancel;
+  ProcessSpec spec = Shell("true");
+  spec.cwd = (dir_ / "gone").string();
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_FALSE(r.started);
+  EXPECT_NE(r.error.find("No such file or directory"), std::string::npos) << r.error;
+}
+
+TEST_F(ProcessTest, LooksUpTheProgramOnPath) {
+  CancelToken cancel;
+  ProcessSpec spec = Shell("");
+  spec.argv = {"sh", "-c", "echo found"};
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_TRUE(r.Succeeded()) << r.error;
+  EXPECT_EQ(Log(), "found\n");
+}
+
+// barge ignores and blocks signals of its own; a task starts with none of that, and with only
+// stdin, stdout and stderr open.
+TEST_F(ProcessTest, TheTaskGetsDefaultSignalsAndOnlyItsStandardFiles) {
+  struct sigaction ignore {}, saved_pipe {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &saved_pipe), 0);
+  sigset_t term, saved_mask;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &saved_mask), 0);
+  CancelToken cancel;
+  ProcessResult r = runner_.Run(
+      Shell("grep -E '^Sig(Blk|Ign):' /proc/self/status; exec ls /proc/self/fd"), cancel);
+  ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+  ::sigaction(SIGPIPE, &saved_pipe, nullptr);
+  EXPECT_TRUE(r.Succeeded()) << r.error;
+  // ls's own descriptor for the directory it lists is 3.
+  EXPECT_EQ(Log(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n0\n1\n2\n3\n");
+}
+
+// The reaper covers a task from before its program runs: a barge killed the moment the child has
+// started (before it could have said anything to the reaper itself) leaves nothing behind.
+TEST_F(ProcessTest, NoTaskOutlivesABargeKilledTheMomentItStartedIt) {
+  std::string pid_file = (dir_ / "task.pid").string();
+  pid_t barge = ::fork();
+  ASSERT_GE(barge, 0);
+  if (barge == 0) {  // stands in for barge: a reaper of its own, then one task
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) ::_exit(1);
+    pid_t helper = ::fork();
+    if (helper == 0) {
+      ::close(sv[0]);
+      ::setsid();
+      ::_exit(RunReaper(sv[1]));
+    }
+    ::close(sv[1]);
+    std::unique_ptr<TaskReaper> reaper = TaskReaper::Adopt(sv[0], helper);
+    PosixProcessRunner runner(reaper.get());
+    runner.SetAfterSpawnForTesting([&](pid_t task) {
+      std::ofstream(pid_file) << task << "\n";
+      ::kill(::getpid(), SIGKILL);
+    });
+    CancelToken cancel;
+    runner.Run(Shell("exec sleep 30"), cancel);
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(barge, &status, 0), barge);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  int64_t task = std::stoll(ReadFile(pid_file).value_or("0"));
+  ASSERT_GT(task, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Running(task) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  bool survived = Running(task);
+  if (survived) ::kill(static_cast<pid_t>(task), SIGKILL);
+  EXPECT_FALSE(survived) << "the task outlived the barge that started it";
 }
 
 TEST(Liveness, KnowsThisProcessAndNotAGhost) {

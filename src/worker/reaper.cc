@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,12 @@ TaskReaper::~TaskReaper() {
 void TaskReaper::Register(pid_t process_group) { Send(kRegister, process_group); }
 
 void TaskReaper::Unregister(pid_t process_group) { Send(kUnregister, process_group); }
+
+void TaskReaper::RegisterSelf() const {
+  Message m{kRegister, static_cast<int32_t>(::syscall(SYS_getpid))};
+  while (::send(fd_, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
 
 void TaskReaper::Send(int32_t op, pid_t process_group) {
   Message m{op, static_cast<int32_t>(process_group)};

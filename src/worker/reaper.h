@@ -4,17 +4,17 @@
 // Start() spawns one small helper per barge process: this executable run again as the hidden
 // `barge __reaper`, in a session of its own (so a Ctrl-C meant for barge does not reach it),
 // joined to barge by a socket pair. Barge registers each task's process group right after
-// spawning its leader, and unregisters it once the group has been killed, before the leader is
-// reaped (so its id cannot have been reused). When barge ends the socket reaches end of file and
+// spawning its leader (the child registers itself, before it runs the task's program: see
+// RegisterSelf), and unregisters it once the group has been killed, before the leader is reaped
+// (so its id cannot have been reused). When barge ends the socket reaches end of file and
 // the helper SIGKILLs every group still registered, then exits. The cost per task is two
 // send(2) calls; there is no extra process per task.
 //
 //   absl::StatusOr<std::unique_ptr<TaskReaper>> reaper = TaskReaper::Start(SelfExecutable());
 //   PosixProcessRunner runner(reaper.ok() ? reaper->get() : nullptr);
 //
-// Not covered: a task killed in the microseconds between its spawn and its registration (the
-// helper cannot know its group), or one that leaves its process group (setsid, setpgid) — as a
-// daemon would.
+// Not covered: a process that leaves its task's process group (setsid, setpgid), as a daemon
+// would.
 //
 // Thread-safety: Register() and Unregister() may be called from many threads at once.
 #pragma once
@@ -33,6 +33,11 @@ class TaskReaper {
  public:
   // Spawns `self_exe __reaper`. Fails if it cannot be started.
   static absl::StatusOr<std::unique_ptr<TaskReaper>> Start(const std::string& self_exe);
+  // Takes over `fd`, the barge end of a socket pair whose other end `helper` serves with
+  // RunReaper (tests start the helper themselves).
+  static std::unique_ptr<TaskReaper> Adopt(int fd, pid_t helper) {
+    return std::unique_ptr<TaskReaper>(new TaskReaper(fd, helper));
+  }
   // Closes the socket (the helper then kills whatever is still registered) and waits for it.
   ~TaskReaper();
   TaskReaper(const TaskReaper&) = delete;
@@ -40,6 +45,11 @@ class TaskReaper {
 
   void Register(pid_t process_group);
   void Unregister(pid_t process_group);
+  // Registers the calling process's own group (a task's leader, whose group id is its pid).
+  // Async-signal-safe and allocation-free: for a spawned child between vfork and exec, so that
+  // the group is registered before the task's program runs and even if barge dies in between
+  // (the child's copy of the socket keeps it open until exec). Errors are left to Unregister.
+  void RegisterSelf() const;
 
   pid_t helper_pid() const { return helper_; }
 
