@@ -448,5 +448,27 @@ TEST_F(ServeHardeningTest, TheSessionTokenIsMaskedLikeTheSecretKey) {
   EXPECT_NE(r->body.find("token [redacted]"), std::string::npos) << r->body;
 }
 
+TEST_F(ServeHardeningTest, ARunsDeclaredSecretsAreMaskedInItsLogsAndParams) {
+  StartServer({});
+  Write("sec.yaml", R"(name: sec
+params: {pw: hunter2-pw-value}
+secrets: [pw]
+steps:
+  - name: s
+    run: echo connecting with {params.pw}
+)");
+  Result run = Barge({"run", "sec.yaml"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string id = RunIdFrom(run);
+  httplib::Result r = Client(60)->Get(Cat("/api/runs/", id, "/tasks/s/0/log"));
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_EQ(r->body.find("hunter2"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("connecting with [redacted]"), std::string::npos) << r->body;
+  nlohmann::json shown = GetJson(Cat("/api/runs/", id));
+  EXPECT_EQ(shown["params"]["pw"], "[redacted]") << shown.dump();
+  // The task itself got the value.
+  EXPECT_NE(Read(LogPath(id)).find("connecting with hunter2-pw-value"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace barge::testing

@@ -163,6 +163,36 @@ steps:
             Cat("wJalrXUtnFEMIK7MDENGbPxRfiCYzz\npostgres://u:", kPassword, "@h/db\n"));
 }
 
+// Values the pipeline marks secret (secrets:, or a secret-looking param name) are never shown:
+// not by status, not in exec's command or environment; the task gets them unchanged.
+TEST_F(E2eTest, DeclaredSecretsAreMaskedInStatusAndExec) {
+  std::string p = Write("p.yaml", R"(name: p
+params: {pw: hunter2-pw-value, api_token: tok-3141592, day: "2026-01-01"}
+secrets: [pw, DB_PASS]
+steps:
+  - name: a
+    env: {DB_PASS: "{params.pw}", DAY: "{params.day}"}
+    run: echo {params.pw} {params.api_token} "$DB_PASS" > "$BARGE_OUTPUT_DIR/seen.txt"
+)");
+  Result run = Barge({"run", p});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  nlohmann::json status = Json({"status", "last", "--json"});
+  EXPECT_EQ(status["params"]["pw"], "[redacted]") << status.dump();
+  EXPECT_EQ(status["params"]["api_token"], "[redacted]") << status.dump();
+  EXPECT_EQ(status["params"]["day"], "2026-01-01") << status.dump();
+  Result r = Barge({"exec", "last", "a", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("hunter2"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("3141592"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("DB_PASS=[redacted]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("DAY=2026-01-01"), std::string::npos) << r.out;
+  const std::string marker = "# output directory: ";
+  size_t at = r.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  std::string out_dir = r.out.substr(at + marker.size(), r.out.find('\n', at) - at - marker.size());
+  EXPECT_EQ(Read(out_dir + "/seen.txt"), "hunter2-pw-value tok-3141592 hunter2-pw-value\n");
+}
+
 // `barge serve` refuses a token file before it listens: exit 2 and what to do about it.
 class TokenFileTest : public E2eTest {
  protected:

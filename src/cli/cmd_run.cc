@@ -264,14 +264,18 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
                      ResolveTask(*pipeline, run, task, shared, attempt, paths));
     std::printf("# barge exec: run %s, step %s, task %lld (attempt %d as recorded)\n", id.c_str(),
                 step.c_str(), static_cast<long long>(index), attempt);
+    // Printed masked (common/redact.h): the values of the pipeline's secrets wherever they
+    // appear, and secret-looking text; the task gets every value unchanged.
+    Redactor redact;
+    for (const std::string& secret : pipeline->SecretValues()) redact.Add(secret);
     std::printf("# command:\n");
     for (const std::string& a : resolved.argv) {
-      std::printf("#   %s\n", MaskSecretsInText(a).c_str());
+      std::printf("#   %s\n", MaskSecretsInText(redact(a)).c_str());
     }
     std::printf("# environment:\n");
-    // Printed masked (common/redact.h); the task gets the values unchanged.
     for (const auto& [k, v] : resolved.env) {
-      std::printf("#   %s=%s\n", k.c_str(), MaskEnvValue(k, v).c_str());
+      std::string shown = pipeline->IsSecret(k) ? std::string(kRedacted) : MaskEnvValue(k, redact(v));
+      std::printf("#   %s=%s\n", k.c_str(), shown.c_str());
     }
     std::printf("# inputs (%zu):\n", resolved.inputs.size());
     for (const std::string& in : resolved.inputs) std::printf("#   %s\n", in.c_str());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace barge {
 namespace {
@@ -161,6 +162,81 @@ bool IsSecretName(std::string_view name) {
 std::string MaskEnvValue(std::string_view name, std::string_view value) {
   if (IsSecretName(name)) return std::string(kRedacted);
   return MaskSecretsInText(value);
+}
+
+void Redactor::Add(const std::string& secret) {
+  if (secret.size() < 4) return;
+  secrets_.push_back(secret);
+  max_length_ = std::max<int64_t>(max_length_, static_cast<int64_t>(secret.size()));
+}
+
+void Redactor::AddUrlPassword(const std::string& url) { Add(UrlPassword(url)); }
+
+std::string Redactor::operator()(std::string text) const {
+  if (secrets_.empty()) return text;
+  return Slice(text, 0, 0, static_cast<int64_t>(text.size()));
+}
+
+std::string Redactor::Slice(std::string_view window, int64_t window_start, int64_t from,
+                            int64_t to) const {
+  const size_t lo = static_cast<size_t>(from - window_start);
+  const size_t hi = static_cast<size_t>(to - window_start);
+  // Every occurrence, overlapping ones included, so that where matching starts cannot change
+  // which bytes are hidden.
+  std::vector<std::pair<size_t, size_t>> found;
+  for (const std::string& s : secrets_) {
+    for (size_t p = window.find(s); p != std::string_view::npos; p = window.find(s, p + 1)) {
+      found.emplace_back(p, p + s.size());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::string out;
+  out.reserve(hi - lo);
+  size_t pos = lo;  // the next byte of [lo, hi) not yet shown or hidden
+  for (size_t i = 0; i < found.size();) {
+    auto [begin, end] = found[i];
+    for (++i; i < found.size() && found[i].first <= end; ++i) end = std::max(end, found[i].second);
+    if (end <= lo) continue;
+    if (begin >= hi) break;
+    if (begin > pos) out.append(window.substr(pos, begin - pos));
+    if (begin >= lo) out += "[redacted]";
+    pos = std::max(pos, std::min(end, hi));
+  }
+  if (pos < hi) out.append(window.substr(pos, hi - pos));
+  return out;
+}
+
+int64_t Redactor::LiveEnd(std::string_view last, int64_t size, int64_t from, int64_t to) const {
+  int64_t partial_from = size - PartialSecretAtEnd(last);
+  return to > partial_from ? std::max(from, partial_from) : to;
+}
+
+int64_t Redactor::PartialSecretAtEnd(std::string_view text) const {
+  for (size_t k = std::min<size_t>(text.size(), std::max<int64_t>(max_length_ - 1, 0)); k > 0;
+       --k) {
+    for (const std::string& s : secrets_) {
+      if (s.size() > k && text.ends_with(std::string_view(s).substr(0, k))) {
+        return static_cast<int64_t>(k);
+      }
+    }
+  }
+  return 0;
+}
+
+void Redactor::RedactJson(nlohmann::json& j) const {
+  if (secrets_.empty()) return;
+  if (j.is_string()) {
+    j = (*this)(j.get<std::string>());
+  } else if (j.is_array()) {
+    for (nlohmann::json& item : j) RedactJson(item);
+  } else if (j.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto& [key, value] : j.items()) {
+      RedactJson(value);
+      out[(*this)(key)] = std::move(value);
+    }
+    j = std::move(out);
+  }
 }
 
 }  // namespace barge

@@ -2,8 +2,10 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "common/fs.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -39,6 +41,18 @@ bool InsideRoot(const std::string& root, const std::string& location) {
 
 }  // namespace
 
+// Params as shown: the value of a secret one (a secret-looking name, or one the pipeline lists
+// under secrets:) is kRedacted.
+nlohmann::json ShownParams(const std::string& params_json, const std::string& spec_source) {
+  nlohmann::json params = ParsedOr(params_json, nlohmann::json::object());
+  if (!params.is_object()) return params;
+  std::set<std::string> declared = DeclaredSecrets(spec_source);
+  for (auto& [k, v] : params.items()) {
+    if (IsSecretName(k) || declared.contains(k)) v = kRedacted;
+  }
+  return params;
+}
+
 nlohmann::json RunJson(const RunRecord& r, int64_t now) {
   return {{"id", r.id},
           {"pipeline", r.pipeline},
@@ -48,7 +62,7 @@ nlohmann::json RunJson(const RunRecord& r, int64_t now) {
           {"elapsed_ms", (r.finished_at > 0 ? r.finished_at : now) - r.created_at},
           {"error", r.error},
           {"root", r.root},
-          {"params", ParsedOr(r.params_json, nlohmann::json::object())}};
+          {"params", ShownParams(r.params_json, r.spec_source)}};
 }
 
 nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
@@ -143,7 +157,7 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"overlap", s.overlap},
           {"enabled", s.enabled},
           {"pipeline_file", s.spec_path},
-          {"params", ParsedOr(s.params_json, nlohmann::json::object())},
+          {"params", ShownParams(s.params_json, s.spec_source)},
           {"last_slot", IsoTime(s.last_slot)},
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }

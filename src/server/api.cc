@@ -173,8 +173,8 @@ std::string JsonStringBody(std::string text) {
 // A log reply's body in parts: `head`, then bytes [from, to) of the log redacted and escaped a
 // chunk at a time (each chunk read with a margin of the longest secret on either side, so a
 // secret across a chunk's edge is still found), then the closing `"}`.
-BodyStream LogTextStream(AttemptLog log, const Redactor& redact, int64_t from, int64_t to,
-                         std::string head) {
+BodyStream LogTextStream(AttemptLog log, std::shared_ptr<const Redactor> redactor, int64_t from,
+                         int64_t to, std::string head) {
   struct State {
     AttemptLog log;
     int64_t pos;
@@ -183,7 +183,8 @@ BodyStream LogTextStream(AttemptLog log, const Redactor& redact, int64_t from, i
     std::string pending;  // redacted bytes that end inside a UTF-8 sequence
   };
   auto state = std::make_shared<State>(State{std::move(log), from, to, std::move(head), ""});
-  return [state, &redact](std::string& out) -> absl::StatusOr<bool> {
+  return [state, redactor](std::string& out) -> absl::StatusOr<bool> {
+    const Redactor& redact = *redactor;
     State& st = *state;
     if (!st.head.empty()) {
       out += st.head;
@@ -210,81 +211,6 @@ BodyStream LogTextStream(AttemptLog log, const Redactor& redact, int64_t from, i
 }
 
 }  // namespace
-
-void Redactor::Add(const std::string& secret) {
-  if (secret.size() < 4) return;
-  secrets_.push_back(secret);
-  max_length_ = std::max<int64_t>(max_length_, static_cast<int64_t>(secret.size()));
-}
-
-void Redactor::AddUrlPassword(const std::string& url) { Add(UrlPassword(url)); }
-
-std::string Redactor::operator()(std::string text) const {
-  if (secrets_.empty()) return text;
-  return Slice(text, 0, 0, static_cast<int64_t>(text.size()));
-}
-
-std::string Redactor::Slice(std::string_view window, int64_t window_start, int64_t from,
-                            int64_t to) const {
-  const size_t lo = static_cast<size_t>(from - window_start);
-  const size_t hi = static_cast<size_t>(to - window_start);
-  // Every occurrence, overlapping ones included, so that where matching starts cannot change
-  // which bytes are hidden.
-  std::vector<std::pair<size_t, size_t>> found;
-  for (const std::string& s : secrets_) {
-    for (size_t p = window.find(s); p != std::string_view::npos; p = window.find(s, p + 1)) {
-      found.emplace_back(p, p + s.size());
-    }
-  }
-  std::sort(found.begin(), found.end());
-  std::string out;
-  out.reserve(hi - lo);
-  size_t pos = lo;  // the next byte of [lo, hi) not yet shown or hidden
-  for (size_t i = 0; i < found.size();) {
-    auto [begin, end] = found[i];
-    for (++i; i < found.size() && found[i].first <= end; ++i) end = std::max(end, found[i].second);
-    if (end <= lo) continue;
-    if (begin >= hi) break;
-    if (begin > pos) out.append(window.substr(pos, begin - pos));
-    if (begin >= lo) out += "[redacted]";
-    pos = std::max(pos, std::min(end, hi));
-  }
-  if (pos < hi) out.append(window.substr(pos, hi - pos));
-  return out;
-}
-
-int64_t Redactor::LiveEnd(std::string_view last, int64_t size, int64_t from, int64_t to) const {
-  int64_t partial_from = size - PartialSecretAtEnd(last);
-  return to > partial_from ? std::max(from, partial_from) : to;
-}
-
-int64_t Redactor::PartialSecretAtEnd(std::string_view text) const {
-  for (size_t k = std::min<size_t>(text.size(), std::max<int64_t>(max_length_ - 1, 0)); k > 0;
-       --k) {
-    for (const std::string& s : secrets_) {
-      if (s.size() > k && text.ends_with(std::string_view(s).substr(0, k))) {
-        return static_cast<int64_t>(k);
-      }
-    }
-  }
-  return 0;
-}
-
-void Redactor::RedactJson(nlohmann::json& j) const {
-  if (secrets_.empty()) return;
-  if (j.is_string()) {
-    j = (*this)(j.get<std::string>());
-  } else if (j.is_array()) {
-    for (nlohmann::json& item : j) RedactJson(item);
-  } else if (j.is_object()) {
-    nlohmann::json out = nlohmann::json::object();
-    for (auto& [key, value] : j.items()) {
-      RedactJson(value);
-      out[(*this)(key)] = std::move(value);
-    }
-    j = std::move(out);
-  }
-}
 
 int HttpStatusFor(const absl::Status& status) {
   switch (status.code()) {
@@ -647,7 +573,16 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   int64_t from = std::min(offset, size);
   if (tail >= 0) from = std::max<int64_t>(0, size - tail);
   int64_t to = length >= 0 ? from + std::min(length, size - from) : size;
-  const Redactor& redact = options_.redact;
+  // barge's own secrets, and the values of the run's (its pipeline's secrets: and secret-looking
+  // params and env variables), which a task may well print.
+  auto redactor = std::make_shared<Redactor>(options_.redact);
+  if (absl::StatusOr<RunRecord> run = store_.GetRun(p.at("run")); run.ok()) {
+    if (absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = engine_.PipelineFor(*run);
+        pipeline.ok()) {
+      for (const std::string& secret : (*pipeline)->SecretValues()) redactor->Add(secret);
+    }
+  }
+  const Redactor& redact = *redactor;
   if (log.live && redact.MaxLength() > 1 && to > size - (redact.MaxLength() - 1)) {
     // A secret the task is writing right now must not show its first bytes, whether the slice
     // ends at the log's end or a few bytes before: hold back from where one could begin.
@@ -658,7 +593,7 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   // `end` is where the next page starts: the text is redacted, so its length is not the range's.
   std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"size":)", size, R"(,"offset":)", from,
                          R"(,"end":)", to, R"(,"text":")");
-  BodyStream stream = LogTextStream(std::move(log), redact, from, to, std::move(head));
+  BodyStream stream = LogTextStream(std::move(log), redactor, from, to, std::move(head));
   HttpReply reply;
   if (to - from <= kLogChunk) {
     // Small enough to send whole (the usual case: a tail for a browser).

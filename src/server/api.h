@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/redact.h"
 #include "cost/cost.h"
 #include "engine/engine.h"
 #include "nlohmann/json.hpp"
@@ -55,41 +56,6 @@ struct HttpReply {
   // A JSON reply before encoding, so that secrets are masked in its strings' raw bytes (a secret
   // holding `"` or `\` looks different once escaped). Encoded into `body` by Api::Handle().
   std::optional<nlohmann::json> json;
-};
-
-// Masks known secrets in raw text. Every byte that belongs to an occurrence of a secret is
-// hidden, and each run of such bytes (overlapping or touching occurrences) becomes one
-// "[redacted]".
-class Redactor {
- public:
-  // Adds a secret (ignored if shorter than 4 characters, which would mask ordinary text).
-  void Add(const std::string& secret);
-  // Adds the password of a URL such as postgres://user:password@host/db.
-  void AddUrlPassword(const std::string& url);
-  std::string operator()(std::string text) const;
-  // Masks every string, and every object key, of `j`.
-  void RedactJson(nlohmann::json& j) const;
-
-  // The length of the longest secret (0: none).
-  int64_t MaxLength() const { return max_length_; }
-  // The redacted form of bytes [from, to) of a text, of which `window` holds the bytes from
-  // `window_start` on. REQUIRES: the window covers [from - MaxLength(), to + MaxLength()),
-  // clipped to the text. A run of secret bytes that starts inside [from, to) shows as
-  // "[redacted]"; one that starts before `from` is left out whole. So the slices of adjacent
-  // ranges join to exactly operator()(text), and no slice shows any byte of a secret.
-  std::string Slice(std::string_view window, int64_t window_start, int64_t from, int64_t to) const;
-  // How many bytes at the end of `text` could be the start of a secret still being written
-  // (0 to MaxLength() - 1): a growing log withholds them until the rest arrives.
-  int64_t PartialSecretAtEnd(std::string_view text) const;
-  // Where a slice [from, to) of a growing text of `size` bytes must end so that it shows no byte of
-  // a secret still being written: `last` is the text's final min(size, MaxLength() - 1) bytes.
-  // Returns `to`, or the start of such a partial secret if `to` lies beyond it (never below
-  // `from`).
-  int64_t LiveEnd(std::string_view last, int64_t size, int64_t from, int64_t to) const;
-
- private:
-  std::vector<std::string> secrets_;
-  int64_t max_length_ = 0;
 };
 
 // The HTTP status of an error: 400 invalid argument, 401 unauthenticated, 403 permission denied,

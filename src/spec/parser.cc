@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/fs.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -121,10 +122,12 @@ class Parser {
   }
 
   void ParseTop(const YAML::Node& root) {
-    std::optional<YAML::Node> name_node, steps_node;
-    ForEachEntry(root, "pipeline", {"name", "description", "params", "steps", "schedule"}, diag_,
+    std::optional<YAML::Node> name_node, steps_node, secrets_node;
+    ForEachEntry(root, "pipeline",
+                 {"name", "description", "params", "secrets", "steps", "schedule"}, diag_,
                  [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
                    if (key == "name") name_node.emplace(v);
+                   if (key == "secrets") secrets_node.emplace(v);
                    if (key == "schedule") ParseSchedule(v);
                    if (key == "params") ParseParams(v);
                    if (key == "steps") steps_node.emplace(v);
@@ -160,6 +163,30 @@ class Parser {
       return;
     }
     for (const auto& node : *steps_node) ParseStep(node);
+    if (secrets_node) ParseSecrets(*secrets_node);
+  }
+
+  // secrets: [NAME, ...]: params and step env variables whose values barge never shows.
+  void ParseSecrets(const YAML::Node& node) {
+    if (!node.IsSequence()) {
+      diag_.Error(node, Cat("secrets must be a list of param and env names, not ",
+                            YamlTypeName(node)));
+      return;
+    }
+    for (const auto& n : node) {
+      if (!ExpectScalar(n, "secrets", diag_)) continue;
+      const std::string& name = n.Scalar();
+      bool known = param_map_.contains(name);
+      for (const Step& step : pipeline_.steps) {
+        for (const auto& [k, v] : step.env) known = known || k == name;
+      }
+      if (!known) {
+        diag_.Error(n, Cat("secrets: \"", ShowBytes(name),
+                           "\" names no param and no env variable of a step"));
+        continue;
+      }
+      pipeline_.secrets.insert(name);
+    }
   }
 
   void ParseParams(const YAML::Node& node) {
@@ -749,6 +776,32 @@ const Step* Pipeline::FindStep(std::string_view name) const {
   return nullptr;
 }
 
+bool Pipeline::IsSecret(std::string_view name) const {
+  return IsSecretName(name) || secrets.contains(std::string(name));
+}
+
+std::vector<std::string> Pipeline::SecretValues() const {
+  std::set<std::string> values;
+  for (const auto& [k, v] : params) {
+    if (IsSecret(k) && !v.empty()) values.insert(v);
+  }
+  const std::map<std::string, std::string> param_map = ParamMap();
+  for (const Step& step : steps) {
+    for (const auto& [k, v] : step.env) {
+      if (!IsSecret(k)) continue;
+      // A value that depends on the task ({item}, {index}) is masked by name where printed.
+      std::vector<Placeholder> found = FindPlaceholders(v);
+      if (std::any_of(found.begin(), found.end(),
+                      [](const Placeholder& p) { return p.kind != Placeholder::kParam; })) {
+        continue;
+      }
+      std::string value = RenderTemplate(v, {.params = &param_map}, /*shell_quote=*/false);
+      if (!value.empty()) values.insert(value);
+    }
+  }
+  return {values.begin(), values.end()};
+}
+
 std::map<std::string, std::string> Pipeline::ParamMap() const {
   return {params.begin(), params.end()};
 }
@@ -756,6 +809,21 @@ std::map<std::string, std::string> Pipeline::ParamMap() const {
 absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string& path,
                                        const ParamOverrides& overrides) {
   return Parser(path, overrides).Parse(text, path);
+}
+
+std::set<std::string> DeclaredSecrets(std::string_view source) {
+  std::set<std::string> names;
+  if (source.find("secrets") == std::string_view::npos) return names;  // the common case, cheaply
+  YamlDiagnostics diag("pipeline");
+  std::optional<YAML::Node> loaded = LoadYaml(source, diag);
+  if (!loaded || !loaded->IsMap()) return names;
+  const YAML::Node& root = *loaded;
+  const YAML::Node list = root["secrets"];
+  if (!list.IsSequence()) return names;
+  for (const YAML::Node& n : list) {
+    if (n.IsScalar()) names.insert(n.Scalar());
+  }
+  return names;
 }
 
 absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides) {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "common/strings.h"
 #include "spec/pipeline.h"
 
@@ -117,6 +119,37 @@ TEST(Parser, UnknownKeyNamesItsPosition) {
 TEST(Parser, UnknownTopLevelKey) {
   std::string e = ErrorOf("name: x\nstep:\n  - name: a\n");
   EXPECT_NE(e.find(":2:1: pipeline: unknown key \"step\""), std::string::npos) << e;
+}
+
+TEST(Parser, SecretsNameParamsAndEnvVariables) {
+  absl::StatusOr<Pipeline> p = Parse(R"(
+name: x
+params: {pw: hunter2-long, day: "2026-01-01", api_token: tok-value}
+secrets: [pw, DB_PASS]
+steps:
+  - name: a
+    env: {DB_PASS: "prefix-{params.day}", PER_TASK: "{index}", PLAIN: shown}
+    run: echo
+)");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->IsSecret("pw"));
+  EXPECT_TRUE(p->IsSecret("DB_PASS"));
+  EXPECT_TRUE(p->IsSecret("api_token"));  // secret-looking, listed or not
+  EXPECT_FALSE(p->IsSecret("day"));
+  EXPECT_FALSE(p->IsSecret("PLAIN"));
+  EXPECT_EQ(p->SecretValues(),
+            (std::vector<std::string>{"hunter2-long", "prefix-2026-01-01", "tok-value"}));
+  EXPECT_EQ(DeclaredSecrets(p->source), (std::set<std::string>{"pw", "DB_PASS"}));
+  EXPECT_TRUE(DeclaredSecrets("name: x\nsteps: []\n").empty());
+  EXPECT_TRUE(DeclaredSecrets("secrets: [unclosed\n").empty());
+
+  std::string e = ErrorOf("name: x\nsecrets: [pw, NOPE]\nparams: {pw: a}\nsteps:\n  - name: a\n"
+                          "    run: echo\n");
+  EXPECT_NE(e.find(":2:15: secrets: \"NOPE\" names no param and no env variable of a step"),
+            std::string::npos)
+      << e;
+  e = ErrorOf("name: x\nsecrets: pw\nsteps:\n  - name: a\n    run: echo\n");
+  EXPECT_NE(e.find(":2:10: secrets must be a list"), std::string::npos) << e;
 }
 
 TEST(Parser, WrongTypes) {

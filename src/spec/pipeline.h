@@ -10,7 +10,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -106,6 +108,15 @@ struct Pipeline {
   std::vector<std::pair<std::string, std::string>> params;  // after --param overrides
   std::vector<Step> steps;                                  // in file order
   PipelineSchedule schedule;
+  // `secrets:` — params and env variables whose values barge shows as [redacted].
+  std::set<std::string> secrets;
+
+  // Whether the value of param or env variable `name` is never shown: listed under secrets:,
+  // or a secret-looking name (common/redact.h IsSecretName: API_TOKEN, DB_PASSWORD, ...).
+  bool IsSecret(std::string_view name) const;
+  // The values of those params and env variables (env values with {params.x} substituted),
+  // for masking wherever they appear.
+  std::vector<std::string> SecretValues() const;
 
   const Step* FindStep(std::string_view name) const;
   std::map<std::string, std::string> ParamMap() const;
@@ -118,6 +129,10 @@ using ParamOverrides = std::map<std::string, std::string>;
 // as an InvalidArgument status.
 absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string& path,
                                        const ParamOverrides& overrides);
+
+// The names listed under `secrets:` in pipeline text (none if it does not parse): cheap when the
+// text has no such key. For showing a stored run's params without parsing its whole spec.
+std::set<std::string> DeclaredSecrets(std::string_view source);
 
 // Reads `path` and parses it.
 absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides);
