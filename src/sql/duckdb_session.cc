@@ -1,6 +1,7 @@
 #include <dlfcn.h>
 #include <duckdb.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/status.h"
@@ -125,6 +126,41 @@ std::string LeadingKeyword(std::string_view sql) {
   return word.empty() ? "this" : word;
 }
 
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
+
+// Whether `sql` holds the words IMPORT DATABASE anywhere, with only white space or comments
+// between them, quotes or not. DuckDB's parser itself executes IMPORT DATABASE (it reads the
+// directory's schema.sql and load.sql), so such text must never reach the parser, not even to
+// be counted: text that closes barge's parentheses ("SELECT 1) TO 'x'; IMPORT DATABASE ...")
+// would reach it as a statement of its own. Quotes are not followed, so the scan cannot be led
+// astray by them; a query with these words inside a string is refused too.
+bool MentionsImportDatabase(std::string_view sql) {
+  auto word_at = [&](size_t i, std::string_view word) {
+    if (i + word.size() > sql.size() || (i > 0 && IsWordChar(sql[i - 1]))) return false;
+    for (size_t k = 0; k < word.size(); ++k) {
+      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k]) return false;
+    }
+    return i + word.size() == sql.size() || !IsWordChar(sql[i + word.size()]);
+  };
+  for (size_t i = 0; i < sql.size(); ++i) {
+    if (!word_at(i, "IMPORT")) continue;
+    size_t j = i + 6;
+    for (;;) {
+      while (j < sql.size() && std::isspace(static_cast<unsigned char>(sql[j]))) ++j;
+      if (sql.substr(j, 2) == "--") {
+        j = std::min(sql.size(), sql.find('\n', j));
+      } else if (sql.substr(j, 2) == "/*") {
+        size_t end = sql.find("*/", j + 2);
+        j = end == std::string_view::npos ? sql.size() : end + 2;
+      } else {
+        break;
+      }
+    }
+    if (word_at(j, "DATABASE")) return true;
+  }
+  return false;
+}
+
 bool IsQueryKeyword(const std::string& word) {
   for (const char* q : {"(", "SELECT", "FROM", "WITH", "VALUES", "TABLE", "PIVOT", "PIVOT_WIDER",
                         "UNPIVOT", "PIVOT_LONGER"}) {
@@ -227,22 +263,24 @@ class DuckDbSession : public SqlSession {
     // What runs is COPY (query) TO ...: only a query fits in those parentheses. The query alone
     // must also be one statement, or text such as "SELECT 1) TO 'x'; ATTACH ...; COPY (SELECT 1"
     // would fit by closing the parentheses itself.
+    if (MentionsImportDatabase(sql)) {
+      return absl::InvalidArgumentError(
+          "IMPORT DATABASE statement: a SQL step runs one read-only query (SELECT, FROM, WITH, "
+          "VALUES, TABLE, PIVOT or UNPIVOT); barge writes its result to the step's output "
+          "itself (the words IMPORT DATABASE are refused anywhere in a query, strings included)");
+    }
     absl::StatusOr<idx_t> wrapped = Statements(Cat("COPY ", AsSubquery(sql), " TO 'x'"));
     if (wrapped.ok() && *wrapped == 1) return CountIsOne(sql);
     std::string keyword = LeadingKeyword(sql);
-    // IMPORT DATABASE is the one statement DuckDB's parser executes: it reads the directory's
-    // schema.sql and load.sql.
-    if (keyword != "IMPORT") {
-      ASSIGN_OR_RETURN(idx_t count, Statements(std::string(sql)));
-      if (count != 1) {
-        return absl::InvalidArgumentError(
-            Cat("expected one SQL query, found ", count, " statements"));
-      }
-      if (IsQueryKeyword(keyword)) {
-        return absl::InvalidArgumentError(
-            Cat("the query cannot run as a subquery (a ';' or text after it?)",
-                wrapped.ok() ? "" : Cat(": ", wrapped.status().message())));
-      }
+    ASSIGN_OR_RETURN(idx_t count, Statements(std::string(sql)));
+    if (count != 1) {
+      return absl::InvalidArgumentError(
+          Cat("expected one SQL query, found ", count, " statements"));
+    }
+    if (IsQueryKeyword(keyword)) {
+      return absl::InvalidArgumentError(
+          Cat("the query cannot run as a subquery (a ';' or text after it?)",
+              wrapped.ok() ? "" : Cat(": ", wrapped.status().message())));
     }
     return absl::InvalidArgumentError(
         Cat(keyword,

@@ -1,10 +1,16 @@
 #include "sql/sql_engine.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 
 #include "common/strings.h"
+#include "common/temp_dir.h"
 
 namespace barge {
 namespace {
@@ -90,6 +96,36 @@ TEST(DuckDb, RefusesEveryStatementThatIsNotAQueryByName) {
   EXPECT_NE(db->CheckQuery("  -- note\n  copy t to 'x'").message().find("COPY statement:"),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists("dump"));
+}
+
+// DuckDB's parser runs IMPORT DATABASE itself (it reads <dir>/schema.sql), so checking a query
+// must never hand such text to the parser, however it is hidden: here schema.sql is a FIFO, which
+// a read would block on.
+TEST(DuckDb, CheckingAQueryNeverReadsAnImportedDirectory) {
+  auto db = OpenDuckDb({}).value();
+  ScopedTempDir temp("import");
+  std::string dir = temp.path().string();
+  ASSERT_EQ(::mkfifo((temp.path() / "schema.sql").c_str(), 0600), 0);
+  for (const std::string& q :
+       {Cat("SELECT 1) TO 'x'; IMPORT DATABASE '", dir, "'; COPY (SELECT 1"),
+        Cat("SELECT 1; import /* hidden */ database '", dir, "'"),
+        Cat("SELECT 1; IMPORT -- line\n DATABASE '", dir, "'"),
+        Cat("IMPORT DATABASE '", dir, "'")}) {
+    auto checked = std::async(std::launch::async, [&] { return db->CheckQuery(q); });
+    if (checked.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      // Let the blocked reader go (a writer that closes at once) before failing.
+      int fd = ::open((temp.path() / "schema.sql").c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+      ADD_FAILURE() << "checking the query read the imported directory: " << q;
+      checked.wait();
+      continue;
+    }
+    absl::Status s = checked.get();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << q << ": " << s;
+    EXPECT_NE(s.message().find("IMPORT DATABASE statement"), std::string::npos) << q << ": " << s;
+  }
+  // Other words that merely resemble it are queries like any other.
+  EXPECT_TRUE(db->CheckQuery("SELECT 1 AS important, 2 AS database_size").ok());
 }
 
 TEST(DuckDb, NoStatementChangesASettingOrFetchesAnExtension) {
