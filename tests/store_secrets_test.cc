@@ -50,9 +50,17 @@ TEST_F(E2eTest, UnparseableStoreIsRefusedWithoutPasswordOrFile) {
       EXPECT_EQ(r.exit_code, 2) << c.url << "\n" << r.err;
       EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
       EXPECT_NE(r.err.find("--state"), std::string::npos) << r.err;
+      // The hint survives the masking of the message it is part of.
+      EXPECT_NE(r.err.find("or postgres://USER@HOST/DB,"), std::string::npos) << r.err;
+      EXPECT_EQ(r.err.find("[redacted]@HOST"), std::string::npos) << r.err;
       EXPECT_EQ(r.err.find(kPassword), std::string::npos) << r.err;
       EXPECT_EQ(r.out.find(kPassword), std::string::npos) << r.out;
     }
+    // An argument the command line cannot place is echoed masked.
+    Result misplaced = Barge({"--state", c.url, "runs"});
+    EXPECT_EQ(misplaced.exit_code, 2) << misplaced.err;
+    EXPECT_NE(misplaced.err.find("not expected"), std::string::npos) << misplaced.err;
+    EXPECT_EQ(misplaced.err.find(kPassword), std::string::npos) << misplaced.err;
     // From the environment the message says so.
     ::setenv("BARGE_STATE", c.url.c_str(), 1);
     Result r = Barge({"status", "last"});

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "common/redact.h"
 #include "sql/sql_task.h"
 #include "worker/reaper.h"
 
@@ -231,8 +232,11 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // CLI11 quotes the arguments it could not place, a store URL with its password among them.
+    std::fprintf(stderr, "barge: error: %s\nRun with --help for more information.\n",
+                 MaskSecretsInText(e.what()).c_str());
+    return 2;
   }
 
   if (sql_cmd->parsed()) return RunSqlTask(sql_spec);  // a task: it holds no secret of barge's

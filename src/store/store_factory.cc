@@ -16,7 +16,10 @@
 namespace barge {
 namespace {
 
-constexpr const char* kForms = "use a path, sqlite:PATH or postgres://USER:PASSWORD@HOST/DB";
+// No password in the example: every message is masked once more where it is printed.
+constexpr const char* kForms =
+    "use a path, sqlite:PATH or postgres://USER@HOST/DB, with the password after USER: "
+    "or in PGPASSWORD";
 
 // The "scheme" of "scheme:rest" (RFC 3986: a letter, then letters, digits, '+', '-', '.'), or "".
 std::string SchemeOf(const std::string& url) {
