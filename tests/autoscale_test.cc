@@ -83,9 +83,10 @@ TEST_F(AutoscaleTest, CommandProviderGetsTheDesiredCounts) {
   std::string out = (dir() / "desired.log").string();
   Serve(
       Cat("queues:\n  - queue: etl\n    max: 4\n    idle: 1s\n    worker: {cpu: 2}\n"
-          "    provider: command\n    command: 'echo {queue} {desired} >> ",
+          "    provider: command\n    command: 'echo {queue} {desired} ${BARGE_TOKEN:-} >> ",
           out, "'\n"));
   WaitUntil([&] { return Lines(out).size() == 1; }, "the first desired count");
+  // The command runs without the server's token (it is in the server's environment).
   EXPECT_EQ(Lines(out), std::vector<std::string>{"etl 0"});
   Write("etl.yaml",
         "name: etl\nsteps:\n  - name: work\n    queue: etl\n    foreach: range(5)\n"

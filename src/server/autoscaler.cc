@@ -130,8 +130,15 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  // The server's environment, but its API token: neither a worker nor a provider command needs
+  // it, and what they start should not be able to read it.
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("BARGE_TOKEN=")) env.push_back(*e);
+  }
+  env.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+  int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), env.data());
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return absl::InternalError(Cat("starting ", argv[0], ": ", std::strerror(rc)));
