@@ -337,12 +337,13 @@ absl::Status SqlStateStore::RecordCompletionEvents(const std::vector<Completion>
                                                    const std::vector<bool>& accepted) {
   int64_t now = Now();
   ASSIGN_OR_RETURN(DbStatement * fenced,
-                   Stmt("UPDATE attempts SET state = 'fenced', finished_at = ?, exit_code = ?, "
-                        "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
-                        "error = CASE WHEN error = '' THEN CAST(? AS TEXT) ELSE error || '; ' || "
-                        "CAST(? AS TEXT) END "
-                        "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
-                        "AND state = 'lost'"));
+                   Stmt(Cat("UPDATE attempts SET state = '", state::kFenced,
+                            "', finished_at = ?, exit_code = ?, "
+                            "cpu_seconds = ?, max_rss_kb = ?, log_path = ?, "
+                            "error = CASE WHEN error = '' THEN CAST(? AS TEXT) ELSE error || '; ' "
+                            "|| CAST(? AS TEXT) END "
+                            "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
+                            "AND state = '", state::kLost, "'")));
   for (size_t i = 0; i < batch.size(); ++i) {
     const Completion& c = batch[i];
     if (accepted[i]) {

@@ -43,6 +43,7 @@ inline constexpr const char kCancelled[] = "cancelled";
 inline constexpr const char kCached[] = "cached";
 inline constexpr const char kLost[] = "lost";
 inline constexpr const char kDrained[] = "drained";
+inline constexpr const char kFenced[] = "fenced";  // a late result of a lost attempt, not committed
 inline constexpr const char kDeleting[] = "deleting";
 }  // namespace state
 

@@ -70,10 +70,12 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   nlohmann::json inputs = nlohmann::json::parse(inputs_json, nullptr, false);
   if (inputs.is_array()) {
     for (const auto& in : inputs) {
-      if (!in.is_object() || !in.contains("path")) continue;
+      if (!in.is_object() || !in.contains("path") || !in["path"].is_string()) continue;
       ASSIGN_OR_RETURN(std::string path, local_copy(in["path"].get<std::string>()));
-      nlohmann::json& view = views[in.value("view", "input")];
-      if (in.value("schema_only", false)) {
+      const nlohmann::json& name = in.contains("view") ? in["view"] : nlohmann::json();
+      nlohmann::json& view = views[name.is_string() ? name.get<std::string>() : "input"];
+      if (in.contains("schema_only") && in["schema_only"].is_boolean() &&
+          in["schema_only"].get<bool>()) {
         view["schema_path"] = path;  // an empty bucket: columns only
         continue;
       }
@@ -273,7 +275,10 @@ absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
     ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(target.first));
     return store->PutFile(target.second, local).status();
   };
-  if (std::filesystem::exists(paths.log_path)) RETURN_IF_ERROR(put(paths.log_path, paths.log_url));
+  std::error_code ec;
+  if (std::filesystem::exists(paths.log_path, ec)) {
+    RETURN_IF_ERROR(put(paths.log_path, paths.log_url));
+  }
   if (!succeeded) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListOutputs(paths.output_dir));
   for (const FileEntry& f : files) {
@@ -383,7 +388,7 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
       // retried. Anything else (the store unreachable after retries) is the infrastructure's.
       if (absl::IsInvalidArgument(staged.status()) || absl::IsNotFound(staged.status()) ||
           absl::IsPermissionDenied(staged.status())) {
-        outcome.process.exit_code = 65;
+        outcome.process.exit_code = kExitBadInput;
         outcome.failure_class = failure::kBadInput;
         outcome.error = std::string(staged.status().message());
         return outcome;
@@ -397,7 +402,7 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     // where they enter (outputs, files()); this keeps any that got in from being misread.
     if (absl::Status s = CheckCarriableName("input", in); !s.ok()) {
       remove_scratch();
-      outcome.process.exit_code = 65;
+      outcome.process.exit_code = kExitBadInput;
       outcome.failure_class = failure::kBadInput;
       outcome.error = std::string(s.message());
       return outcome;

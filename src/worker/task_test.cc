@@ -75,6 +75,25 @@ TEST_F(ListOutputsTest, AnOutputDirectoryReplacedByALinkIsRefused) {
   fs::rename(real, dir_);
 }
 
+// Recorded inputs of any shape resolve without an exception (one would end the worker thread):
+// entries that are not what barge writes are skipped or read with their defaults.
+TEST(ResolveTask, InputsOfTheWrongShapeNeverThrow) {
+  absl::StatusOr<Pipeline> pipeline = ParsePipeline(
+      "name: p\nsteps:\n  - name: a\n    run: cat \"$BARGE_INPUT\"\n", "/tmp/p/p.yaml", {});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  RunRecord run;
+  run.id = "r1";
+  TaskRecord task;
+  task.key = {"r1", "a", 0};
+  task.item_json = "null";
+  task.inputs_json =
+      R"([{"path": 5}, {"path": "/d/x.csv", "view": 7, "schema_only": "yes"}, 3, {"view": "v"}])";
+  AttemptPaths paths = PathsFor("/root", "/scratch", task.key, 1);
+  absl::StatusOr<ResolvedTask> resolved = ResolveTask(*pipeline, run, task, "[]", 1, paths);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->inputs, std::vector<std::string>{"/d/x.csv"});
+}
+
 TEST(TaskEnvironment, KeepsBargesOwnVariablesFromTasks) {
   for (const char* name : {"BARGE_STATE", "BARGE_TOKEN", "BARGE_ROOT", "PGPASSWORD", "PGHOST",
                            "PGSERVICEFILE", "PGSSLKEY"}) {
