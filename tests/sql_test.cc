@@ -296,5 +296,42 @@ steps:
   EXPECT_NE(error.find(corrupt), std::string::npos) << error;
 }
 
+// A 0-byte text file has no header to take columns from. Beside other files it adds no rows (as
+// DuckDB's own union_by_name reads it); alone in a task it is bad input, named, and not retried.
+TEST_F(SqlTest, AnEmptyCsvAddsNoRowsOrFailsAsBadInputNamingIt) {
+  Write("raw/a.csv", "user_id,amount\n1,10\n2,20\n");
+  std::string empty = Write("raw/b.csv", "");
+  Write("raw/c.csv", "user_id,amount\n1,5\n");
+  std::string p = Write("empty.yaml", R"(
+name: empty
+steps:
+  - name: all
+    inputs: {raw: files("raw/*.csv")}
+    output: {format: csv}
+    sql: SELECT count(*) AS n, sum(amount) AS total FROM raw
+  - name: each
+    foreach: files("raw/*.csv")
+    retries: 3
+    sql: SELECT user_id, sum(amount) AS total FROM input GROUP BY user_id
+)");
+  Result r = Barge({"run", p});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::string id = RunIdFrom(r);
+  nlohmann::json all = Json({"tasks", id, "--json", "--step", "all"})[0];
+  EXPECT_EQ(all["state"], "succeeded") << all.dump();
+  EXPECT_EQ(Read(all["outputs"][0]["path"]), "n,total\n3,35\n");
+  for (const nlohmann::json& t : Json({"tasks", id, "--json", "--step", "each"})) {
+    if (t["index"] != 1) {
+      EXPECT_EQ(t["state"], "succeeded") << t.dump();
+      continue;
+    }
+    EXPECT_EQ(t["state"], "failed") << t.dump();
+    EXPECT_EQ(t["attempts"], 1) << t.dump();
+    EXPECT_EQ(t["exit_code"], 65) << t.dump();
+    std::string error = t["error"];
+    EXPECT_NE(error.find(Cat(empty, " is empty")), std::string::npos) << error;
+  }
+}
+
 }  // namespace
 }  // namespace barge::testing

@@ -265,7 +265,7 @@ class DuckDbSession : public SqlSession {
     // would fit by closing the parentheses itself.
     if (MentionsImportDatabase(sql)) {
       return absl::InvalidArgumentError(
-          "IMPORT DATABASE statement: a SQL step runs one read-only query (SELECT, FROM, WITH, "
+          "IMPORT statement: a SQL step runs one read-only query (SELECT, FROM, WITH, "
           "VALUES, TABLE, PIVOT or UNPIVOT); barge writes its result to the step's output "
           "itself (the words IMPORT DATABASE are refused anywhere in a query, strings included)");
     }

@@ -1,5 +1,6 @@
 #include "sql/sql_task.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -64,6 +65,21 @@ absl::StatusOr<std::string> ViewSql(const nlohmann::json& view,
   return Join(selects, " UNION ALL BY NAME ");
 }
 
+// The files of `paths` that are empty (0 bytes) and of a text format (CSV, TSV, JSON): they hold
+// neither rows nor columns. A 0-byte Parquet file is corrupt instead, and left to the reader.
+std::vector<std::string> EmptyTextFiles(const nlohmann::json& view,
+                                        const std::vector<std::string>& paths) {
+  std::string forced = view.value("format", "");
+  std::vector<std::string> out;
+  for (const std::string& p : paths) {
+    std::string format = forced.empty() ? FormatOf(p) : forced;
+    if (format == "parquet") continue;
+    std::error_code ec;
+    if (std::filesystem::file_size(p, ec) == 0 && !ec) out.push_back(p);
+  }
+  return out;
+}
+
 std::string Ident(const std::string& name) {
   return Cat("\"", ReplaceAll(name, "\"", "\"\""), "\"");
 }
@@ -94,6 +110,23 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
     std::vector<std::string> paths = view.value("paths", std::vector<std::string>{});
     std::string schema_path = view.value("schema_path", "");
     std::string name = view.value("name", "input");
+    // A 0-byte text file has no header to take columns from (DuckDB would read one column,
+    // "column0", and the query would fail to bind). Beside other files it adds no rows; alone,
+    // the view takes its columns from the schema file if there is one, or the input is bad.
+    std::vector<std::string> empty = EmptyTextFiles(view, paths);
+    if (!empty.empty() && empty.size() < paths.size()) {
+      std::erase_if(paths, [&](const std::string& p) {
+        return std::find(empty.begin(), empty.end(), p) != empty.end();
+      });
+    } else if (!empty.empty() && schema_path.empty()) {
+      failure = {kExitBadInput, failure::kBadInput,
+                 Cat(where, ": input ", name, ": ", empty.front(),
+                     " is empty (0 bytes): it has no header line to take the columns from",
+                     empty.size() > 1 ? Cat(" (nor have the other ", empty.size() - 1, ")") : "")};
+      return absl::DataLossError(failure.message);
+    } else if (!empty.empty()) {
+      paths.clear();
+    }
     std::string body;
     if (!paths.empty()) {
       absl::StatusOr<std::string> select = ViewSql(view, paths);
