@@ -60,6 +60,8 @@ TEST_F(E2eTest, UnparseableStoreIsRefusedWithoutPasswordOrFile) {
     Result misplaced = Barge({"--state", c.url, "runs"});
     EXPECT_EQ(misplaced.exit_code, 2) << misplaced.err;
     EXPECT_NE(misplaced.err.find("not expected"), std::string::npos) << misplaced.err;
+    EXPECT_NE(misplaced.err.find("options go after the command"), std::string::npos)
+        << misplaced.err;
     EXPECT_EQ(misplaced.err.find(kPassword), std::string::npos) << misplaced.err;
     // From the environment the message says so.
     ::setenv("BARGE_STATE", c.url.c_str(), 1);

@@ -234,8 +234,14 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     // CLI11 quotes the arguments it could not place, a store URL with its password among them.
+    std::string message = MaskSecretsInText(e.what());
+    // "barge --state URL runs": options belong to the command, after its name.
+    if (argc > 1 && std::string_view(argv[1]).starts_with("-") &&
+        dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      message += " (options go after the command: barge COMMAND [OPTIONS])";
+    }
     std::fprintf(stderr, "barge: error: %s\nRun with --help for more information.\n",
-                 MaskSecretsInText(e.what()).c_str());
+                 message.c_str());
     return 2;
   }
 

@@ -93,7 +93,7 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::st
     return absl::InvalidArgumentError(Cat("\"", url, "\" names no object (s3://bucket/key)"));
   }
   std::string key = url.substr(slash + 1);
-  RETURN_IF_ERROR(WithContext(CheckKey(key), Cat("input ", url)));
+  RETURN_IF_ERROR(WithContext(CheckKey(key), Cat("object ", url)));
   return std::make_pair(url.substr(0, slash), key);
 }
 

@@ -106,7 +106,7 @@ absl::StatusOr<StoreUrl> ParseStoreUrl(const std::string& url) {
   if (url.find("://") != std::string::npos) return Refuse(url, "not a URL barge knows");
   if (IsLibpqKeywordString(url)) {
     return Refuse(url,
-                  "looks like a libpq keyword string (host=... password=...), which barge does not "
+                  "looks like a libpq keyword string (host=... dbname=...), which barge does not "
                   "take; write it as a postgres:// URL, or a file name with '=' as ./NAME");
   }
   return StoreUrl{.kind = StoreUrl::Kind::kSqlite, .target = url};
