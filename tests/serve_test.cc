@@ -245,8 +245,14 @@ TEST_F(ServeTest, MalformedAndUnknownFieldsAreClearBadRequests) {
   EXPECT_EQ(both.status, 400);
   Reply spec = Call("POST", "/api/runs", R"({"spec": "name: x\nsteps: []\n"})");
   EXPECT_EQ(spec.status, 400);
-  EXPECT_NE(std::string(spec.json["error"]["message"]).find("submitted.yaml:2:"), std::string::npos)
-      << "spec errors name the line: " << spec.body;
+  EXPECT_EQ(std::string(spec.json["error"]["message"]).find("spec:2:"), 0u)
+      << "spec errors name the line of the request's spec: " << spec.body;
+  Reply param = Call("POST", "/api/runs",
+                     R"({"spec": "name: x\nsteps: [{name: a, run: 'true'}]\n", "params": {"nope": "1"}})");
+  EXPECT_EQ(param.status, 400);
+  EXPECT_EQ(std::string(param.json["error"]["message"]),
+            "spec:1:1: params.nope: the pipeline declares no param \"nope\" (declare it under params:)")
+      << param.body;
   EXPECT_EQ(Call("POST", "/api/runs", "[1, 2]").status, 400);
   EXPECT_EQ(Call("POST", "/api/runs/r/cancel", R"({"why": 1})").status, 400);
   EXPECT_EQ(Call("PATCH", "/api/schedules/n", R"({"cron": 5})").status, 404);

@@ -446,7 +446,14 @@ absl::StatusOr<Pipeline> Api::PipelineFrom(const nlohmann::json& body,
   if (!spec.empty()) {
     std::string dir = options_.pipelines_dir.empty() ? std::filesystem::current_path().string()
                                                      : options_.pipelines_dir;
-    return ParsePipeline(spec, dir + "/submitted.yaml", params);
+    // Relative globs resolve against `dir`; errors name the request's own fields, not that
+    // made-up file and not the CLI's flag.
+    const std::string path = dir + "/submitted.yaml";
+    absl::StatusOr<Pipeline> parsed = ParsePipeline(spec, path, params);
+    if (parsed.ok()) return parsed;
+    std::string message = ReplaceAll(ToString(parsed.status().message()), path + ":", "spec:");
+    message = ReplaceAll(message, "--param ", "params.");
+    return absl::Status(parsed.status().code(), message);
   }
   if (options_.pipelines_dir.empty()) {
     return absl::NotFoundError(
