@@ -9,40 +9,44 @@
 
 namespace barge {
 
+// Monotonic milliseconds for measuring elapsed time inside one process.
+int64_t MonotonicMs();
+
 class Clock {
  public:
   virtual ~Clock() = default;
+  // Milliseconds since the epoch: times that are stored and shown.
   virtual int64_t NowMs() = 0;
+  // Milliseconds on a clock that never goes back, from an arbitrary start: durations.
+  virtual int64_t ElapsedMs() { return MonotonicMs(); }
 };
 
-// Wall-clock time (CLOCK_REALTIME).
+// Wall-clock time (CLOCK_REALTIME); durations from CLOCK_MONOTONIC.
 class SystemClock : public Clock {
  public:
   int64_t NowMs() override;
 };
 
-// A clock that only moves when told to.
+// A clock that only moves when told to: both readings move together.
 class ManualClock : public Clock {
  public:
   explicit ManualClock(int64_t start_ms) : now_ms_(start_ms) {}
   int64_t NowMs() override { return now_ms_.load(); }
+  int64_t ElapsedMs() override { return now_ms_.load(); }
   void AdvanceMs(int64_t ms) { now_ms_ += ms; }
 
  private:
   std::atomic<int64_t> now_ms_;
 };
 
-// Monotonic milliseconds for measuring elapsed time inside one process.
-int64_t MonotonicMs();
-
 // Paces a costly read repeated to keep a view fresh (a big run's task counts, the queue's load):
 // after a read that took d ms, the next is due d / share ms after it started, so such reads take
 // at most `share` of the time however large what they read grows. Reads quicker than
-// `free_below_ms` are not paced: small views stay exact. Times are MonotonicMs().
+// `free_below_ms` are not paced: small views stay exact. Times are a Clock's ElapsedMs().
 //
-//   if (int64_t t = MonotonicMs(); pacer.Due(t)) {
+//   if (int64_t t = clock.ElapsedMs(); pacer.Due(t)) {
 //     Read();
-//     pacer.Took(t, MonotonicMs());
+//     pacer.Took(t, clock.ElapsedMs());
 //   }
 //
 // Thread-safety: none; callers serialise.

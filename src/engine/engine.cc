@@ -103,13 +103,17 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Engine::PipelineFor(const RunRec
   }
   ASSIGN_OR_RETURN(Pipeline p, ParsePipeline(run.spec_source, run.spec_path, params));
   auto shared = std::make_shared<const Pipeline>(std::move(p));
+  // Bounded, whoever asks (readers of finished runs too): past the bound, start afresh; the
+  // runs still going are parsed again when next needed.
+  if (pipelines_.size() >= kMaxCachedPipelines) pipelines_.clear();
   pipelines_[run.id] = shared;
   return shared;
 }
 
 absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
+  absl::StatusOr<RunRecord> run;
   try {
-    return AdvancePasses(run_id);
+    run = AdvancePasses(run_id);
   } catch (const std::exception& e) {
     // A value nothing refused earlier, or a bug: this run cannot go on, but every caller (a
     // worker's sweep, the server's tick) goes on with the others. The store rolled back
@@ -117,8 +121,20 @@ absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
     bool changed = false;
     RETURN_IF_ERROR(
         FailRun(run_id, Cat("internal error while advancing the run: ", e.what()), changed));
-    return store_.GetRun(run_id);
+    run = store_.GetRun(run_id);
   }
+  // A finished run is planned no more: its parsed pipeline need not stay in a process that
+  // serves runs for months.
+  if (run.ok() && IsFinalRunState(run->state)) {
+    std::lock_guard lock(mu_);
+    pipelines_.erase(run_id);
+  }
+  return run;
+}
+
+size_t Engine::CachedPipelines() {
+  std::lock_guard lock(mu_);
+  return pipelines_.size();
 }
 
 absl::Status Engine::FailRun(const std::string& run_id, const std::string& why, bool& changed) {

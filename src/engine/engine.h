@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
@@ -46,8 +47,11 @@ class Engine {
   // stops a caller that advances many. Errors are the store's.
   absl::StatusOr<RunRecord> Advance(const std::string& run_id);
 
-  // The run's pipeline, parsed from its frozen spec (cached per run).
+  // The run's pipeline, parsed from its frozen spec. Cached per run until the run is seen to
+  // finish (by Advance), and at most kMaxCachedPipelines at once.
   absl::StatusOr<std::shared_ptr<const Pipeline>> PipelineFor(const RunRecord& run);
+  static constexpr size_t kMaxCachedPipelines = 256;
+  size_t CachedPipelines();
 
  private:
   absl::StatusOr<RunRecord> AdvancePasses(const std::string& run_id);
@@ -61,7 +65,7 @@ class Engine {
 
   StateStore& store_;
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_;
+  std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace barge

@@ -44,9 +44,9 @@ struct GcReport {
 };
 
 // Collects every run left `deleting`, then every run finished before options.finished_before,
-// oldest first, calling
-// `on_run` after each (for progress). Stops at the first error, reporting what was done so far
-// in the error's message.
+// oldest first, calling `on_run` after each one collected (for progress). A run that cannot be
+// collected is listed in the report's `failures` and the others go on; the error returned is
+// only for listing the runs.
 absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run = {});
 

@@ -236,7 +236,10 @@ int HttpStatusFor(const absl::Status& status) {
 }
 
 Api::Api(StateStore& store, Engine& engine, ApiOptions options)
-    : store_(store), engine_(engine), options_(std::move(options)) {
+    : store_(store),
+      engine_(engine),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_) {
   options_.redact.Add(options_.token);
   auto run = [](const Params& p) { return p.at("run"); };
   Add("GET", "/api/health", false,
@@ -517,11 +520,11 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
     std::lock_guard lock(counts_mu_);
     auto it = counts_.find(run.id);
     if (it != counts_.end() && it->second.states == states &&
-        !it->second.pacer.Due(MonotonicMs())) {
+        !it->second.pacer.Due(clock_.ElapsedMs())) {
       return it->second.counts;
     }
   }
-  int64_t started = MonotonicMs();
+  int64_t started = clock_.ElapsedMs();
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(run.id));
   constexpr size_t kRunsKept = 256;
   std::lock_guard lock(counts_mu_);
@@ -529,7 +532,7 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
   CachedCounts& cached = counts_.try_emplace(run.id, options_.count_share).first->second;
   cached.states = std::move(states);
   cached.counts = counts;
-  cached.pacer.Took(started, MonotonicMs());
+  cached.pacer.Took(started, clock_.ElapsedMs());
   return counts;
 }
 

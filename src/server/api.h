@@ -73,6 +73,8 @@ struct ApiOptions {
   // Extra read-only views wired in by the server (autoscaler state, metrics text).
   std::function<nlohmann::json()> autoscaler_status;
   std::function<std::string()> metrics_text;
+  // Times durations (the paced counts); null: the system's. Borrowed; must outlive the Api.
+  Clock* clock = nullptr;
 };
 
 class Api {
@@ -136,6 +138,8 @@ class Api {
   StateStore& store_;
   Engine& engine_;
   ApiOptions options_;
+  SystemClock system_clock_;
+  Clock& clock_;
   std::vector<Route> routes_;
 
   struct CachedCounts {

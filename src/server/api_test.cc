@@ -17,24 +17,29 @@
 namespace barge {
 namespace {
 
-// Counts CountTasks calls; each takes at least `cost_ms`, as counting a big run does.
+// Counts CountTasks calls; each takes `cost_ms` on the test's clock, as counting a big run does,
+// and nothing else takes any time: pacing is decided by the test, not by the machine's load.
 class SlowCountStore : public ForwardingStateStore {
  public:
-  using ForwardingStateStore::ForwardingStateStore;
+  SlowCountStore(StateStore& inner, ManualClock& clock)
+      : ForwardingStateStore(inner), clock_(clock) {}
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override {
     ++counts;
-    std::this_thread::sleep_for(std::chrono::milliseconds(cost_ms));
+    clock_.AdvanceMs(cost_ms);
     return ForwardingStateStore::CountTasks(run_id);
   }
   int counts = 0;
   int cost_ms = 0;
+
+ private:
+  ManualClock& clock_;
 };
 
 class ApiCountsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     inner_ = OpenStateStore((dir_.path() / "s.db").string()).value();
-    store_ = std::make_unique<SlowCountStore>(*inner_);
+    store_ = std::make_unique<SlowCountStore>(*inner_, clock_);
     engine_ = std::make_unique<Engine>(*store_);
     ASSERT_TRUE(store_
                     ->CreateRun({.id = "r", .pipeline = "p", .params_json = "{}"},
@@ -58,6 +63,7 @@ class ApiCountsTest : public ::testing::Test {
   }
 
   static constexpr char kAuth[] = "Bearer token-0123456789";
+  ManualClock clock_{1'000'000};
   ScopedTempDir dir_{"api"};
   std::unique_ptr<StateStore> inner_;
   std::unique_ptr<SlowCountStore> store_;
@@ -65,7 +71,7 @@ class ApiCountsTest : public ::testing::Test {
 };
 
 TEST_F(ApiCountsTest, AQuickCountIsTakenOnEveryRead) {
-  Api api(*store_, *engine_, {.token = "token-0123456789"});
+  Api api(*store_, *engine_, {.token = "token-0123456789", .clock = &clock_});
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0}));
   ClaimOne();
   EXPECT_EQ(Page(api), (std::vector<int64_t>{3, 1, 0}));
@@ -76,7 +82,8 @@ TEST_F(ApiCountsTest, ASlowCountIsPacedButAStateChangeIsCountedAtOnce) {
   store_->cost_ms = 15;  // above the pacer's free threshold (10 ms)
   // With this share, the next count after a 15 ms one is due hours later: only state changes
   // can bring it sooner.
-  Api api(*store_, *engine_, {.token = "token-0123456789", .count_share = 1e-6});
+  Api api(*store_, *engine_,
+          {.token = "token-0123456789", .count_share = 1e-6, .clock = &clock_});
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0}));
   ClaimOne();
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0})) << "paced: the last count is served";

@@ -27,7 +27,7 @@ enum class ForeachKind {
   kNone,     // one task; its inputs are all committed outputs of the steps it needs
   kRange,    // range(N): tasks 0..N-1, item = index
   kList,     // a YAML list: one task per item (scalar or map)
-  kFiles,    // files("glob"): one task per matching local file, item = its absolute path
+  kFiles,    // files("glob"): one task per matching file (local or s3://), item = its path or URL
   kOutputs,  // outputs(step): one task per task of `step`, consuming that task's outputs
   kBuckets,  // buckets(step): one task per bucket of a partitioned `step`, reading that bucket
 };

@@ -1,4 +1,5 @@
-// Row mappings shared by the SQLite store's source files. Internal to src/store.
+// Row mappings shared by the SQL store's source files (SQLite and PostgreSQL alike). Internal to
+// src/store.
 #pragma once
 
 #include "store/db.h"

@@ -1,5 +1,5 @@
-// The StateStore contract: every implementation runs these tests (SQLite today; PostgreSQL
-// joins the list when it lands).
+// The StateStore contract: every implementation runs these tests, SQLite and PostgreSQL (the
+// latter when BARGE_TEST_POSTGRES names a server).
 #include "store/state_store.h"
 
 #include <gtest/gtest.h>

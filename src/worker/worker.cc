@@ -228,15 +228,32 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
     for (const RunRecord& r : running) runs.insert(r.id);
   }
   for (const std::string& id : runs) {
-    absl::Status s = engine_.Advance(id).status();
+    absl::StatusOr<RunRecord> run = engine_.Advance(id);
+    absl::Status s = run.status();
     if (absl::IsUnavailable(s)) return s;  // the store: the caller backs off and comes back
     if (!s.ok()) {
       // One run that cannot be advanced must not stop this worker from serving the others.
       std::fprintf(stderr, "barge worker %s: advancing run %s: %s\n", options_.id.c_str(),
                    id.c_str(), ToString(s.message()).c_str());
     }
+    if (run.ok() && IsFinalRunState(run->state)) ForgetRun(id);
+  }
+  // What the sweep did not find running has ended, here or elsewhere: forget it too.
+  if (all_running) {
+    std::vector<std::string> ended;
+    for (const auto& [id, ctx] : contexts_) {
+      if (!runs.contains(id)) ended.push_back(id);
+    }
+    for (const std::string& id : ended) ForgetRun(id);
   }
   return absl::OkStatus();
+}
+
+void Worker::ForgetRun(const std::string& run_id) {
+  for (const auto& [key, r] : running_) {
+    if (key.run_id == run_id) return;  // its tasks still finish here
+  }
+  contexts_.erase(run_id);
 }
 
 absl::StatusOr<RunRecord> Worker::Run() {

@@ -71,6 +71,10 @@ class Worker {
   // without charging their retries. Run() returns when nothing runs any more.
   void RequestDrain(int64_t timeout_ms);
 
+  // How many runs this worker keeps a parsed context of: those it has tasks of, until it sees
+  // them end. Not thread-safe: call when Run() has returned.
+  size_t CachedRuns() const { return contexts_.size(); }
+
  private:
   struct Running {
     TaskRecord task;
@@ -91,6 +95,8 @@ class Worker {
   // Asks every running attempt to stop (its thread still reports back).
   void CancelRunning();
   absl::StatusOr<RunContext*> ContextFor(const std::string& run_id);
+  // Drops the run's context unless a task of it is still running here.
+  void ForgetRun(const std::string& run_id);
   absl::Status Dispatch(TaskRecord task);
   absl::Status CommitFinished(std::vector<Finished> finished);
   absl::Status HeartbeatAndRevoke();

@@ -139,6 +139,47 @@ TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
   EXPECT_EQ(seen, state::kSucceeded);
 }
 
+// A long-lived worker keeps nothing of runs that have ended: its run contexts and the engine's
+// parsed pipelines go when the run finishes, whichever worker finishes it.
+TEST(Worker, ForgetsRunsThatHaveEnded) {
+  ScopedTempDir dir("worker");
+  auto store = OpenStateStore((dir.path() / "state.db").string()).value();
+  Engine engine(*store);
+  auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
+                                (dir.path() / "p.yaml").string(), {});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  std::string root = (dir.path() / "data").string();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) {
+    ids.push_back(engine.CreateRun(*pipeline, root).value());
+    ASSERT_EQ(engine.Advance(ids.back())->state, state::kRunning);
+  }
+  PosixProcessRunner runner;
+  Worker worker(*store, engine, runner,
+                {.id = "w1",
+                 .cpu = 2,
+                 .scratch_dir = (dir.path() / "scratch").string(),
+                 .heartbeat_ms = 50,
+                 .idle_poll_ms = 10});
+  std::thread serve([&] { (void)worker.Run(); });
+  auto all_succeeded = [&] {
+    for (const std::string& id : ids) {
+      if (store->GetRun(id)->state != state::kSucceeded) return false;
+    }
+    return true;
+  };
+  bool done = false;
+  for (int64_t deadline = MonotonicMs() + 60'000; !done && MonotonicMs() < deadline;) {
+    done = all_succeeded();
+    if (!done) std::this_thread::yield();
+  }
+  worker.RequestStop();
+  serve.join();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(worker.CachedRuns(), 0u);
+  EXPECT_EQ(engine.CachedPipelines(), 0u);
+}
+
 // Whatever throws while an attempt runs (here the runner itself) fails that attempt, as the
 // task's own failure naming the cause: the worker neither dies nor retries it forever.
 class ThrowingRunner : public ProcessRunner {
