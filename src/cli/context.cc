@@ -8,7 +8,7 @@
 #include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "objstore/s3_store.h"
+#include "objstore/data_root.h"
 #include "store/store_url.h"
 
 namespace barge {
@@ -43,13 +43,9 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, Sto
       open_url = "sqlite::memory:";  // empty, and gone when the command ends
     }
   }
-  ctx->root = FirstOf(flags.root, "BARGE_ROOT", base + "/data");
-  if (ctx->root.starts_with("s3://")) {
-    RETURN_IF_ERROR(WithContext(S3OptionsFromUrl(ctx->root).status(), "--root"));
-    while (ctx->root.ends_with("/")) ctx->root.pop_back();
-  } else {
-    ctx->root = AbsolutePath(ctx->root);
-  }
+  absl::StatusOr<std::string> root = NormalizeRoot(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
+  if (!root.ok()) return WithContext(root.status(), "--root");
+  ctx->root = *std::move(root);
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
   ASSIGN_OR_RETURN(ctx->store, OpenStateStore(open_url));
   return ctx;

@@ -6,39 +6,34 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "objstore/data_root.h"
 #include "objstore/object_store.h"
 
 namespace barge {
 namespace {
 
-// Deletes (or, dry, only counts) the data of run `id` under `root`: a local directory or an
-// s3:// URL.
+// Deletes (or, dry, only counts) the data of run `id` under its recorded `root`.
 absl::Status DeleteRunData(const std::string& root, const std::string& id, bool dry_run,
                            GcRun& out) {
-  std::string prefix = Cat("runs/", id, "/");
+  std::string prefix = DataRoot::RunPrefix(id);
   // The id becomes a path: it must be one plain segment.
   if (id.empty() || id.find('/') != std::string::npos || !CheckKey(prefix + "x").ok()) {
     return absl::InvalidArgumentError(Cat("run id \"", id, "\" is not a plain name"));
   }
-  // Roots are an S3 URL or an absolute local path, as barge records them (cli/context.cc).
-  if (root.starts_with("s3://")) {
-    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(root));
-    ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(prefix));
-    std::vector<std::string> keys;
-    for (const ObjectInfo& o : objects) {
-      keys.push_back(o.key);
-      out.bytes += o.size;
-    }
-    out.objects = static_cast<int64_t>(keys.size());
-    return dry_run ? absl::OkStatus() : store->Delete(keys);
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(root));
+  ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, data.store().List(prefix));
+  std::vector<std::string> keys;
+  for (const ObjectInfo& o : objects) {
+    keys.push_back(o.key);
+    out.bytes += o.size;
   }
-  std::string dir = Cat(root, "/", prefix);
-  std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) return absl::OkStatus();  // no data, or gone already
-  ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFilesRecursive(dir));
-  for (const FileEntry& f : files) out.bytes += f.size;
-  out.objects = static_cast<int64_t>(files.size());
-  return dry_run ? absl::OkStatus() : RemoveTree(dir);
+  out.objects = static_cast<int64_t>(keys.size());
+  if (dry_run) return absl::OkStatus();
+  RETURN_IF_ERROR(data.store().Delete(keys));
+  // A directory keeps what no object store lists: the run's emptied directories, and the
+  // half-written temporary files of an attempt that was killed.
+  if (data.local_dir()) return RemoveTree(data.Location(prefix));
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "engine/run_views.h"
 
-#include <filesystem>
 #include <map>
 #include <set>
 
@@ -9,11 +8,10 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
-#include "objstore/local_store.h"
+#include "objstore/data_root.h"
 #include "objstore/object_store.h"
 #include "schedule/cron.h"
 #include "spec/pipeline.h"
-#include "worker/task.h"
 
 namespace barge {
 namespace {
@@ -22,24 +20,6 @@ nlohmann::json ParsedOr(const std::string& text, nlohmann::json fallback) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }
-
-// Whether `location` lies inside `root` (both local paths, or both URLs).
-bool InsideRoot(const std::string& root, const std::string& location) {
-  if (root.find("://") != std::string::npos || location.find("://") != std::string::npos) {
-    std::string prefix = root.ends_with("/") ? root : root + "/";
-    return location.starts_with(prefix) && location.find("/../") == std::string::npos &&
-           !location.ends_with("/..");
-  }
-  std::error_code ec;
-  std::filesystem::path r = std::filesystem::weakly_canonical(root, ec);
-  if (ec) return false;
-  std::filesystem::path l = std::filesystem::weakly_canonical(location, ec);
-  if (ec) return false;
-  auto [end, unused] = std::mismatch(r.begin(), r.end(), l.begin(), l.end());
-  return end == r.end() && l != r;
-}
-
-}  // namespace
 
 // Params as shown: the value of a secret one (a secret-looking name, or one the pipeline lists
 // under secrets:) is kRedacted.
@@ -52,6 +32,8 @@ nlohmann::json ShownParams(const std::string& params_json, const std::string& sp
   }
   return params;
 }
+
+}  // namespace
 
 nlohmann::json RunJson(const RunRecord& r, int64_t now) {
   return {{"id", r.id},
@@ -181,40 +163,29 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key,
     }
   }
   ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(run.root));
   // The log path is recorded when an attempt completes; a running or lost attempt's log is
   // where the layout puts it.
   AttemptLog log;
   log.attempt = chosen->attempt;
-  log.location = chosen->log_path.empty()
-                     ? PathsFor(run.root, /*scratch=*/"", key, chosen->attempt).kept_log()
-                     : chosen->log_path;
-  if (!InsideRoot(run.root, log.location)) {
+  log.location =
+      chosen->log_path.empty()
+          ? data.Location(DataRoot::LogKey({key.run_id, key.step, key.index, chosen->attempt}))
+          : chosen->log_path;
+  absl::StatusOr<std::string> object = data.KeyOf(log.location);
+  if (!object.ok()) {
     return absl::PermissionDeniedError(Cat("the log of attempt ", chosen->attempt, " of ", what,
                                            " is recorded outside the run's root"));
   }
-  // Both kinds of location are read through an ObjectStore: a local log as a key of the store
-  // over its directory.
-  std::shared_ptr<ObjectStore> logs;
-  std::string object;
-  if (log.location.starts_with("s3://")) {
-    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(log.location));
-    ASSIGN_OR_RETURN(ObjectStore * shared, SharedObjectStore(split.first));
-    logs = std::shared_ptr<ObjectStore>(shared, [](ObjectStore*) {});  // kept by the process
-    object = split.second;
-  } else {
-    std::filesystem::path path(log.location);
-    logs = std::make_shared<LocalObjectStore>(path.parent_path().string());
-    object = path.filename().string();
-  }
-  absl::StatusOr<ObjectInfo> info = logs->Head(object);
+  absl::StatusOr<ObjectInfo> info = data.store().Head(*object);
   if (!info.ok()) {
     return absl::NotFoundError(
         Cat("no log for attempt ", chosen->attempt, " of ", what, ": ", info.status().message()));
   }
   log.size = info->size;
   log.live = chosen->state == state::kRunning;
-  log.read = [logs, object](int64_t offset, int64_t length) {
-    return logs->Get(object, ByteRange{.offset = offset, .length = length});
+  log.read = [data, key = *object](int64_t offset, int64_t length) {
+    return data.store().Get(key, ByteRange{.offset = offset, .length = length});
   };
   return log;
 }

@@ -94,7 +94,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 // make system calls; every argument is prepared before, and all signals are blocked around it
 // so that none of barge's handlers runs in the child.
 pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, const char* cwd,
-            int log_fd, const TaskReaper* reaper, int* error) {
+            int log_fd, TaskReaper* reaper, int* error) {
   sigset_t all, none, saved;
   sigfillset(&all);
   sigemptyset(&none);
@@ -132,7 +132,10 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
     *error = vfork_errno;
     return -1;
   }
-  if (child_errno != 0) {  // the child has exited: reap it
+  if (child_errno != 0) {
+    // The child registered its group before it failed: unregister it while the zombie still
+    // holds the id (a reused id must never be left for the reaper to kill), then reap it.
+    if (reaper != nullptr) reaper->Unregister(pid);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     *error = child_errno;

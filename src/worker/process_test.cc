@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <fstream>
 #include <thread>
@@ -118,6 +119,53 @@ TEST_F(ProcessTest, AMissingWorkingDirectoryIsASpawnFailure) {
   ProcessResult r = runner_.Run(spec, cancel);
   EXPECT_FALSE(r.started);
   EXPECT_NE(r.error.find("No such file or directory"), std::string::npos) << r.error;
+}
+
+// A child that registered its group and then failed to start is unregistered before its id can
+// be reused: the reaper must never hold an id that may come to name someone else's group.
+TEST_F(ProcessTest, AFailedStartLeavesNothingRegistered) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t helper = ::fork();  // stands in for the reaper: passes every message on
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    ::close(sv[0]);
+    ::close(pipe_fds[0]);
+    ReaperMessage m{};
+    while (::recv(sv[1], &m, sizeof m, 0) == sizeof m) {
+      if (::write(pipe_fds[1], &m, sizeof m) != sizeof m) break;
+    }
+    ::_exit(0);
+  }
+  ::close(sv[1]);
+  ::close(pipe_fds[1]);
+  {
+    std::unique_ptr<TaskReaper> reaper = TaskReaper::Adopt(sv[0], helper);
+    PosixProcessRunner runner(reaper.get());
+    CancelToken cancel;
+    ProcessSpec missing_dir = Shell("true");
+    missing_dir.cwd = (dir_ / "gone").string();
+    ProcessSpec missing_program = Shell("");
+    missing_program.argv = {"/nonexistent/tool"};
+    for (const ProcessSpec& spec : {missing_dir, missing_program}) {
+      EXPECT_FALSE(runner.Run(spec, cancel).started);
+    }
+    EXPECT_TRUE(runner.Run(Shell("true"), cancel).Succeeded());
+  }  // the reaper's socket closes: the helper has everything
+  std::map<int32_t, int> registered;  // group -> registrations minus unregistrations
+  ReaperMessage m{};
+  int messages = 0;
+  while (::read(pipe_fds[0], &m, sizeof m) == sizeof m) {
+    ++messages;
+    registered[m.process_group] += m.op == ReaperMessage::kRegister ? 1 : -1;
+  }
+  ::close(pipe_fds[0]);
+  EXPECT_EQ(messages, 6) << "three starts, each registered and unregistered";
+  for (const auto& [group, count] : registered) {
+    EXPECT_EQ(count, 0) << "group " << group << " left registered";
+  }
 }
 
 TEST_F(ProcessTest, LooksUpTheProgramOnPath) {

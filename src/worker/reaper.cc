@@ -19,13 +19,9 @@
 namespace barge {
 namespace {
 
-constexpr int32_t kRegister = 1;
-constexpr int32_t kUnregister = 2;
-
-struct Message {
-  int32_t op;
-  int32_t process_group;
-};
+using Message = ReaperMessage;
+constexpr int32_t kRegister = ReaperMessage::kRegister;
+constexpr int32_t kUnregister = ReaperMessage::kUnregister;
 
 }  // namespace
 

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -68,5 +69,13 @@ int RunReaper(int fd);
 
 // The file descriptor `barge __reaper` finds its socket on.
 inline constexpr int kReaperFd = 3;
+
+// What barge sends its helper, one SOCK_SEQPACKET message each.
+struct ReaperMessage {
+  static constexpr int32_t kRegister = 1;
+  static constexpr int32_t kUnregister = 2;
+  int32_t op;
+  int32_t process_group;
+};
 
 }  // namespace barge

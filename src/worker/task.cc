@@ -16,6 +16,7 @@
 #include "common/strings.h"
 #include "common/text.h"
 #include "common/units.h"
+#include "objstore/data_root.h"
 #include "objstore/stager.h"
 #include "spec/template.h"
 #include "sql/sql_task.h"
@@ -26,13 +27,16 @@ namespace barge {
 
 AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const TaskKey& key,
                       int attempt) {
-  std::string task_dir = Cat(root, "/runs/", key.run_id, "/", key.step, "/", key.index);
+  const AttemptId id{key.run_id, key.step, key.index, attempt};
+  // Locations under the root, as DataRoot lays them out and records them.
+  const DataRoot layout(root, nullptr, std::nullopt);
   AttemptPaths p;
-  p.output_dir = Cat(task_dir, "/a", attempt);
-  p.log_path = Cat(task_dir, "/a", attempt, ".log");
-  p.manifest_path = Cat(task_dir, "/a", attempt, ".manifest.json");
+  p.root = root;
+  p.output_dir = layout.Location(DataRoot::AttemptKey(id));
+  p.log_path = layout.Location(DataRoot::LogKey(id));
+  p.manifest_path = layout.Location(DataRoot::ManifestKey(id));
   p.scratch_dir = Cat(scratch, "/", key.run_id, "/", key.step, "-", key.index, "-a", attempt);
-  if (root.starts_with("s3://")) {
+  if (!IsLocalRoot(root)) {
     p.output_url = std::exchange(p.output_dir, Cat(p.scratch_dir, ".out"));
     p.log_url = std::exchange(p.log_path, Cat(p.scratch_dir, ".log"));
     p.manifest_url = std::exchange(p.manifest_path, Cat(p.scratch_dir, ".manifest.json"));
@@ -270,10 +274,10 @@ absl::StatusOr<std::vector<FileEntry>> ListOutputs(const std::string& dir) {
 namespace {
 
 absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
-  auto put = [](const std::string& local, const std::string& url) -> absl::Status {
-    ASSIGN_OR_RETURN(auto target, SplitObjectUrl(url));
-    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(target.first));
-    return store->PutFile(target.second, local).status();
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(paths.root));
+  auto put = [&](const std::string& local, const std::string& location) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string key, data.KeyOf(location));
+    return data.store().PutFile(key, local).status();
   };
   std::error_code ec;
   if (std::filesystem::exists(paths.log_path, ec)) {

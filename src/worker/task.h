@@ -27,6 +27,7 @@ namespace barge {
 // under the root, the `*_url` fields; the outputs first, the manifest last, then the worker
 // commits. Nothing is renamed there either.
 struct AttemptPaths {
+  std::string root;           // the run's data root, as recorded (objstore/data_root.h)
   std::string output_dir;     // <root>/runs/<run>/<step>/<index>/a<attempt>/
   std::string log_path;       // <root>/runs/<run>/<step>/<index>/a<attempt>.log
   std::string manifest_path;  // <root>/runs/<run>/<step>/<index>/a<attempt>.manifest.json
