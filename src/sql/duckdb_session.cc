@@ -103,22 +103,37 @@ absl::Status ErrorFor(duckdb_error_type type, std::string message) {
 
 // The statement's first word, upper-cased, after blanks and comments; "(" for a parenthesis.
 // Only names the statement in a message: what is allowed is decided by the parser.
-std::string LeadingKeyword(std::string_view sql) {
-  size_t i = 0;
+// The position of the first character of `sql` from `i` on that is neither white space nor in a
+// comment, as DuckDB's lexer skips them: "--" to the end of the line ('\n' or '\r'), and
+// "/* ... */", which nest.
+size_t SkipSpaceAndComments(std::string_view sql, size_t i) {
   for (;;) {
     while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
     if (sql.substr(i, 2) == "--") {
-      i = sql.find('\n', i);
-      if (i == std::string_view::npos) return "";
+      i = std::min(sql.size(), sql.find_first_of("\n\r", i));
     } else if (sql.substr(i, 2) == "/*") {
-      i = sql.find("*/", i + 2);
-      if (i == std::string_view::npos) return "";
-      i += 2;
+      int depth = 0;
+      do {
+        if (sql.substr(i, 2) == "/*") {
+          ++depth;
+          i += 2;
+        } else if (sql.substr(i, 2) == "*/") {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      } while (depth > 0 && i < sql.size());
     } else {
-      break;
+      return i;
     }
   }
-  if (i < sql.size() && sql[i] == '(') return "(";
+}
+
+std::string LeadingKeyword(std::string_view sql) {
+  size_t i = SkipSpaceAndComments(sql, 0);
+  if (i >= sql.size()) return "";
+  if (sql[i] == '(') return "(";
   std::string word;
   while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
     word += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
@@ -133,7 +148,9 @@ bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 
 // directory's schema.sql and load.sql), so such text must never reach the parser, not even to
 // be counted: text that closes barge's parentheses ("SELECT 1) TO 'x'; IMPORT DATABASE ...")
 // would reach it as a statement of its own. Quotes are not followed, so the scan cannot be led
-// astray by them; a query with these words inside a string is refused too.
+// astray by them; a query with these words inside a string is refused too. This gives the clear
+// message; what guarantees that nothing is read is that the parser runs without file access
+// (Statements), which also stops PRAGMA import_database and forms no scan foresees.
 bool MentionsImportDatabase(std::string_view sql) {
   auto word_at = [&](size_t i, std::string_view word) {
     if (i + word.size() > sql.size() || (i > 0 && IsWordChar(sql[i - 1]))) return false;
@@ -144,19 +161,7 @@ bool MentionsImportDatabase(std::string_view sql) {
   };
   for (size_t i = 0; i < sql.size(); ++i) {
     if (!word_at(i, "IMPORT")) continue;
-    size_t j = i + 6;
-    for (;;) {
-      while (j < sql.size() && std::isspace(static_cast<unsigned char>(sql[j]))) ++j;
-      if (sql.substr(j, 2) == "--") {
-        j = std::min(sql.size(), sql.find('\n', j));
-      } else if (sql.substr(j, 2) == "/*") {
-        size_t end = sql.find("*/", j + 2);
-        j = end == std::string_view::npos ? sql.size() : end + 2;
-      } else {
-        break;
-      }
-    }
-    if (word_at(j, "DATABASE")) return true;
+    if (word_at(SkipSpaceAndComments(sql, i + 6), "DATABASE")) return true;
   }
   return false;
 }
@@ -196,6 +201,7 @@ class DuckDbSession : public SqlSession {
     set("autoinstall_known_extensions", "false");
     set("autoload_known_extensions", "false");
     set("allow_community_extensions", "false");
+    if (!options.external_access) set("enable_external_access", "false");
     set("lock_configuration", "true");
     if (!configured.ok()) {
       api_->destroy_config(&config);
@@ -290,10 +296,17 @@ class DuckDbSession : public SqlSession {
   }
 
  private:
-  // How many statements DuckDB's parser finds in `sql`; its error if it finds none.
+  // How many statements DuckDB's parser finds in `sql`; its error if it finds none. Parsing
+  // runs pragmas such as import_database, which read files: it is done in a database of its own
+  // without file access, so that no text, however crafted, makes checking it read anything.
   absl::StatusOr<idx_t> Statements(const std::string& sql) {
+    if (checker_ == nullptr) {
+      auto checker = std::make_unique<DuckDbSession>(*api_);
+      RETURN_IF_ERROR(checker->Open({.threads = 1, .external_access = false}));
+      checker_ = std::move(checker);
+    }
     duckdb_extracted_statements statements = nullptr;
-    idx_t count = api_->extract_statements(conn_, sql.c_str(), &statements);
+    idx_t count = api_->extract_statements(checker_->conn_, sql.c_str(), &statements);
     absl::StatusOr<idx_t> out = count;
     if (count == 0) {
       const char* message = api_->extract_statements_error(statements);
@@ -311,6 +324,7 @@ class DuckDbSession : public SqlSession {
   const DuckDbApi* api_;
   duckdb_database db_ = nullptr;
   duckdb_connection conn_ = nullptr;
+  std::unique_ptr<DuckDbSession> checker_;  // for Statements(); opened on first use
 };
 
 }  // namespace
