@@ -468,6 +468,40 @@ steps:
   EXPECT_EQ(shown["params"]["pw"], "[redacted]") << shown.dump();
   // The task itself got the value.
   EXPECT_NE(Read(LogPath(id)).find("connecting with hunter2-pw-value"), std::string::npos);
+
+  // An error that quotes the query, and a registered pipeline's defaults, are masked too.
+  Write("pipelines/reg.yaml", R"(name: reg
+params: {pw: hunter2-pw-value}
+secrets: [pw]
+steps:
+  - name: q
+    sql: SELECT '{params.pw}' AS k, no_such_column
+)");
+  Result failed = Barge({"run", "pipelines/reg.yaml"});
+  ASSERT_EQ(failed.exit_code, 1) << failed.err;
+  std::string failed_id = RunIdFrom(failed);
+  httplib::Result task = Client(60)->Get(Cat("/api/runs/", failed_id, "/tasks/q/0"));
+  ASSERT_TRUE(task && task->status == 200);
+  EXPECT_EQ(task->body.find("hunter2"), std::string::npos) << task->body;
+  EXPECT_NE(task->body.find("no_such_column"), std::string::npos) << task->body;
+  httplib::Result shown_run = Client(60)->Get(Cat("/api/runs/", failed_id));
+  ASSERT_TRUE(shown_run && shown_run->status == 200);
+  EXPECT_EQ(shown_run->body.find("hunter2"), std::string::npos) << shown_run->body;
+}
+
+TEST_F(ServeHardeningTest, ARegisteredPipelinesSecretDefaultsAreMasked) {
+  Write("pipelines/reg.yaml", R"(name: reg
+params: {pw: hunter2-pw-value, day: "2026-01-01"}
+secrets: [pw]
+steps:
+  - name: s
+    run: "true"
+)");
+  StartServer({"--pipelines", (dir() / "pipelines").string()});
+  nlohmann::json listed = GetJson("/api/pipelines");
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["params"]["pw"], "[redacted]") << listed.dump();
+  EXPECT_EQ(listed[0]["params"]["day"], "2026-01-01") << listed.dump();
 }
 
 }  // namespace

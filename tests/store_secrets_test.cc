@@ -177,7 +177,7 @@ steps:
 // not by status, not in exec's command or environment; the task gets them unchanged.
 TEST_F(E2eTest, DeclaredSecretsAreMaskedInStatusAndExec) {
   std::string p = Write("p.yaml", R"(name: p
-params: {pw: hunter2-pw-value, api_token: tok-3141592, day: "2026-01-01"}
+params: {pw: "hunter2-it's-pw", api_token: tok-3141592, day: "2026-01-01"}
 secrets: [pw, DB_PASS]
 steps:
   - name: a
@@ -200,7 +200,7 @@ steps:
   size_t at = r.out.find(marker);
   ASSERT_NE(at, std::string::npos) << r.out;
   std::string out_dir = r.out.substr(at + marker.size(), r.out.find('\n', at) - at - marker.size());
-  EXPECT_EQ(Read(out_dir + "/seen.txt"), "hunter2-pw-value tok-3141592 hunter2-pw-value\n");
+  EXPECT_EQ(Read(out_dir + "/seen.txt"), "hunter2-it's-pw tok-3141592 hunter2-it's-pw\n");
 }
 
 // `barge serve` refuses a token file before it listens: exit 2 and what to do about it.

@@ -267,7 +267,7 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     // Printed masked (common/redact.h): the values of the pipeline's secrets wherever they
     // appear, and secret-looking text; the task gets every value unchanged.
     Redactor redact;
-    for (const std::string& secret : pipeline->SecretValues()) redact.Add(secret);
+    for (const std::string& secret : pipeline->SecretValues()) redact.AddWithQuotedForms(secret);
     std::printf("# command:\n");
     for (const std::string& a : resolved.argv) {
       std::printf("#   %s\n", MaskSecretsInText(redact(a)).c_str());

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <utility>
 
+#include "common/shell.h"
+
 namespace barge {
 namespace {
 
@@ -171,6 +173,11 @@ void Redactor::Add(const std::string& secret) {
 }
 
 void Redactor::AddUrlPassword(const std::string& url) { Add(UrlPassword(url)); }
+
+void Redactor::AddWithQuotedForms(const std::string& secret) {
+  Add(secret);
+  if (secret.find('\'') != std::string::npos) Add(ShellQuote(secret));
+}
 
 std::string Redactor::operator()(std::string text) const {
   if (secrets_.empty()) return text;

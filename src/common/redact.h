@@ -60,6 +60,9 @@ class Redactor {
   void Add(const std::string& secret);
   // Adds the password of a URL such as postgres://user:password@host/db.
   void AddUrlPassword(const std::string& url);
+  // Adds a secret and the forms it takes once quoted for a shell ('it'\''s' for it's), as it
+  // appears in a command barge rendered.
+  void AddWithQuotedForms(const std::string& secret);
   std::string operator()(std::string text) const;
   // Masks every string, and every object key, of `j`.
   void RedactJson(nlohmann::json& j) const;

@@ -103,6 +103,9 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Engine::PipelineFor(const RunRec
   }
   ASSIGN_OR_RETURN(Pipeline p, ParsePipeline(run.spec_source, run.spec_path, params));
   auto shared = std::make_shared<const Pipeline>(std::move(p));
+  // A finished run is only read (its logs, barge exec): not kept, so readers cannot crowd out
+  // the runs being planned.
+  if (IsFinalRunState(run.state)) return shared;
   // Bounded, whoever asks (readers of finished runs too): past the bound, start afresh; the
   // runs still going are parsed again when next needed.
   if (pipelines_.size() >= kMaxCachedPipelines) pipelines_.clear();

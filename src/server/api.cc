@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <set>
 
 #include "common/redact.h"
 #include "common/status.h"
@@ -359,14 +360,45 @@ bool Api::Authorized(const std::string& authorization) const {
 HttpReply Api::Handle(const ApiRequest& req) {
   HttpReply reply = Dispatch(req);
   // Secrets are masked in the raw strings, before JSON escaping could disguise them; a stream
-  // masks its own parts.
+  // masks its own parts. Under /api/runs/RUN/ the run's own secrets are masked too (a task's
+  // error may quote its command or query).
+  std::vector<std::string> segments = Segments(req.path);
+  std::shared_ptr<const Redactor> run_redact;
+  if (segments.size() >= 3 && segments[0] == "api" && segments[1] == "runs" && reply.status < 300) {
+    run_redact = RedactorFor(segments[2]);
+  }
+  const Redactor& redact = run_redact != nullptr ? *run_redact : options_.redact;
   if (reply.json) {
-    options_.redact.RedactJson(*reply.json);
+    redact.RedactJson(*reply.json);
     reply.body = DumpJson(*reply.json);
     reply.json.reset();
   }
-  reply.body = options_.redact(std::move(reply.body));
+  reply.body = redact(std::move(reply.body));
   return reply;
+}
+
+std::shared_ptr<const Redactor> Api::RedactorFor(const std::string& run_id) {
+  auto redact = std::make_shared<Redactor>(options_.redact);
+  absl::StatusOr<RunRecord> run = store_.GetRun(run_id);
+  if (!run.ok()) return redact;
+  if (absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = engine_.PipelineFor(*run);
+      pipeline.ok()) {
+    for (const std::string& secret : (*pipeline)->SecretValues()) {
+      redact->AddWithQuotedForms(secret);
+    }
+    return redact;
+  }
+  // A spec this barge no longer parses: at least the params the run names secret.
+  nlohmann::json params = nlohmann::json::parse(run->params_json, nullptr, false);
+  std::set<std::string> declared = DeclaredSecrets(run->spec_source);
+  if (params.is_object()) {
+    for (const auto& [k, v] : params.items()) {
+      if (v.is_string() && (IsSecretName(k) || declared.contains(k))) {
+        redact->AddWithQuotedForms(v.get<std::string>());
+      }
+    }
+  }
+  return redact;
 }
 
 HttpReply Api::Dispatch(const ApiRequest& req) {
@@ -455,7 +487,8 @@ absl::StatusOr<Pipeline> Api::PipelineFrom(const nlohmann::json& body,
     absl::StatusOr<Pipeline> parsed = ParsePipeline(spec, path, params);
     if (parsed.ok()) return parsed;
     std::string message = ReplaceAll(ToString(parsed.status().message()), path + ":", "spec:");
-    message = ReplaceAll(message, "--param ", "params.");
+    // The parser's messages about a param begin "--param NAME:" after the location.
+    message = ReplaceAll(message, "spec:1:1: --param ", "spec:1:1: params.");
     return absl::Status(parsed.status().code(), message);
   }
   if (options_.pipelines_dir.empty()) {
@@ -481,7 +514,7 @@ absl::StatusOr<HttpReply> Api::ListPipelines() {
       item["steps"] = p->steps.size();
       item["schedule"] = p->schedule.cron;
       nlohmann::json params = nlohmann::json::object();
-      for (const auto& [k, v] : p->params) params[k] = v;
+      for (const auto& [k, v] : p->params) params[k] = p->IsSecret(k) ? std::string(kRedacted) : v;
       item["params"] = params;
     } else {
       item["error"] = ToString(p.status().message());
@@ -583,15 +616,8 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   int64_t from = std::min(offset, size);
   if (tail >= 0) from = std::max<int64_t>(0, size - tail);
   int64_t to = length >= 0 ? from + std::min(length, size - from) : size;
-  // barge's own secrets, and the values of the run's (its pipeline's secrets: and secret-looking
-  // params and env variables), which a task may well print.
-  auto redactor = std::make_shared<Redactor>(options_.redact);
-  if (absl::StatusOr<RunRecord> run = store_.GetRun(p.at("run")); run.ok()) {
-    if (absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = engine_.PipelineFor(*run);
-        pipeline.ok()) {
-      for (const std::string& secret : (*pipeline)->SecretValues()) redactor->Add(secret);
-    }
-  }
+  // The run's secrets too: a task may well print them.
+  std::shared_ptr<const Redactor> redactor = RedactorFor(p.at("run"));
   const Redactor& redact = *redactor;
   if (log.live && redact.MaxLength() > 1 && to > size - (redact.MaxLength() - 1)) {
     // A secret the task is writing right now must not show its first bytes, whether the slice

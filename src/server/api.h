@@ -108,6 +108,9 @@ class Api {
            Handler handler);
   // The route's reply, before secrets are masked and JSON encoded.
   HttpReply Dispatch(const ApiRequest& request);
+  // barge's own secrets and the run's (its pipeline's secret values; if its spec no longer
+  // parses, its secret params), for masking what is shown of the run.
+  std::shared_ptr<const Redactor> RedactorFor(const std::string& run_id);
 
   absl::StatusOr<HttpReply> ListRuns(const ApiRequest& req);
   absl::StatusOr<HttpReply> SubmitRun(const ApiRequest& req);

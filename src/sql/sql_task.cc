@@ -65,15 +65,16 @@ absl::StatusOr<std::string> ViewSql(const nlohmann::json& view,
   return Join(selects, " UNION ALL BY NAME ");
 }
 
-// The files of `paths` that are empty (0 bytes) and of a text format (CSV, TSV, JSON): they hold
-// neither rows nor columns. A 0-byte Parquet file is corrupt instead, and left to the reader.
+// The files of `paths` that are empty (0 bytes) and of an uncompressed text format (CSV, TSV,
+// JSON): they hold neither rows nor columns.
 std::vector<std::string> EmptyTextFiles(const nlohmann::json& view,
                                         const std::vector<std::string>& paths) {
   std::string forced = view.value("format", "");
   std::vector<std::string> out;
   for (const std::string& p : paths) {
     std::string format = forced.empty() ? FormatOf(p) : forced;
-    if (format == "parquet") continue;
+    // A 0-byte Parquet or compressed file is corrupt rather than empty: left to the reader.
+    if (format == "parquet" || p.ends_with(".gz") || p.ends_with(".zst")) continue;
     std::error_code ec;
     if (std::filesystem::file_size(p, ec) == 0 && !ec) out.push_back(p);
   }
@@ -121,7 +122,7 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
     } else if (!empty.empty() && schema_path.empty()) {
       failure = {kExitBadInput, failure::kBadInput,
                  Cat(where, ": input ", name, ": ", empty.front(),
-                     " is empty (0 bytes): it has no header line to take the columns from",
+                     " is empty (0 bytes): there is nothing to take the columns from",
                      empty.size() > 1 ? Cat(" (nor have the other ", empty.size() - 1, ")") : "")};
       return absl::DataLossError(failure.message);
     } else if (!empty.empty()) {

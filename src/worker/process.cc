@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -95,6 +97,32 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 // so that none of barge's handlers runs in the child.
 pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, const char* cwd,
             int log_fd, TaskReaper* reaper, int* error) {
+  // The files argv[0] may name, tried in order as execvp would (barge's PATH, as posix_spawnp
+  // used), but without execvp's retry of a file without "#!" through /bin/sh: such a file fails
+  // with "Exec format error", as it did under posix_spawnp.
+  std::vector<std::string> candidates;
+  std::string_view program = argv[0];
+  if (program.find('/') != std::string_view::npos) {
+    candidates.emplace_back(program);
+  } else {
+    const char* env = std::getenv("PATH");
+    std::string_view path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+    for (size_t start = 0;;) {
+      size_t colon = std::min(path.find(':', start), path.size());
+      std::string_view dir = path.substr(start, colon - start);
+      candidates.push_back(Cat(dir.empty() ? std::string_view(".") : dir, "/", program));
+      if (colon == path.size()) break;
+      start = colon + 1;
+    }
+  }
+  std::vector<const char*> files;
+  for (const std::string& c : candidates) files.push_back(c.c_str());
+  // Where to stop closing descriptors one by one if close_range is not there (before Linux 5.9,
+  // or refused by a seccomp filter).
+  struct rlimit open_files {};
+  int max_fd = ::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY
+                   ? static_cast<int>(std::min<rlim_t>(open_files.rlim_cur, 1 << 20))
+                   : 1 << 16;
   sigset_t all, none, saved;
   sigfillset(&all);
   sigemptyset(&none);
@@ -117,13 +145,25 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
     int null = ::open("/dev/null", O_RDONLY);
     if (null < 0 || ::dup2(null, 0) < 0) fail();
     // Nothing else barge has or was handed without close-on-exec reaches the task.
-    ::close_range(3, ~0U, 0);
+    if (::close_range(3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
+    }
     if (::chdir(cwd) != 0) fail();
     for (int sig = 1; sig < NSIG; ++sig) {
       if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
     }
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvpe(argv[0], argv.data(), envp.data());
+    int why = ENOENT;
+    for (const char* file : files) {
+      ::execve(file, argv.data(), envp.data());
+      if (errno == EACCES) {
+        why = EACCES;  // as execvp: keep looking, and say so if nothing else is found
+      } else if (errno != ENOENT && errno != ENOTDIR) {
+        why = errno;
+        break;
+      }
+    }
+    errno = why;
     fail();
   }
   int vfork_errno = errno;

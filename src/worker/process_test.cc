@@ -168,6 +168,20 @@ TEST_F(ProcessTest, AFailedStartLeavesNothingRegistered) {
   }
 }
 
+// A file without "#!" is not run through /bin/sh behind the step's back (execvp would).
+TEST_F(ProcessTest, AFileThatIsNoProgramFailsToStart) {
+  std::string script = (dir_ / "no-shebang").string();
+  ASSERT_TRUE(WriteFile(script, "echo ran > ran.txt\n").ok());
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  CancelToken cancel;
+  ProcessSpec spec = Shell("");
+  spec.argv = {script};
+  ProcessResult r = runner_.Run(spec, cancel);
+  EXPECT_FALSE(r.started);
+  EXPECT_NE(r.error.find("Exec format error"), std::string::npos) << r.error;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ran.txt"));
+}
+
 TEST_F(ProcessTest, LooksUpTheProgramOnPath) {
   CancelToken cancel;
   ProcessSpec spec = Shell("");

@@ -74,8 +74,6 @@ TaskReaper::~TaskReaper() {
   }
 }
 
-void TaskReaper::Register(pid_t process_group) { Send(kRegister, process_group); }
-
 void TaskReaper::Unregister(pid_t process_group) { Send(kUnregister, process_group); }
 
 void TaskReaper::RegisterSelf() const {

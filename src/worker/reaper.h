@@ -16,7 +16,8 @@
 // Not covered: a process that leaves its task's process group (setsid, setpgid), as a daemon
 // would.
 //
-// Thread-safety: Register() and Unregister() may be called from many threads at once.
+// Thread-safety: RegisterSelf() (in children) and Unregister() may be called from many threads
+// at once.
 #pragma once
 
 #include <sys/types.h>
@@ -44,12 +45,12 @@ class TaskReaper {
   TaskReaper(const TaskReaper&) = delete;
   TaskReaper& operator=(const TaskReaper&) = delete;
 
-  void Register(pid_t process_group);
   void Unregister(pid_t process_group);
   // Registers the calling process's own group (a task's leader, whose group id is its pid).
   // Async-signal-safe and allocation-free: for a spawned child between vfork and exec, so that
   // the group is registered before the task's program runs and even if barge dies in between
-  // (the child's copy of the socket keeps it open until exec). Errors are left to Unregister.
+  // (the child's copy of the socket keeps it open until the message is sent). Errors are left
+  // to Unregister.
   void RegisterSelf() const;
 
   pid_t helper_pid() const { return helper_; }
