@@ -20,7 +20,7 @@
 #include "harness.h"
 #include "netns_lab.h"
 #include "store/pg_db.h"
-#include "store/pg_testing.h"
+#include "testing/postgres.h"
 #include "store/state_store.h"
 
 namespace barge::testing {

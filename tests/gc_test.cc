@@ -6,7 +6,7 @@
 #include "common/strings.h"
 #include "harness.h"
 #include "objstore/object_store.h"
-#include "objstore/s3_testing.h"
+#include "testing/s3rver.h"
 
 namespace barge::testing {
 namespace {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "common/strings.h"
-#include "store/pg_testing.h"
+#include "testing/postgres.h"
 
 namespace barge::testing {
 namespace {

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "engine/engine.h"
 #include "server/api.h"
 #include "server_fixture.h"

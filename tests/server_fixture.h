@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "harness.h"
-#include "objstore/s3_testing.h"
+#include "testing/s3rver.h"
 
 namespace barge::testing {
 

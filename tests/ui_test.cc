@@ -7,7 +7,7 @@
 #include "common/strings.h"
 #include "engine/engine.h"
 #include "harness.h"
-#include "objstore/s3_testing.h"
+#include "testing/s3rver.h"
 
 namespace barge::testing {
 namespace {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
 
 namespace barge {

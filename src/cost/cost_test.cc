@@ -4,7 +4,7 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -10,7 +10,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "common/fs.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

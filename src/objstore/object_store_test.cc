@@ -12,9 +12,9 @@
 #include "common/shell.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "objstore/s3_store.h"
-#include "objstore/s3_testing.h"
+#include "testing/s3rver.h"
 
 namespace barge {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "common/fs.h"
 #include "common/strings.h"
-#include "common/temp_dir.h"
-#include "objstore/s3_testing.h"
+#include "testing/temp_dir.h"
+#include "testing/s3rver.h"
 
 namespace barge {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "absl/time/civil_time.h"
 #include "common/clock.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
 
 namespace barge {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

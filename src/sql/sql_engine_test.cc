@@ -10,7 +10,7 @@
 #include <future>
 
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "store/state_store.h"
 
 namespace barge {

@@ -14,7 +14,7 @@
 
 #include "common/fs.h"
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "worker/policy.h"
 
 namespace barge {

@@ -12,7 +12,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "common/temp_dir.h"
+#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
 
 namespace barge {
