@@ -20,8 +20,8 @@
 #include "harness.h"
 #include "netns_lab.h"
 #include "store/pg_db.h"
-#include "testing/postgres.h"
 #include "store/state_store.h"
+#include "testing/postgres.h"
 
 namespace barge::testing {
 namespace {

@@ -5,10 +5,10 @@
 #include <set>
 
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "engine/engine.h"
 #include "server/api.h"
 #include "server_fixture.h"
+#include "testing/temp_dir.h"
 
 namespace barge::testing {
 namespace {
@@ -247,11 +247,13 @@ TEST_F(ServeTest, MalformedAndUnknownFieldsAreClearBadRequests) {
   EXPECT_EQ(spec.status, 400);
   EXPECT_EQ(std::string(spec.json["error"]["message"]).find("spec:2:"), 0u)
       << "spec errors name the line of the request's spec: " << spec.body;
-  Reply param = Call("POST", "/api/runs",
-                     R"({"spec": "name: x\nsteps: [{name: a, run: 'true'}]\n", "params": {"nope": "1"}})");
+  Reply param =
+      Call("POST", "/api/runs",
+           R"({"spec": "name: x\nsteps: [{name: a, run: 'true'}]\n", "params": {"nope": "1"}})");
   EXPECT_EQ(param.status, 400);
-  EXPECT_EQ(std::string(param.json["error"]["message"]),
-            "spec:1:1: params.nope: the pipeline declares no param \"nope\" (declare it under params:)")
+  EXPECT_EQ(
+      std::string(param.json["error"]["message"]),
+      "spec:1:1: params.nope: the pipeline declares no param \"nope\" (declare it under params:)")
       << param.body;
   EXPECT_EQ(Call("POST", "/api/runs", "[1, 2]").status, 400);
   EXPECT_EQ(Call("POST", "/api/runs/r/cancel", R"({"why": 1})").status, 400);

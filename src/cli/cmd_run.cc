@@ -274,7 +274,8 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     }
     std::printf("# environment:\n");
     for (const auto& [k, v] : resolved.env) {
-      std::string shown = pipeline->IsSecret(k) ? std::string(kRedacted) : MaskEnvValue(k, redact(v));
+      std::string shown =
+          pipeline->IsSecret(k) ? std::string(kRedacted) : MaskEnvValue(k, redact(v));
       std::printf("#   %s=%s\n", k.c_str(), shown.c_str());
     }
     std::printf("# inputs (%zu):\n", resolved.inputs.size());

@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, Sto
       open_url = "sqlite::memory:";  // empty, and gone when the command ends
     }
   }
-  absl::StatusOr<std::string> root = NormalizeRoot(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
+  absl::StatusOr<std::string> root =
+      NormalizeRoot(FirstOf(flags.root, "BARGE_ROOT", base + "/data"));
   if (!root.ok()) return WithContext(root.status(), "--root");
   ctx->root = *std::move(root);
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));

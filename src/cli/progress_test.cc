@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -10,9 +10,9 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -65,8 +65,8 @@ class DataRoot {
 
   // The layout: keys relative to the root.
   static std::string RunPrefix(std::string_view run_id);  // "runs/<run>/"
-  static std::string AttemptKey(const AttemptId& a);  // its outputs: "runs/<run>/<step>/<i>/a<n>"
-  static std::string LogKey(const AttemptId& a);      // AttemptKey + ".log"
+  static std::string AttemptKey(const AttemptId& a);   // its outputs: "runs/<run>/<step>/<i>/a<n>"
+  static std::string LogKey(const AttemptId& a);       // AttemptKey + ".log"
   static std::string ManifestKey(const AttemptId& a);  // AttemptKey + ".manifest.json"
 
   // Where `key` is, as recorded and shown: a path under a local root, a URL under an S3 one.

@@ -12,9 +12,9 @@
 #include "common/shell.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "objstore/s3_store.h"
 #include "testing/s3rver.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

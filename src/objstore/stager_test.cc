@@ -7,8 +7,8 @@
 
 #include "common/fs.h"
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "testing/s3rver.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -4,8 +4,8 @@
 
 #include "absl/time/civil_time.h"
 #include "common/clock.h"
-#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {
@@ -82,8 +82,7 @@ TEST_F(ApiCountsTest, ASlowCountIsPacedButAStateChangeIsCountedAtOnce) {
   store_->cost_ms = 15;  // above the pacer's free threshold (10 ms)
   // With this share, the next count after a 15 ms one is due hours later: only state changes
   // can bring it sooner.
-  Api api(*store_, *engine_,
-          {.token = "token-0123456789", .count_share = 1e-6, .clock = &clock_});
+  Api api(*store_, *engine_, {.token = "token-0123456789", .count_share = 1e-6, .clock = &clock_});
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0}));
   ClaimOne();
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0})) << "paced: the last count is served";

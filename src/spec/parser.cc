@@ -169,8 +169,8 @@ class Parser {
   // secrets: [NAME, ...]: params and step env variables whose values barge never shows.
   void ParseSecrets(const YAML::Node& node) {
     if (!node.IsSequence()) {
-      diag_.Error(node, Cat("secrets must be a list of param and env names, not ",
-                            YamlTypeName(node)));
+      diag_.Error(node,
+                  Cat("secrets must be a list of param and env names, not ", YamlTypeName(node)));
       return;
     }
     for (const auto& n : node) {

@@ -143,8 +143,9 @@ steps:
   EXPECT_TRUE(DeclaredSecrets("name: x\nsteps: []\n").empty());
   EXPECT_TRUE(DeclaredSecrets("secrets: [unclosed\n").empty());
 
-  std::string e = ErrorOf("name: x\nsecrets: [pw, NOPE]\nparams: {pw: a}\nsteps:\n  - name: a\n"
-                          "    run: echo\n");
+  std::string e = ErrorOf(
+      "name: x\nsecrets: [pw, NOPE]\nparams: {pw: a}\nsteps:\n  - name: a\n"
+      "    run: echo\n");
   EXPECT_NE(e.find(":2:15: secrets: \"NOPE\" names no param and no env variable of a step"),
             std::string::npos)
       << e;

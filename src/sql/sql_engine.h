@@ -51,9 +51,9 @@ class SqlSession {
 std::string AsSubquery(std::string_view query);
 
 struct SqlOptions {
-  int threads = 0;           // 0: the engine's default (all cores)
-  int64_t memory_limit = 0;  // bytes; 0: the engine's default
-  std::string temp_dir;      // where to spill; empty: the engine's default
+  int threads = 0;              // 0: the engine's default (all cores)
+  int64_t memory_limit = 0;     // bytes; 0: the engine's default
+  std::string temp_dir;         // where to spill; empty: the engine's default
   bool external_access = true;  // false: no file is read or written, whatever the SQL says
 };
 

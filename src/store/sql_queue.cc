@@ -343,7 +343,8 @@ absl::Status SqlStateStore::RecordCompletionEvents(const std::vector<Completion>
                             "error = CASE WHEN error = '' THEN CAST(? AS TEXT) ELSE error || '; ' "
                             "|| CAST(? AS TEXT) END "
                             "WHERE run_id = ? AND step = ? AND idx = ? AND attempt = ? "
-                            "AND state = '", state::kLost, "'")));
+                            "AND state = '",
+                            state::kLost, "'")));
   for (size_t i = 0; i < batch.size(); ++i) {
     const Completion& c = batch[i];
     if (accepted[i]) {

@@ -15,12 +15,12 @@
 #include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "store/pg_db.h"
-#include "testing/postgres.h"
 #include "store/schema.h"
 #include "store/sql_store.h"
 #include "store/sqlite_db.h"
+#include "testing/postgres.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

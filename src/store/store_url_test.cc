@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "store/state_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {

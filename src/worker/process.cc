@@ -86,8 +86,8 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 }
 
 // Starts argv[0] (looked up on PATH if it has no '/') as the leader of a new process group, with
-// stdin from /dev/null, stdout and stderr on `log_fd` and no other descriptor open, in `cwd`, every signal at its default and
-// none blocked. Returns its pid, or -1 with *error set.
+// stdin from /dev/null, stdout and stderr on `log_fd` and no other descriptor open, in `cwd`, every
+// signal at its default and none blocked. Returns its pid, or -1 with *error set.
 //
 // vfork, as glibc's posix_spawn does (so the cost does not grow with barge's size), written out
 // because of one step posix_spawn cannot take: the child registers its group with the reaper

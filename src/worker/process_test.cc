@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
-#include <fstream>
 #include <thread>
 
 #include "common/fs.h"
@@ -153,7 +153,7 @@ TEST_F(ProcessTest, AFailedStartLeavesNothingRegistered) {
       EXPECT_FALSE(runner.Run(spec, cancel).started);
     }
     EXPECT_TRUE(runner.Run(Shell("true"), cancel).Succeeded());
-  }  // the reaper's socket closes: the helper has everything
+  }                                   // the reaper's socket closes: the helper has everything
   std::map<int32_t, int> registered;  // group -> registrations minus unregistrations
   ReaperMessage m{};
   int messages = 0;
@@ -194,7 +194,8 @@ TEST_F(ProcessTest, LooksUpTheProgramOnPath) {
 // barge ignores and blocks signals of its own; a task starts with none of that, and with only
 // stdin, stdout and stderr open.
 TEST_F(ProcessTest, TheTaskGetsDefaultSignalsAndOnlyItsStandardFiles) {
-  struct sigaction ignore {}, saved_pipe {};
+  struct sigaction ignore {
+  }, saved_pipe{};
   ignore.sa_handler = SIG_IGN;
   ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &saved_pipe), 0);
   sigset_t term, saved_mask;

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 
@@ -12,8 +15,8 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "testing/temp_dir.h"
 #include "store/forwarding_store.h"
+#include "testing/temp_dir.h"
 
 namespace barge {
 namespace {
@@ -93,22 +96,58 @@ TEST(Worker, RidesOutAStoreThatKeepsDroppingOut) {
   }
 }
 
+// A fleet worker (no run of its own) over a SQLite store, and runs of a one-task pipeline.
+class FleetWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = OpenStateStore((dir_.path() / "state.db").string()).value();
+    engine_ = std::make_unique<Engine>(*store_);
+    absl::StatusOr<Pipeline> p = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
+                                               (dir_.path() / "p.yaml").string(), {});
+    ASSERT_TRUE(p.ok()) << p.status();
+    pipeline_ = *std::move(p);
+  }
+  // A new run, its step started (its task queued).
+  std::string StartRun() {
+    std::string id = engine_->CreateRun(pipeline_, (dir_.path() / "data").string()).value();
+    EXPECT_EQ(engine_->Advance(id)->state, state::kRunning);
+    return id;
+  }
+  // Serves with `worker` until `done` holds (true) or 60 s pass (false), then stops it.
+  bool ServeUntil(Worker& worker, const std::function<bool()>& done) {
+    std::thread serve([&] { (void)worker.Run(); });
+    bool ok = false;
+    for (int64_t deadline = MonotonicMs() + 60'000; !ok && MonotonicMs() < deadline;) {
+      ok = done();
+      if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    worker.RequestStop();
+    serve.join();
+    return ok;
+  }
+  WorkerOptions Options(const std::string& id) {
+    return {.id = id,
+            .cpu = 2,
+            .scratch_dir = (dir_.path() / "scratch").string(),
+            .heartbeat_ms = 50,
+            .idle_poll_ms = 10};
+  }
+
+  ScopedTempDir dir_{"worker"};
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Engine> engine_;
+  Pipeline pipeline_;
+  PosixProcessRunner runner_;
+};
+
 // A fleet worker's sweep advances every running run, however many newer runs there are: a run
 // whose only task was committed without anyone advancing it (its worker died in between) is
 // finished by the next worker's sweep even with 250 newer runs in the store.
-TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
-  ScopedTempDir dir("worker");
-  auto store = OpenStateStore((dir.path() / "state.db").string()).value();
-  Engine engine(*store);
-  auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
-                                (dir.path() / "p.yaml").string(), {});
-  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  std::string root = (dir.path() / "data").string();
-  std::string old = engine.CreateRun(*pipeline, root).value();
-  ASSERT_EQ(engine.Advance(old)->state, state::kRunning);  // starts the step: its task is queued
-  auto claimed = store->Claim({.worker_id = "gone", .free_cpu = 1, .max_tasks = 1}).value();
+TEST_F(FleetWorkerTest, SweepAdvancesARunningRunBehind250NewerOnes) {
+  std::string old = StartRun();
+  auto claimed = store_->Claim({.worker_id = "gone", .free_cpu = 1, .max_tasks = 1}).value();
   ASSERT_EQ(claimed.size(), 1u);
-  ASSERT_TRUE(store
+  ASSERT_TRUE(store_
                   ->Complete({{.key = claimed[0].key,
                                .attempt = 1,
                                .worker_id = "gone",
@@ -116,68 +155,29 @@ TEST(Worker, SweepAdvancesARunningRunBehind250NewerOnes) {
                                .attempt_state = state::kSucceeded}})
                   .ok());
   for (int i = 0; i < 250; ++i) {
-    std::string id = engine.CreateRun(*pipeline, root).value();
-    ASSERT_TRUE(store->CancelRun(id, "not this one").ok());
+    std::string id = engine_->CreateRun(pipeline_, (dir_.path() / "data").string()).value();
+    ASSERT_TRUE(store_->CancelRun(id, "not this one").ok());
   }
-  ASSERT_EQ(store->GetRun(old)->state, state::kRunning);
-  PosixProcessRunner runner;
-  Worker worker(*store, engine, runner,
-                {.id = "w2",
-                 .cpu = 1,
-                 .scratch_dir = (dir.path() / "scratch").string(),
-                 .heartbeat_ms = 50,
-                 .idle_poll_ms = 10});
-  std::thread serve([&] { (void)worker.Run(); });
-  std::string seen;
-  for (int64_t deadline = MonotonicMs() + 30'000; MonotonicMs() < deadline;) {
-    seen = store->GetRun(old)->state;
-    if (seen != state::kRunning) break;
-    std::this_thread::yield();
-  }
-  worker.RequestStop();
-  serve.join();
-  EXPECT_EQ(seen, state::kSucceeded);
+  ASSERT_EQ(store_->GetRun(old)->state, state::kRunning);
+  Worker worker(*store_, *engine_, runner_, Options("w2"));
+  EXPECT_TRUE(ServeUntil(worker, [&] { return store_->GetRun(old)->state != state::kRunning; }));
+  EXPECT_EQ(store_->GetRun(old)->state, state::kSucceeded);
 }
 
 // A long-lived worker keeps nothing of runs that have ended: its run contexts and the engine's
 // parsed pipelines go when the run finishes, whichever worker finishes it.
-TEST(Worker, ForgetsRunsThatHaveEnded) {
-  ScopedTempDir dir("worker");
-  auto store = OpenStateStore((dir.path() / "state.db").string()).value();
-  Engine engine(*store);
-  auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
-                                (dir.path() / "p.yaml").string(), {});
-  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  std::string root = (dir.path() / "data").string();
+TEST_F(FleetWorkerTest, ForgetsRunsThatHaveEnded) {
   std::vector<std::string> ids;
-  for (int i = 0; i < 30; ++i) {
-    ids.push_back(engine.CreateRun(*pipeline, root).value());
-    ASSERT_EQ(engine.Advance(ids.back())->state, state::kRunning);
-  }
-  PosixProcessRunner runner;
-  Worker worker(*store, engine, runner,
-                {.id = "w1",
-                 .cpu = 2,
-                 .scratch_dir = (dir.path() / "scratch").string(),
-                 .heartbeat_ms = 50,
-                 .idle_poll_ms = 10});
-  std::thread serve([&] { (void)worker.Run(); });
-  auto all_succeeded = [&] {
+  for (int i = 0; i < 30; ++i) ids.push_back(StartRun());
+  Worker worker(*store_, *engine_, runner_, Options("w1"));
+  ASSERT_TRUE(ServeUntil(worker, [&] {
     for (const std::string& id : ids) {
-      if (store->GetRun(id)->state != state::kSucceeded) return false;
+      if (store_->GetRun(id)->state != state::kSucceeded) return false;
     }
     return true;
-  };
-  bool done = false;
-  for (int64_t deadline = MonotonicMs() + 60'000; !done && MonotonicMs() < deadline;) {
-    done = all_succeeded();
-    if (!done) std::this_thread::yield();
-  }
-  worker.RequestStop();
-  serve.join();
-  ASSERT_TRUE(done);
+  }));
   EXPECT_EQ(worker.CachedRuns(), 0u);
-  EXPECT_EQ(engine.CachedPipelines(), 0u);
+  EXPECT_EQ(engine_->CachedPipelines(), 0u);
 }
 
 // Whatever throws while an attempt runs (here the runner itself) fails that attempt, as the
