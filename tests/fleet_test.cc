@@ -254,6 +254,42 @@ steps:
   }
 }
 
+// The README: the first SIGTERM drains (tasks may finish within --drain-timeout), a second one
+// stops them at once and hands their leases back.
+TEST_F(FleetTest, ASecondSigtermStopsTheTasksAtOnce) {
+  std::string p = Write("long.yaml", R"(
+name: long
+steps:
+  - name: long
+    retries: 0
+    run: |
+      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_ATTEMPT"
+      if [ "$BARGE_ATTEMPT" = 1 ]; then exec sleep 60; fi
+)");
+  std::string id = Submit(p);
+  // The worker's stderr: the harness names background processes' files .bg1.err, .bg2.err, ...
+  int started = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir())) {
+    std::string name = e.path().filename().string();
+    if (name.starts_with(".bg") && name.ends_with(".err")) ++started;
+  }
+  pid_t a = StartWorker({"--drain-timeout", "60s"});
+  std::string err = (dir() / Cat(".bg", started + 1, ".err")).string();
+  WaitUntil([&] { return std::filesystem::exists(dir() / "started.1"); }, "the task to start");
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(a, SIGTERM), 0);
+  // Signals of one kind do not queue: wait until the first has been taken.
+  WaitUntil([&] { return Read(err).find("draining (1m") != std::string::npos; },
+            "the worker to start draining");
+  ASSERT_EQ(::kill(a, SIGTERM), 0);
+  EXPECT_EQ(StopWorker(a, 0), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20))
+      << "the second SIGTERM did not stop the task";
+  nlohmann::json t = Json({"tasks", id, "--json"})[0];
+  EXPECT_EQ(t["state"], "pending") << t.dump();
+  EXPECT_EQ(t["retries_used"], 0) << t.dump();
+}
+
 TEST_F(FleetTest, AZombieWorkersLateResultIsFenced) {
   std::string p = Write("zombie.yaml", R"(
 name: zombie

@@ -64,7 +64,11 @@ void Worker::CancelRunning() {
 
 void Worker::RequestDrain(int64_t timeout_ms) {
   std::lock_guard lock(mu_);
-  if (drain_requested_ms_ < 0) drain_requested_ms_ = std::max<int64_t>(0, timeout_ms);
+  int64_t deadline = MonotonicMs() + std::max<int64_t>(0, timeout_ms);
+  if (drain_deadline_asked_ < 0 || deadline < drain_deadline_asked_) {
+    drain_deadline_asked_ = deadline;
+  }
+  ++drain_asks_;
   cv_.notify_all();
 }
 
@@ -278,18 +282,20 @@ absl::StatusOr<RunRecord> Worker::Run() {
   bool need_advance = true;
   bool stopping = false;        // cancelling (Ctrl-C on `barge run`)
   int64_t drain_deadline = -1;  // draining (SIGTERM on `barge worker`): no new claims
+  int drain_asks_seen = 0;
   bool drain_killed = false;
   absl::Status loop_status;
   absl::Status cancel_status;  // kept apart: later commits must not hide it
   for (;;) {
     std::vector<Finished> finished;
     bool stop = false;
-    int64_t drain_ms = -1;
+    int64_t drain_asked = -1;
     {
       std::lock_guard lock(mu_);
       finished.swap(finished_);
       stop = stop_requested_;
-      drain_ms = drain_requested_ms_;
+      drain_asked = drain_deadline_asked_;
+      drain_asks_seen = drain_asks_;
     }
     int64_t now = MonotonicMs();
     if (stop && !stopping) {
@@ -301,7 +307,9 @@ absl::StatusOr<RunRecord> Worker::Run() {
       }
       CancelRunning();
     }
-    if (drain_ms >= 0 && drain_deadline < 0) drain_deadline = now + drain_ms;
+    if (drain_asked >= 0 && (drain_deadline < 0 || drain_asked < drain_deadline)) {
+      drain_deadline = drain_asked;
+    }
     if (drain_deadline >= 0 && !drain_killed && now >= drain_deadline) {
       // Out of time: stop what still runs; its leases go back to the queue below.
       drain_killed = true;
@@ -359,7 +367,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())), [&] {
       return !finished_.empty() || (stop_requested_ && !stopping) ||
-             (drain_requested_ms_ >= 0 && drain_deadline < 0);
+             drain_asks_ != drain_asks_seen;
     });
   }
   if (drain_killed) {

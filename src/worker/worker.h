@@ -68,7 +68,8 @@ class Worker {
 
   // Drains (a spot interruption notice): claims nothing more, lets running tasks finish for up
   // to `timeout_ms`, then stops the rest and hands their leases back to the queue at once,
-  // without charging their retries. Run() returns when nothing runs any more.
+  // without charging their retries. Run() returns when nothing runs any more. Asked again, the
+  // earlier of the two deadlines holds (RequestDrain(0): stop the tasks now).
   void RequestDrain(int64_t timeout_ms);
 
   // How many runs this worker keeps a parsed context of: those it has tasks of, until it sees
@@ -126,11 +127,14 @@ class Worker {
   int64_t last_heartbeat_ok_ = 0;
   std::string reported_stats_ = "{}";  // the stats last written with a heartbeat
 
-  std::mutex mu_;  // guards finished_ and stop_requested_
+  std::mutex mu_;  // guards finished_, stop_requested_ and the drain asks
   std::condition_variable cv_;
   std::vector<Finished> finished_;
   bool stop_requested_ = false;
-  int64_t drain_requested_ms_ = -1;
+  // The earliest drain deadline asked for (MonotonicMs; -1: none), and how many asks so far: a
+  // later ask with a shorter timeout (a second SIGTERM) brings the deadline forward.
+  int64_t drain_deadline_asked_ = -1;
+  int drain_asks_ = 0;
 };
 
 }  // namespace barge
