@@ -1,8 +1,12 @@
 // `barge serve`'s HTTP API, driven over a real socket: authentication on every route, runs,
 // tasks, logs, schedules, metrics and errors.
 #include <httplib.h>
+#include <sys/wait.h>
 
+#include <chrono>
+#include <filesystem>
 #include <set>
+#include <thread>
 
 #include "common/strings.h"
 #include "engine/engine.h"
@@ -259,6 +263,39 @@ TEST_F(ServeTest, MalformedAndUnknownFieldsAreClearBadRequests) {
   EXPECT_EQ(Call("POST", "/api/runs/r/cancel", R"({"why": 1})").status, 400);
   EXPECT_EQ(Call("PATCH", "/api/schedules/n", R"({"cron": 5})").status, 404);
   EXPECT_EQ(Json({"runs", "--json"}).size(), 0u) << "bad requests change nothing";
+}
+
+// A second server on a port in use fails to start, rather than sharing the port with the first
+// (which SO_REUSEPORT would let the kernel do, splitting requests between two servers).
+TEST_F(ServeTest, ASecondServerOnABusyPortFailsToStart) {
+  Serve();
+  int port = server_.port();
+  int started = 0;  // the harness names background processes' stderr .bg1.err, .bg2.err, ...
+  for (const auto& e : std::filesystem::directory_iterator(dir())) {
+    std::string name = e.path().filename().string();
+    if (name.starts_with(".bg") && name.ends_with(".err")) ++started;
+  }
+  pid_t second = StartBarge({"serve", "--listen", Cat("127.0.0.1:", port)});
+  std::string err = (dir() / Cat(".bg", started + 1, ".err")).string();
+  int code = -1;
+  auto exited = [&] {
+    int status = 0;
+    if (::waitpid(second, &status, WNOHANG) != second) return false;
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       !exited() && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (code < 0) {
+    ::kill(second, SIGKILL);
+    Wait(second);
+  }
+  EXPECT_EQ(code, 2) << "the second server started on a port in use";
+  EXPECT_NE(Read(err).find(Cat("cannot listen on 127.0.0.1:", port, " (in use")), std::string::npos)
+      << Read(err);
+  EXPECT_EQ(Call("GET", "/api/runs").status, 200) << "the first server still answers";
 }
 
 TEST_F(ServeTest, RegisteredPipelinesAndSchedules) {

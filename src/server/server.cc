@@ -114,6 +114,13 @@ Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
       redact_(redact),
       http_(std::make_unique<httplib::Server>()),
       guard_(kLimits) {
+  // cpp-httplib's default also sets SO_REUSEPORT, with which a second server on the same port
+  // starts too and the kernel splits the connections between the two. SO_REUSEADDR alone lets a
+  // restarted server bind at once, and a second one fail.
+  http_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http_->set_payload_max_length(kMaxBody);
   http_->set_read_timeout(kReadTimeoutSeconds);
   http_->set_write_timeout(kWriteTimeoutSeconds);
@@ -215,8 +222,9 @@ absl::StatusOr<int> Server::Bind() {
     port = 0;
   }
   if (port == 0) {
-    return absl::UnavailableError(Cat("cannot listen on ", config_.host, ":", config_.port,
-                                      " (in use, or not an address here)"));
+    return absl::FailedPreconditionError(
+        Cat("cannot listen on ", config_.host, ":", config_.port,
+            " (in use by another process, or not an address of this machine)"));
   }
   port_ = port;
   return port;
