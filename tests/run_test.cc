@@ -1,4 +1,5 @@
 // End to end: the quickstart and the inspection commands, through the real binary.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -482,6 +483,38 @@ steps:
   absl::StatusOr<std::string> seen = (*store)->Get(seen_url.substr(root_.size() + 1));
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(*seen, "back\\slash.txt\none\ntwo\n");
+}
+
+// barge wait follows a detached run to its end and exits as barge run would have.
+TEST_F(E2eTest, WaitExitsAsTheRunEnded) {
+  auto submit = [&](const std::string& name, const std::string& run) {
+    std::string p = Write(name + ".yaml", Cat("name: ", name,
+                                              "\nsteps:\n  - name: s\n"
+                                              "    retries: 0\n    run: ",
+                                              run, "\n"));
+    Result r = Barge({"run", p, "--detach"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  std::string ok = submit("ok", "'true'"), bad = submit("bad", "'false'");
+  std::string held = submit("held", "sleep 30");
+  ASSERT_EQ(Barge({"cancel", held}).exit_code, 0);
+  Result cancelled = Barge({"wait", held});
+  EXPECT_EQ(cancelled.exit_code, 130) << cancelled.err;
+  EXPECT_NE(cancelled.err.find(Cat(held, " cancelled")), std::string::npos) << cancelled.err;
+
+  pid_t worker = StartBarge({"worker", "--cpu", "2"});
+  Result succeeded = Barge({"wait", ok, "--every", "50ms"});
+  EXPECT_EQ(succeeded.exit_code, 0) << succeeded.err;
+  EXPECT_NE(succeeded.err.find(Cat(ok, " succeeded in ")), std::string::npos) << succeeded.err;
+  Result failed = Barge({"wait", bad, "--every", "50ms"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.err;
+  EXPECT_NE(failed.err.find(Cat(bad, " failed in ")), std::string::npos) << failed.err;
+  ::kill(worker, SIGTERM);
+  EXPECT_EQ(Wait(worker), 0);
+
+  EXPECT_EQ(Barge({"wait", "no-such-run"}).exit_code, 2);
+  EXPECT_EQ(Barge({"wait", ok, "--every", "soon"}).exit_code, 2);
 }
 
 }  // namespace

@@ -112,6 +112,13 @@ int Main(int argc, char** argv) {
   cancel_cmd->add_option("run", run_id, "run id, or 'last'")->required();
   AddLocations(cancel_cmd, where);
 
+  std::string wait_every = "1s";
+  CLI::App* wait_cmd = app.add_subcommand(
+      "wait", "wait for a run to end; exit 0 if it succeeded, 1 if it failed, 130 if cancelled");
+  wait_cmd->add_option("run", run_id, "run id, or 'last'")->required();
+  wait_cmd->add_option("--every", wait_every, "how often to look (default 1s)");
+  AddLocations(wait_cmd, where);
+
   bool keep = false;
   CLI::App* exec_cmd = app.add_subcommand(
       "exec",
@@ -269,6 +276,7 @@ int Main(int argc, char** argv) {
   if (resume_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/false);
   if (retry_cmd->parsed()) return CmdResume(where, run_id, drive, /*failed_only=*/true);
   if (cancel_cmd->parsed()) return CmdCancel(where, run_id);
+  if (wait_cmd->parsed()) return CmdWait(where, run_id, wait_every);
   if (cost_cmd->parsed()) return CmdCost(where, run_id, prices, json);
   if (serve_cmd->parsed()) return CmdServe(where, serve);
   if (schedule_cmd->parsed()) {

@@ -1,12 +1,17 @@
 // barge runs, status, tasks, logs, cancel, cost, gc: reading and steering runs through the state
 // store.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <thread>
+#include <utility>
 
 #include "cli/commands.h"
 #include "common/fs.h"
 #include "common/labels.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -191,6 +196,37 @@ int CmdCancel(const Locations& where, const std::string& run_arg) {
     std::printf("%s cancelled\n", id.c_str());
     return absl::OkStatus();
   });
+}
+
+int CmdWait(const Locations& where, const std::string& run_arg, const std::string& every) {
+  absl::StatusOr<int64_t> every_ms = ParseDurationMs(every);
+  if (!every_ms.ok()) return ReportError(WithContext(every_ms.status(), "--every"));
+  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where, StoreMode::kExisting);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  StateStore& store = *(*ctx)->store;
+  absl::StatusOr<std::string> id = ResolveRunId(store, run_arg);
+  if (!id.ok()) return ReportError(id.status());
+  bool told_unavailable = false;
+  for (;;) {
+    absl::StatusOr<RunRecord> run = store.GetRun(*id);
+    if (absl::IsUnavailable(run.status())) {
+      if (!std::exchange(told_unavailable, true)) {
+        std::fprintf(stderr, "barge wait: %s; still waiting\n",
+                     MaskSecretsInText(ToString(run.status().message())).c_str());
+      }
+    } else if (!run.ok()) {
+      return ReportError(run.status());
+    } else if (run->state != state::kRunning) {
+      std::fprintf(stderr, "%s %s in %s%s%s\n", run->id.c_str(), run->state.c_str(),
+                   FormatDurationMs(Elapsed(*run, store.NowMs())).c_str(),
+                   run->error.empty() ? "" : ": ", run->error.c_str());
+      if (run->state == state::kSucceeded) return 0;
+      return run->state == state::kCancelled ? 130 : 1;
+    } else {
+      told_unavailable = false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(10, *every_ms)));
+  }
 }
 
 absl::StatusOr<Prices> ResolvePrices(const std::string& flag) {

@@ -81,6 +81,9 @@ int CmdTasks(const Locations& where, const TasksOptions& options);
 int CmdLogs(const Locations& where, const std::string& run, const std::string& step, int64_t index,
             int attempt);
 int CmdCancel(const Locations& where, const std::string& run);
+// Blocks until the run is no longer running, looking every `every` (a duration); the exit code
+// says how it ended, as barge run's does. A store that cannot be reached is waited out.
+int CmdWait(const Locations& where, const std::string& run, const std::string& every);
 int CmdCost(const Locations& where, const std::string& run, const std::string& prices, bool json);
 
 // The price table: from `flag`, else BARGE_PRICES, else the defaults.
