@@ -201,6 +201,13 @@ TEST_F(FleetTest, NoTaskProcessOutlivesAKilledWorker) {
   std::string id = Submit(p, {"-p", Cat("side=", side)});
   std::string marker = Cat("BARGE_RUN_ID=", id);
   pid_t victim = StartWorker();
+  // Both first attempts have written their line (so the kill cannot land before one did), and
+  // their three processes run: sh + its sleep for one task, the exec'd sleep for the other.
+  auto started_lines = [&] {
+    std::string text = Read(side);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  WaitUntil([&] { return started_lines() == 2; }, "both tasks to start");
   WaitUntil([&] { return ProcessesWithEnv(marker).size() == 3; }, "the tasks' three processes");
   EXPECT_EQ(StopWorker(victim, SIGKILL), 128 + SIGKILL);
   WaitUntil([&] { return ProcessesWithEnv(marker).empty(); },
