@@ -274,14 +274,8 @@ steps:
       if [ "$BARGE_ATTEMPT" = 1 ]; then exec sleep 60; fi
 )");
   std::string id = Submit(p);
-  // The worker's stderr: the harness names background processes' files .bg1.err, .bg2.err, ...
-  int started = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir())) {
-    std::string name = e.path().filename().string();
-    if (name.starts_with(".bg") && name.ends_with(".err")) ++started;
-  }
   pid_t a = StartWorker({"--drain-timeout", "60s"});
-  std::string err = (dir() / Cat(".bg", started + 1, ".err")).string();
+  std::string err = LastBackgroundErr();
   WaitUntil([&] { return std::filesystem::exists(dir() / "started.1"); }, "the task to start");
   auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(a, SIGTERM), 0);

@@ -35,6 +35,10 @@ class E2eTest : public ::testing::Test {
   pid_t StartProcess(const std::vector<std::string>& argv);
   // Waits for a background barge to exit; returns its exit code (128+signal if killed).
   int Wait(pid_t pid);
+  // The file the latest background process writes its stderr to.
+  std::string LastBackgroundErr() const {
+    return (dir_ / (".bg" + std::to_string(background_) + ".err")).string();
+  }
 
   // Writes a file relative to dir() (creating directories) and returns its absolute path.
   std::string Write(const std::string& relative, const std::string& text);

@@ -270,13 +270,8 @@ TEST_F(ServeTest, MalformedAndUnknownFieldsAreClearBadRequests) {
 TEST_F(ServeTest, ASecondServerOnABusyPortFailsToStart) {
   Serve();
   int port = server_.port();
-  int started = 0;  // the harness names background processes' stderr .bg1.err, .bg2.err, ...
-  for (const auto& e : std::filesystem::directory_iterator(dir())) {
-    std::string name = e.path().filename().string();
-    if (name.starts_with(".bg") && name.ends_with(".err")) ++started;
-  }
   pid_t second = StartBarge({"serve", "--listen", Cat("127.0.0.1:", port)});
-  std::string err = (dir() / Cat(".bg", started + 1, ".err")).string();
+  std::string err = LastBackgroundErr();
   int code = -1;
   auto exited = [&] {
     int status = 0;

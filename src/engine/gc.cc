@@ -29,11 +29,10 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
   }
   out.objects = static_cast<int64_t>(keys.size());
   if (dry_run) return absl::OkStatus();
-  RETURN_IF_ERROR(data.store().Delete(keys));
-  // A directory keeps what no object store lists: the run's emptied directories, and the
-  // half-written temporary files of an attempt that was killed.
+  // A directory also holds what no object store lists (the run's directories, the half-written
+  // temporary files of an attempt that was killed): it goes whole, in one walk.
   if (data.local_dir()) return RemoveTree(data.Location(prefix));
-  return absl::OkStatus();
+  return data.store().Delete(keys);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "engine/run_views.h"
 
 #include <map>
-#include <set>
 
 #include "common/fs.h"
 #include "common/redact.h"
@@ -25,11 +24,7 @@ nlohmann::json ParsedOr(const std::string& text, nlohmann::json fallback) {
 // under secrets:) is kRedacted.
 nlohmann::json ShownParams(const std::string& params_json, const std::string& spec_source) {
   nlohmann::json params = ParsedOr(params_json, nlohmann::json::object());
-  if (!params.is_object()) return params;
-  std::set<std::string> declared = DeclaredSecrets(spec_source);
-  for (auto& [k, v] : params.items()) {
-    if (IsSecretName(k) || declared.contains(k)) v = kRedacted;
-  }
+  for (const auto& [name, value] : SecretParams(spec_source, params)) params[name] = kRedacted;
   return params;
 }
 

@@ -5,7 +5,6 @@
 
 #include <charconv>
 #include <filesystem>
-#include <set>
 
 #include "common/redact.h"
 #include "common/status.h"
@@ -359,9 +358,10 @@ bool Api::Authorized(const std::string& authorization) const {
 
 HttpReply Api::Handle(const ApiRequest& req) {
   HttpReply reply = Dispatch(req);
-  // Secrets are masked in the raw strings, before JSON escaping could disguise them; a stream
-  // masks its own parts. Under /api/runs/RUN/ the run's own secrets are masked too (a task's
-  // error may quote its command or query).
+  if (reply.masked) return reply;  // a log: masked as it was read
+  // Secrets are masked in the raw strings, before JSON escaping could disguise them. Under
+  // /api/runs/RUN/ the run's own secrets are masked too (a task's error may quote its command
+  // or query).
   std::vector<std::string> segments = Segments(req.path);
   std::shared_ptr<const Redactor> run_redact;
   if (segments.size() >= 3 && segments[0] == "api" && segments[1] == "runs" && reply.status < 300) {
@@ -390,13 +390,8 @@ std::shared_ptr<const Redactor> Api::RedactorFor(const std::string& run_id) {
   }
   // A spec this barge no longer parses: at least the params the run names secret.
   nlohmann::json params = nlohmann::json::parse(run->params_json, nullptr, false);
-  std::set<std::string> declared = DeclaredSecrets(run->spec_source);
-  if (params.is_object()) {
-    for (const auto& [k, v] : params.items()) {
-      if (v.is_string() && (IsSecretName(k) || declared.contains(k))) {
-        redact->AddWithQuotedForms(v.get<std::string>());
-      }
-    }
+  for (const auto& [name, value] : SecretParams(run->spec_source, params)) {
+    redact->AddWithQuotedForms(value);
   }
   return redact;
 }
@@ -631,6 +626,7 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
                          R"(,"end":)", to, R"(,"text":")");
   BodyStream stream = LogTextStream(std::move(log), redactor, from, to, std::move(head));
   HttpReply reply;
+  reply.masked = true;
   if (to - from <= kLogChunk) {
     // Small enough to send whole (the usual case: a tail for a browser).
     for (bool more = true; more;) {

@@ -56,6 +56,9 @@ struct HttpReply {
   // A JSON reply before encoding, so that secrets are masked in its strings' raw bytes (a secret
   // holding `"` or `\` looks different once escaped). Encoded into `body` by Api::Handle().
   std::optional<nlohmann::json> json;
+  // The handler masked `body` (or the stream's parts) itself, run's secrets included: Handle()
+  // leaves it alone.
+  bool masked = false;
 };
 
 // The HTTP status of an error: 400 invalid argument, 401 unauthenticated, 403 permission denied,

@@ -8,7 +8,6 @@
 #include <set>
 
 #include "common/fs.h"
-#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -776,32 +775,6 @@ const Step* Pipeline::FindStep(std::string_view name) const {
   return nullptr;
 }
 
-bool Pipeline::IsSecret(std::string_view name) const {
-  return IsSecretName(name) || secrets.contains(std::string(name));
-}
-
-std::vector<std::string> Pipeline::SecretValues() const {
-  std::set<std::string> values;
-  for (const auto& [k, v] : params) {
-    if (IsSecret(k) && !v.empty()) values.insert(v);
-  }
-  const std::map<std::string, std::string> param_map = ParamMap();
-  for (const Step& step : steps) {
-    for (const auto& [k, v] : step.env) {
-      if (!IsSecret(k)) continue;
-      // A value that depends on the task ({item}, {index}) is masked by name where printed.
-      std::vector<Placeholder> found = FindPlaceholders(v);
-      if (std::any_of(found.begin(), found.end(),
-                      [](const Placeholder& p) { return p.kind != Placeholder::kParam; })) {
-        continue;
-      }
-      std::string value = RenderTemplate(v, {.params = &param_map}, /*shell_quote=*/false);
-      if (!value.empty()) values.insert(value);
-    }
-  }
-  return {values.begin(), values.end()};
-}
-
 std::map<std::string, std::string> Pipeline::ParamMap() const {
   return {params.begin(), params.end()};
 }
@@ -809,21 +782,6 @@ std::map<std::string, std::string> Pipeline::ParamMap() const {
 absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string& path,
                                        const ParamOverrides& overrides) {
   return Parser(path, overrides).Parse(text, path);
-}
-
-std::set<std::string> DeclaredSecrets(std::string_view source) {
-  std::set<std::string> names;
-  if (source.find("secrets") == std::string_view::npos) return names;  // the common case, cheaply
-  YamlDiagnostics diag("pipeline");
-  std::optional<YAML::Node> loaded = LoadYaml(source, diag);
-  if (!loaded || !loaded->IsMap()) return names;
-  const YAML::Node& root = *loaded;
-  const YAML::Node list = root["secrets"];
-  if (!list.IsSequence()) return names;
-  for (const YAML::Node& n : list) {
-    if (n.IsScalar()) names.insert(n.Scalar());
-  }
-  return names;
 }
 
 absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides) {

@@ -134,6 +134,12 @@ absl::StatusOr<Pipeline> ParsePipeline(std::string_view text, const std::string&
 // text has no such key. For showing a stored run's params without parsing its whole spec.
 std::set<std::string> DeclaredSecrets(std::string_view source);
 
+// The secret ones of a stored run's `params` (a JSON object of strings), by name and value ("" for
+// a value that is not a string): those with secret-looking names and those its pipeline text
+// lists under secrets:. Without parsing the whole spec (see DeclaredSecrets).
+std::map<std::string, std::string> SecretParams(std::string_view source,
+                                                const nlohmann::json& params);
+
 // Reads `path` and parses it.
 absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides);
 

@@ -103,6 +103,8 @@ absl::Status ErrorFor(duckdb_error_type type, std::string message) {
 
 // The statement's first word, upper-cased, after blanks and comments; "(" for a parenthesis.
 // Only names the statement in a message: what is allowed is decided by the parser.
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
+
 // The position of the first character of `sql` from `i` on that is neither white space nor in a
 // comment, as DuckDB's lexer skips them: "--" to the end of the line ('\n' or '\r'), and
 // "/* ... */", which nest.
@@ -135,13 +137,11 @@ std::string LeadingKeyword(std::string_view sql) {
   if (i >= sql.size()) return "";
   if (sql[i] == '(') return "(";
   std::string word;
-  while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
+  while (i < sql.size() && IsWordChar(sql[i])) {
     word += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
   }
   return word.empty() ? "this" : word;
 }
-
-bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
 
 // Whether `sql` holds the words IMPORT DATABASE anywhere, with only white space or comments
 // between them, quotes or not. DuckDB's parser itself executes IMPORT DATABASE (it reads the

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "common/fs.h"
 #include "common/status.h"
@@ -24,6 +25,12 @@ std::string FormatOf(const std::string& path) {
   if (ends(".tsv") || ends(".tsv.gz")) return "tsv";
   if (ends(".json") || ends(".jsonl") || ends(".ndjson") || ends(".json.gz")) return "json";
   return "";
+}
+
+// The format a view reads `path` in: its `read: format` if given, else the file name's.
+std::string FormatIn(const nlohmann::json& view, const std::string& path) {
+  std::string forced = view.value("format", "");
+  return forced.empty() ? FormatOf(path) : forced;
 }
 
 // One reader over files of one format.
@@ -49,9 +56,8 @@ std::string ReaderOf(const nlohmann::json& view, const std::string& format,
 absl::StatusOr<std::string> ViewSql(const nlohmann::json& view,
                                     const std::vector<std::string>& paths) {
   std::map<std::string, std::vector<std::string>> by_format;
-  std::string forced = view.value("format", "");
   for (const std::string& p : paths) {
-    std::string format = forced.empty() ? FormatOf(p) : forced;
+    std::string format = FormatIn(view, p);
     if (format.empty()) {
       return absl::DataLossError(Cat("cannot tell the format of ", p,
                                      " from its name; set read: {format: csv|tsv|parquet|json}"));
@@ -67,16 +73,14 @@ absl::StatusOr<std::string> ViewSql(const nlohmann::json& view,
 
 // The files of `paths` that are empty (0 bytes) and of an uncompressed text format (CSV, TSV,
 // JSON): they hold neither rows nor columns.
-std::vector<std::string> EmptyTextFiles(const nlohmann::json& view,
-                                        const std::vector<std::string>& paths) {
-  std::string forced = view.value("format", "");
-  std::vector<std::string> out;
+std::set<std::string> EmptyTextFiles(const nlohmann::json& view,
+                                     const std::vector<std::string>& paths) {
+  std::set<std::string> out;
   for (const std::string& p : paths) {
-    std::string format = forced.empty() ? FormatOf(p) : forced;
     // A 0-byte Parquet or compressed file is corrupt rather than empty: left to the reader.
-    if (format == "parquet" || p.ends_with(".gz") || p.ends_with(".zst")) continue;
+    if (FormatIn(view, p) == "parquet" || p.ends_with(".gz") || p.ends_with(".zst")) continue;
     std::error_code ec;
-    if (std::filesystem::file_size(p, ec) == 0 && !ec) out.push_back(p);
+    if (std::filesystem::file_size(p, ec) == 0 && !ec) out.insert(p);
   }
   return out;
 }
@@ -114,14 +118,14 @@ absl::StatusOr<nlohmann::json> Run(const nlohmann::json& spec, Failure& failure)
     // A 0-byte text file has no header to take columns from (DuckDB would read one column,
     // "column0", and the query would fail to bind). Beside other files it adds no rows; alone,
     // the view takes its columns from the schema file if there is one, or the input is bad.
-    std::vector<std::string> empty = EmptyTextFiles(view, paths);
+    std::set<std::string> empty = EmptyTextFiles(view, paths);
     if (!empty.empty() && empty.size() < paths.size()) {
-      std::erase_if(paths, [&](const std::string& p) {
-        return std::find(empty.begin(), empty.end(), p) != empty.end();
-      });
+      std::erase_if(paths, [&](const std::string& p) { return empty.contains(p); });
     } else if (!empty.empty() && schema_path.empty()) {
+      const std::string& first = *std::find_if(
+          paths.begin(), paths.end(), [&](const std::string& p) { return empty.contains(p); });
       failure = {kExitBadInput, failure::kBadInput,
-                 Cat(where, ": input ", name, ": ", empty.front(),
+                 Cat(where, ": input ", name, ": ", first,
                      " is empty (0 bytes): there is nothing to take the columns from",
                      empty.size() > 1 ? Cat(" (nor have the other ", empty.size() - 1, ")") : "")};
       return absl::DataLossError(failure.message);

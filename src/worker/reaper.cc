@@ -17,14 +17,6 @@
 #include "common/strings.h"
 
 namespace barge {
-namespace {
-
-using Message = ReaperMessage;
-constexpr int32_t kRegister = ReaperMessage::kRegister;
-constexpr int32_t kUnregister = ReaperMessage::kUnregister;
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<TaskReaper>> TaskReaper::Start(const std::string& self_exe) {
   // SOCK_SEQPACKET: each registration is one message, whichever thread sends it. Close-on-exec,
   // so no task inherits either end: a task holding barge's end would keep the helper from ever
@@ -74,16 +66,18 @@ TaskReaper::~TaskReaper() {
   }
 }
 
-void TaskReaper::Unregister(pid_t process_group) { Send(kUnregister, process_group); }
+void TaskReaper::Unregister(pid_t process_group) {
+  Send(ReaperMessage::kUnregister, process_group);
+}
 
 void TaskReaper::RegisterSelf() const {
-  Message m{kRegister, static_cast<int32_t>(::syscall(SYS_getpid))};
+  ReaperMessage m{ReaperMessage::kRegister, static_cast<int32_t>(::syscall(SYS_getpid))};
   while (::send(fd_, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
 }
 
 void TaskReaper::Send(int32_t op, pid_t process_group) {
-  Message m{op, static_cast<int32_t>(process_group)};
+  ReaperMessage m{op, static_cast<int32_t>(process_group)};
   ssize_t n;
   do {
     n = ::send(fd_, &m, sizeof m, MSG_NOSIGNAL);
@@ -104,13 +98,13 @@ int RunReaper(int fd) {
   ::signal(SIGHUP, SIG_IGN);
   std::set<int32_t> groups;
   for (;;) {
-    Message m{};
+    ReaperMessage m{};
     ssize_t n = ::recv(fd, &m, sizeof m, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // barge has ended, however it ended
     if (n != sizeof m || m.process_group <= 1) continue;
-    if (m.op == kRegister) groups.insert(m.process_group);
-    if (m.op == kUnregister) groups.erase(m.process_group);
+    if (m.op == ReaperMessage::kRegister) groups.insert(m.process_group);
+    if (m.op == ReaperMessage::kUnregister) groups.erase(m.process_group);
   }
   for (int32_t group : groups) ::kill(-group, SIGKILL);
   return 0;

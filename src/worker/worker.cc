@@ -366,8 +366,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
     if (backoff_ms_ > 0) wake = now + backoff_ms_;
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())), [&] {
-      return !finished_.empty() || (stop_requested_ && !stopping) ||
-             drain_asks_ != drain_asks_seen;
+      return !finished_.empty() || (stop_requested_ && !stopping) || drain_asks_ != drain_asks_seen;
     });
   }
   if (drain_killed) {
