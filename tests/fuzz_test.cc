@@ -205,7 +205,9 @@ TEST_F(FuzzTest, RandomBytesNeverAbortABargeProcess) {
     ExpectDocumentedExit(v, "validate");
     Result r = Barge({"run", p, flags[0], flags[1], "--workers", "4"});
     ExpectDocumentedExit(r, "run");
-    if (v.exit_code == 2) EXPECT_EQ(r.exit_code, 2) << "run refuses what validate refused";
+    if (v.exit_code == 2) {
+      EXPECT_EQ(r.exit_code, 2) << "run refuses what validate refused";
+    }
 
     // The same through the API, over directories of its own (so that the worker meets the
     // created file only while the run goes). JSON cannot hold bytes that are not UTF-8, so
@@ -229,7 +231,9 @@ TEST_F(FuzzTest, RandomBytesNeverAbortABargeProcess) {
       bool carriable = CheckCarriableName("file", created).ok();
       EXPECT_EQ(v.exit_code, 0) << v.err;
       EXPECT_EQ(r.exit_code, carriable ? 0 : 1) << r.err;
-      if (!raw_byte) EXPECT_EQ(reply->status, 201) << reply->body;
+      if (!raw_byte) {
+        EXPECT_EQ(reply->status, 201) << reply->body;
+      }
     }
     ASSERT_TRUE(Alive(worker)) << "the worker died: " << Read((dir() / ".bg1.err").string());
     ++rounds;

@@ -201,7 +201,9 @@ void ForEachEntry(
     const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& fn) {
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // A copy: `it->first` lives in a proxy that dies with the expression (a reference to it
+    // dangled; g++ 12's -Wdangling-pointer saw it).
+    const YAML::Node key = it->first;
     if (!key.IsScalar()) {
       diag.Error(key, Cat(where, ": keys must be strings"));
       continue;

@@ -69,7 +69,6 @@ absl::StatusOr<std::string> Metrics::Render() {
   ASSIGN_OR_RETURN(std::vector<TaskLoad> load, store_.LoadByQueue());
   ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
   ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
-  int64_t now = store_.NowMs();
   std::string out;
 
   Header(out, "barge_up", "gauge", "1 while the server can read the state store.");

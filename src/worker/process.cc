@@ -24,6 +24,15 @@
 namespace barge {
 namespace {
 
+// Where to stop closing descriptors one by one if close_range is not there (before Linux 5.9,
+// or refused by a seccomp filter). Called in the vforked child: getrlimit is a plain system call.
+int CloseLimit() {
+  struct rlimit open_files {};
+  return ::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY
+             ? static_cast<int>(std::min<rlim_t>(open_files.rlim_cur, 1 << 20))
+             : 1 << 16;
+}
+
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 // Waits until the pidfd is readable (the child exited), the cancel fd fires, or `timeout_ms`
@@ -117,12 +126,6 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
   }
   std::vector<const char*> files;
   for (const std::string& c : candidates) files.push_back(c.c_str());
-  // Where to stop closing descriptors one by one if close_range is not there (before Linux 5.9,
-  // or refused by a seccomp filter).
-  struct rlimit open_files {};
-  int max_fd = ::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY
-                   ? static_cast<int>(std::min<rlim_t>(open_files.rlim_cur, 1 << 20))
-                   : 1 << 16;
   sigset_t all, none, saved;
   sigfillset(&all);
   sigemptyset(&none);
@@ -146,7 +149,7 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
     if (null < 0 || ::dup2(null, 0) < 0) fail();
     // Nothing else barge has or was handed without close-on-exec reaches the task.
     if (::close_range(3, ~0U, 0) != 0) {
-      for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
+      for (int fd = 3, end = CloseLimit(); fd < end; ++fd) ::close(fd);
     }
     if (::chdir(cwd) != 0) fail();
     for (int sig = 1; sig < NSIG; ++sig) {
