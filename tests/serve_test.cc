@@ -62,7 +62,8 @@ TEST_F(ServeTest, EveryRouteButHealthRefusesAMissingOrWrongToken) {
   // The route table itself, so that a new route cannot skip the check.
   ScopedTempDir scratch("routes");
   auto store = OpenStateStore((scratch.path() / "s.db").string()).value();
-  Engine engine(*store);
+  ObjectStores stores;
+  Engine engine(*store, stores);
   Api api(*store, engine, {.token = "x"});
   std::vector<Api::RouteInfo> routes = api.Routes();
   ASSERT_GE(routes.size(), 20u);
@@ -211,7 +212,8 @@ TEST_F(ServeTest, ALogRecordedOutsideTheRootIsNeverServed) {
   Serve();
   // A tampered record: an attempt whose log is /etc/passwd.
   auto store = OpenStateStore((dir() / ".barge/state.db").string()).value();
-  Engine engine(*store);
+  ObjectStores stores;
+  Engine engine(*store, stores);
   auto p = ParsePipeline("name: t\nsteps:\n  - name: s\n    run: 'true'\n",
                          (dir() / "t.yaml").string(), {});
   std::string id = engine.CreateRun(*p, (dir() / ".barge/data").string()).value();

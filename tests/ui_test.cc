@@ -19,7 +19,8 @@ constexpr char kToken[] = "ui-test-token-0123456789abcdef";
 std::string MakeBigRun(const std::filesystem::path& dir) {
   ManualClock clock(SystemClock().NowMs() - 600'000);
   auto store = OpenStateStore((dir / ".barge/state.db").string(), &clock).value();
-  Engine engine(*store);
+  ObjectStores stores;
+  Engine engine(*store, stores);
   auto p = ParsePipeline(
       "name: big\nsteps:\n  - name: shard\n    foreach: range(30000)\n"
       "    run: 'true'\n  - name: merge\n    needs: [shard]\n    run: 'true'\n",

@@ -143,7 +143,8 @@ int CmdLogs(const Locations& where, const std::string& run_arg, const std::strin
             int64_t index, int attempt) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
-    ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(*ctx.store, {id, step, index}, attempt));
+    ASSIGN_OR_RETURN(AttemptLog log,
+                     OpenAttemptLog(*ctx.store, *ctx.object_stores, {id, step, index}, attempt));
     // A part at a time: a log may be far larger than memory.
     constexpr int64_t kPart = 1 << 20;
     for (int64_t at = 0; at < log.size;) {
@@ -270,7 +271,8 @@ int CmdGc(const Locations& where, const std::string& older_than, bool dry_run, b
                   FormatBytes(gc.bytes).c_str());
       std::fflush(stdout);
     };
-    ASSIGN_OR_RETURN(GcReport report, CollectGarbage(*ctx.store, options, line));
+    ASSIGN_OR_RETURN(GcReport report,
+                     CollectGarbage(*ctx.store, *ctx.object_stores, options, line));
     if (json) {
       nlohmann::json runs = nlohmann::json::array();
       for (const GcRun& gc : report.runs) {

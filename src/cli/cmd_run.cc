@@ -72,7 +72,7 @@ int ExitCodeForRun(const RunRecord& run) {
 int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive) {
   absl::StatusOr<int64_t> lease_ms = ParseDurationMs(drive.lease);
   if (!lease_ms.ok()) return ReportError(WithContext(lease_ms.status(), "--lease"));
-  Engine engine(*ctx.store);
+  Engine engine(*ctx.store, *ctx.object_stores);
   std::unique_ptr<TaskReaper> reaper = StartReaper();
   PosixProcessRunner runner(reaper.get());
   Progress progress(*ctx.store, run_id, stderr);
@@ -111,10 +111,11 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
 }
 
 absl::StatusOr<Pipeline> LoadChecked(const std::string& file,
-                                     const std::vector<std::string>& param_flags) {
+                                     const std::vector<std::string>& param_flags,
+                                     ObjectStores& stores) {
   ASSIGN_OR_RETURN(ParamOverrides params, ParseParamFlags(param_flags));
   ASSIGN_OR_RETURN(Pipeline p, LoadPipeline(file, params));
-  RETURN_IF_ERROR(CheckInputs(p));
+  RETURN_IF_ERROR(CheckInputs(p, stores));
   RETURN_IF_ERROR(CheckSql(p));
   return p;
 }
@@ -122,7 +123,8 @@ absl::StatusOr<Pipeline> LoadChecked(const std::string& file,
 }  // namespace
 
 int CmdValidate(const std::string& file, const std::vector<std::string>& params) {
-  absl::StatusOr<Pipeline> p = LoadChecked(file, params);
+  ObjectStores stores;
+  absl::StatusOr<Pipeline> p = LoadChecked(file, params, stores);
   if (!p.ok()) return ReportError(p.status());
   int64_t fanouts = 0;
   for (const Step& s : p->steps) fanouts += s.foreach.kind != ForeachKind::kNone ? 1 : 0;
@@ -132,13 +134,16 @@ int CmdValidate(const std::string& file, const std::vector<std::string>& params)
 }
 
 int CmdRun(const Locations& where, const RunOptions& options) {
-  absl::StatusOr<Pipeline> p = LoadChecked(options.pipeline, options.params);
+  // The stores that list the inputs are the run's: one set for the whole command.
+  auto stores = std::make_unique<ObjectStores>();
+  absl::StatusOr<Pipeline> p = LoadChecked(options.pipeline, options.params, *stores);
   if (!p.ok()) return ReportError(p.status());
   int workers = options.drive.workers > 0 ? options.drive.workers : DefaultWorkers();
   if (absl::Status s = CheckFits(*p, workers); !s.ok()) return ReportError(s);
-  absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
+  absl::StatusOr<std::unique_ptr<Context>> ctx =
+      OpenContext(where, StoreMode::kCreate, std::move(stores));
   if (!ctx.ok()) return ReportError(ctx.status());
-  Engine engine(*(*ctx)->store);
+  Engine engine(*(*ctx)->store, *(*ctx)->object_stores);
   absl::StatusOr<std::string> id = engine.CreateRun(*p, (*ctx)->root);
   if (!id.ok()) return ReportError(id.status());
   if (options.detach) {
@@ -197,7 +202,7 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
   if (!labels.ok()) return ReportError(WithContext(labels.status(), "--labels"));
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
-  Engine engine(*(*ctx)->store);
+  Engine engine(*(*ctx)->store, *(*ctx)->object_stores);
   std::unique_ptr<TaskReaper> reaper = StartReaper();
   PosixProcessRunner runner(reaper.get());
   WorkerOptions wo;
@@ -245,7 +250,7 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(store, run_arg));
     ASSIGN_OR_RETURN(RunRecord run, store.GetRun(id));
     ASSIGN_OR_RETURN(TaskRecord task, store.GetTask({id, step, index}));
-    Engine engine(store);
+    Engine engine(store, *(*ctx)->object_stores);
     ASSIGN_OR_RETURN(std::shared_ptr<const Pipeline> pipeline, engine.PipelineFor(run));
     ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store.GetSteps(id));
     std::string shared = "[]";
@@ -286,7 +291,8 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     std::unique_ptr<TaskReaper> reaper = StartReaper();
     PosixProcessRunner runner(reaper.get());
     CancelToken cancel;
-    AttemptOutcome outcome = RunAttempt(runner, resolved, paths, cancel, keep);
+    AttemptOutcome outcome =
+        RunAttempt(runner, *(*ctx)->object_stores, resolved, paths, cancel, keep);
     std::fflush(stdout);
     if (!outcome.Succeeded()) {
       std::fprintf(stderr, "# task failed: %s\n", MaskSecretsInText(outcome.error).c_str());

@@ -206,7 +206,7 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
     }
   }
 
-  Engine engine(*c.store);
+  Engine engine(*c.store, *c.object_stores);
   Scheduler scheduler(*c.store, engine);
   Metrics metrics(*c.store);
   ApiOptions api_options{

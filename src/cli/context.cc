@@ -23,8 +23,10 @@ std::string FirstOf(const std::string& flag, const char* env, const std::string&
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, StoreMode mode) {
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, StoreMode mode,
+                                                     std::unique_ptr<ObjectStores> stores) {
   auto ctx = std::make_unique<Context>();
+  ctx->object_stores = stores != nullptr ? std::move(stores) : std::make_unique<ObjectStores>();
   ctx->state_url = FirstOf(flags.state, "BARGE_STATE", ".barge/state.db");
   const char* env = std::getenv("BARGE_STATE");
   const char* source = !flags.state.empty()             ? "--state"

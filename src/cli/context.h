@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/units.h"
+#include "objstore/object_stores.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -22,6 +23,8 @@ struct Context {
   std::string state_url;
   std::string root;
   std::string scratch;
+  // The command's object stores (objstore/object_stores.h), for everything it builds.
+  std::unique_ptr<ObjectStores> object_stores;
   std::unique_ptr<StateStore> store;
 };
 
@@ -32,9 +35,11 @@ enum class StoreMode { kCreate, kExisting };
 
 // Resolves locations and opens the store. A store value that is neither a PostgreSQL URL nor a
 // SQLite path (see store/store_url.h) is refused, naming where it came from (--state or
-// BARGE_STATE) with its password masked.
-absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags,
-                                                     StoreMode mode = StoreMode::kCreate);
+// BARGE_STATE) with its password masked. The context's object stores are `stores` if given (a
+// command that listed inputs before it opened its context), else fresh ones.
+absl::StatusOr<std::unique_ptr<Context>> OpenContext(
+    const Locations& flags, StoreMode mode = StoreMode::kCreate,
+    std::unique_ptr<ObjectStores> stores = nullptr);
 
 // Resolves "last" / "latest" to the newest run; checks that other ids exist.
 absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);

@@ -170,6 +170,27 @@ std::optional<YAML::Node> LoadYaml(std::string_view text, YamlDiagnostics& diag,
   return std::nullopt;
 }
 
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return node.Scalar();
+    case YAML::NodeType::Sequence: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& child : node) arr.push_back(YamlToJson(child));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        obj[it->first.Scalar()] = YamlToJson(it->second);
+      }
+      return obj;
+    }
+    default:
+      return nullptr;
+  }
+}
+
 const char* YamlTypeName(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:

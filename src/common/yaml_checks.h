@@ -18,12 +18,16 @@
 
 #include "absl/status/status.h"
 #include "common/source_location.h"
+#include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
 namespace barge {
 
 // Where `node` starts, or {0, 0} if unknown.
 SourceLocation LocationOf(const YAML::Node& node);
+
+// A node as JSON: scalars as strings, lists as arrays, maps as objects, anything else null.
+nlohmann::json YamlToJson(const YAML::Node& node);
 
 // "a map", "a list", "a scalar", "empty": for "must be X, not Y" messages.
 const char* YamlTypeName(const YAML::Node& node);

@@ -303,7 +303,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
       break;
     }
     case ForeachKind::kFiles: {
-      ASSIGN_OR_RETURN(files, GlobInputs(step.foreach.pattern));
+      ASSIGN_OR_RETURN(files, GlobInputs(step.foreach.pattern, stores_));
       if (files.empty()) {
         return fail_run(
             Cat("step ", step.name, ": files(\"", step.foreach.pattern, "\") matches no files"));
@@ -346,7 +346,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
           return fail_run(ToString(s.message()));
         }
       } else {
-        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern));
+        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern, stores_));
         if (matched.empty()) {
           return fail_run(Cat("step ", step.name, ": inputs.", in.name, ": files(\"",
                               in.source.pattern, "\") matches no files"));

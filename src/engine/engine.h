@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "objstore/object_stores.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
 
@@ -33,7 +34,12 @@ bool IsFinalRunState(const std::string& state);
 
 class Engine {
  public:
-  explicit Engine(StateStore& store) : store_(store) {}
+  // files() inputs are listed through `stores`. REQUIRES: both outlive the engine.
+  Engine(StateStore& store, ObjectStores& stores) : store_(store), stores_(stores) {}
+
+  // The object stores of this engine's command, for the parts built on it (the worker stages
+  // and uploads through them, the API reads logs and checks inputs through them).
+  ObjectStores& object_stores() const { return stores_; }
 
   // Records a new run of `pipeline` (its spec frozen, params resolved) with outputs under `root`.
   // With a `run_id`, the run gets that id, and AlreadyExists if it is taken (how a schedule
@@ -64,6 +70,7 @@ class Engine {
   absl::StatusOr<std::string> FailureSummary(const std::string& run_id, const std::string& step);
 
   StateStore& store_;
+  ObjectStores& stores_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_ ABSL_GUARDED_BY(mu_);
 };

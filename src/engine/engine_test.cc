@@ -16,7 +16,7 @@ class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = std::move(OpenStateStore((dir_ / "state.db").string(), &clock_).value());
-    engine_ = std::make_unique<Engine>(*store_);
+    engine_ = std::make_unique<Engine>(*store_, stores_);
   }
 
   std::string Create(const std::string& yaml) {
@@ -60,6 +60,7 @@ class EngineTest : public ::testing::Test {
   ManualClock clock_{1'700'000'000'000};
   ScopedTempDir temp_{"engine"};
   const std::filesystem::path& dir_ = temp_.path();
+  ObjectStores stores_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Engine> engine_;
 };

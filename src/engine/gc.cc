@@ -13,14 +13,14 @@ namespace barge {
 namespace {
 
 // Deletes (or, dry, only counts) the data of run `id` under its recorded `root`.
-absl::Status DeleteRunData(const std::string& root, const std::string& id, bool dry_run,
-                           GcRun& out) {
+absl::Status DeleteRunData(ObjectStores& stores, const std::string& root, const std::string& id,
+                           bool dry_run, GcRun& out) {
   std::string prefix = DataRoot::RunPrefix(id);
   // The id becomes a path: it must be one plain segment.
   if (id.empty() || id.find('/') != std::string::npos || !CheckKey(prefix + "x").ok()) {
     return absl::InvalidArgumentError(Cat("run id \"", id, "\" is not a plain name"));
   }
-  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(root));
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(root, stores));
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, data.store().List(prefix));
   std::vector<std::string> keys;
   for (const ObjectInfo& o : objects) {
@@ -37,7 +37,8 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
 
 }  // namespace
 
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+absl::StatusOr<GcReport> CollectGarbage(StateStore& store, ObjectStores& stores,
+                                        const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run) {
   // Runs a crashed gc left half-deleted come first, whatever their age.
   ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
@@ -65,7 +66,7 @@ absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& opti
       }
       if (!*marked) continue;
     }
-    absl::Status s = DeleteRunData(gc.run.root, gc.run.id, options.dry_run, gc);
+    absl::Status s = DeleteRunData(stores, gc.run.root, gc.run.id, options.dry_run, gc);
     if (s.ok() && !options.dry_run && !options.scratch.empty()) {
       s = RemoveTree(Cat(options.scratch, "/", gc.run.id));
     }

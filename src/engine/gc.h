@@ -1,7 +1,7 @@
 // Garbage collection of finished runs: `barge gc --older-than 30d`.
 //
 //   GcOptions options{.finished_before = now - 30 * kDayMs};
-//   ASSIGN_OR_RETURN(GcReport report, CollectGarbage(store, options));
+//   ASSIGN_OR_RETURN(GcReport report, CollectGarbage(store, stores, options));
 //
 // A run is collected when it finished (succeeded, failed or cancelled) before the cutoff. It is
 // first marked `deleting` by a compare-and-set on its state, so a concurrent `barge resume`
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "objstore/object_stores.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -46,8 +47,9 @@ struct GcReport {
 // Collects every run left `deleting`, then every run finished before options.finished_before,
 // oldest first, calling `on_run` after each one collected (for progress). A run that cannot be
 // collected is listed in the report's `failures` and the others go on; the error returned is
-// only for listing the runs.
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+// only for listing the runs. Data on an object store is deleted through `stores`.
+absl::StatusOr<GcReport> CollectGarbage(StateStore& store, ObjectStores& stores,
+                                        const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run = {});
 
 }  // namespace barge

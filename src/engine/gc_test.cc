@@ -25,7 +25,7 @@ class GcTest : public ::testing::Test {
 
   // A failed run of one task, finished an hour before now, with one file of data.
   std::string FailedRun() {
-    Engine engine(*store_);
+    Engine engine(*store_, stores_);
     absl::StatusOr<Pipeline> p = ParsePipeline("name: p\nsteps:\n  - name: s\n    run: 'false'\n",
                                                (dir_ / "p.yaml").string(), {});
     std::string id = engine.CreateRun(*p, root_).value();
@@ -50,6 +50,7 @@ class GcTest : public ::testing::Test {
   ScopedTempDir temp_{"gc"};
   const std::filesystem::path& dir_ = temp_.path();
   std::string root_ = (dir_ / "data").string();
+  ObjectStores stores_;
   std::unique_ptr<StateStore> store_;
 };
 
@@ -68,7 +69,8 @@ TEST_F(GcTest, AGcKilledPartWayIsFinishedByTheNextWhateverItsCutoff) {
   std::string id = FailedRun();
   DeleteRunFails flaky(*store_);
   std::string other = FailedRun();  // not affected by the first one's failure
-  absl::StatusOr<GcReport> first = CollectGarbage(flaky, {.finished_before = clock_.NowMs()});
+  absl::StatusOr<GcReport> first =
+      CollectGarbage(flaky, stores_, {.finished_before = clock_.NowMs()});
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_EQ(first->failures.size(), 1u);
   EXPECT_NE(first->failures[0].message().find(Cat("collecting run ", id)), std::string::npos)
@@ -82,7 +84,7 @@ TEST_F(GcTest, AGcKilledPartWayIsFinishedByTheNextWhateverItsCutoff) {
   EXPECT_EQ(store_->GetRun(id)->state, state::kDeleting);
 
   // A cutoff that this run's age does not pass still collects it: it is half-deleted.
-  absl::StatusOr<GcReport> second = CollectGarbage(*store_, {.finished_before = 1});
+  absl::StatusOr<GcReport> second = CollectGarbage(*store_, stores_, {.finished_before = 1});
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_EQ(second->runs.size(), 1u);
   EXPECT_EQ(second->runs[0].run.id, id);
@@ -105,7 +107,8 @@ class ResumedWhileListing : public ForwardingStateStore {
 TEST_F(GcTest, ARunResumedAfterListingKeepsItsDataAndRows) {
   std::string id = FailedRun();
   ResumedWhileListing racing(*store_);
-  absl::StatusOr<GcReport> report = CollectGarbage(racing, {.finished_before = clock_.NowMs()});
+  absl::StatusOr<GcReport> report =
+      CollectGarbage(racing, stores_, {.finished_before = clock_.NowMs()});
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->runs.empty());
   EXPECT_EQ(store_->GetRun(id)->state, state::kRunning);
@@ -115,7 +118,7 @@ TEST_F(GcTest, ARunResumedAfterListingKeepsItsDataAndRows) {
 TEST_F(GcTest, ADryRunCountsAndChangesNothing) {
   std::string id = FailedRun();
   absl::StatusOr<GcReport> report =
-      CollectGarbage(*store_, {.finished_before = clock_.NowMs(), .dry_run = true});
+      CollectGarbage(*store_, stores_, {.finished_before = clock_.NowMs(), .dry_run = true});
   ASSERT_TRUE(report.ok()) << report.status();
   ASSERT_EQ(report->runs.size(), 1u);
   EXPECT_EQ(report->objects, 1);
@@ -123,8 +126,8 @@ TEST_F(GcTest, ADryRunCountsAndChangesNothing) {
   EXPECT_EQ(store_->GetRun(id)->state, state::kFailed);
   EXPECT_TRUE(std::filesystem::exists(DataFile(id)));
   // Younger than the cutoff: not listed.
-  EXPECT_TRUE(
-      CollectGarbage(*store_, {.finished_before = clock_.NowMs() - 7'200'000})->runs.empty());
+  EXPECT_TRUE(CollectGarbage(*store_, stores_, {.finished_before = clock_.NowMs() - 7'200'000})
+                  ->runs.empty());
 }
 
 }  // namespace

@@ -139,7 +139,8 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
 
-absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
+absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& stores,
+                                          const TaskKey& key, int attempt) {
   ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
   std::string what = Cat(key.step, "[", key.index, "]");
@@ -158,7 +159,7 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key,
     }
   }
   ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
-  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(run.root));
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(run.root, stores));
   // The log path is recorded when an attempt completes; a running or lost attempt's log is
   // where the layout puts it.
   AttemptLog log;

@@ -3,8 +3,9 @@
 // `barge resume`) and the HTTP API, so both say the same thing.
 //
 //   nlohmann::json j = RunJson(run, store.NowMs());
-//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store, {id, "clean", 3}, /*attempt=*/0));
-//   ASSIGN_OR_RETURN(std::string last_kb, log.read(std::max<int64_t>(0, log.size - 1024), 1024));
+//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store, stores, {id, "clean", 3},
+//   /*attempt=*/0)); ASSIGN_OR_RETURN(std::string last_kb, log.read(std::max<int64_t>(0, log.size -
+//   1024), 1024));
 //
 // Thread-safety: plain functions; safe if the store is.
 #pragma once
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "objstore/object_stores.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -44,7 +46,9 @@ struct AttemptLog {
 // The log of a task's attempt (0: the latest), opened for ranged reads. NotFound if the task has
 // not started or the attempt or its log does not exist; PermissionDenied if the recorded location
 // is outside the run's root (a tampered or foreign record is never followed).
-absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt);
+// The log is read through the run root's store in `stores`, which must outlive the AttemptLog.
+absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& stores,
+                                          const TaskKey& key, int attempt);
 
 // Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.

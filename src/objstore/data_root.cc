@@ -11,7 +11,7 @@
 
 namespace barge {
 
-bool IsLocalRoot(std::string_view root) { return !root.starts_with("s3://"); }
+bool IsLocalRoot(std::string_view root) { return !IsObjectStoreUrl(root); }
 
 absl::StatusOr<std::string> NormalizeRoot(std::string_view root) {
   std::string out(root);
@@ -21,13 +21,13 @@ absl::StatusOr<std::string> NormalizeRoot(std::string_view root) {
   return out;
 }
 
-absl::StatusOr<DataRoot> DataRoot::Open(const std::string& root) {
+absl::StatusOr<DataRoot> DataRoot::Open(const std::string& root, ObjectStores& stores) {
   if (IsLocalRoot(root)) {
     // Opening creates nothing: a reader of a root that is not there finds no objects.
     return DataRoot(root, std::make_shared<LocalObjectStore>(root), root);
   }
-  ASSIGN_OR_RETURN(ObjectStore * shared, SharedObjectStore(root));
-  // Kept by the process for its whole life (objstore/object_store.h).
+  ASSIGN_OR_RETURN(ObjectStore * shared, stores.Open(root));
+  // Owned by `stores`, which outlives the root (objstore/data_root.h).
   return DataRoot(root, std::shared_ptr<ObjectStore>(shared, [](ObjectStore*) {}), std::nullopt);
 }
 

@@ -9,7 +9,7 @@
 //   runs/<run>/<step>/<index>/a<attempt>.log           its log
 //   runs/<run>/<step>/<index>/a<attempt>.manifest.json its manifest, written last
 //
-//   ASSIGN_OR_RETURN(DataRoot root, DataRoot::Open(run.root));
+//   ASSIGN_OR_RETURN(DataRoot root, DataRoot::Open(run.root, stores));
 //   std::string log = root.Location(DataRoot::LogKey({run, step, index, 2}));  // path or URL
 //   ASSIGN_OR_RETURN(std::string key, root.KeyOf(log));  // DataRoot::LogKey({run, step, index, 2})
 //   ASSIGN_OR_RETURN(auto objects, root.store().List(DataRoot::RunPrefix(run.id)));
@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "objstore/object_store.h"
+#include "objstore/object_stores.h"
 
 namespace barge {
 
@@ -49,9 +50,10 @@ bool IsLocalRoot(std::string_view root);
 
 class DataRoot {
  public:
-  // Opens the store of a recorded root. An S3 store is shared by every user of the same root in
-  // this process (its connections and credentials are reused).
-  static absl::StatusOr<DataRoot> Open(const std::string& root);
+  // Opens the store of a recorded root. An S3 store comes from `stores`, shared by every user of
+  // the same root in this command (its connections and credentials are reused); REQUIRES:
+  // `stores` outlives the DataRoot. A local root is a LocalObjectStore of its own.
+  static absl::StatusOr<DataRoot> Open(const std::string& root, ObjectStores& stores);
   // A root over a given store (tests): `local_dir` if the store's keys are files under it.
   DataRoot(std::string root, std::shared_ptr<ObjectStore> store,
            std::optional<std::string> local_dir)

@@ -44,7 +44,8 @@ TEST(DataRoot, RootsAreRecordedInOneFormAndToldApartInOnePlace) {
 TEST(DataRoot, ALocalRootReadsItsFilesAndNeverFollowsALinkOut) {
   ScopedTempDir temp("data-root");
   std::string root = (temp.path() / "root").string();
-  absl::StatusOr<DataRoot> data = DataRoot::Open(root);
+  ObjectStores stores;
+  absl::StatusOr<DataRoot> data = DataRoot::Open(root, stores);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_FALSE(std::filesystem::exists(root)) << "opening a root creates nothing";
   ASSERT_EQ(data->local_dir(), root);

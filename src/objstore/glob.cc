@@ -8,12 +8,14 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "objstore/object_store.h"
+#include "objstore/object_stores.h"
 
 namespace barge {
 
-absl::StatusOr<std::vector<std::string>> GlobInputs(const std::string& pattern) {
-  if (!pattern.starts_with("s3://")) return GlobFiles(pattern);
-  size_t slash = pattern.find('/', 5);
+absl::StatusOr<std::vector<std::string>> GlobInputs(const std::string& pattern,
+                                                    ObjectStores& stores) {
+  if (!IsObjectStoreUrl(pattern)) return GlobFiles(pattern);
+  size_t slash = pattern.find('/', pattern.find("://") + 3);
   if (slash == std::string::npos) {
     return absl::InvalidArgumentError(
         Cat("files(\"", pattern, "\"): no key pattern after the bucket"));
@@ -22,7 +24,7 @@ absl::StatusOr<std::vector<std::string>> GlobInputs(const std::string& pattern) 
   std::string key_pattern = pattern.substr(slash + 1);
   size_t wild = key_pattern.find_first_of("*?[");
   std::string prefix = key_pattern.substr(0, wild);
-  ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(bucket_url));
+  ASSIGN_OR_RETURN(ObjectStore * store, stores.Open(bucket_url));
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, store->List(prefix));
   std::vector<std::string> out;
   for (const ObjectInfo& o : objects) {

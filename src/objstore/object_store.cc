@@ -1,8 +1,5 @@
 #include "objstore/object_store.h"
 
-#include <map>
-#include <mutex>
-
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -33,8 +30,10 @@ absl::Status CheckKey(std::string_view key) {
   return absl::OkStatus();
 }
 
+bool IsObjectStoreUrl(std::string_view location) { return location.starts_with("s3://"); }
+
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& url) {
-  if (url.starts_with("s3://")) {
+  if (IsObjectStoreUrl(url)) {
     ASSIGN_OR_RETURN(S3Options options, S3OptionsFromUrl(url));
     return std::unique_ptr<ObjectStore>(new S3ObjectStore(std::move(options)));
   }
@@ -46,46 +45,8 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& 
   return std::unique_ptr<ObjectStore>(new LocalObjectStore(path));
 }
 
-namespace {
-
-// The process's shared stores, opened on first use and never closed.
-std::mutex& SharedMutex() {
-  static std::mutex mu;
-  return mu;
-}
-std::map<std::string, std::unique_ptr<ObjectStore>>* SharedStores() {
-  static auto* stores = new std::map<std::string, std::unique_ptr<ObjectStore>>();
-  return stores;
-}
-
-}  // namespace
-
-std::map<std::string, int64_t> SharedStoreCounters() {
-  std::lock_guard lock(SharedMutex());
-  std::map<std::string, int64_t> total;
-  for (const auto& [url, store] : *SharedStores()) {
-    for (const auto& [name, value] : store->Counters()) total[name] += value;
-  }
-  return total;
-}
-
-absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url) {
-  auto* stores = SharedStores();
-  std::lock_guard lock(SharedMutex());
-  std::unique_ptr<ObjectStore>& store = (*stores)[url];
-  if (!store) {
-    absl::StatusOr<std::unique_ptr<ObjectStore>> opened = OpenObjectStore(url);
-    if (!opened.ok()) {
-      stores->erase(url);
-      return opened.status();
-    }
-    store = std::move(*opened);
-  }
-  return store.get();
-}
-
 absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url) {
-  if (!url.starts_with("s3://")) {
+  if (!IsObjectStoreUrl(url)) {
     return absl::InvalidArgumentError(Cat("\"", url, "\" is not an s3:// URL"));
   }
   size_t slash = url.find('/', 5);

@@ -68,16 +68,15 @@ class ObjectStore {
 // works on a local root works on S3 too.
 absl::Status CheckKey(std::string_view key);
 
+// Whether `location` names an object store (s3://...) rather than a local path: the one place
+// that tells the two apart by scheme. OpenObjectStore, SplitObjectUrl and every caller that must
+// tell an input or a root from a local path go by it.
+bool IsObjectStoreUrl(std::string_view location);
+
 // Opens the store for a root URL: a path or file:// URL (a local directory, created if
 // missing) or s3://bucket[/prefix] (S3 or an S3-compatible store; see objstore/s3_store.h).
+// Each command opens its stores once, through ObjectStores (objstore/object_stores.h).
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(const std::string& url);
-
-// The store for `url`, opened once per URL and kept for the life of the process, so that its
-// connections and credentials are reused by every task. Thread-safe.
-absl::StatusOr<ObjectStore*> SharedObjectStore(const std::string& url);
-
-// The sum of Counters() over every shared store of this process: what a worker reports.
-std::map<std::string, int64_t> SharedStoreCounters();
 
 // Splits "s3://bucket/key/parts" into the store's URL ("s3://bucket") and the key.
 absl::StatusOr<std::pair<std::string, std::string>> SplitObjectUrl(const std::string& url);

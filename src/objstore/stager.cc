@@ -86,29 +86,57 @@ void InputCache::EvictLocked() {
   }
 }
 
+namespace {
+
+// An input that is staged: its object and where its copy goes.
+struct StagedObject {
+  std::string store_url, key, path;
+};
+
+// nullopt for a local path: the one place staging tells a local input from an object.
+absl::StatusOr<std::optional<StagedObject>> StagedObjectOf(const std::string& input,
+                                                           const std::string& into) {
+  if (!IsObjectStoreUrl(input)) return std::nullopt;
+  ASSIGN_OR_RETURN(auto split, SplitObjectUrl(input));
+  auto& [store_url, key] = split;
+  std::string bucket = store_url.substr(store_url.find("://") + 3);
+  std::string path = Cat(into, "/", bucket, "/", key);
+  return StagedObject{std::move(store_url), std::move(key), std::move(path)};
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> StagedPath(const std::string& input,
+                                                      const std::string& into) {
+  ASSIGN_OR_RETURN(std::optional<StagedObject> object, StagedObjectOf(input, into));
+  if (!object) return std::nullopt;
+  return std::move(object->path);
+}
+
 absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::string>& inputs,
                                                      const std::string& into, InputCache& cache,
-                                                     int parallelism) {
+                                                     ObjectStores& stores, int parallelism) {
   std::vector<std::string> local(inputs.size());
   struct Job {
     size_t index;
     ObjectStore* store;
-    std::string bucket, key;
+    std::string key;
   };
   std::vector<Job> jobs;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].starts_with("s3://")) {
+    ASSIGN_OR_RETURN(std::optional<StagedObject> object, StagedObjectOf(inputs[i], into));
+    if (!object) {
       local[i] = inputs[i];
       continue;
     }
-    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(inputs[i]));
-    ASSIGN_OR_RETURN(ObjectStore * store, SharedObjectStore(split.first));
-    jobs.push_back({i, store, split.first.substr(5), split.second});
+    ASSIGN_OR_RETURN(ObjectStore * store, stores.Open(object->store_url));
+    local[i] = std::move(object->path);
+    jobs.push_back({i, store, std::move(object->key)});
   }
   RETURN_IF_ERROR(
       ParallelFor(static_cast<int64_t>(jobs.size()), parallelism, [&](int64_t j) -> absl::Status {
         const Job& job = jobs[static_cast<size_t>(j)];
-        std::string dest = Cat(into, "/", job.bucket, "/", job.key);
+        const std::string& dest = local[job.index];
         absl::StatusOr<std::string> cached = cache.Fetch(*job.store, job.key);
         if (!cached.ok()) {
           return WithContext(cached.status(), Cat("staging ", inputs[job.index]));
@@ -123,7 +151,6 @@ absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::stri
             return absl::InternalError(Cat("copying ", *cached, " to ", dest, ": ", ec.message()));
           }
         }
-        local[job.index] = dest;  // each job writes only its own slot
         return absl::OkStatus();
       }));
   return local;

@@ -5,9 +5,11 @@
 //   InputCache cache(scratch_root + "/.cache", 10LL << 30);
 //   ASSIGN_OR_RETURN(std::vector<std::string> local,
 //                    StageInputs({"s3://raw/a.csv", "/data/b.csv"}, task_scratch + "/inputs",
-//                                cache));
+//                                cache, stores));
 //
-// Local paths pass through unchanged. A URL whose key would escape the staging directory
+// Local paths pass through unchanged: a task reads a local input in place, with no copy, under
+// the path the user gave (StagedPath is the one place staging tells the two kinds apart). A URL
+// whose key would escape the staging directory
 // ("..", an absolute path, NUL, empty segments) is refused as InvalidArgument: bad input.
 #pragma once
 
@@ -17,11 +19,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "objstore/object_store.h"
+#include "objstore/object_stores.h"
 
 namespace barge {
 
@@ -58,10 +62,15 @@ class InputCache {
   int64_t serial_ = 0;
 };
 
-// Stages every input (in parallel) under `into`, as into/<bucket>/<key>; returns the local paths
-// in the same order. Stores come from SharedObjectStore().
+// Where StageInputs puts `input` under `into`: into/<bucket>/<key> for an object URL, nullopt for
+// a local path (read in place). InvalidArgument for a URL that names no object or a bad key.
+absl::StatusOr<std::optional<std::string>> StagedPath(const std::string& input,
+                                                      const std::string& into);
+
+// Stages every input (in parallel) at its StagedPath under `into`; returns the local paths in
+// the same order. Each object is read from its bucket's store in `stores`.
 absl::StatusOr<std::vector<std::string>> StageInputs(const std::vector<std::string>& inputs,
                                                      const std::string& into, InputCache& cache,
-                                                     int parallelism = 8);
+                                                     ObjectStores& stores, int parallelism = 8);
 
 }  // namespace barge

@@ -28,21 +28,23 @@ class Staging : public S3rverTest {
 
   std::string prefix_;
   std::unique_ptr<ObjectStore> store_;
+  ObjectStores stores_;
   ScopedTempDir dir_{"staging"};
 };
 
 TEST_F(Staging, SharedInputsAreFetchedOnceAndLocalPathsPassThrough) {
   for (const char* k : {"x.csv", "y.csv", "deep/z.csv"}) ASSERT_TRUE(store_->Put(k, k).ok());
   InputCache cache(Scratch(".cache"), 1 << 20);
-  auto a = StageInputs({Url("x.csv"), Url("y.csv"), "/local/file.csv"}, Scratch("a"), cache);
+  auto a =
+      StageInputs({Url("x.csv"), Url("y.csv"), "/local/file.csv"}, Scratch("a"), cache, stores_);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ((*a)[2], "/local/file.csv");
   EXPECT_EQ(*ReadFile((*a)[0]), "x.csv");
   EXPECT_EQ((*a)[0], Cat(Scratch("a"), "/barge-test/", prefix_, "/x.csv"));
-  auto b = StageInputs({Url("y.csv"), Url("deep/z.csv")}, Scratch("b"), cache);
+  auto b = StageInputs({Url("y.csv"), Url("deep/z.csv")}, Scratch("b"), cache, stores_);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(*ReadFile((*b)[1]), "deep/z.csv");
-  auto c = StageInputs({Url("x.csv")}, Scratch("c"), cache);
+  auto c = StageInputs({Url("x.csv")}, Scratch("c"), cache, stores_);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(cache.downloads(), 3);
   EXPECT_EQ(cache.hits(), 2);
@@ -51,10 +53,10 @@ TEST_F(Staging, SharedInputsAreFetchedOnceAndLocalPathsPassThrough) {
 TEST_F(Staging, AChangedObjectIsFetchedAgain) {
   ASSERT_TRUE(store_->Put("v.txt", "version 1").ok());
   InputCache cache(Scratch(".cache"), 1 << 20);
-  auto first = StageInputs({Url("v.txt")}, Scratch("a"), cache);
+  auto first = StageInputs({Url("v.txt")}, Scratch("a"), cache, stores_);
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(store_->Put("v.txt", "version 2, longer").ok());
-  auto second = StageInputs({Url("v.txt")}, Scratch("b"), cache);
+  auto second = StageInputs({Url("v.txt")}, Scratch("b"), cache, stores_);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(*ReadFile((*second)[0]), "version 2, longer");
   EXPECT_EQ(*ReadFile((*first)[0]), "version 1");  // the first task's copy is its own
@@ -68,7 +70,7 @@ TEST_F(Staging, TheCacheStaysWithinItsBudgetAndStagedFilesSurviveEviction) {
     urls.push_back(Url(Cat("f", i)));
   }
   InputCache cache(Scratch(".cache"), 2500);
-  auto staged = StageInputs(urls, Scratch("t"), cache, 1);
+  auto staged = StageInputs(urls, Scratch("t"), cache, stores_, 1);
   ASSERT_TRUE(staged.ok()) << staged.status();
   int64_t cached = 0;
   for (const auto& e : std::filesystem::directory_iterator(Scratch(".cache"))) {
@@ -87,7 +89,7 @@ TEST_F(Staging, ManyTasksAskingAtOnceShareOneDownload) {
   std::atomic<int> ok{0};
   for (int t = 0; t < 8; ++t) {
     tasks.emplace_back([&, t] {
-      auto s = StageInputs({Url("hot.bin")}, Scratch(Cat("task", t)), cache);
+      auto s = StageInputs({Url("hot.bin")}, Scratch(Cat("task", t)), cache, stores_);
       if (s.ok() && ReadFile((*s)[0]).value_or("") == std::string(200'000, 'h')) ++ok;
     });
   }
@@ -102,7 +104,7 @@ TEST_F(Staging, KeysThatWouldEscapeTheScratchDirectoryAreBadInput) {
        {Url("a/../../../etc/passwd"), Url("/abs"), Cat("s3://", S3rver::kBucket, "/"),
         std::string("s3://barge-test//x"), std::string("s3://barge-test/a/./b"),
         std::string("s3://barge-test/nul\0x", 22)}) {
-    auto s = StageInputs({url}, Scratch("t"), cache);
+    auto s = StageInputs({url}, Scratch("t"), cache, stores_);
     EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << url << ": " << s.status();
   }
   EXPECT_FALSE(std::filesystem::exists(Scratch("t")));

@@ -53,7 +53,7 @@ class SchedulerTest : public ::testing::Test {
   // Ticks a fresh scheduler; returns the ids of the runs it fired.
   std::vector<std::string> Tick(StateStore* store = nullptr) {
     StateStore& s = store != nullptr ? *store : *store_;
-    Engine engine(s);
+    Engine engine(s, stores_);
     Scheduler scheduler(s, engine);
     auto r = scheduler.Tick();
     EXPECT_TRUE(r.ok()) << r.status();
@@ -80,6 +80,7 @@ class SchedulerTest : public ::testing::Test {
 
   ManualClock clock_{Utc(2026, 1, 1, 0, 0)};
   ScopedTempDir dir_{"sched"};
+  ObjectStores stores_;
   std::unique_ptr<StateStore> store_;
 };
 
@@ -105,7 +106,7 @@ TEST_F(SchedulerTest, AServerKilledBetweenCreatingAndRecordingNeverFiresTwice) {
   clock_.AdvanceMs(3'600'000);
   DiesBeforeRecording dying(*store_);
   {
-    Engine engine(dying);
+    Engine engine(dying, stores_);
     Scheduler scheduler(dying, engine);
     auto r = scheduler.Tick();
     ASSERT_TRUE(r.ok());

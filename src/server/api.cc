@@ -523,7 +523,7 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req) {
   ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, {"pipeline", "spec", "params"}));
   ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
   ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
-  RETURN_IF_ERROR(CheckInputs(pipeline));
+  RETURN_IF_ERROR(CheckInputs(pipeline, engine_.object_stores()));
   RETURN_IF_ERROR(CheckSql(pipeline));
   ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(pipeline, options_.root));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
@@ -605,8 +605,9 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   ASSIGN_OR_RETURN(int64_t tail, QueryInt(req, "tail", -1, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(int64_t length, QueryInt(req, "length", -1, 0, INT64_MAX / 2));
-  ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store_, {p.at("run"), p.at("step"), index},
-                                                  static_cast<int>(attempt)));
+  ASSIGN_OR_RETURN(AttemptLog log,
+                   OpenAttemptLog(store_, engine_.object_stores(),
+                                  {p.at("run"), p.at("step"), index}, static_cast<int>(attempt)));
   const int64_t size = log.size;
   int64_t from = std::min(offset, size);
   if (tail >= 0) from = std::max<int64_t>(0, size - tail);

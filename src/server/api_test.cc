@@ -40,7 +40,7 @@ class ApiCountsTest : public ::testing::Test {
   void SetUp() override {
     inner_ = OpenStateStore((dir_.path() / "s.db").string()).value();
     store_ = std::make_unique<SlowCountStore>(*inner_, clock_);
-    engine_ = std::make_unique<Engine>(*store_);
+    engine_ = std::make_unique<Engine>(*store_, stores_);
     ASSERT_TRUE(store_
                     ->CreateRun({.id = "r", .pipeline = "p", .params_json = "{}"},
                                 {{.name = "s", .position = 0}})
@@ -65,6 +65,7 @@ class ApiCountsTest : public ::testing::Test {
   static constexpr char kAuth[] = "Bearer token-0123456789";
   ManualClock clock_{1'000'000};
   ScopedTempDir dir_{"api"};
+  ObjectStores stores_;
   std::unique_ptr<StateStore> inner_;
   std::unique_ptr<SlowCountStore> store_;
   std::unique_ptr<Engine> engine_;

@@ -14,14 +14,14 @@
 
 namespace barge {
 
-absl::Status CheckInputs(const Pipeline& pipeline) {
+absl::Status CheckInputs(const Pipeline& pipeline, ObjectStores& stores) {
   std::vector<std::string> errors;
   for (const Step& s : pipeline.steps) {
     std::vector<const Foreach*> globs = {&s.foreach};
     for (const NamedInput& in : s.inputs) globs.push_back(&in.source);
     for (const Foreach* f : globs) {
       if (f->kind != ForeachKind::kFiles) continue;
-      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobInputs(f->pattern));
+      ASSIGN_OR_RETURN(std::vector<std::string> files, GlobInputs(f->pattern, stores));
       std::string where = Cat(pipeline.path, ":", f->location.line, ":", f->location.column,
                               ": step \"", s.name, "\": files(\"", f->pattern, "\")");
       if (files.empty()) errors.push_back(Cat(where, " matches no files"));

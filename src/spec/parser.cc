@@ -13,6 +13,7 @@
 #include "common/text.h"
 #include "common/units.h"
 #include "common/yaml_checks.h"
+#include "objstore/object_store.h"
 #include "schedule/cron.h"
 #include "spec/pipeline.h"
 #include "spec/template.h"
@@ -40,27 +41,6 @@ std::optional<int64_t> ParseInteger(const std::string& text) {
   static const std::regex kInt("-?[0-9]+");
   if (!std::regex_match(text, kInt) || text.size() > 18) return std::nullopt;
   return std::stoll(text);
-}
-
-nlohmann::json YamlToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return node.Scalar();
-    case YAML::NodeType::Sequence: {
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& child : node) arr.push_back(YamlToJson(child));
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json obj = nlohmann::json::object();
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        obj[it->first.Scalar()] = YamlToJson(it->second);
-      }
-      return obj;
-    }
-    default:
-      return nullptr;
-  }
 }
 
 class Parser {
@@ -312,7 +292,7 @@ class Parser {
         diag_.Error(node, Cat(where, ": files(\"\") needs a glob"));
         return;
       }
-      out.pattern = pattern.starts_with("/") || pattern.starts_with("s3://")
+      out.pattern = pattern.starts_with("/") || IsObjectStoreUrl(pattern)
                         ? pattern
                         : (std::filesystem::path(pipeline_.dir) / pattern).string();
     } else if (std::regex_match(expr, m, kStepRef)) {
@@ -548,6 +528,158 @@ class Parser {
     return *ms;
   }
 
+  // What a step's keys leave for after all of them are read: nodes parsed in an order of their
+  // own, and the template texts to check once the step is complete.
+  struct StepNodes {
+    std::optional<YAML::Node> run, run_key, foreach, inputs, partition;
+    std::vector<std::pair<YAML::Node, std::string>> templates;
+  };
+
+  void ParseNeeds(const YAML::Node& v, const std::string& where, Step& step) {
+    if (v.IsScalar()) {
+      step.needs.push_back(v.Scalar());
+    } else if (v.IsSequence()) {
+      for (const auto& n : v) {
+        if (ExpectScalar(n, Cat(where, ": each of needs"), diag_)) step.needs.push_back(n.Scalar());
+      }
+    } else {
+      diag_.Error(v, Cat(where, ": needs must be a step name or a list of them"));
+    }
+    needs_nodes_.emplace(step.name, v);
+  }
+
+  void ParseEnv(const YAML::Node& v, const std::string& where, Step& step, StepNodes& later) {
+    if (!v.IsMap()) {
+      diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
+      return;
+    }
+    ForEachEntry(v, Cat(where, ": env"), {}, diag_,
+                 [&](const std::string& name, const YAML::Node& ek, const YAML::Node& ev) {
+                   if (!IsEnvName(name)) {
+                     diag_.Error(
+                         ek, Cat(where, ": env name \"", name, "\" is not a valid variable name"));
+                   } else if (name.starts_with("BARGE_")) {
+                     diag_.Error(ek, Cat(where, ": env name \"", name, "\" is reserved for barge"));
+                   } else if (ExpectScalar(ev, Cat(where, ": env ", name), diag_)) {
+                     step.env.emplace_back(name, ev.Scalar());
+                     later.templates.emplace_back(ev, ev.Scalar());
+                   }
+                 });
+  }
+
+  // retries, retry_delay, queue and timeout: how the step's tasks are scheduled and retried.
+  void ParseScheduling(const std::string& key, const YAML::Node& v, const std::string& where,
+                       Step& step) {
+    if (key == "retries") {
+      std::optional<int64_t> n;
+      if (v.IsScalar()) n = ParseInteger(v.Scalar());
+      if (!n || *n < 0 || *n > 100) {
+        diag_.Error(v, Cat(where, ": retries must be a whole number from 0 to 100"));
+        return;
+      }
+      step.retries = static_cast<int>(*n);
+    } else if (key == "retry_delay") {
+      if (auto ms = ParseDurationNode(v, Cat(where, ": retry_delay"))) step.retry_delay_ms = *ms;
+    } else if (key == "queue") {
+      if (!ExpectScalar(v, Cat(where, ": queue"), diag_)) return;
+      if (!IsValidLabelText(v.Scalar())) {
+        diag_.Error(v, Cat(where, ": queue \"", v.Scalar(),
+                           "\": use 1-63 letters, digits, '_', '-', '.' or '/'"));
+        return;
+      }
+      step.queue = v.Scalar();
+    } else if (key == "timeout") {
+      if (auto ms = ParseDurationNode(v, Cat(where, ": timeout"))) {
+        if (*ms <= 0) {
+          diag_.Error(v, Cat(where, ": timeout must be positive"));
+        } else {
+          step.timeout_ms = *ms;
+        }
+      }
+    }
+  }
+
+  // One key of a step: parsed now, or kept in `later`.
+  void ParseStepKey(const std::string& key, const YAML::Node& k, const YAML::Node& v,
+                    const std::string& where, Step& step, StepNodes& later) {
+    if (key == "name") {
+      if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
+        diag_.Error(v, Cat("step name \"", step.name, "\": use letters, digits, '_' and '-' only"));
+      }
+    } else if (key == "description") {
+      ExpectScalar(v, Cat(where, ": description"), diag_);
+    } else if (key == "needs") {
+      ParseNeeds(v, where, step);
+    } else if (key == "foreach") {
+      later.foreach.emplace(v);
+    } else if (key == "run") {
+      later.run.emplace(v);
+      later.run_key.emplace(k);
+    } else if (key == "sql") {
+      ParseSql(v, step);
+      if (v.IsScalar()) later.templates.emplace_back(v, v.Scalar());
+    } else if (key == "inputs") {
+      later.inputs.emplace(v);
+    } else if (key == "read") {
+      ParseRead(v, step);
+    } else if (key == "output") {
+      ParseOutput(v, step);
+    } else if (key == "partition") {
+      later.partition.emplace(v);
+    } else if (key == "env") {
+      ParseEnv(v, where, step, later);
+    } else if (key == "resources") {
+      ParseResources(v, step);
+    } else if (key == "labels") {
+      ParseStepLabels(v, step);
+    } else {
+      ParseScheduling(key, v, where, step);
+    }
+  }
+
+  static void AddNeed(Step& step, const std::string& name) {
+    if (std::find(step.needs.begin(), step.needs.end(), name) == step.needs.end()) {
+      step.needs.push_back(name);
+    }
+  }
+
+  // The fan-out and inputs, with the needs they imply: outputs(x) and buckets(x) need x.
+  void ParseSources(Step& step, const StepNodes& later) {
+    if (later.foreach) ParseForeach(*later.foreach, step);
+    if (step.foreach.kind == ForeachKind::kOutputs) AddNeed(step, step.foreach.step);
+    if (later.inputs) ParseInputs(*later.inputs, step);
+    if (later.partition) ParsePartition(*later.partition, step);
+    for (const NamedInput& in : step.inputs) {
+      if (in.source.kind == ForeachKind::kOutputs) AddNeed(step, in.source.step);
+    }
+    if (step.foreach.kind == ForeachKind::kBuckets) AddNeed(step, step.foreach.step);
+  }
+
+  // What the step runs: a command (run) or a query (sql), exactly one of them.
+  void ParseWhatRuns(const YAML::Node& node, const std::string& where, Step& step,
+                     StepNodes& later) {
+    if (!step.is_sql()) {
+      for (const char* key : {"inputs", "read", "output", "partition"}) {
+        if (node[key]) diag_.Error(node[key], Cat(where, ": ", key, " applies to sql steps only"));
+      }
+    }
+    if (later.run && step.is_sql()) {
+      diag_.Error(*later.run_key, Cat(where, ": a step has either run or sql, not both"));
+    } else if (!later.run && !step.is_sql()) {
+      diag_.Error(node, Cat(where, ": missing required key \"run\" (or \"sql\")"));
+    } else if (later.run) {
+      ParseRun(*later.run, step, *later.run_key);
+      if (step.shell) {
+        later.templates.emplace_back(*later.run, step.command);
+      } else {
+        size_t i = 0;
+        for (const auto& arg : *later.run) {
+          if (i < step.argv.size()) later.templates.emplace_back(arg, step.argv[i++]);
+        }
+      }
+    }
+  }
+
   void ParseStep(const YAML::Node& node) {
     if (!node.IsMap()) {
       diag_.Error(node, Cat("each step must be a map, not ", YamlTypeName(node)));
@@ -557,144 +689,18 @@ class Parser {
     step.location = LocationOf(node);
     if (node["name"] && node["name"].IsScalar()) step.name = node["name"].Scalar();
     std::string where = step.name.empty() ? "step" : Cat("step \"", step.name, "\"");
-    std::optional<YAML::Node> run_node, run_key, foreach_node, inputs_node, partition_node;
-    std::vector<std::pair<YAML::Node, std::string>> templates;
+    StepNodes later;
     ForEachEntry(
         node, where,
         {"name", "description", "needs", "foreach", "run", "sql", "inputs", "read", "output",
          "partition", "env", "resources", "retries", "retry_delay", "timeout", "queue", "labels"},
         diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
-          if (key == "name") {
-            if (ExpectScalar(v, "name", diag_) && !IsValidName(step.name)) {
-              diag_.Error(
-                  v, Cat("step name \"", step.name, "\": use letters, digits, '_' and '-' only"));
-            }
-          } else if (key == "description") {
-            ExpectScalar(v, Cat(where, ": description"), diag_);
-          } else if (key == "needs") {
-            if (v.IsScalar()) {
-              step.needs.push_back(v.Scalar());
-            } else if (v.IsSequence()) {
-              for (const auto& n : v) {
-                if (ExpectScalar(n, Cat(where, ": each of needs"), diag_)) {
-                  step.needs.push_back(n.Scalar());
-                }
-              }
-            } else {
-              diag_.Error(v, Cat(where, ": needs must be a step name or a list of them"));
-            }
-            needs_nodes_.emplace(step.name, v);
-          } else if (key == "foreach") {
-            foreach_node.emplace(v);
-          } else if (key == "run") {
-            run_node.emplace(v);
-            run_key.emplace(k);
-          } else if (key == "sql") {
-            ParseSql(v, step);
-            if (v.IsScalar()) templates.emplace_back(v, v.Scalar());
-          } else if (key == "inputs") {
-            inputs_node.emplace(v);
-          } else if (key == "read") {
-            ParseRead(v, step);
-          } else if (key == "output") {
-            ParseOutput(v, step);
-          } else if (key == "partition") {
-            partition_node.emplace(v);
-          } else if (key == "env") {
-            if (!v.IsMap()) {
-              diag_.Error(v, Cat(where, ": env must be a map of NAME: value"));
-              return;
-            }
-            ForEachEntry(
-                v, Cat(where, ": env"), {}, diag_,
-                [&](const std::string& name, const YAML::Node& ek, const YAML::Node& ev) {
-                  if (!IsEnvName(name)) {
-                    diag_.Error(
-                        ek, Cat(where, ": env name \"", name, "\" is not a valid variable name"));
-                  } else if (name.starts_with("BARGE_")) {
-                    diag_.Error(ek, Cat(where, ": env name \"", name, "\" is reserved for barge"));
-                  } else if (ExpectScalar(ev, Cat(where, ": env ", name), diag_)) {
-                    step.env.emplace_back(name, ev.Scalar());
-                    templates.emplace_back(ev, ev.Scalar());
-                  }
-                });
-          } else if (key == "resources") {
-            ParseResources(v, step);
-          } else if (key == "retries") {
-            std::optional<int64_t> n;
-            if (v.IsScalar()) n = ParseInteger(v.Scalar());
-            if (!n || *n < 0 || *n > 100) {
-              diag_.Error(v, Cat(where, ": retries must be a whole number from 0 to 100"));
-              return;
-            }
-            step.retries = static_cast<int>(*n);
-          } else if (key == "retry_delay") {
-            if (auto ms = ParseDurationNode(v, Cat(where, ": retry_delay"))) {
-              step.retry_delay_ms = *ms;
-            }
-          } else if (key == "queue") {
-            if (!ExpectScalar(v, Cat(where, ": queue"), diag_)) return;
-            if (!IsValidLabelText(v.Scalar())) {
-              diag_.Error(v, Cat(where, ": queue \"", v.Scalar(),
-                                 "\": use 1-63 letters, digits, '_', '-', '.' or '/'"));
-              return;
-            }
-            step.queue = v.Scalar();
-          } else if (key == "labels") {
-            ParseStepLabels(v, step);
-          } else if (key == "timeout") {
-            if (auto ms = ParseDurationNode(v, Cat(where, ": timeout"))) {
-              if (*ms <= 0) {
-                diag_.Error(v, Cat(where, ": timeout must be positive"));
-              } else {
-                step.timeout_ms = *ms;
-              }
-            }
-          }
+          ParseStepKey(key, k, v, where, step, later);
         });
-    if (step.name.empty()) {
-      diag_.Error(node, "step: missing required key \"name\"");
-    }
-    if (foreach_node) ParseForeach(*foreach_node, step);
-    if (step.foreach.kind == ForeachKind::kOutputs &&
-        std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
-      step.needs.push_back(step.foreach.step);  // outputs(x) implies needs: x
-    }
-    if (inputs_node) ParseInputs(*inputs_node, step);
-    if (partition_node) ParsePartition(*partition_node, step);
-    for (const NamedInput& in : step.inputs) {
-      if (in.source.kind == ForeachKind::kOutputs &&
-          std::find(step.needs.begin(), step.needs.end(), in.source.step) == step.needs.end()) {
-        step.needs.push_back(in.source.step);  // outputs(x) implies needs: x
-      }
-    }
-    if (step.foreach.kind == ForeachKind::kBuckets &&
-        std::find(step.needs.begin(), step.needs.end(), step.foreach.step) == step.needs.end()) {
-      step.needs.push_back(step.foreach.step);
-    }
-    if (!step.is_sql()) {
-      for (const char* key : {"inputs", "read", "output", "partition"}) {
-        if (node[key]) {
-          diag_.Error(node[key], Cat(where, ": ", key, " applies to sql steps only"));
-        }
-      }
-    }
-    if (run_node && step.is_sql()) {
-      diag_.Error(*run_key, Cat(where, ": a step has either run or sql, not both"));
-    } else if (!run_node && !step.is_sql()) {
-      diag_.Error(node, Cat(where, ": missing required key \"run\" (or \"sql\")"));
-    } else if (run_node) {
-      ParseRun(*run_node, step, *run_key);
-      if (step.shell) {
-        templates.emplace_back(*run_node, step.command);
-      } else {
-        size_t i = 0;
-        for (const auto& arg : *run_node) {
-          if (i < step.argv.size()) templates.emplace_back(arg, step.argv[i++]);
-        }
-      }
-    }
-    for (const auto& [at, text] : templates) CheckTemplate(at, text, step);
+    if (step.name.empty()) diag_.Error(node, "step: missing required key \"name\"");
+    ParseSources(step, later);
+    ParseWhatRuns(node, where, step, later);
+    for (const auto& [at, text] : later.templates) CheckTemplate(at, text, step);
     pipeline_.steps.push_back(std::move(step));
   }
 

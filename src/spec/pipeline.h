@@ -20,6 +20,7 @@
 #include "common/labels.h"
 #include "common/source_location.h"
 #include "nlohmann/json.hpp"
+#include "objstore/object_stores.h"
 
 namespace barge {
 
@@ -143,8 +144,9 @@ std::map<std::string, std::string> SecretParams(std::string_view source,
 // Reads `path` and parses it.
 absl::StatusOr<Pipeline> LoadPipeline(const std::string& path, const ParamOverrides& overrides);
 
-// Checks what depends on the filesystem: every files("glob") matches at least one file.
-absl::Status CheckInputs(const Pipeline& pipeline);
+// Checks what depends on the filesystem or an object store (listed through `stores`): every
+// files("glob") matches at least one file.
+absl::Status CheckInputs(const Pipeline& pipeline, ObjectStores& stores);
 
 // Checks that every SQL step's query parses, with the SQL engine (no data is read).
 absl::Status CheckSql(const Pipeline& pipeline);

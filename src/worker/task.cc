@@ -44,6 +44,13 @@ AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const
   return p;
 }
 
+namespace {
+
+// Where an attempt's inputs from object stores are staged (objstore/stager.h).
+std::string InputsDir(const AttemptPaths& paths) { return Cat(paths.scratch_dir, "/inputs"); }
+
+}  // namespace
+
 absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunRecord& run,
                                          const TaskRecord& task,
                                          const std::string& shared_inputs_json, int attempt,
@@ -60,12 +67,12 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   out.item_text = ItemText(item);
   // An input in an object store is read from its staged copy in the scratch directory.
   auto local_copy = [&](const std::string& path) -> absl::StatusOr<std::string> {
-    if (!path.starts_with("s3://")) return path;
-    ASSIGN_OR_RETURN(auto split, SplitObjectUrl(path));
+    ASSIGN_OR_RETURN(std::optional<std::string> staged, StagedPath(path, InputsDir(paths)));
+    if (!staged) return path;
     out.staged_urls.push_back(path);
-    return Cat(paths.scratch_dir, "/inputs/", split.first.substr(5), "/", split.second);
+    return *std::move(staged);
   };
-  if (item.is_string() && item.get<std::string>().starts_with("s3://")) {
+  if (item.is_string() && IsObjectStoreUrl(item.get<std::string>())) {
     ASSIGN_OR_RETURN(std::string local, local_copy(item.get<std::string>()));
     item = local;
     out.item_text = local;
@@ -273,8 +280,8 @@ absl::StatusOr<std::vector<FileEntry>> ListOutputs(const std::string& dir) {
 
 namespace {
 
-absl::Status Publish(const AttemptPaths& paths, bool succeeded) {
-  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(paths.root));
+absl::Status Publish(const AttemptPaths& paths, bool succeeded, ObjectStores& stores) {
+  ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(paths.root, stores));
   auto put = [&](const std::string& local, const std::string& location) -> absl::Status {
     ASSIGN_OR_RETURN(std::string key, data.KeyOf(location));
     return data.store().PutFile(key, local).status();
@@ -365,7 +372,7 @@ absl::Status MakeAttemptDirs(const AttemptPaths& paths) {
 
 }  // namespace
 
-AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
+AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const ResolvedTask& task,
                           const AttemptPaths& paths, const CancelToken& cancel, bool keep_scratch) {
   AttemptOutcome outcome;
   auto setup_failed = [&](const absl::Status& s) {
@@ -385,7 +392,7 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
     std::string cache_dir =
         (std::filesystem::path(paths.scratch_dir) / "../../.input-cache").lexically_normal();
     absl::StatusOr<std::vector<std::string>> staged =
-        StageInputs(task.staged_urls, Cat(paths.scratch_dir, "/inputs"), InputCacheAt(cache_dir));
+        StageInputs(task.staged_urls, InputsDir(paths), InputCacheAt(cache_dir), stores);
     if (!staged.ok()) {
       remove_scratch();
       // A key that cannot be staged or an object that is gone is the input's fault: not
@@ -473,13 +480,13 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
   if (paths.remote()) {
     // The log always; the outputs and then the manifest only for a success. A failed upload
     // is the infrastructure's fault: the task runs again, without using its retries.
-    absl::Status up = Publish(paths, outcome.Succeeded());
+    absl::Status up = Publish(paths, outcome.Succeeded(), stores);
     if (absl::IsInvalidArgument(up) && outcome.Succeeded()) {
       // The store refuses what the task wrote (a key too long, an object too large): the same
       // upload would be refused again, so it is the task's failure, not the infrastructure's.
       outcome.error = Cat("uploading the attempt's files: ", up.message());
       AppendToLog(paths.log_path, Cat("barge: ", outcome.error, "\n"));
-      (void)Publish(paths, /*succeeded=*/false);  // the log again, with that line
+      (void)Publish(paths, /*succeeded=*/false, stores);  // the log again, with that line
     } else if (!up.ok() && outcome.Succeeded()) {
       outcome.infra_failure = true;
       outcome.error = Cat("uploading the attempt's files: ", up.message());

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
+#include "objstore/object_stores.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
 #include "worker/process.h"
@@ -93,9 +94,10 @@ struct AttemptOutcome {
   bool Succeeded() const { return !infra_failure && process.Succeeded() && error.empty(); }
 };
 
-// Prepares the attempt's directories and input list, runs it, and on success writes its
-// manifest. The scratch directory is removed afterwards unless `keep_scratch`.
-AttemptOutcome RunAttempt(ProcessRunner& runner, const ResolvedTask& task,
+// Prepares the attempt's directories and input list (staging inputs from `stores`), runs it, and
+// on success writes its manifest (uploaded through `stores` on an object-store root). The scratch
+// directory is removed afterwards unless `keep_scratch`.
+AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const ResolvedTask& task,
                           const AttemptPaths& paths, const CancelToken& cancel,
                           bool keep_scratch = false);
 

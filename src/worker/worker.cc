@@ -115,7 +115,7 @@ absl::Status Worker::Dispatch(TaskRecord task) {
   it->second.thread = std::thread([this, key, cancel, paths, resolved = std::move(resolved)] {
     AttemptOutcome outcome;
     try {
-      outcome = RunAttempt(runner_, resolved, paths, *cancel);
+      outcome = RunAttempt(runner_, engine_.object_stores(), resolved, paths, *cancel);
     } catch (const std::exception& e) {
       // Whatever it was (something the task wrote that barge misread), it fails this attempt as
       // the task's own failure, charged to its retries: never the process, never retried forever.
@@ -187,7 +187,7 @@ absl::Status Worker::HeartbeatAndRevoke() {
   }
   last_heartbeat_ok_ = MonotonicMs();
   // The worker's S3 traffic, for the server's metrics; written only when it changed.
-  nlohmann::json stats = SharedStoreCounters();
+  nlohmann::json stats = engine_.object_stores().Counters();
   if (std::string text = DumpJson(stats); text != reported_stats_) {
     if (store_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
   }

@@ -66,7 +66,8 @@ TEST(Worker, RidesOutAStoreThatKeepsDroppingOut) {
   ScopedTempDir dir("worker");
   auto real = OpenStateStore((dir.path() / "state.db").string()).value();
   FlakyStore flaky(*real, /*period=*/3);
-  Engine engine(flaky);
+  ObjectStores stores;
+  Engine engine(flaky, stores);
   auto pipeline = ParsePipeline(
       "name: w\nsteps:\n  - name: s\n    foreach: range(12)\n"
       "    run: echo $BARGE_TASK_INDEX > \"$BARGE_OUTPUT_DIR/i\"\n",
@@ -101,7 +102,7 @@ class FleetWorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = OpenStateStore((dir_.path() / "state.db").string()).value();
-    engine_ = std::make_unique<Engine>(*store_);
+    engine_ = std::make_unique<Engine>(*store_, stores_);
     absl::StatusOr<Pipeline> p = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
                                                (dir_.path() / "p.yaml").string(), {});
     ASSERT_TRUE(p.ok()) << p.status();
@@ -134,6 +135,7 @@ class FleetWorkerTest : public ::testing::Test {
   }
 
   ScopedTempDir dir_{"worker"};
+  ObjectStores stores_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Engine> engine_;
   Pipeline pipeline_;
@@ -192,7 +194,8 @@ class ThrowingRunner : public ProcessRunner {
 TEST(Worker, AnExceptionInAnAttemptFailsThatTaskOnly) {
   ScopedTempDir dir("worker");
   auto store = OpenStateStore((dir.path() / "state.db").string()).value();
-  Engine engine(*store);
+  ObjectStores stores;
+  Engine engine(*store, stores);
   auto pipeline = ParsePipeline("name: w\nsteps:\n  - name: s\n    run: \"true\"\n",
                                 (dir.path() / "p.yaml").string(), {});
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
