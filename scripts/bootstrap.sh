@@ -15,7 +15,7 @@ packages=(
 )
 tests=0
 [ "${1:-}" = "--test" ] && tests=1
-[ $tests -eq 1 ] && packages+=(postgresql awscli python3-botocore chromium)
+[ $tests -eq 1 ] && packages+=(postgresql awscli python3-botocore chromium clang-14)
 
 missing=()
 # Node.js and npm may come from elsewhere than Debian (a newer release); either will do.

@@ -2,22 +2,23 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 namespace barge {
 
 absl::Status ParallelFor(int64_t n, int parallelism,
                          const std::function<absl::Status(int64_t)>& job) {
   std::atomic<int64_t> next{0};
-  std::mutex mu;
+  absl::Mutex mu;
   absl::Status failed;
   auto worker = [&] {
     for (int64_t i; (i = next++) < n;) {
       absl::Status s = job(i);
       if (!s.ok()) {
-        std::lock_guard lock(mu);
+        absl::MutexLock lock(&mu);
         if (failed.ok()) failed = std::move(s);
         next = n;  // start nothing more
       }

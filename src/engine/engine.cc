@@ -92,7 +92,7 @@ absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const st
 }
 
 absl::StatusOr<std::shared_ptr<const Pipeline>> Engine::PipelineFor(const RunRecord& run) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (auto it = pipelines_.find(run.id); it != pipelines_.end()) return it->second;
   ParamOverrides params;
   nlohmann::json j = nlohmann::json::parse(run.params_json, nullptr, false);
@@ -129,14 +129,14 @@ absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
   // A finished run is planned no more: its parsed pipeline need not stay in a process that
   // serves runs for months.
   if (run.ok() && IsFinalRunState(run->state)) {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     pipelines_.erase(run_id);
   }
   return run;
 }
 
 size_t Engine::CachedPipelines() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return pipelines_.size();
 }
 

@@ -15,11 +15,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "objstore/object_stores.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
@@ -71,7 +70,7 @@ class Engine {
 
   StateStore& store_;
   ObjectStores& stores_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_ ABSL_GUARDED_BY(mu_);
 };
 

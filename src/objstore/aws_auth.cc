@@ -130,7 +130,7 @@ std::string ResolveAwsRegion() {
 }
 
 absl::StatusOr<AwsCredentials> AwsCredentialProvider::Get() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Refresh five minutes before expiry, as the SDKs do.
   if (have_ &&
       (cached_.expires_at_ms == 0 || SystemClock().NowMs() < cached_.expires_at_ms - 5 * 60'000)) {

@@ -9,10 +9,10 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace barge {
 
@@ -38,9 +38,9 @@ class AwsCredentialProvider {
 
  private:
   absl::StatusOr<AwsCredentials> Resolve();
-  std::mutex mu_;
-  AwsCredentials cached_;
-  bool have_ = false;
+  absl::Mutex mu_;
+  AwsCredentials cached_ ABSL_GUARDED_BY(mu_);
+  bool have_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace barge

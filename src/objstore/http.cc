@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <mutex>  // std::call_once
 
 #include "common/strings.h"
 
@@ -124,7 +125,7 @@ HttpClient::~HttpClient() {
 void* HttpClient::Acquire() {
   GlobalInit();
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!idle_.empty()) {
       void* h = idle_.back();
       idle_.pop_back();
@@ -135,7 +136,7 @@ void* HttpClient::Acquire() {
 }
 
 void HttpClient::Release(void* handle) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   idle_.push_back(handle);
 }
 

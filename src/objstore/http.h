@@ -7,12 +7,12 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace barge {
 
@@ -53,8 +53,9 @@ class HttpClient {
  private:
   void* Acquire();
   void Release(void* handle);
-  std::mutex mu_;
-  std::vector<void*> idle_;  // CURL* handles, each keeping its connections alive
+  absl::Mutex mu_;
+  std::vector<void*> idle_
+      ABSL_GUARDED_BY(mu_);  // CURL* handles, each keeping its connections alive
 };
 
 // Percent-encodes every byte but A-Z a-z 0-9 - _ . ~ (and '/' when keep_slash): the encoding

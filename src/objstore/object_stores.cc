@@ -9,7 +9,7 @@ ObjectStores::ObjectStores() : ObjectStores(&OpenObjectStore) {}
 ObjectStores::ObjectStores(Opener open) : open_(std::move(open)) {}
 
 absl::StatusOr<ObjectStore*> ObjectStores::Open(const std::string& url) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = stores_.find(url);
   if (it != stores_.end()) return it->second.get();
   // Opened under the lock: two tasks asking for a new bucket at once get one store.
@@ -19,7 +19,7 @@ absl::StatusOr<ObjectStore*> ObjectStores::Open(const std::string& url) {
 }
 
 std::map<std::string, int64_t> ObjectStores::Counters() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::map<std::string, int64_t> total;
   for (const auto& [url, store] : stores_) {
     for (const auto& [name, value] : store->Counters()) total[name] += value;

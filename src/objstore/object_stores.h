@@ -19,11 +19,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "objstore/object_store.h"
 
 namespace barge {
@@ -49,7 +48,7 @@ class ObjectStores {
 
  private:
   const Opener open_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ObjectStore>> stores_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -23,7 +23,7 @@ absl::StatusOr<std::string> InputCache::Fetch(ObjectStore& store, const std::str
   std::promise<absl::StatusOr<std::string>> mine;
   bool download = false;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it != entries_.end() && it->second.etag == info.etag) {
       lru_.splice(lru_.begin(), lru_, it->second.lru);
@@ -43,7 +43,7 @@ absl::StatusOr<std::string> InputCache::Fetch(ObjectStore& store, const std::str
 
   std::string path;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     path = Cat(dir_, "/", ++serial_, "-", std::filesystem::path(key).filename().string());
   }
   absl::StatusOr<ObjectInfo> got =
@@ -53,7 +53,7 @@ absl::StatusOr<std::string> InputCache::Fetch(ObjectStore& store, const std::str
   absl::StatusOr<std::string> result =
       got.ok() ? absl::StatusOr<std::string>(path) : absl::StatusOr<std::string>(got.status());
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     in_flight_.erase(id);
     if (got.ok()) {
       ++downloads_;

@@ -18,12 +18,12 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "objstore/object_store.h"
 #include "objstore/object_stores.h"
 
@@ -39,8 +39,14 @@ class InputCache {
   // valid for the caller after eviction only if the caller links or copies it first.
   absl::StatusOr<std::string> Fetch(ObjectStore& store, const std::string& key);
 
-  int64_t downloads() const { return downloads_; }
-  int64_t hits() const { return hits_; }
+  int64_t downloads() const {
+    absl::MutexLock lock(&mu_);
+    return downloads_;
+  }
+  int64_t hits() const {
+    absl::MutexLock lock(&mu_);
+    return hits_;
+  }
 
  private:
   struct Entry {
@@ -49,17 +55,19 @@ class InputCache {
     int64_t size = 0;
     std::list<std::string>::iterator lru;
   };
-  void EvictLocked();
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::string dir_;
   int64_t max_bytes_;
-  std::mutex mu_;
-  std::map<std::string, Entry> entries_;  // by store URL + key
-  std::list<std::string> lru_;            // most recent first
-  std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> in_flight_;
-  int64_t bytes_ = 0;
-  int64_t downloads_ = 0, hits_ = 0;
-  int64_t serial_ = 0;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by store URL + key
+  std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);            // most recent first
+  std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> in_flight_
+      ABSL_GUARDED_BY(mu_);
+  int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t downloads_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t serial_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Where StageInputs puts `input` under `into`: into/<bucket>/<key> for an object URL, nullopt for

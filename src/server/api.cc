@@ -545,7 +545,7 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
   std::string states = run.state;
   for (const StepRecord& s : steps) states += Cat(",", s.state);
   {
-    std::lock_guard lock(counts_mu_);
+    absl::MutexLock lock(&counts_mu_);
     auto it = counts_.find(run.id);
     if (it != counts_.end() && it->second.states == states &&
         !it->second.pacer.Due(clock_.ElapsedMs())) {
@@ -555,7 +555,7 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
   int64_t started = clock_.ElapsedMs();
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(run.id));
   constexpr size_t kRunsKept = 256;
-  std::lock_guard lock(counts_mu_);
+  absl::MutexLock lock(&counts_mu_);
   if (counts_.size() >= kRunsKept && !counts_.contains(run.id)) counts_.clear();
   CachedCounts& cached = counts_.try_emplace(run.id, options_.count_share).first->second;
   cached.states = std::move(states);

@@ -17,13 +17,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/redact.h"
 #include "cost/cost.h"
@@ -154,8 +154,8 @@ class Api {
     std::vector<StepCounts> counts;
     Pacer pacer;
   };
-  std::mutex counts_mu_;
-  std::map<std::string, CachedCounts> counts_;  // by run id
+  absl::Mutex counts_mu_;
+  std::map<std::string, CachedCounts> counts_ ABSL_GUARDED_BY(counts_mu_);  // by run id
 };
 
 }  // namespace barge

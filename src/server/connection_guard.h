@@ -24,8 +24,9 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "absl/synchronization/mutex.h"
 
 namespace barge {
 
@@ -79,9 +80,9 @@ class ConnectionGuard {
   };
 
   const ConnectionLimits limits_;
-  std::mutex mu_;
-  std::map<std::string, Peer> peers_;           // by "addr:port"
-  std::map<uint64_t, Connection> connections_;  // by socket inode
+  absl::Mutex mu_;
+  std::map<std::string, Peer> peers_ ABSL_GUARDED_BY(mu_);           // by "addr:port"
+  std::map<uint64_t, Connection> connections_ ABSL_GUARDED_BY(mu_);  // by socket inode
 };
 
 }  // namespace barge

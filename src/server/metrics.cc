@@ -64,7 +64,7 @@ absl::Status Metrics::CollectFinished() {
 }
 
 absl::StatusOr<std::string> Metrics::Render() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CollectFinished());
   ASSIGN_OR_RETURN(std::vector<TaskLoad> load, store_.LoadByQueue());
   ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());

@@ -15,12 +15,12 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -40,13 +40,15 @@ class Metrics {
     int64_t count = 0;
     double sum = 0;
   };
-  absl::Status CollectFinished();
+  absl::Status CollectFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   StateStore& store_;
   const int64_t settle_ms_;
-  std::mutex mu_;
-  int64_t watermark_ms_;  // attempts finished at or before this are counted; starts at start-up
-  std::map<std::pair<std::string, std::string>, Histogram> durations_;  // (queue, state)
+  absl::Mutex mu_;
+  int64_t watermark_ms_
+      ABSL_GUARDED_BY(mu_);  // attempts finished at or before this are counted; starts at start-up
+  std::map<std::pair<std::string, std::string>, Histogram> durations_
+      ABSL_GUARDED_BY(mu_);  // (queue, state)
 };
 
 }  // namespace barge

@@ -7,12 +7,12 @@
 namespace barge {
 
 void MemoryObjectStore::set_fault(Fault fault) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   fault_ = std::move(fault);
 }
 
 int64_t MemoryObjectStore::calls(std::string_view method) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = calls_.find(method);
   return it == calls_.end() ? 0 : it->second;
 }
@@ -21,7 +21,7 @@ absl::Status MemoryObjectStore::Enter(std::string_view method, std::string_view 
                                       bool check_key) {
   Fault fault;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++calls_[std::string(method)];
     fault = fault_;
   }
@@ -46,7 +46,7 @@ std::string MemoryObjectStore::Url(std::string_view key) const {
 absl::StatusOr<std::string> MemoryObjectStore::Get(std::string_view key,
                                                    std::optional<ByteRange> range) {
   RETURN_IF_ERROR(Enter("Get", key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return absl::NotFoundError(Cat("no object ", Url(key)));
   const std::string& data = it->second.data;
@@ -59,7 +59,7 @@ absl::StatusOr<std::string> MemoryObjectStore::Get(std::string_view key,
 absl::StatusOr<ObjectInfo> MemoryObjectStore::GetToFile(std::string_view key,
                                                         const std::string& path) {
   RETURN_IF_ERROR(Enter("GetToFile", key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return absl::NotFoundError(Cat("no object ", Url(key)));
   RETURN_IF_ERROR(WriteFile(path, it->second.data));
@@ -68,7 +68,7 @@ absl::StatusOr<ObjectInfo> MemoryObjectStore::GetToFile(std::string_view key,
 
 absl::StatusOr<ObjectInfo> MemoryObjectStore::Put(std::string_view key, std::string_view data) {
   RETURN_IF_ERROR(Enter("Put", key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return PutLocked(key, data);
 }
 
@@ -76,13 +76,13 @@ absl::StatusOr<ObjectInfo> MemoryObjectStore::PutFile(std::string_view key,
                                                       const std::string& path) {
   RETURN_IF_ERROR(Enter("PutFile", key));
   ASSIGN_OR_RETURN(std::string data, ReadFile(path));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return PutLocked(key, data);
 }
 
 absl::StatusOr<bool> MemoryObjectStore::PutIfAbsent(std::string_view key, std::string_view data) {
   RETURN_IF_ERROR(Enter("PutIfAbsent", key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (objects_.contains(key)) return false;
   PutLocked(key, data);
   return true;
@@ -90,7 +90,7 @@ absl::StatusOr<bool> MemoryObjectStore::PutIfAbsent(std::string_view key, std::s
 
 absl::StatusOr<ObjectInfo> MemoryObjectStore::Head(std::string_view key) {
   RETURN_IF_ERROR(Enter("Head", key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return absl::NotFoundError(Cat("no object ", Url(key)));
   return InfoLocked(it->first, it->second);
@@ -98,7 +98,7 @@ absl::StatusOr<ObjectInfo> MemoryObjectStore::Head(std::string_view key) {
 
 absl::StatusOr<std::vector<ObjectInfo>> MemoryObjectStore::List(std::string_view prefix) {
   RETURN_IF_ERROR(Enter("List", prefix, /*check_key=*/false));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<ObjectInfo> out;
   for (auto it = objects_.lower_bound(prefix);
        it != objects_.end() && it->first.starts_with(prefix); ++it) {
@@ -110,7 +110,7 @@ absl::StatusOr<std::vector<ObjectInfo>> MemoryObjectStore::List(std::string_view
 absl::Status MemoryObjectStore::Delete(const std::vector<std::string>& keys) {
   RETURN_IF_ERROR(Enter("Delete", "", /*check_key=*/false));
   for (const std::string& key : keys) RETURN_IF_ERROR(CheckKey(key));
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const std::string& key : keys) objects_.erase(key);
   return absl::OkStatus();
 }

@@ -13,11 +13,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 
-#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "objstore/object_store.h"
 
 namespace barge {
@@ -58,7 +57,7 @@ class MemoryObjectStore : public ObjectStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string url_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   Fault fault_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t, std::less<>> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Object, std::less<>> objects_ ABSL_GUARDED_BY(mu_);

@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -190,9 +190,9 @@ namespace {
 // One input cache per scratch root, shared by every attempt this process runs. Its size:
 // BARGE_INPUT_CACHE (e.g. 20GiB), default 4 GiB.
 InputCache& InputCacheAt(const std::string& dir) {
-  static std::mutex mu;
+  static absl::Mutex mu;
   static auto* caches = new std::map<std::string, std::unique_ptr<InputCache>>();
-  std::lock_guard lock(mu);
+  absl::MutexLock lock(&mu);
   auto& cache = (*caches)[dir];
   if (!cache) {
     int64_t bytes = 4LL << 30;

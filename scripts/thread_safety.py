@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Clang's thread-safety analysis over barge's locking code.
+
+barge builds with g++, which ignores ABSL_GUARDED_BY and friends. This runs clang++ -fsyntax-only
+-Wthread-safety on every translation unit of a build's compile_commands.json that uses
+absl::Mutex (itself or its own header), so a member read without the lock it is guarded by fails
+the check. Usage: scripts/thread_safety.py BUILD_DIR  (exit 1 on a finding, 2 on a setup error).
+"""
+import concurrent.futures
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+
+def uses_mutex(source):
+    for path in (source, os.path.splitext(source)[0] + ".h"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                if "absl::Mutex" in f.read():
+                    return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+def clang_command(entry, clang):
+    args = shlex.split(entry["command"]) if "command" in entry else list(entry["arguments"])
+    out, skip = [clang], False
+    for a in args[1:]:
+        if skip:
+            skip = False
+        elif a in ("-o", "-MF", "-MT", "-MQ"):
+            skip = True
+        elif a == "-MD" or a.endswith("c++") or a.endswith("g++") or a == "ccache":
+            continue
+        elif a.startswith("-W") or a.startswith("-f") and "lto" in a:
+            continue  # g++'s warning set and link-time flags are not clang's business here
+        else:
+            out.append(a)
+    return out + ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety"]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    clang = shutil.which("clang++-14") or shutil.which("clang++")
+    if clang is None:
+        print("thread_safety: clang++ is not installed (Debian package clang-14)", file=sys.stderr)
+        return 2
+    with open(os.path.join(sys.argv[1], "compile_commands.json"), encoding="utf-8") as f:
+        entries = [e for e in json.load(f) if "/src/" in e["file"] and uses_mutex(e["file"])]
+
+    def check(entry):
+        r = subprocess.run(clang_command(entry, clang), cwd=entry["directory"],
+                           capture_output=True, text=True)
+        return entry["file"], r.returncode, r.stderr
+
+    failed = 0
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        for path, code, err in pool.map(check, entries):
+            if code != 0:
+                failed += 1
+                sys.stderr.write(err)
+    print(f"thread_safety: {len(entries)} files with absl::Mutex checked, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
