@@ -16,7 +16,7 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "engine/engine.h"
-#include "engine/run_views.h"
+#include "views/run_views.h"
 #include "worker/worker.h"
 
 namespace barge {
