@@ -13,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
+#include "process/process.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
-#include "worker/process.h"
 
 namespace barge {
 
