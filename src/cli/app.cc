@@ -7,8 +7,8 @@
 
 #include "cli/commands.h"
 #include "common/redact.h"
+#include "process/reaper.h"
 #include "sql/sql_task.h"
-#include "worker/reaper.h"
 
 namespace barge {
 namespace {
@@ -363,7 +363,7 @@ int Main(int argc, char** argv) {
   CLI::App* sql_cmd = app.add_subcommand("__sql", "");
   sql_cmd->group("");
   sql_cmd->add_option("spec", sql_spec)->required();
-  // Internal: kills a barge process's tasks when it dies (see worker/reaper.h). Not shown.
+  // Internal: kills a barge process's tasks when it dies (see process/reaper.h). Not shown.
   CLI::App* reaper_cmd = app.add_subcommand("__reaper", "");
   reaper_cmd->group("");
 

@@ -16,10 +16,10 @@
 #include "common/strings.h"
 #include "common/text.h"
 #include "common/units.h"
-#include "engine/gc.h"
-#include "engine/run_views.h"
+#include "gc/gc.h"
 #include "nlohmann/json.hpp"
 #include "objstore/stager.h"
+#include "views/run_views.h"
 
 namespace barge {
 namespace {

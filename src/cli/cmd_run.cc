@@ -16,7 +16,7 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "engine/engine.h"
-#include "engine/run_views.h"
+#include "views/run_views.h"
 #include "worker/worker.h"
 
 namespace barge {
@@ -52,7 +52,7 @@ absl::Status CheckFits(const Pipeline& p, int workers) {
   return absl::OkStatus();
 }
 
-// One per process that runs tasks, started before its runner and outliving it (worker/reaper.h).
+// One per process that runs tasks, started before its runner and outliving it (process/reaper.h).
 // Without one (it could not start), tasks still run, as before.
 std::unique_ptr<TaskReaper> StartReaper() {
   absl::StatusOr<std::unique_ptr<TaskReaper>> reaper = TaskReaper::Start(SelfExecutable());

@@ -5,11 +5,11 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
-#include "engine/run_views.h"
 #include "nlohmann/json.hpp"
 #include "schedule/cron.h"
 #include "schedule/scheduler.h"
 #include "spec/pipeline.h"
+#include "views/run_views.h"
 
 namespace barge {
 namespace {

@@ -15,10 +15,10 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "engine/engine.h"
+#include "fleet/autoscaler.h"
 #include "fmt/format.h"
 #include "schedule/scheduler.h"
 #include "server/api.h"
-#include "server/autoscaler.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "store/store_url.h"
@@ -228,16 +228,19 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   ::setenv("BARGE_STATE", c.state_url.c_str(), 1);
   ::setenv("BARGE_ROOT", c.root.c_str(), 1);
   ::setenv("BARGE_SCRATCH", c.scratch.c_str(), 1);
+  PosixProcessLauncher launcher;
+  SystemClock clock;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers;
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   for (const QueueScaling& q : scaling) {
-    providers[q.queue] = q.provider == "command"
-                             ? NewCommandProvider(q)
-                             : NewLocalProvider(q, {self, "worker"}, c.scratch + "/autoscaler");
+    providers[q.queue] =
+        q.provider == "command"
+            ? NewCommandProvider(q, launcher)
+            : NewLocalProvider(q, {self, "worker"}, c.scratch + "/autoscaler", launcher, clock);
   }
   std::unique_ptr<Autoscaler> scaler;
   if (!scaling.empty())
-    scaler = std::make_unique<Autoscaler>(*c.store, scaling, std::move(providers));
+    scaler = std::make_unique<Autoscaler>(*c.store, scaling, std::move(providers), clock);
   if (scaler) api_options.autoscaler_status = [&] { return scaler->Status(); };
   api_options.metrics_text = [&]() -> std::string {
     absl::StatusOr<std::string> text = metrics.Render();

@@ -1,6 +1,7 @@
 // The engine plans and advances runs: it creates a run from a parsed pipeline, starts a step
 // (expanding its fan-out into tasks) once every step it needs has succeeded, finishes steps whose
-// tasks are all done, and finishes the run.
+// tasks are all done, and finishes the run. RequeueRun sends a finished run's failed tasks round
+// again (`barge resume`, `barge retry`, the API).
 //
 // Advance() holds no state between calls and every transition it makes is conditional in the
 // store, so any process may call it at any time, concurrently with others: the driver, a worker
@@ -30,6 +31,10 @@ std::string NewRunId(int64_t now_ms);
 
 // Whether a run or task state is final.
 bool IsFinalRunState(const std::string& state);
+
+// Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
+// retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
+absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only);
 
 class Engine {
  public:

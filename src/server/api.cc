@@ -11,11 +11,11 @@
 #include "common/strings.h"
 #include "common/text.h"
 #include "common/units.h"
-#include "engine/run_views.h"
 #include "schedule/cron.h"
 #include "schedule/scheduler.h"
 #include "server/timeline.h"
 #include "spec/pipeline.h"
+#include "views/run_views.h"
 
 namespace barge {
 namespace {

@@ -22,9 +22,9 @@
 
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
+#include "fleet/autoscaler.h"
 #include "schedule/scheduler.h"
 #include "server/api.h"
-#include "server/autoscaler.h"
 #include "server/connection_guard.h"
 #include "store/state_store.h"
 

@@ -14,9 +14,9 @@
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
 #include "objstore/object_stores.h"
+#include "process/process.h"
 #include "spec/pipeline.h"
 #include "store/state_store.h"
-#include "worker/process.h"
 
 namespace barge {
 

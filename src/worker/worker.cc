@@ -18,12 +18,6 @@
 
 namespace barge {
 
-std::string HostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
 std::string NewWorkerId() {
   std::mt19937 rng(std::random_device{}());
   return fmt::format("{}-{}-{:04x}", HostName(), ::getpid(), rng() & 0xffff);
@@ -49,6 +43,7 @@ Worker::Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerO
       engine_(engine),
       runner_(runner),
       options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
       rng_(std::random_device{}()) {}
 
 Worker::~Worker() {
@@ -64,7 +59,7 @@ void Worker::CancelRunning() {
 
 void Worker::RequestDrain(int64_t timeout_ms) {
   std::lock_guard lock(mu_);
-  int64_t deadline = MonotonicMs() + std::max<int64_t>(0, timeout_ms);
+  int64_t deadline = clock_.ElapsedMs() + std::max<int64_t>(0, timeout_ms);
   if (drain_deadline_asked_ < 0 || deadline < drain_deadline_asked_) {
     drain_deadline_asked_ = deadline;
   }
@@ -179,13 +174,13 @@ absl::Status Worker::Tolerate(const absl::Status& status) {
 absl::Status Worker::HeartbeatAndRevoke() {
   absl::StatusOr<std::vector<TaskKey>> beat = store_.Heartbeat(options_.id, options_.lease_ms);
   if (!beat.ok()) {
-    if (MonotonicMs() - last_heartbeat_ok_ > options_.lease_ms) {
+    if (clock_.ElapsedMs() - last_heartbeat_ok_ > options_.lease_ms) {
       // Our leases have expired by now: others may run these tasks. Stop ours.
       CancelRunning();
     }
     return beat.status();
   }
-  last_heartbeat_ok_ = MonotonicMs();
+  last_heartbeat_ok_ = clock_.ElapsedMs();
   // The worker's S3 traffic, for the server's metrics; written only when it changed.
   nlohmann::json stats = engine_.object_stores().Counters();
   if (std::string text = DumpJson(stats); text != reported_stats_) {
@@ -260,7 +255,7 @@ void Worker::ForgetRun(const std::string& run_id) {
   contexts_.erase(run_id);
 }
 
-absl::StatusOr<RunRecord> Worker::Run() {
+absl::Status Worker::Register() {
   WorkerRecord self;
   self.id = options_.id;
   self.host = HostName();
@@ -272,104 +267,95 @@ absl::StatusOr<RunRecord> Worker::Run() {
   self.queue = options_.queue;
   accepts_ = LabelSubsets(options_.labels);
   RETURN_IF_ERROR(store_.RegisterWorker(self));
-  RETURN_IF_ERROR(ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status());
+  return ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status();
+}
 
-  int64_t next_heartbeat = MonotonicMs() + options_.heartbeat_ms;
-  last_heartbeat_ok_ = MonotonicMs();
-  int64_t next_tick = 0;
-  int64_t next_reap = 0;
-  int64_t next_sweep = 0;
-  bool need_advance = true;
-  bool stopping = false;        // cancelling (Ctrl-C on `barge run`)
-  int64_t drain_deadline = -1;  // draining (SIGTERM on `barge worker`): no new claims
-  int drain_asks_seen = 0;
-  bool drain_killed = false;
-  absl::Status loop_status;
-  absl::Status cancel_status;  // kept apart: later commits must not hide it
-  for (;;) {
-    std::vector<Finished> finished;
-    bool stop = false;
-    int64_t drain_asked = -1;
-    {
-      std::lock_guard lock(mu_);
-      finished.swap(finished_);
-      stop = stop_requested_;
-      drain_asked = drain_deadline_asked_;
-      drain_asks_seen = drain_asks_;
-    }
-    int64_t now = MonotonicMs();
-    if (stop && !stopping) {
-      stopping = true;
-      if (options_.run_id) {
-        cancel_status =
-            WithContext(store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
-                        "marking the run cancelled");
-      }
-      CancelRunning();
-    }
-    if (drain_asked >= 0 && (drain_deadline < 0 || drain_asked < drain_deadline)) {
-      drain_deadline = drain_asked;
-    }
-    if (drain_deadline >= 0 && !drain_killed && now >= drain_deadline) {
-      // Out of time: stop what still runs; its leases go back to the queue below.
-      drain_killed = true;
-      CancelRunning();
-    }
-    int64_t backoff_before = backoff_ms_;
-    if (!finished.empty() || !unsent_.empty()) {
-      loop_status = Tolerate(CommitFinished(std::move(finished)));
-      if (!loop_status.ok()) break;
-      need_advance = true;
-    }
-    if (stopping || drain_deadline >= 0) {
-      if (running_.empty() && unsent_.empty()) break;
-    } else if (backoff_ms_ == backoff_before) {
-      // A step of ordinary work; a transient store error skips the rest until the next turn.
-      auto step = [&]() -> absl::Status {
-        ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
-        bool has_room = options_.cpu - used_cpu_ > 1e-9;
-        if (claimed.empty() && has_room && (need_advance || running_.empty())) {
-          bool sweep = !options_.run_id && now >= next_sweep;
-          RETURN_IF_ERROR(AdvanceRuns(sweep));
-          if (sweep) next_sweep = now + 5'000;
-          need_advance = false;
-          if (options_.run_id && IsFinalRunState(driven_run_.state)) return absl::OkStatus();
-          ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
-        }
-        for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
-        if (now >= next_reap) {
-          RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
-          next_reap = now + std::max<int64_t>(options_.lease_ms / 4, 1000);
-        }
-        return absl::OkStatus();
-      };
-      RETURN_IF_ERROR(Tolerate(step()));
-      if (options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty() &&
-          unsent_.empty()) {
-        break;
-      }
-    }
-    if (now >= next_heartbeat) {
-      RETURN_IF_ERROR(Tolerate(HeartbeatAndRevoke()));
-      next_heartbeat = now + options_.heartbeat_ms;
-    }
-    if (options_.on_tick && now >= next_tick) {
-      options_.on_tick();
-      next_tick = now + options_.tick_ms;
-    }
-    // Sleep until an attempt finishes, a stop or drain is requested, or the next periodic duty.
-    int64_t wake = std::min(next_heartbeat, options_.on_tick ? next_tick : next_heartbeat);
-    if (drain_deadline >= 0 && !drain_killed) wake = std::min(wake, drain_deadline);
-    if (running_.empty() || options_.cpu - used_cpu_ > 1e-9) {
-      wake = std::min(wake, now + options_.idle_poll_ms);
-    }
-    if (backoff_ms_ > 0) wake = now + backoff_ms_;
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, wake - MonotonicMs())), [&] {
-      return !finished_.empty() || (stop_requested_ && !stopping) || drain_asks_ != drain_asks_seen;
-    });
+std::vector<Worker::Finished> Worker::TakeRequests(Loop& loop) {
+  std::vector<Finished> finished;
+  bool stop = false;
+  int64_t drain_asked = -1;
+  {
+    std::lock_guard lock(mu_);
+    finished.swap(finished_);
+    stop = stop_requested_;
+    drain_asked = drain_deadline_asked_;
+    loop.drain_asks_seen = drain_asks_;
   }
-  if (drain_killed) {
+  loop.now = clock_.ElapsedMs();
+  if (stop && !loop.stopping) {
+    loop.stopping = true;
+    if (options_.run_id) {
+      loop.cancel_status =
+          WithContext(store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
+                      "marking the run cancelled");
+    }
+    CancelRunning();
+  }
+  if (drain_asked >= 0 && (loop.drain_deadline < 0 || drain_asked < loop.drain_deadline)) {
+    loop.drain_deadline = drain_asked;
+  }
+  if (loop.drain_deadline >= 0 && !loop.drain_killed && loop.now >= loop.drain_deadline) {
+    // Out of time: stop what still runs; its leases go back to the queue in Finish.
+    loop.drain_killed = true;
+    CancelRunning();
+  }
+  return finished;
+}
+
+absl::Status Worker::DoWork(Loop& loop) {
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
+  bool has_room = options_.cpu - used_cpu_ > 1e-9;
+  if (claimed.empty() && has_room && (loop.need_advance || running_.empty())) {
+    bool sweep = !options_.run_id && loop.now >= loop.next_sweep;
+    RETURN_IF_ERROR(AdvanceRuns(sweep));
+    if (sweep) loop.next_sweep = loop.now + 5'000;
+    loop.need_advance = false;
+    if (options_.run_id && IsFinalRunState(driven_run_.state)) return absl::OkStatus();
+    ASSIGN_OR_RETURN(claimed, ClaimWhatFits());
+  }
+  for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
+  if (loop.now >= loop.next_reap) {
+    RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
+    loop.next_reap = loop.now + std::max<int64_t>(options_.lease_ms / 4, 1000);
+  }
+  return absl::OkStatus();
+}
+
+bool Worker::DrivenRunDone() const {
+  return options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty() &&
+         unsent_.empty();
+}
+
+absl::Status Worker::PeriodicDuties(Loop& loop) {
+  if (loop.now >= loop.next_heartbeat) {
+    RETURN_IF_ERROR(Tolerate(HeartbeatAndRevoke()));
+    loop.next_heartbeat = loop.now + options_.heartbeat_ms;
+  }
+  if (options_.on_tick && loop.now >= loop.next_tick) {
+    options_.on_tick();
+    loop.next_tick = loop.now + options_.tick_ms;
+  }
+  return absl::OkStatus();
+}
+
+void Worker::WaitForWork(const Loop& loop) {
+  int64_t wake =
+      std::min(loop.next_heartbeat, options_.on_tick ? loop.next_tick : loop.next_heartbeat);
+  if (loop.drain_deadline >= 0 && !loop.drain_killed) wake = std::min(wake, loop.drain_deadline);
+  if (running_.empty() || options_.cpu - used_cpu_ > 1e-9) {
+    wake = std::min(wake, loop.now + options_.idle_poll_ms);
+  }
+  if (backoff_ms_ > 0) wake = loop.now + backoff_ms_;
+  std::unique_lock lock(mu_);
+  int64_t wait_ms = std::max<int64_t>(0, wake - clock_.ElapsedMs());
+  cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
+    return !finished_.empty() || (stop_requested_ && !loop.stopping) ||
+           drain_asks_ != loop.drain_asks_seen;
+  });
+}
+
+absl::StatusOr<RunRecord> Worker::Finish(const Loop& loop, const absl::Status& loop_status) {
+  if (loop.drain_killed) {
     // Tasks stopped by the drain were not committed: hand their leases back now, as an
     // infrastructure failure that does not charge the tasks' retries.
     (void)store_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
@@ -377,10 +363,37 @@ absl::StatusOr<RunRecord> Worker::Run() {
   }
   (void)store_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
-  RETURN_IF_ERROR(cancel_status);
+  RETURN_IF_ERROR(loop.cancel_status);
   if (options_.run_id && IsFinalRunState(driven_run_.state)) return driven_run_;
   if (options_.run_id) return store_.GetRun(*options_.run_id);
   return RunRecord{};
+}
+
+absl::StatusOr<RunRecord> Worker::Run() {
+  RETURN_IF_ERROR(Register());
+  Loop loop;
+  loop.next_heartbeat = clock_.ElapsedMs() + options_.heartbeat_ms;
+  last_heartbeat_ok_ = clock_.ElapsedMs();
+  absl::Status loop_status;
+  for (;;) {
+    std::vector<Finished> finished = TakeRequests(loop);
+    int64_t backoff_before = backoff_ms_;
+    if (!finished.empty() || !unsent_.empty()) {
+      loop_status = Tolerate(CommitFinished(std::move(finished)));
+      if (!loop_status.ok()) break;
+      loop.need_advance = true;
+    }
+    if (loop.stopping || loop.drain_deadline >= 0) {
+      if (running_.empty() && unsent_.empty()) break;
+    } else if (backoff_ms_ == backoff_before) {
+      // A turn of ordinary work; a transient store error skips the rest until the next turn.
+      RETURN_IF_ERROR(Tolerate(DoWork(loop)));
+      if (DrivenRunDone()) break;
+    }
+    RETURN_IF_ERROR(PeriodicDuties(loop));
+    WaitForWork(loop);
+  }
+  return Finish(loop, loop_status);
 }
 
 }  // namespace barge

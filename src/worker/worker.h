@@ -20,10 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/labels.h"
 #include "engine/engine.h"
+#include "process/process.h"
 #include "store/state_store.h"
-#include "worker/process.h"
 #include "worker/task.h"
 
 namespace barge {
@@ -45,11 +46,13 @@ struct WorkerOptions {
   int max_infra_failures = 10;
   int64_t tick_ms = 1'000;        // how often on_tick is called
   std::function<void()> on_tick;  // progress display
+  // Times the heartbeats, drains, sweeps and waits (its ElapsedMs()); null: the system's.
+  // Borrowed; must outlive the worker.
+  Clock* clock = nullptr;
 };
 
 // A worker id unique across hosts and time: "<host>-<pid>-<random>".
 std::string NewWorkerId();
-std::string HostName();
 
 // Releases the leases of workers registered from this host whose process is gone, so their
 // tasks run again at once instead of after their leases expire. Returns how many tasks.
@@ -93,6 +96,37 @@ class Worker {
     std::map<std::string, std::string> shared_inputs;  // by step
   };
 
+  // What one Run() carries from one turn of its loop to the next. Times are clock_.ElapsedMs().
+  struct Loop {
+    int64_t now = 0;  // this turn's
+    int64_t next_heartbeat = 0;
+    int64_t next_tick = 0;
+    int64_t next_reap = 0;
+    int64_t next_sweep = 0;
+    bool need_advance = true;
+    bool stopping = false;        // cancelling (Ctrl-C on `barge run`)
+    int64_t drain_deadline = -1;  // draining (SIGTERM on `barge worker`): no new claims
+    int drain_asks_seen = 0;
+    bool drain_killed = false;
+    absl::Status cancel_status;  // kept apart: later commits must not hide it
+  };
+
+  // Registers this worker, and releases the tasks of dead workers of this host.
+  absl::Status Register();
+  // Takes what attempts and RequestStop/RequestDrain left since the last turn, and acts on a
+  // stop or a drain deadline passed. Returns the attempts that finished.
+  std::vector<Finished> TakeRequests(Loop& loop);
+  // Claims and dispatches what fits, advancing runs when there is nothing to claim, and reaps
+  // expired leases now and then.
+  absl::Status DoWork(Loop& loop);
+  // Whether the run this worker drives has ended and nothing of it is left to commit.
+  bool DrivenRunDone() const;
+  // Heartbeats and calls on_tick when they are due.
+  absl::Status PeriodicDuties(Loop& loop);
+  // Sleeps until an attempt finishes, a stop or drain is asked for, or the next periodic duty.
+  void WaitForWork(const Loop& loop);
+  // After the loop: hands back a drain's stopped tasks, deregisters, and says what Run returns.
+  absl::StatusOr<RunRecord> Finish(const Loop& loop, const absl::Status& loop_status);
   // Asks every running attempt to stop (its thread still reports back).
   void CancelRunning();
   absl::StatusOr<RunContext*> ContextFor(const std::string& run_id);
@@ -113,6 +147,8 @@ class Worker {
   Engine& engine_;
   ProcessRunner& runner_;
   WorkerOptions options_;
+  SystemClock system_clock_;
+  Clock& clock_;
   std::mt19937_64 rng_;
 
   double used_cpu_ = 0;
@@ -131,8 +167,8 @@ class Worker {
   std::condition_variable cv_;
   std::vector<Finished> finished_;
   bool stop_requested_ = false;
-  // The earliest drain deadline asked for (MonotonicMs; -1: none), and how many asks so far: a
-  // later ask with a shorter timeout (a second SIGTERM) brings the deadline forward.
+  // The earliest drain deadline asked for (clock_.ElapsedMs(); -1: none), and how many asks so far:
+  // a later ask with a shorter timeout (a second SIGTERM) brings the deadline forward.
   int64_t drain_deadline_asked_ = -1;
   int drain_asks_ = 0;
 };

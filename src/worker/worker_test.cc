@@ -3,11 +3,14 @@
 #include "worker/worker.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -180,6 +183,80 @@ TEST_F(FleetWorkerTest, ForgetsRunsThatHaveEnded) {
   }));
   EXPECT_EQ(worker.CachedRuns(), 0u);
   EXPECT_EQ(engine_->CachedPipelines(), 0u);
+}
+
+// Holds every attempt until it is stopped.
+class BlockingRunner : public ProcessRunner {
+ public:
+  ProcessResult Run(const ProcessSpec&, const CancelToken& cancel) override {
+    {
+      std::lock_guard lock(mu_);
+      running_ = &cancel;
+      cv_.notify_all();
+    }
+    struct pollfd fd = {cancel.fd(), POLLIN, 0};
+    while (::poll(&fd, 1, -1) < 0) {
+    }
+    std::lock_guard lock(mu_);
+    running_ = nullptr;
+    return {.started = true, .cancelled = true, .error = "stopped"};
+  }
+  // The running attempt's cancel token, once one runs (null after 60 s without).
+  const CancelToken* WaitRunning() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return running_ != nullptr; });
+    return running_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const CancelToken* running_ = nullptr;
+};
+
+// A drain's deadline is kept on the worker's clock: a ManualClock moved past it stops the task
+// and hands it back, without the hour of real time going by, and one moved to 1 ms short of it
+// does not.
+TEST_F(FleetWorkerTest, ADrainDeadlineIsKeptOnTheWorkersClock) {
+  std::string id = StartRun();
+  ManualClock clock(1'000'000);
+  BlockingRunner runner;
+  std::mutex mu;
+  std::condition_variable turned;
+  int64_t last_turn = 0;  // the clock at the worker's last on_tick
+  WorkerOptions options = Options("w1");
+  options.cpu = 1;
+  options.clock = &clock;
+  options.tick_ms = 1;
+  options.on_tick = [&] {
+    std::lock_guard lock(mu);
+    last_turn = clock.ElapsedMs();
+    turned.notify_all();
+  };
+  // Waits for a turn of the worker's loop at `time` or later (its drain check comes first).
+  auto wait_turn_at = [&](int64_t time) {
+    std::unique_lock lock(mu);
+    return turned.wait_for(lock, std::chrono::seconds(60), [&] { return last_turn >= time; });
+  };
+  Worker worker(*store_, *engine_, runner, options);
+  absl::StatusOr<RunRecord> done;
+  std::thread serve([&] { done = worker.Run(); });
+  const CancelToken* task = runner.WaitRunning();
+  ASSERT_NE(task, nullptr);
+  worker.RequestDrain(3'600'000);
+  clock.AdvanceMs(3'599'999);
+  EXPECT_TRUE(wait_turn_at(4'599'999));
+  EXPECT_FALSE(task->cancelled()) << "stopped before its drain deadline";
+  clock.AdvanceMs(1);
+  serve.join();
+  ASSERT_TRUE(done.ok()) << done.status();
+  auto tasks = store_->ListTasks({.run_id = id}).value();
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].state, state::kPending);
+  EXPECT_EQ(tasks[0].app_failures, 0);
+  auto attempts = store_->ListAttempts(tasks[0].key).value();
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].state, state::kDrained);
 }
 
 // Whatever throws while an attempt runs (here the runner itself) fails that attempt, as the

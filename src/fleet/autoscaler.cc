@@ -1,10 +1,7 @@
-#include "server/autoscaler.h"
+#include "fleet/autoscaler.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +15,6 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "common/yaml_checks.h"
-#include "worker/worker.h"
 #include "yaml-cpp/yaml.h"
 
 extern char** environ;
@@ -113,44 +109,34 @@ QueueScaling ParseQueue(const YAML::Node& node, YamlDiagnostics& diag) {
   return q;
 }
 
-// Runs `argv` with stdout and stderr appended to `log`; returns its pid.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  // The child starts with no signal blocked, whatever the server's threads block.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  // The server's environment, but its API token: neither a worker nor a provider command needs
-  // it, and what they start should not be able to read it.
-  std::vector<char*> env;
+// The server's environment but its API token: neither a worker nor a provider command needs it,
+// and what they start should not be able to read it.
+std::vector<std::string> EnvironmentWithoutToken() {
+  std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!std::string_view(*e).starts_with("BARGE_TOKEN=")) env.push_back(*e);
+    if (!std::string_view(*e).starts_with("BARGE_TOKEN=")) env.emplace_back(*e);
   }
-  env.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), env.data());
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return absl::InternalError(Cat("starting ", argv[0], ": ", std::strerror(rc)));
-  return pid;
+  return env;
+}
+
+// Starts `argv` with stdout and stderr appended to `log`; returns its pid.
+absl::StatusOr<pid_t> Start(ProcessLauncher& launcher, std::vector<std::string> argv,
+                            std::string log) {
+  return launcher.Start(
+      {.argv = std::move(argv), .env = EnvironmentWithoutToken(), .log_path = std::move(log)});
 }
 
 constexpr int64_t kRespawnHoldMs = 10'000;
 
 class LocalProvider : public WorkerProvider {
  public:
-  LocalProvider(const QueueScaling& q, std::vector<std::string> argv, std::string log_dir)
-      : queue_(q), argv_(std::move(argv)), log_dir_(std::move(log_dir)) {}
+  LocalProvider(const QueueScaling& q, std::vector<std::string> argv, std::string log_dir,
+                ProcessLauncher& launcher, Clock& clock)
+      : queue_(q),
+        argv_(std::move(argv)),
+        log_dir_(std::move(log_dir)),
+        launcher_(launcher),
+        clock_(clock) {}
   ~LocalProvider() override { StopAll(); }
 
   absl::Status Scale(int desired, const std::vector<WorkerRecord>& workers,
@@ -160,17 +146,18 @@ class LocalProvider : public WorkerProvider {
       // A worker that fails at once would fail again: report it instead of respawning in a loop.
       std::string failure = std::move(failure_);
       failure_.clear();
-      hold_until_ = MonotonicMs() + kRespawnHoldMs;
+      hold_until_ = clock_.ElapsedMs() + kRespawnHoldMs;
       return absl::FailedPreconditionError(failure);
     }
-    for (; current < desired && MonotonicMs() >= hold_until_; ++current) {
+    for (; current < desired && clock_.ElapsedMs() >= hold_until_; ++current) {
       std::vector<std::string> argv = argv_;
       argv.insert(argv.end(), {"--queue", queue_.queue, "--cpu", Cat(queue_.worker_cpu), "--memory",
                                Cat(queue_.worker_memory, "B"), "--drain-timeout", "24h"});
       if (!queue_.worker_labels.empty())
         argv.insert(argv.end(), {"--labels", queue_.worker_labels});
       RETURN_IF_ERROR(MakeDirs(log_dir_));
-      ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, Cat(log_dir_, "/worker-", queue_.queue, ".log")));
+      ASSIGN_OR_RETURN(pid_t pid,
+                       Start(launcher_, argv, Cat(log_dir_, "/worker-", queue_.queue, ".log")));
       children_[pid] = false;
     }
     if (current <= desired) return absl::OkStatus();
@@ -186,7 +173,7 @@ class LocalProvider : public WorkerProvider {
         }
       }
       if (is_busy) continue;
-      ::kill(pid, SIGTERM);  // drain: stop claiming, finish, deregister, exit
+      launcher_.Signal(pid, SIGTERM);  // drain: stop claiming, finish, deregister, exit
       draining = true;
       --current;
     }
@@ -201,7 +188,7 @@ class LocalProvider : public WorkerProvider {
 
   void StopAll() override {
     for (auto& [pid, draining] : children_) {
-      if (!draining) ::kill(pid, SIGTERM);
+      if (!draining) launcher_.Signal(pid, SIGTERM);
       draining = true;
     }
   }
@@ -209,10 +196,9 @@ class LocalProvider : public WorkerProvider {
  private:
   void Reap() {
     for (auto it = children_.begin(); it != children_.end();) {
-      int status = 0;
-      if (::waitpid(it->first, &status, WNOHANG) == it->first) {
-        if (!it->second && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-          failure_ = Cat("worker process ", it->first, " stopped unasked (status ", status,
+      if (std::optional<int> status = launcher_.Reap(it->first, /*block=*/false)) {
+        if (!it->second && !(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)) {
+          failure_ = Cat("worker process ", it->first, " stopped unasked (status ", *status,
                          "); see ", log_dir_, "/worker-", queue_.queue, ".log");
         }
         it = children_.erase(it);
@@ -225,6 +211,8 @@ class LocalProvider : public WorkerProvider {
   QueueScaling queue_;
   std::vector<std::string> argv_;
   std::string log_dir_;
+  ProcessLauncher& launcher_;
+  Clock& clock_;
   std::map<pid_t, bool> children_;  // pid -> asked to drain
   std::string failure_;             // why a worker stopped that was not asked to
   int64_t hold_until_ = 0;          // no new workers before this (after a failed one)
@@ -232,17 +220,16 @@ class LocalProvider : public WorkerProvider {
 
 class CommandProvider : public WorkerProvider {
  public:
-  explicit CommandProvider(const QueueScaling& q) : queue_(q) {}
+  CommandProvider(const QueueScaling& q, ProcessLauncher& launcher)
+      : queue_(q), launcher_(launcher) {}
 
   absl::Status Scale(int desired, const std::vector<WorkerRecord>&,
                      const std::vector<std::string>&) override {
     if (desired == sent_) return absl::OkStatus();
     std::string cmd =
         ReplaceAll(ReplaceAll(queue_.command, "{queue}", queue_.queue), "{desired}", Cat(desired));
-    ASSIGN_OR_RETURN(pid_t pid, Spawn({"/bin/sh", "-c", cmd}, "/dev/stderr"));
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    ASSIGN_OR_RETURN(pid_t pid, Start(launcher_, {"/bin/sh", "-c", cmd}, "/dev/stderr"));
+    int status = launcher_.Reap(pid, /*block=*/true).value_or(-1);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       return absl::UnavailableError(
           Cat("scaling command for desired=", desired, " failed (status ", status, ")"));
@@ -254,6 +241,7 @@ class CommandProvider : public WorkerProvider {
 
  private:
   QueueScaling queue_;
+  ProcessLauncher& launcher_;
   int sent_ = -1;  // the count the command last set (-1: never run)
 };
 
@@ -329,30 +317,34 @@ int64_t WorkersNeeded(const std::vector<TaskLoad>& load, double worker_cpu, int6
 
 std::unique_ptr<WorkerProvider> NewLocalProvider(const QueueScaling& q,
                                                  std::vector<std::string> worker_argv,
-                                                 std::string log_dir) {
-  return std::make_unique<LocalProvider>(q, std::move(worker_argv), std::move(log_dir));
+                                                 std::string log_dir, ProcessLauncher& launcher,
+                                                 Clock& clock) {
+  return std::make_unique<LocalProvider>(q, std::move(worker_argv), std::move(log_dir), launcher,
+                                         clock);
 }
 
-std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q) {
-  return std::make_unique<CommandProvider>(q);
+std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q,
+                                                   ProcessLauncher& launcher) {
+  return std::make_unique<CommandProvider>(q, launcher);
 }
 
 Autoscaler::Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
-                       std::map<std::string, std::unique_ptr<WorkerProvider>> providers)
-    : store_(store), queues_(std::move(queues)), providers_(std::move(providers)) {}
+                       std::map<std::string, std::unique_ptr<WorkerProvider>> providers,
+                       Clock& clock)
+    : store_(store), queues_(std::move(queues)), providers_(std::move(providers)), clock_(clock) {}
 
 Autoscaler::~Autoscaler() = default;
 
 absl::Status Autoscaler::Tick() {
   std::lock_guard lock(mu_);
-  if (int64_t started = MonotonicMs(); load_pacer_.Due(started)) {
+  if (int64_t started = clock_.ElapsedMs(); load_pacer_.Due(started)) {
     ASSIGN_OR_RETURN(load_, store_.LoadByQueue());
-    load_pacer_.Took(started, MonotonicMs());
+    load_pacer_.Took(started, clock_.ElapsedMs());
   }
   const std::vector<TaskLoad>& load = load_;
   ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
   ASSIGN_OR_RETURN(std::vector<std::string> busy, store_.ListBusyWorkers());
-  const int64_t now = store_.NowMs();
+  const int64_t now = clock_.ElapsedMs();
   absl::Status first_error;
   for (const QueueScaling& q : queues_) {
     std::vector<TaskLoad> mine;
@@ -386,7 +378,7 @@ absl::Status Autoscaler::Tick() {
 nlohmann::json Autoscaler::Status() {
   std::lock_guard lock(mu_);
   nlohmann::json queues = nlohmann::json::array();
-  int64_t now = store_.NowMs();
+  int64_t now = clock_.ElapsedMs();
   for (const QueueScaling& q : queues_) {
     const QueueState& st = state_[q.queue];
     queues.push_back({{"queue", q.queue},

@@ -1,4 +1,4 @@
-#include "worker/reaper.h"
+#include "process/reaper.h"
 
 #include <fcntl.h>
 #include <signal.h>

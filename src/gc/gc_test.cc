@@ -1,7 +1,7 @@
 // barge gc's protocol against a real (SQLite) store and a local data root: a gc killed between
 // deleting a run's data and its rows is finished by the next one whatever its cutoff, and a run
 // resumed between gc's listing and its marking is left alone with its data.
-#include "engine/gc.h"
+#include "gc/gc.h"
 
 #include <gtest/gtest.h>
 

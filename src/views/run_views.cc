@@ -1,4 +1,4 @@
-#include "engine/run_views.h"
+#include "views/run_views.h"
 
 #include <map>
 
@@ -184,20 +184,6 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& store
     return data.store().Get(key, ByteRange{.offset = offset, .length = length});
   };
   return log;
-}
-
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only) {
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
-  if (run.state == state::kSucceeded) return 0;
-  if (failed_only && run.state == state::kRunning) {
-    return absl::FailedPreconditionError(
-        Cat("run ", run_id,
-            " is still running; retry re-queues the failed tasks of a finished run (resume "
-            "continues an interrupted one)"));
-  }
-  std::vector<std::string> states = {state::kFailed};
-  if (!failed_only) states.push_back(state::kCancelled);
-  return store.RequeueTasks(run_id, states);
 }
 
 }  // namespace barge

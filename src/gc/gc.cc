@@ -1,4 +1,4 @@
-#include "engine/gc.h"
+#include "gc/gc.h"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,4 +1,4 @@
-#include "worker/process.h"
+#include "process/process.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -3,14 +3,15 @@
 // lower demand has lasted `idle`.
 //
 //   ASSIGN_OR_RETURN(std::vector<QueueScaling> config, LoadAutoscaleConfig("autoscale.yaml"));
-//   Autoscaler scaler(store, config, MakeProviders(config, worker_command));
-//   scaler.Tick();   // every second or so
+//   Autoscaler scaler(store, config, MakeProviders(config, worker_command, launcher, clock),
+//   clock); scaler.Tick();   // every second or so
 //
 // Providers carry out the decision: `local` starts `barge worker` processes on this machine and
 // stops them by SIGTERM, which makes a worker drain (stop claiming, finish its tasks) — idle
 // workers are picked first, and a busy one is never killed. `command` runs a command template
 // with {queue} and {desired} replaced (e.g. the cloud's CLI setting an EC2 fleet's capacity)
-// whenever the desired count changes.
+// whenever the desired count changes. Both start their processes through a ProcessLauncher
+// (process/process.h), without the server's BARGE_TOKEN in their environment.
 //
 // Thread-safety: Tick() and Status() are serialised internally.
 #pragma once
@@ -24,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "nlohmann/json.hpp"
+#include "process/process.h"
 #include "store/state_store.h"
 
 namespace barge {
@@ -72,18 +74,23 @@ class WorkerProvider {
 };
 
 // `barge worker` processes on this machine. `worker_argv` is the command line of one worker,
-// without --queue/--cpu/--memory/--labels, which come from `q`; logs go to `log_dir`.
+// without --queue/--cpu/--memory/--labels, which come from `q`; logs go to `log_dir`. After a
+// worker stopped unasked, it starts none for 10 s of `clock`'s ElapsedMs(). `launcher` and
+// `clock` are borrowed and must outlive the provider.
 std::unique_ptr<WorkerProvider> NewLocalProvider(const QueueScaling& q,
                                                  std::vector<std::string> worker_argv,
-                                                 std::string log_dir);
-// Runs q.command through /bin/sh whenever the desired count changes.
-std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q);
+                                                 std::string log_dir, ProcessLauncher& launcher,
+                                                 Clock& clock);
+// Runs q.command through /bin/sh whenever the desired count changes. `launcher` is borrowed.
+std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q,
+                                                   ProcessLauncher& launcher);
 
 class Autoscaler {
  public:
-  // `providers` maps each configured queue to its provider.
+  // `providers` maps each configured queue to its provider. `clock` (borrowed) times the idle
+  // periods and paces the load reads.
   Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
-             std::map<std::string, std::unique_ptr<WorkerProvider>> providers);
+             std::map<std::string, std::unique_ptr<WorkerProvider>> providers, Clock& clock);
   ~Autoscaler();
 
   // One decision per queue, carried out. Errors name the queue. The queue's load is re-read at
@@ -98,13 +105,15 @@ class Autoscaler {
   struct QueueState {
     int64_t demand = 0;
     int desired = 0;
-    int64_t lower_since = 0;  // when demand first fell below the current count (0: it has not)
+    // When demand first fell below the current count, on the clock's ElapsedMs() (0: it has not).
+    int64_t lower_since = 0;
     std::string last_error;
   };
 
   StateStore& store_;
   std::vector<QueueScaling> queues_;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers_;
+  Clock& clock_;
   std::mutex mu_;
   std::map<std::string, QueueState> state_;
   std::vector<TaskLoad> load_;  // the last LoadByQueue()

@@ -1,9 +1,13 @@
-#include "server/autoscaler.h"
+#include "fleet/autoscaler.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdlib>
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/strings.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -61,7 +65,7 @@ TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
                       .idle_ms = 60'000,
                       .worker_cpu = 2,
                       .worker_memory = 0}},
-                    std::move(providers));
+                    std::move(providers), clock);
   ASSERT_TRUE(scaler.Tick().ok());
   EXPECT_EQ(asked.back(), 5) << "200 ready tasks need 100 workers; max is 5";
   EXPECT_EQ(scaler.Status()["queues"][0]["demand"], 100);
@@ -76,6 +80,78 @@ TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
   clock.AdvanceMs(1);
   ASSERT_TRUE(scaler.Tick().ok());
   EXPECT_EQ(asked.back(), 0) << "idle for a minute: down to min";
+}
+
+// Starts nothing: records what it was asked, and ends a child when the test says.
+class FakeLauncher : public ProcessLauncher {
+ public:
+  absl::StatusOr<pid_t> Start(const ProcessSpec& spec) override {
+    started.push_back(spec);
+    return next_pid_++;
+  }
+  void Signal(pid_t pid, int sig) override { signalled.push_back({pid, sig}); }
+  std::optional<int> Reap(pid_t pid, bool) override {
+    auto it = ended.find(pid);
+    if (it == ended.end()) return std::nullopt;
+    int status = it->second;
+    ended.erase(it);
+    return status;
+  }
+
+  std::vector<ProcessSpec> started;
+  std::vector<std::pair<pid_t, int>> signalled;
+  std::map<pid_t, int> ended;  // pid -> wait status, for the next Reap
+
+ private:
+  pid_t next_pid_ = 100;
+};
+
+// The local provider starts workers through its launcher, without the server's token, waits out
+// a respawn hold on the clock it is given (no sleeping), and drains idle workers only.
+TEST(LocalProvider, HoldsRespawnsOnItsClockAfterAWorkerFailsAndStopsIdleWorkersOnly) {
+  ScopedTempDir dir("local");
+  ::setenv("BARGE_TOKEN", "server-token-0123456789", 1);
+  ManualClock clock(5'000'000);
+  FakeLauncher launcher;
+  std::string logs = (dir.path() / "logs").string();
+  std::unique_ptr<WorkerProvider> provider =
+      NewLocalProvider({.queue = "etl", .worker_cpu = 2, .worker_memory = kGiB},
+                       {"/bin/barge", "worker"}, logs, launcher, clock);
+  ASSERT_TRUE(provider->Scale(2, {}, {}).ok());
+  ::unsetenv("BARGE_TOKEN");
+  ASSERT_EQ(launcher.started.size(), 2u);
+  EXPECT_EQ(launcher.started[0].argv,
+            (std::vector<std::string>{"/bin/barge", "worker", "--queue", "etl", "--cpu", "2",
+                                      "--memory", Cat(kGiB, "B"), "--drain-timeout", "24h"}));
+  EXPECT_EQ(launcher.started[0].log_path, logs + "/worker-etl.log");
+  for (const std::string& e : launcher.started[0].env) {
+    EXPECT_FALSE(e.starts_with("BARGE_TOKEN=")) << "a worker must not see the server's token";
+  }
+  EXPECT_EQ(provider->Current(), 2);
+
+  launcher.ended[100] = 1 << 8;  // exit code 1, unasked
+  absl::Status failed = provider->Scale(2, {}, {});
+  EXPECT_EQ(failed.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(failed.message().find("worker process 100 stopped unasked"), std::string::npos)
+      << failed;
+  EXPECT_EQ(provider->Current(), 1);
+  clock.AdvanceMs(9'999);
+  ASSERT_TRUE(provider->Scale(2, {}, {}).ok());
+  EXPECT_EQ(launcher.started.size(), 2u) << "no respawn within 10 s of the failure";
+  clock.AdvanceMs(1);
+  ASSERT_TRUE(provider->Scale(2, {}, {}).ok());
+  EXPECT_EQ(launcher.started.size(), 3u) << "a respawn once the hold is over";
+
+  // Down to zero: 101 holds a task, so only 102 is asked to drain.
+  std::vector<WorkerRecord> workers = {{.id = "w101", .host = HostName(), .pid = 101},
+                                       {.id = "w102", .host = HostName(), .pid = 102}};
+  ASSERT_TRUE(provider->Scale(0, workers, {"w101"}).ok());
+  EXPECT_EQ(launcher.signalled, (std::vector<std::pair<pid_t, int>>{{102, SIGTERM}}));
+  EXPECT_EQ(provider->Current(), 1);
+  launcher.ended[102] = 0;  // drained and exited
+  EXPECT_EQ(provider->Current(), 1);
+  provider->StopAll();
+  EXPECT_EQ(launcher.signalled.back(), (std::pair<pid_t, int>{101, SIGTERM}));
 }
 
 TEST(AutoscaleConfig, ParsesAndNamesBadKeys) {

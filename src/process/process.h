@@ -1,4 +1,8 @@
-// Running one task's process: the boundary between barge and the operating system.
+// Starting processes: the boundary between barge and the operating system.
+//
+// ProcessRunner runs one task's process to its end; ProcessLauncher starts a process that runs
+// beside barge (the autoscaler's `barge worker` processes, its provider's scaling command), which
+// the caller signals and reaps. Both start children the same way.
 //
 // PosixProcessRunner starts the child with vfork and exec (so the cost does not grow with the
 // parent's size) in its own process group, stdin from /dev/null, stdout and
@@ -8,16 +12,21 @@
 // its group is killed, so nothing writes to an attempt's outputs after it has finished. With a
 // TaskReaper, the group is also killed if barge itself dies while the task runs.
 //
-// Thread-safety: Run() may be called from many threads at once.
+// Thread-safety: Run() may be called from many threads at once; so may PosixProcessLauncher's
+// methods, for different pids.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "worker/reaper.h"
+#include "absl/status/statusor.h"
+#include "process/reaper.h"
 
 namespace barge {
 
@@ -41,9 +50,9 @@ class CancelToken {
 struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH if it has no '/'
   std::vector<std::string> env;   // the complete environment, "NAME=value"
-  std::string cwd;
-  std::string log_path;    // created or appended to; stdout and stderr
-  int64_t timeout_ms = 0;  // 0: none
+  std::string cwd;                // "": the caller's
+  std::string log_path;           // created or appended to; stdout and stderr
+  int64_t timeout_ms = 0;         // 0: none
   int64_t kill_grace_ms = 10'000;
 };
 
@@ -82,6 +91,33 @@ class PosixProcessRunner : public ProcessRunner {
   TaskReaper* reaper_;
   std::function<void(pid_t)> after_spawn_;
 };
+
+// Processes started to run on their own. Start() returns once the child has started: as
+// PosixProcessRunner starts one (a process group of its own, stdin from /dev/null, stdout and
+// stderr appended to spec.log_path, spec.env its whole environment), without a timeout (its
+// timeout_ms and kill_grace_ms are not used) and not registered with any reaper.
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  // Returns the started child's pid. Internal, naming argv[0], if it could not be started.
+  virtual absl::StatusOr<pid_t> Start(const ProcessSpec& spec) = 0;
+  // Sends `sig` to the child `pid` (not to its group).
+  virtual void Signal(pid_t pid, int sig) = 0;
+  // The child's wait status (as waitpid(2) gives it) once it has ended, and it is then reaped:
+  // its pid may be reused. nullopt while it runs; with `block`, waits for it to end.
+  virtual std::optional<int> Reap(pid_t pid, bool block) = 0;
+};
+
+class PosixProcessLauncher : public ProcessLauncher {
+ public:
+  absl::StatusOr<pid_t> Start(const ProcessSpec& spec) override;
+  void Signal(pid_t pid, int sig) override;
+  std::optional<int> Reap(pid_t pid, bool block) override;
+};
+
+// This machine's host name ("localhost" if it has none). With a pid and its start time, it names
+// a process across a fleet.
+std::string HostName();
 
 // The start time of a local process (field 22 of /proc/PID/stat), or "" if there is none. Two
 // processes with the same pid and start time are the same process.

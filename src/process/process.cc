@@ -1,4 +1,4 @@
-#include "worker/process.h"
+#include "process/process.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -95,7 +95,8 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 }
 
 // Starts argv[0] (looked up on PATH if it has no '/') as the leader of a new process group, with
-// stdin from /dev/null, stdout and stderr on `log_fd` and no other descriptor open, in `cwd`, every
+// stdin from /dev/null, stdout and stderr on `log_fd` and no other descriptor open, in `cwd` ("":
+// barge's), every
 // signal at its default and none blocked. Returns its pid, or -1 with *error set.
 //
 // vfork, as glibc's posix_spawn does (so the cost does not grow with barge's size), written out
@@ -151,7 +152,7 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
     if (::close_range(3, ~0U, 0) != 0) {
       for (int fd = 3, end = CloseLimit(); fd < end; ++fd) ::close(fd);
     }
-    if (::chdir(cwd) != 0) fail();
+    if (cwd[0] != '\0' && ::chdir(cwd) != 0) fail();
     for (int sig = 1; sig < NSIG; ++sig) {
       if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
     }
@@ -199,6 +200,34 @@ void CancelToken::Cancel() {
   if (cancelled_.exchange(true)) return;
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
+}
+
+absl::StatusOr<pid_t> PosixProcessLauncher::Start(const ProcessSpec& spec) {
+  int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(
+        Cat("starting ", spec.argv[0], ": opening ", spec.log_path, ": ", std::strerror(errno)));
+  }
+  std::vector<char*> argv = CStrings(spec.argv);
+  std::vector<char*> envp = CStrings(spec.env);
+  int spawn_errno = 0;
+  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, /*reaper=*/nullptr, &spawn_errno);
+  ::close(log_fd);
+  if (pid < 0) {
+    return absl::InternalError(Cat("starting ", spec.argv[0], ": ", std::strerror(spawn_errno)));
+  }
+  return pid;
+}
+
+void PosixProcessLauncher::Signal(pid_t pid, int sig) { ::kill(pid, sig); }
+
+std::optional<int> PosixProcessLauncher::Reap(pid_t pid, bool block) {
+  int status = 0;
+  pid_t rc;
+  while ((rc = ::waitpid(pid, &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (rc != pid) return std::nullopt;
+  return status;
 }
 
 ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken& cancel) {
@@ -267,6 +296,12 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
     result.error = Cat("exit code ", result.exit_code);
   }
   return result;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
 }
 
 std::string ProcessStartTime(int64_t pid) {

@@ -1,6 +1,6 @@
-// Reading runs for people: the JSON forms of runs, steps, tasks, attempts and workers, a task
-// attempt's log, and re-queueing a run. Shared by the CLI (`barge status --json`, `barge logs`,
-// `barge resume`) and the HTTP API, so both say the same thing.
+// Reading runs for people: the JSON forms of runs, steps, tasks, attempts, workers and schedules,
+// and a task attempt's log. The read side shared by the CLI (`barge status --json`, `barge logs`)
+// and the HTTP API, so both say the same thing; nothing here changes a run.
 //
 //   nlohmann::json j = RunJson(run, store.NowMs());
 //   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store, stores, {id, "clean", 3},
@@ -49,9 +49,5 @@ struct AttemptLog {
 // The log is read through the run root's store in `stores`, which must outlive the AttemptLog.
 absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& stores,
                                           const TaskKey& key, int attempt);
-
-// Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
-// retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only);
 
 }  // namespace barge
