@@ -336,7 +336,7 @@ Autoscaler::Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
 Autoscaler::~Autoscaler() = default;
 
 absl::Status Autoscaler::Tick() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (int64_t started = clock_.ElapsedMs(); load_pacer_.Due(started)) {
     ASSIGN_OR_RETURN(load_, store_.LoadByQueue());
     load_pacer_.Took(started, clock_.ElapsedMs());
@@ -376,7 +376,7 @@ absl::Status Autoscaler::Tick() {
 }
 
 nlohmann::json Autoscaler::Status() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   nlohmann::json queues = nlohmann::json::array();
   int64_t now = clock_.ElapsedMs();
   for (const QueueScaling& q : queues_) {
@@ -398,7 +398,7 @@ nlohmann::json Autoscaler::Status() {
 }
 
 void Autoscaler::StopAll() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& [queue, provider] : providers_) provider->StopAll();
 }
 

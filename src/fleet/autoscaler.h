@@ -18,11 +18,11 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "nlohmann/json.hpp"
 #include "process/process.h"
@@ -114,10 +114,10 @@ class Autoscaler {
   std::vector<QueueScaling> queues_;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers_;
   Clock& clock_;
-  std::mutex mu_;
-  std::map<std::string, QueueState> state_;
-  std::vector<TaskLoad> load_;  // the last LoadByQueue()
-  Pacer load_pacer_;
+  absl::Mutex mu_;
+  std::map<std::string, QueueState> state_ ABSL_GUARDED_BY(mu_);
+  std::vector<TaskLoad> load_ ABSL_GUARDED_BY(mu_);  // the last LoadByQueue()
+  Pacer load_pacer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace barge

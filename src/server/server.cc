@@ -2,7 +2,6 @@
 
 #include <httplib.h>
 
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <thread>
@@ -38,48 +37,49 @@ class ConnectionThreads : public httplib::TaskQueue {
   ~ConnectionThreads() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     jobs_.push_back(std::move(fn));
     if (idle_ < jobs_.size() && threads_.size() < max_) {
       threads_.emplace_back([this] { Work(); });
     }
-    ready_.notify_one();
   }
 
   // Called once the accept loop has ended: finishes the queued connections and joins.
   void shutdown() override {
+    std::vector<std::thread> threads;
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (done_) return;
       done_ = true;
+      threads.swap(threads_);
     }
-    ready_.notify_all();
-    for (std::thread& t : threads_) t.join();
+    for (std::thread& t : threads) t.join();
   }
 
  private:
+  bool HasWorkOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !jobs_.empty(); }
+
   void Work() {
-    std::unique_lock lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (;;) {
       ++idle_;
-      ready_.wait(lock, [this] { return done_ || !jobs_.empty(); });
+      mu_.Await(absl::Condition(this, &ConnectionThreads::HasWorkOrDone));
       --idle_;
       if (jobs_.empty()) return;
       std::function<void()> job = std::move(jobs_.front());
       jobs_.pop_front();
-      lock.unlock();
+      mu_.Unlock();
       job();
-      lock.lock();
+      mu_.Lock();
     }
   }
 
   const size_t max_;
-  std::mutex mu_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> threads_;
-  size_t idle_ = 0;
-  bool done_ = false;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Whether a request may reach its handler without the token: the UI's files (GET) and the
@@ -243,9 +243,10 @@ void Server::Background() {
     } catch (const std::exception& e) {
       Log(Cat("internal error in the background tick: ", e.what()));
     }
-    std::unique_lock lock(mu_);
-    wake_.wait_for(lock, std::chrono::milliseconds(config_.tick_ms),
-                   [this] { return stopping_.load(); });
+    // Stop() sets stopping_ under mu_, and releasing mu_ evaluates the condition again.
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &Server::Stopping),
+                         absl::Milliseconds(config_.tick_ms));
   }
 }
 
@@ -281,17 +282,18 @@ void Server::BackgroundTick(int tick) {
 }
 
 void Server::Guard() {
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (!http_done_) {
     // Once stopping, idle connections are closed at once: cpp-httplib waits for every
     // connection's thread before listen returns.
     int64_t now = MonotonicMs() + (stopping_ ? kLimits.head_timeout_ms + 1 : 0);
-    lock.unlock();
+    mu_.Unlock();
     // A stop that came before cpp-httplib's accept loop began is lost by it: ask again.
     if (stopping_) http_->stop();
     guard_.Sweep(port_, now);
-    lock.lock();
-    wake_.wait_for(lock, std::chrono::milliseconds(kSweepEveryMs), [this] { return http_done_; });
+    mu_.Lock();
+    mu_.AwaitWithTimeout(absl::Condition(this, &Server::HttpDone),
+                         absl::Milliseconds(kSweepEveryMs));
   }
 }
 
@@ -300,11 +302,10 @@ void Server::Run() {
   std::thread guard([this] { Guard(); });
   http_->listen_after_bind();
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     http_done_ = true;
   }
-  wake_.notify_all();
   background.join();
   guard.join();
   if (autoscaler_ != nullptr) autoscaler_->StopAll();
@@ -312,10 +313,9 @@ void Server::Run() {
 
 void Server::Stop() {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);  // wakes the background and guard threads' waits
     stopping_ = true;
   }
-  wake_.notify_all();
   if (http_) http_->stop();
 }
 

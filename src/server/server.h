@@ -15,12 +15,11 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/engine.h"
 #include "fleet/autoscaler.h"
 #include "schedule/scheduler.h"
@@ -73,10 +72,13 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   ConnectionGuard guard_;
   int port_ = 0;
-  std::mutex mu_;
-  std::condition_variable wake_;
+  // Conditions the background and guard threads wait for.
+  bool Stopping() const { return stopping_; }
+  bool HttpDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return http_done_; }
+
+  absl::Mutex mu_;  // set under it, stopping_ and http_done_ wake the threads that wait on it
   std::atomic<bool> stopping_{false};
-  bool http_done_ = false;  // listen has returned: every connection is closed (guarded by mu_)
+  bool http_done_ ABSL_GUARDED_BY(mu_) = false;  // listen has returned: every connection is closed
 };
 
 }  // namespace barge

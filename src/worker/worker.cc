@@ -58,19 +58,17 @@ void Worker::CancelRunning() {
 }
 
 void Worker::RequestDrain(int64_t timeout_ms) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t deadline = clock_.ElapsedMs() + std::max<int64_t>(0, timeout_ms);
   if (drain_deadline_asked_ < 0 || deadline < drain_deadline_asked_) {
     drain_deadline_asked_ = deadline;
   }
   ++drain_asks_;
-  cv_.notify_all();
 }
 
 void Worker::RequestStop() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   stop_requested_ = true;
-  cv_.notify_all();
 }
 
 absl::StatusOr<Worker::RunContext*> Worker::ContextFor(const std::string& run_id) {
@@ -117,9 +115,8 @@ absl::Status Worker::Dispatch(TaskRecord task) {
       outcome = AttemptOutcome{};
       outcome.error = Cat("barge could not run the attempt: ", ShowBytes(e.what()));
     }
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     finished_.push_back({key, std::move(outcome)});
-    cv_.notify_all();
   });
   return absl::OkStatus();
 }
@@ -275,7 +272,7 @@ std::vector<Worker::Finished> Worker::TakeRequests(Loop& loop) {
   bool stop = false;
   int64_t drain_asked = -1;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     finished.swap(finished_);
     stop = stop_requested_;
     drain_asked = drain_deadline_asked_;
@@ -346,12 +343,14 @@ void Worker::WaitForWork(const Loop& loop) {
     wake = std::min(wake, loop.now + options_.idle_poll_ms);
   }
   if (backoff_ms_ > 0) wake = loop.now + backoff_ms_;
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t wait_ms = std::max<int64_t>(0, wake - clock_.ElapsedMs());
-  cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
+  auto news = [&] {
+    mu_.AssertHeld();  // Await evaluates it under mu_
     return !finished_.empty() || (stop_requested_ && !loop.stopping) ||
            drain_asks_ != loop.drain_asks_seen;
-  });
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&news), absl::Milliseconds(wait_ms));
 }
 
 absl::StatusOr<RunRecord> Worker::Finish(const Loop& loop, const absl::Status& loop_status) {

@@ -8,11 +8,9 @@
 // Thread-safety: Run() is called once, from one thread; RequestStop() from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -20,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/labels.h"
 #include "engine/engine.h"
@@ -163,14 +162,15 @@ class Worker {
   int64_t last_heartbeat_ok_ = 0;
   std::string reported_stats_ = "{}";  // the stats last written with a heartbeat
 
-  std::mutex mu_;  // guards finished_, stop_requested_ and the drain asks
-  std::condition_variable cv_;
-  std::vector<Finished> finished_;
-  bool stop_requested_ = false;
+  // What other threads hand the loop: finished attempts, a stop, drain asks. Changing them under
+  // mu_ wakes the loop's wait (WaitForWork).
+  absl::Mutex mu_;
+  std::vector<Finished> finished_ ABSL_GUARDED_BY(mu_);
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   // The earliest drain deadline asked for (clock_.ElapsedMs(); -1: none), and how many asks so far:
   // a later ask with a shorter timeout (a second SIGTERM) brings the deadline forward.
-  int64_t drain_deadline_asked_ = -1;
-  int drain_asks_ = 0;
+  int64_t drain_deadline_asked_ ABSL_GUARDED_BY(mu_) = -1;
+  int drain_asks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace barge
