@@ -17,6 +17,7 @@
 #include "common/units.h"
 #include "engine/engine.h"
 #include "engine/run_views.h"
+#include "store/state_store.h"
 #include "worker/worker.h"
 
 namespace barge {
@@ -87,7 +88,7 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
   options.max_infra_failures = kMaxInfraFailures;
   options.tick_ms = progress.interactive() ? 200 : 1'000;
   options.on_tick = [&] { progress.Update(); };
-  Worker worker(*ctx.store, engine, runner, options);
+  Worker worker(*ctx.store, *ctx.store, *ctx.store, engine, runner, options);
   absl::StatusOr<RunRecord> final_run;
   {
     SignalWatcher signals([&](int sig) {
@@ -166,7 +167,7 @@ int CmdResume(const Locations& where, const std::string& run_arg, const DriveOpt
     return 0;
   }
   // Tasks leased by a driver on this host that is gone are released now, not after their lease.
-  absl::StatusOr<int64_t> released = ReleaseDeadLocalWorkers(store, kMaxInfraFailures);
+  absl::StatusOr<int64_t> released = ReleaseDeadLocalWorkers(store, store, kMaxInfraFailures);
   if (!released.ok()) return ReportError(released.status());
   absl::StatusOr<int64_t> requeued = RequeueRun(store, *id, failed_only);
   if (!requeued.ok()) return ReportError(requeued.status());
@@ -212,7 +213,7 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
   wo.heartbeat_ms = std::clamp<int64_t>(*lease_ms / 3, 100, 10'000);
   wo.idle_poll_ms = 250;
   wo.max_infra_failures = kMaxInfraFailures;
-  Worker worker(*(*ctx)->store, engine, runner, wo);
+  Worker worker(*(*ctx)->store, *(*ctx)->store, *(*ctx)->store, engine, runner, wo);
   std::fprintf(stderr, "barge worker %s: %g cpu, %s, lease %s, queue %s, labels %s, serving %s\n",
                wo.id.c_str(), wo.cpu, FormatBytes(wo.memory).c_str(),
                FormatDurationMs(wo.lease_ms).c_str(), wo.queue.c_str(),

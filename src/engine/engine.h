@@ -6,11 +6,11 @@
 // store, so any process may call it at any time, concurrently with others: the driver, a worker
 // that just completed a task, or `barge resume` after a crash.
 //
-//   Engine engine(store);
+//   Engine engine(runs);  // a RunStore, such as the StateStore
 //   ASSIGN_OR_RETURN(std::string id, engine.CreateRun(pipeline, root));
 //   ASSIGN_OR_RETURN(RunRecord run, engine.Advance(id));   // run.state: running, succeeded, ...
 //
-// Thread-safety: safe to call from several threads if the store is.
+// Thread-safety: safe to call from several threads if the RunStore is.
 #pragma once
 
 #include <map>
@@ -21,7 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -33,7 +33,7 @@ bool IsFinalRunState(const std::string& state);
 
 class Engine {
  public:
-  explicit Engine(StateStore& store) : store_(store) {}
+  explicit Engine(RunStore& runs) : runs_(runs) {}
 
   // Records a new run of `pipeline` (its spec frozen, params resolved) with outputs under `root`.
   // With a `run_id`, the run gets that id, and AlreadyExists if it is taken (how a schedule
@@ -63,7 +63,7 @@ class Engine {
                          bool& changed);
   absl::StatusOr<std::string> FailureSummary(const std::string& run_id, const std::string& step);
 
-  StateStore& store_;
+  RunStore& runs_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_ ABSL_GUARDED_BY(mu_);
 };

@@ -37,7 +37,7 @@ absl::Status DeleteRunData(const std::string& root, const std::string& id, bool 
 
 }  // namespace
 
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+absl::StatusOr<GcReport> CollectGarbage(RunStore& store, const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run) {
   // Runs a crashed gc left half-deleted come first, whatever their age.
   ASSIGN_OR_RETURN(std::vector<RunRecord> runs,

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -47,7 +47,7 @@ struct GcReport {
 // oldest first, calling `on_run` after each one collected (for progress). A run that cannot be
 // collected is listed in the report's `failures` and the others go on; the error returned is
 // only for listing the runs.
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, const GcOptions& options,
+absl::StatusOr<GcReport> CollectGarbage(RunStore& store, const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run = {});
 
 }  // namespace barge

@@ -139,9 +139,9 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
 
-absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt) {
-  ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
+absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, const TaskKey& key, int attempt) {
+  ASSIGN_OR_RETURN(TaskRecord task, runs.GetTask(key));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs.ListAttempts(task.key));
   std::string what = Cat(key.step, "[", key.index, "]");
   if (attempts.empty()) {
     return absl::NotFoundError(Cat("task ", what, " of run ", key.run_id, " has not started yet"));
@@ -157,7 +157,7 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key,
           Cat("task ", what, " has no attempt ", attempt, " (it has ", attempts.size(), ")"));
     }
   }
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
+  ASSIGN_OR_RETURN(RunRecord run, runs.GetRun(key.run_id));
   ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(run.root));
   // The log path is recorded when an attempt completes; a running or lost attempt's log is
   // where the layout puts it.
@@ -185,8 +185,8 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key,
   return log;
 }
 
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only) {
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
+absl::StatusOr<int64_t> RequeueRun(RunStore& runs, const std::string& run_id, bool failed_only) {
+  ASSIGN_OR_RETURN(RunRecord run, runs.GetRun(run_id));
   if (run.state == state::kSucceeded) return 0;
   if (failed_only && run.state == state::kRunning) {
     return absl::FailedPreconditionError(
@@ -196,7 +196,7 @@ absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
   }
   std::vector<std::string> states = {state::kFailed};
   if (!failed_only) states.push_back(state::kCancelled);
-  return store.RequeueTasks(run_id, states);
+  return runs.RequeueTasks(run_id, states);
 }
 
 }  // namespace barge

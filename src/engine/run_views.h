@@ -2,11 +2,11 @@
 // attempt's log, and re-queueing a run. Shared by the CLI (`barge status --json`, `barge logs`,
 // `barge resume`) and the HTTP API, so both say the same thing.
 //
-//   nlohmann::json j = RunJson(run, store.NowMs());
-//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(store, {id, "clean", 3}, /*attempt=*/0));
+//   nlohmann::json j = RunJson(run, runs.NowMs());
+//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(runs, {id, "clean", 3}, /*attempt=*/0));
 //   ASSIGN_OR_RETURN(std::string last_kb, log.read(std::max<int64_t>(0, log.size - 1024), 1024));
 //
-// Thread-safety: plain functions; safe if the store is.
+// Thread-safety: plain functions; safe if the RunStore is.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -44,10 +44,10 @@ struct AttemptLog {
 // The log of a task's attempt (0: the latest), opened for ranged reads. NotFound if the task has
 // not started or the attempt or its log does not exist; PermissionDenied if the recorded location
 // is outside the run's root (a tampered or foreign record is never followed).
-absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, const TaskKey& key, int attempt);
+absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, const TaskKey& key, int attempt);
 
 // Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only);
+absl::StatusOr<int64_t> RequeueRun(RunStore& runs, const std::string& run_id, bool failed_only);
 
 }  // namespace barge

@@ -337,22 +337,25 @@ std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q) {
   return std::make_unique<CommandProvider>(q);
 }
 
-Autoscaler::Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
+Autoscaler::Autoscaler(Telemetry& telemetry, FleetRegistry& fleet, std::vector<QueueScaling> queues,
                        std::map<std::string, std::unique_ptr<WorkerProvider>> providers)
-    : store_(store), queues_(std::move(queues)), providers_(std::move(providers)) {}
+    : telemetry_(telemetry),
+      fleet_(fleet),
+      queues_(std::move(queues)),
+      providers_(std::move(providers)) {}
 
 Autoscaler::~Autoscaler() = default;
 
 absl::Status Autoscaler::Tick() {
   std::lock_guard lock(mu_);
   if (int64_t started = MonotonicMs(); load_pacer_.Due(started)) {
-    ASSIGN_OR_RETURN(load_, store_.LoadByQueue());
+    ASSIGN_OR_RETURN(load_, telemetry_.LoadByQueue());
     load_pacer_.Took(started, MonotonicMs());
   }
   const std::vector<TaskLoad>& load = load_;
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
-  ASSIGN_OR_RETURN(std::vector<std::string> busy, store_.ListBusyWorkers());
-  const int64_t now = store_.NowMs();
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
+  ASSIGN_OR_RETURN(std::vector<std::string> busy, telemetry_.ListBusyWorkers());
+  const int64_t now = telemetry_.NowMs();
   absl::Status first_error;
   for (const QueueScaling& q : queues_) {
     std::vector<TaskLoad> mine;
@@ -386,7 +389,7 @@ absl::Status Autoscaler::Tick() {
 nlohmann::json Autoscaler::Status() {
   std::lock_guard lock(mu_);
   nlohmann::json queues = nlohmann::json::array();
-  int64_t now = store_.NowMs();
+  int64_t now = telemetry_.NowMs();
   for (const QueueScaling& q : queues_) {
     const QueueState& st = state_[q.queue];
     queues.push_back({{"queue", q.queue},

@@ -3,7 +3,7 @@
 // lower demand has lasted `idle`.
 //
 //   ASSIGN_OR_RETURN(std::vector<QueueScaling> config, LoadAutoscaleConfig("autoscale.yaml"));
-//   Autoscaler scaler(store, config, MakeProviders(config, worker_command));
+//   Autoscaler scaler(store, store, config, MakeProviders(config, worker_command));
 //   scaler.Tick();   // every second or so
 //
 // Providers carry out the decision: `local` starts `barge worker` processes on this machine and
@@ -24,7 +24,8 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "nlohmann/json.hpp"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/telemetry.h"
 
 namespace barge {
 
@@ -81,8 +82,9 @@ std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q);
 
 class Autoscaler {
  public:
+  // Reads each queue's demand and busy workers from `telemetry` and live workers from `fleet`.
   // `providers` maps each configured queue to its provider.
-  Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
+  Autoscaler(Telemetry& telemetry, FleetRegistry& fleet, std::vector<QueueScaling> queues,
              std::map<std::string, std::unique_ptr<WorkerProvider>> providers);
   ~Autoscaler();
 
@@ -102,7 +104,8 @@ class Autoscaler {
     std::string last_error;
   };
 
-  StateStore& store_;
+  Telemetry& telemetry_;
+  FleetRegistry& fleet_;
   std::vector<QueueScaling> queues_;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers_;
   std::mutex mu_;

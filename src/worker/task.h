@@ -14,7 +14,7 @@
 #include "common/fs.h"
 #include "nlohmann/json.hpp"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/records.h"
 #include "worker/process.h"
 
 namespace barge {

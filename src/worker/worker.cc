@@ -29,13 +29,14 @@ std::string NewWorkerId() {
   return fmt::format("{}-{}-{:04x}", HostName(), ::getpid(), rng() & 0xffff);
 }
 
-absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra_failures) {
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store.ListWorkers());
+absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(FleetRegistry& fleet, TaskQueue& queue,
+                                                int max_infra_failures) {
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet.ListWorkers());
   std::string host = HostName();
   int64_t released = 0;
   for (const WorkerRecord& w : workers) {
     if (w.host != host || LocalProcessAlive(w.pid, w.pid_start)) continue;
-    ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(w.id,
+    ASSIGN_OR_RETURN(int64_t n, queue.ReleaseWorker(w.id,
                                                     Cat("worker ", w.id, " is gone (process ",
                                                         w.pid, " on ", host, " no longer exists)"),
                                                     max_infra_failures, state::kLost));
@@ -44,8 +45,11 @@ absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra
   return released;
 }
 
-Worker::Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerOptions options)
-    : store_(store),
+Worker::Worker(RunStore& runs, TaskQueue& queue, FleetRegistry& fleet, Engine& engine,
+               ProcessRunner& runner, WorkerOptions options)
+    : runs_(runs),
+      queue_(queue),
+      fleet_(fleet),
       engine_(engine),
       runner_(runner),
       options_(std::move(options)),
@@ -82,7 +86,7 @@ absl::StatusOr<Worker::RunContext*> Worker::ContextFor(const std::string& run_id
   auto it = contexts_.find(run_id);
   if (it != contexts_.end()) return &it->second;
   RunContext ctx;
-  ASSIGN_OR_RETURN(ctx.run, store_.GetRun(run_id));
+  ASSIGN_OR_RETURN(ctx.run, runs_.GetRun(run_id));
   ASSIGN_OR_RETURN(ctx.pipeline, engine_.PipelineFor(ctx.run));
   return &contexts_.emplace(run_id, std::move(ctx)).first->second;
 }
@@ -91,7 +95,7 @@ absl::Status Worker::Dispatch(TaskRecord task) {
   ASSIGN_OR_RETURN(RunContext * ctx, ContextFor(task.key.run_id));
   auto shared = ctx->shared_inputs.find(task.key.step);
   if (shared == ctx->shared_inputs.end()) {
-    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(task.key.run_id));
+    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, runs_.GetSteps(task.key.run_id));
     // A step's shared inputs are fixed when it starts; steps not started yet are not cached.
     for (const StepRecord& s : steps) {
       if (s.started_at > 0) ctx->shared_inputs[s.name] = s.inputs_json;
@@ -134,7 +138,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
   // The clock (a round trip on PostgreSQL) only dates retries: read it only for a failure.
   bool any_failed = std::any_of(finished.begin(), finished.end(),
                                 [](const Finished& f) { return !f.outcome.Succeeded(); });
-  int64_t now = any_failed ? store_.NowMs() : 0;
+  int64_t now = any_failed ? runs_.NowMs() : 0;
   for (Finished& f : finished) {
     auto it = running_.find(f.key);
     if (it == running_.end()) continue;
@@ -161,7 +165,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
   // no result, and a late one is fenced if the lease moved on meanwhile.
   for (Completion& c : batch) unsent_.push_back(std::move(c));
   if (unsent_.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(store_.Complete(unsent_).status());
+  RETURN_IF_ERROR(queue_.Complete(unsent_).status());
   unsent_.clear();
   return absl::OkStatus();
 }
@@ -177,7 +181,7 @@ absl::Status Worker::Tolerate(const absl::Status& status) {
 }
 
 absl::Status Worker::HeartbeatAndRevoke() {
-  absl::StatusOr<std::vector<TaskKey>> beat = store_.Heartbeat(options_.id, options_.lease_ms);
+  absl::StatusOr<std::vector<TaskKey>> beat = queue_.Heartbeat(options_.id, options_.lease_ms);
   if (!beat.ok()) {
     if (MonotonicMs() - last_heartbeat_ok_ > options_.lease_ms) {
       // Our leases have expired by now: others may run these tasks. Stop ours.
@@ -189,7 +193,7 @@ absl::Status Worker::HeartbeatAndRevoke() {
   // The worker's S3 traffic, for the server's metrics; written only when it changed.
   nlohmann::json stats = SharedStoreCounters();
   if (std::string text = DumpJson(stats); text != reported_stats_) {
-    if (store_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
+    if (fleet_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
   }
   std::vector<TaskKey>& held = *beat;
   std::sort(held.begin(), held.end());
@@ -213,7 +217,7 @@ absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
     req.queue = options_.queue;
     req.accepts = accepts_;
   }
-  return store_.Claim(req);
+  return queue_.Claim(req);
 }
 
 absl::Status Worker::AdvanceRuns(bool all_running) {
@@ -228,7 +232,7 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
   runs.swap(dirty_runs_);
   if (all_running) {
     ASSIGN_OR_RETURN(std::vector<RunRecord> running,
-                     store_.ListRuns({.state = std::string(state::kRunning)}));
+                     runs_.ListRuns({.state = std::string(state::kRunning)}));
     for (const RunRecord& r : running) runs.insert(r.id);
   }
   for (const std::string& id : runs) {
@@ -271,8 +275,8 @@ absl::StatusOr<RunRecord> Worker::Run() {
   self.labels_json = DumpJson(nlohmann::json(options_.labels));
   self.queue = options_.queue;
   accepts_ = LabelSubsets(options_.labels);
-  RETURN_IF_ERROR(store_.RegisterWorker(self));
-  RETURN_IF_ERROR(ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status());
+  RETURN_IF_ERROR(fleet_.RegisterWorker(self));
+  RETURN_IF_ERROR(ReleaseDeadLocalWorkers(fleet_, queue_, options_.max_infra_failures).status());
 
   int64_t next_heartbeat = MonotonicMs() + options_.heartbeat_ms;
   last_heartbeat_ok_ = MonotonicMs();
@@ -302,7 +306,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
       stopping = true;
       if (options_.run_id) {
         cancel_status =
-            WithContext(store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
+            WithContext(runs_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
                         "marking the run cancelled");
       }
       CancelRunning();
@@ -338,7 +342,7 @@ absl::StatusOr<RunRecord> Worker::Run() {
         }
         for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
         if (now >= next_reap) {
-          RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
+          RETURN_IF_ERROR(queue_.ReapExpired(options_.max_infra_failures).status());
           next_reap = now + std::max<int64_t>(options_.lease_ms / 4, 1000);
         }
         return absl::OkStatus();
@@ -372,14 +376,14 @@ absl::StatusOr<RunRecord> Worker::Run() {
   if (drain_killed) {
     // Tasks stopped by the drain were not committed: hand their leases back now, as an
     // infrastructure failure that does not charge the tasks' retries.
-    (void)store_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
+    (void)queue_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
                                options_.max_infra_failures, state::kDrained);
   }
-  (void)store_.DeregisterWorker(options_.id);
+  (void)fleet_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
   RETURN_IF_ERROR(cancel_status);
   if (options_.run_id && IsFinalRunState(driven_run_.state)) return driven_run_;
-  if (options_.run_id) return store_.GetRun(*options_.run_id);
+  if (options_.run_id) return runs_.GetRun(*options_.run_id);
   return RunRecord{};
 }
 
