@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct StoreImpl {
   std::string name;  // "sqlite" | "postgres"
   std::function<absl::StatusOr<std::unique_ptr<StateStore>>(const std::string& dir, Clock&)> open;
 };
+
+// What GoogleTest prints for a parameter (else the struct's bytes): its name.
+inline void PrintTo(const StoreImpl& impl, std::ostream* os) { *os << impl.name; }
 
 // SQLite and PostgreSQL.
 ::testing::internal::ParamGenerator<StoreImpl> StoreImplementations();
