@@ -21,6 +21,7 @@
 #include "server/autoscaler.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/state_store.h"
 #include "store/store_url.h"
 
 namespace barge {
@@ -194,6 +195,8 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
   Context& c = **ctx;
+  // The one store plays every role the parts below take.
+  StateStore& store = *c.store;
   std::string token_fallback =
       std::filesystem::path(c.scratch).parent_path().string() + "/serve.token";
   absl::StatusOr<std::string> token = ResolveToken(options.token_file, token_fallback);
@@ -202,14 +205,14 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   std::string pipelines_dir;
   if (!options.pipelines.empty()) {
     pipelines_dir = AbsolutePath(options.pipelines);
-    if (absl::Status s = RegisterSchedules(*c.store, pipelines_dir, c.root); !s.ok()) {
+    if (absl::Status s = RegisterSchedules(store, pipelines_dir, c.root); !s.ok()) {
       return ReportError(s);
     }
   }
 
-  Engine engine(*c.store);
-  Scheduler scheduler(*c.store, *c.store, engine);
-  Metrics metrics(*c.store, *c.store, *c.store);
+  Engine engine(store);
+  Scheduler scheduler(store, store, engine);
+  Metrics metrics(store, store, store);
   ApiOptions api_options{
       .token = *token, .root = c.root, .pipelines_dir = pipelines_dir, .prices = *prices};
   api_options.redact.AddUrlPassword(c.state_url);
@@ -238,13 +241,13 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   }
   std::unique_ptr<Autoscaler> scaler;
   if (!scaling.empty())
-    scaler = std::make_unique<Autoscaler>(*c.store, *c.store, scaling, std::move(providers));
+    scaler = std::make_unique<Autoscaler>(store, store, scaling, std::move(providers));
   if (scaler) api_options.autoscaler_status = [&] { return scaler->Status(); };
   api_options.metrics_text = [&]() -> std::string {
     absl::StatusOr<std::string> text = metrics.Render();
     return text.ok() ? *text : Cat("barge_up 0\n# error: ", text.status().message(), "\n");
   };
-  Api api(*c.store, *c.store, *c.store, engine, std::move(api_options));
+  Api api(store, store, store, engine, std::move(api_options));
 
   ServerConfig config{.host = listen->first, .port = listen->second};
   if (!options.tick.empty()) {
@@ -253,7 +256,7 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
     config.tick_ms = std::max<int64_t>(*tick, 10);
   }
   config.max_infra_failures = kMaxInfraFailures;
-  Server server(*c.store, *c.store, engine, api, config, &scheduler, scaler.get(), redact);
+  Server server(store, store, engine, api, config, &scheduler, scaler.get(), redact);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) return ReportError(port.status());
   std::printf("barge serve: listening on %s:%d\n", listen->first.c_str(), *port);
