@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "server/api.h"
 #include "server_fixture.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge::testing {
@@ -64,7 +65,7 @@ TEST_F(ServeTest, EveryRouteButHealthRefusesAMissingOrWrongToken) {
   auto store = OpenStateStore((scratch.path() / "s.db").string()).value();
   ObjectStores stores;
   Engine engine(*store, stores);
-  Api api(*store, engine, {.token = "x"});
+  Api api(*store, *store, *store, engine, {.token = "x"});
   std::vector<Api::RouteInfo> routes = api.Routes();
   ASSERT_GE(routes.size(), 20u);
   int checked = 0;

@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "engine/engine.h"
 #include "harness.h"
+#include "store/state_store.h"
 #include "testing/s3rver.h"
 
 namespace barge::testing {

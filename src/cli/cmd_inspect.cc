@@ -19,6 +19,7 @@
 #include "gc/gc.h"
 #include "nlohmann/json.hpp"
 #include "objstore/stager.h"
+#include "store/state_store.h"
 #include "views/run_views.h"
 
 namespace barge {
@@ -246,7 +247,7 @@ int CmdCost(const Locations& where, const std::string& run_arg, const std::strin
   if (!prices.ok()) return ReportError(WithContext(prices.status(), "prices"));
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
-    ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(*ctx.store, id, *prices));
+    ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(*ctx.store, *ctx.store, id, *prices));
     if (json) {
       PrintJson(CostReportJson(report));
     } else {

@@ -21,6 +21,7 @@
 #include "server/api.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "store/state_store.h"
 #include "store/store_url.h"
 
 namespace barge {
@@ -138,7 +139,8 @@ absl::StatusOr<std::string> ResolveToken(const std::string& token_file,
 
 // Schedules declared by the registered pipelines (`schedule:`), created or updated; a schedule
 // that exists keeps its enabled flag, which the API may have changed.
-absl::Status RegisterSchedules(StateStore& store, const std::string& dir, const std::string& root) {
+absl::Status RegisterSchedules(ScheduleStore& schedules, const std::string& dir,
+                               const std::string& root) {
   absl::StatusOr<std::vector<std::string>> files = PipelineFilesIn(dir);
   if (!files.ok()) return WithContext(files.status(), "--pipelines");
   for (const std::string& file : *files) {
@@ -150,11 +152,11 @@ absl::Status RegisterSchedules(StateStore& store, const std::string& dir, const 
     }
     if (p->schedule.cron.empty()) continue;
     ScheduleRecord s = ScheduleFromPipeline(*p, root);
-    if (absl::StatusOr<ScheduleRecord> old = store.GetSchedule(s.name); old.ok()) {
+    if (absl::StatusOr<ScheduleRecord> old = schedules.GetSchedule(s.name); old.ok()) {
       s.enabled = old->enabled;
     }
     RETURN_IF_ERROR(ValidateSchedule(s));
-    RETURN_IF_ERROR(store.PutSchedule(s));
+    RETURN_IF_ERROR(schedules.PutSchedule(s));
     std::fprintf(stderr, "barge serve: schedule %s: %s (%s)\n", s.name.c_str(), s.cron.c_str(),
                  s.time_zone.c_str());
   }
@@ -193,6 +195,8 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   absl::StatusOr<std::unique_ptr<Context>> ctx = OpenContext(where);
   if (!ctx.ok()) return ReportError(ctx.status());
   Context& c = **ctx;
+  // The one store plays every role the parts below take.
+  StateStore& store = *c.store;
   std::string token_fallback =
       std::filesystem::path(c.scratch).parent_path().string() + "/serve.token";
   absl::StatusOr<std::string> token = ResolveToken(options.token_file, token_fallback);
@@ -201,14 +205,14 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   std::string pipelines_dir;
   if (!options.pipelines.empty()) {
     pipelines_dir = AbsolutePath(options.pipelines);
-    if (absl::Status s = RegisterSchedules(*c.store, pipelines_dir, c.root); !s.ok()) {
+    if (absl::Status s = RegisterSchedules(store, pipelines_dir, c.root); !s.ok()) {
       return ReportError(s);
     }
   }
 
-  Engine engine(*c.store, *c.object_stores);
-  Scheduler scheduler(*c.store, engine);
-  Metrics metrics(*c.store);
+  Engine engine(store, *c.object_stores);
+  Scheduler scheduler(store, store, engine);
+  Metrics metrics(store, store, store);
   ApiOptions api_options{
       .token = *token, .root = c.root, .pipelines_dir = pipelines_dir, .prices = *prices};
   api_options.redact.AddUrlPassword(c.state_url);
@@ -240,13 +244,13 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   }
   std::unique_ptr<Autoscaler> scaler;
   if (!scaling.empty())
-    scaler = std::make_unique<Autoscaler>(*c.store, scaling, std::move(providers), clock);
+    scaler = std::make_unique<Autoscaler>(store, store, scaling, std::move(providers), clock);
   if (scaler) api_options.autoscaler_status = [&] { return scaler->Status(); };
   api_options.metrics_text = [&]() -> std::string {
     absl::StatusOr<std::string> text = metrics.Render();
     return text.ok() ? *text : Cat("barge_up 0\n# error: ", text.status().message(), "\n");
   };
-  Api api(*c.store, engine, std::move(api_options));
+  Api api(store, store, store, engine, std::move(api_options));
 
   ServerConfig config{.host = listen->first, .port = listen->second};
   if (!options.tick.empty()) {
@@ -255,7 +259,7 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
     config.tick_ms = std::max<int64_t>(*tick, 10);
   }
   config.max_infra_failures = kMaxInfraFailures;
-  Server server(*c.store, engine, api, config, &scheduler, scaler.get(), redact);
+  Server server(store, store, engine, api, config, &scheduler, scaler.get(), redact);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) return ReportError(port.status());
   std::printf("barge serve: listening on %s:%d\n", listen->first.c_str(), *port);

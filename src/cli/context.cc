@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "objstore/data_root.h"
+#include "store/state_store.h"
 #include "store/store_url.h"
 
 namespace barge {
@@ -54,13 +55,13 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, Sto
   return ctx;
 }
 
-absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id) {
+absl::StatusOr<std::string> ResolveRunId(RunStore& runs, const std::string& id) {
   if (id == "last" || id == "latest") {
-    ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store.ListRuns({.limit = 1}));
-    if (runs.empty()) return absl::NotFoundError("there are no runs yet");
-    return runs.front().id;
+    ASSIGN_OR_RETURN(std::vector<RunRecord> newest, runs.ListRuns({.limit = 1}));
+    if (newest.empty()) return absl::NotFoundError("there are no runs yet");
+    return newest.front().id;
   }
-  RETURN_IF_ERROR(store.GetRun(id).status());
+  RETURN_IF_ERROR(runs.GetRun(id).status());
   return id;
 }
 

@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(
     std::unique_ptr<ObjectStores> stores = nullptr);
 
 // Resolves "last" / "latest" to the newest run; checks that other ids exist.
-absl::StatusOr<std::string> ResolveRunId(StateStore& store, const std::string& id);
+absl::StatusOr<std::string> ResolveRunId(RunStore& runs, const std::string& id);
 
 // Prints `status` as "barge: error: ..." to stderr, with any URL password or other recognisable
 // secret masked (common/redact.h), and returns its exit code.

@@ -20,11 +20,11 @@ std::string Bar(int64_t done, int64_t total, int width) {
 
 }  // namespace
 
-Progress::Progress(StateStore& store, std::string run_id, std::FILE* out)
-    : Progress(store, std::move(run_id), out, ::isatty(fileno(out)) != 0) {}
+Progress::Progress(RunStore& runs, std::string run_id, std::FILE* out)
+    : Progress(runs, std::move(run_id), out, ::isatty(fileno(out)) != 0) {}
 
-Progress::Progress(StateStore& store, std::string run_id, std::FILE* out, bool interactive)
-    : store_(store), run_id_(std::move(run_id)), out_(out), interactive_(interactive) {}
+Progress::Progress(RunStore& runs, std::string run_id, std::FILE* out, bool interactive)
+    : runs_(runs), run_id_(std::move(run_id)), out_(out), interactive_(interactive) {}
 
 void Progress::Update() { Draw(/*force=*/false); }
 
@@ -33,20 +33,20 @@ void Progress::Finish() { Draw(/*force=*/true); }
 void Progress::Draw(bool force) {
   int64_t started = MonotonicMs();
   if (interactive_ && !force && !count_pacer_.Due(started)) return;
-  absl::StatusOr<RunRecord> run = store_.GetRun(run_id_);
-  absl::StatusOr<std::vector<StepRecord>> steps = store_.GetSteps(run_id_);
+  absl::StatusOr<RunRecord> run = runs_.GetRun(run_id_);
+  absl::StatusOr<std::vector<StepRecord>> steps = runs_.GetSteps(run_id_);
   if (!run.ok() || !steps.ok()) return;
   if (!interactive_) {
     bool changed = false;
     for (const StepRecord& s : *steps) changed |= last_state_[s.name] != s.state;
     if (!changed) return;
   }
-  absl::StatusOr<std::vector<StepCounts>> counts = store_.CountTasks(run_id_);
+  absl::StatusOr<std::vector<StepCounts>> counts = runs_.CountTasks(run_id_);
   if (!counts.ok()) return;
   count_pacer_.Took(started, MonotonicMs());
   std::map<std::string, StepCounts> by_step;
   for (const StepCounts& c : *counts) by_step[c.step] = c;
-  int64_t now = store_.NowMs();
+  int64_t now = runs_.NowMs();
   size_t name_width = 4;
   for (const StepRecord& s : *steps) name_width = std::max(name_width, s.name.size());
 

@@ -10,15 +10,15 @@
 #include <string>
 
 #include "common/clock.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
 class Progress {
  public:
   // Interactive (a redrawn block) when `out` is a terminal.
-  Progress(StateStore& store, std::string run_id, std::FILE* out);
-  Progress(StateStore& store, std::string run_id, std::FILE* out, bool interactive);
+  Progress(RunStore& runs, std::string run_id, std::FILE* out);
+  Progress(RunStore& runs, std::string run_id, std::FILE* out, bool interactive);
 
   bool interactive() const { return interactive_; }
   // Reads the run's state and draws it. Counting a run's tasks reads every one of them (about
@@ -30,7 +30,7 @@ class Progress {
   void Finish();
 
  private:
-  StateStore& store_;
+  RunStore& runs_;
   std::string run_id_;
   std::FILE* out_;
   bool interactive_;

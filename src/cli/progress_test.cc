@@ -7,17 +7,18 @@
 #include <string>
 
 #include "store/forwarding_store.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
 namespace {
 
-class CountingStore : public ForwardingStateStore {
+class CountingStore : public ForwardingRunStore {
  public:
-  using ForwardingStateStore::ForwardingStateStore;
+  using ForwardingRunStore::ForwardingRunStore;
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override {
     ++counts;
-    return ForwardingStateStore::CountTasks(run_id);
+    return ForwardingRunStore::CountTasks(run_id);
   }
   int counts = 0;
 };
@@ -68,7 +69,7 @@ TEST_F(ProgressTest, PlainModeCountsTasksOnlyWhenAStepChangesState) {
   for (int i = 0; i < 5; ++i) progress.Update();
   EXPECT_EQ(store.counts, 1) << "nothing changed, so nothing was counted";
 
-  std::vector<TaskRecord> tasks = *store.Claim({.worker_id = "w", .free_cpu = 8, .max_tasks = 3});
+  std::vector<TaskRecord> tasks = *inner_->Claim({.worker_id = "w", .free_cpu = 8, .max_tasks = 3});
   ASSERT_EQ(tasks.size(), 3u);
   std::vector<Completion> done;
   for (const TaskRecord& t : tasks) {
@@ -79,7 +80,7 @@ TEST_F(ProgressTest, PlainModeCountsTasksOnlyWhenAStepChangesState) {
                     .attempt_state = "succeeded",
                     .exit_code = 0});
   }
-  ASSERT_TRUE(store.Complete(done).ok());
+  ASSERT_TRUE(inner_->Complete(done).ok());
   progress.Update();
   EXPECT_EQ(store.counts, 1) << "the step has not changed state yet";
   ASSERT_TRUE(*store.TransitionStep("r", "s", "running", "succeeded"));

@@ -99,18 +99,18 @@ absl::StatusOr<Prices> LoadPrices(const std::string& path) {
   return p;
 }
 
-absl::StatusOr<CostReport> ComputeRunCost(StateStore& store, const std::string& run_id,
-                                          const Prices& prices) {
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
-  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, store.ListTasks({.run_id = run_id}));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListRunAttempts(run_id));
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store.ListRunWorkers(run_id));
+absl::StatusOr<CostReport> ComputeRunCost(RunStore& runs, FleetRegistry& fleet,
+                                          const std::string& run_id, const Prices& prices) {
+  ASSIGN_OR_RETURN(RunRecord run, runs.GetRun(run_id));
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, runs.ListTasks({.run_id = run_id}));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs.ListRunAttempts(run_id));
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet.ListRunWorkers(run_id));
   std::map<TaskKey, const TaskRecord*> task_of;
   for (const TaskRecord& t : tasks) task_of[t.key] = &t;
   std::map<std::string, const WorkerRecord*> worker_of;
   for (const WorkerRecord& w : workers) worker_of[w.id] = &w;
 
-  const int64_t now = store.NowMs();
+  const int64_t now = runs.NowMs();
   CostReport r;
   r.run_id = run_id;
   r.tasks = static_cast<int64_t>(tasks.size());

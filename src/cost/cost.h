@@ -2,8 +2,8 @@
 // every attempt's wall time, cpu-seconds and peak memory, its task's reservation, and the size of
 // the worker it ran on.
 //
-//   ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store, run_id, DefaultPrices()));
-//   std::puts(FormatCostReport(report).c_str());
+//   ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store, /*fleet=*/store, run_id,
+//   DefaultPrices())); std::puts(FormatCostReport(report).c_str());
 //
 // The models (all per attempt, lost and failed attempts included, since they were paid for):
 // - barge on EC2 spot: each attempt pays its share of its worker's instance — the larger of its
@@ -24,7 +24,8 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -72,8 +73,8 @@ struct CostReport {
   std::vector<CostLine> lines;  // barge first
 };
 
-absl::StatusOr<CostReport> ComputeRunCost(StateStore& store, const std::string& run_id,
-                                          const Prices& prices);
+absl::StatusOr<CostReport> ComputeRunCost(RunStore& runs, FleetRegistry& fleet,
+                                          const std::string& run_id, const Prices& prices);
 
 nlohmann::json CostReportJson(const CostReport& report);
 std::string FormatCostReport(const CostReport& report);

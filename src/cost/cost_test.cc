@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -64,7 +65,7 @@ class CostTest : public ::testing::Test {
 
 TEST_F(CostTest, EveryModelFromMeasuredAttempts) {
   RunBothOn("w1");
-  CostReport r = ComputeRunCost(*store_, "r", DefaultPrices()).value();
+  CostReport r = ComputeRunCost(*store_, *store_, "r", DefaultPrices()).value();
   EXPECT_EQ(r.tasks, 2);
   EXPECT_EQ(r.attempts, 2);
   EXPECT_DOUBLE_EQ(r.task_seconds, 3600);
@@ -96,7 +97,7 @@ TEST_F(CostTest, ShortTasksPayTheOneMinuteMinimumOnFargate) {
                                .task_state = state::kSucceeded,
                                .attempt_state = state::kSucceeded}})
                   .ok());
-  CostReport r = ComputeRunCost(*store_, "r", DefaultPrices()).value();
+  CostReport r = ComputeRunCost(*store_, *store_, "r", DefaultPrices()).value();
   EXPECT_NEAR(Line(r, "fargate"), (1.0 / 60) * (0.04048 + 0.5 * 0.004445), 1e-12);
   EXPECT_NEAR(Line(r, "barge-ec2-spot"), (6.0 / 3600) * 0.25 * 0.0650, 1e-12);
 }
@@ -111,7 +112,7 @@ TEST_F(CostTest, PriceFileOverridesAndRejectsUnknownKeys) {
   EXPECT_EQ(p.glue_dpu_hour, 1.0);
   EXPECT_EQ(p.fargate_vcpu_hour, 0.04048) << "keys not given keep their defaults";
   RunBothOn("w1");
-  CostReport r = ComputeRunCost(*store_, "r", p).value();
+  CostReport r = ComputeRunCost(*store_, *store_, "r", p).value();
   EXPECT_NEAR(Line(r, "barge-ec2-spot"), 2 * 0.5 * 0.25 * 1.0, 1e-12);
   EXPECT_NEAR(Line(r, "emr"), 2.0 * 1.25 * 0.5, 1e-12);
 
@@ -123,7 +124,7 @@ TEST_F(CostTest, PriceFileOverridesAndRejectsUnknownKeys) {
 }
 
 TEST_F(CostTest, UnknownRunIsNotFound) {
-  EXPECT_TRUE(absl::IsNotFound(ComputeRunCost(*store_, "nope", DefaultPrices()).status()));
+  EXPECT_TRUE(absl::IsNotFound(ComputeRunCost(*store_, *store_, "nope", DefaultPrices()).status()));
 }
 
 }  // namespace

@@ -76,16 +76,16 @@ absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const st
     steps.push_back({.name = pipeline.steps[i].name, .position = static_cast<int>(i)});
   }
   if (!run_id.empty()) {
-    run.created_at = store_.NowMs();
+    run.created_at = runs_.NowMs();
     run.id = run_id;
-    RETURN_IF_ERROR(store_.CreateRun(run, steps));
+    RETURN_IF_ERROR(runs_.CreateRun(run, steps));
     return run.id;
   }
   // Ids carry a random suffix; retry on the rare collision within one second.
   for (int tries = 0;; ++tries) {
-    run.created_at = store_.NowMs();
+    run.created_at = runs_.NowMs();
     run.id = NewRunId(run.created_at);
-    absl::Status s = store_.CreateRun(run, steps);
+    absl::Status s = runs_.CreateRun(run, steps);
     if (s.ok()) return run.id;
     if (!absl::IsAlreadyExists(s) || tries >= 5) return s;
   }
@@ -124,7 +124,7 @@ absl::StatusOr<RunRecord> Engine::Advance(const std::string& run_id) {
     bool changed = false;
     RETURN_IF_ERROR(
         FailRun(run_id, Cat("internal error while advancing the run: ", e.what()), changed));
-    run = store_.GetRun(run_id);
+    run = runs_.GetRun(run_id);
   }
   // A finished run is planned no more: its parsed pipeline need not stay in a process that
   // serves runs for months.
@@ -141,27 +141,27 @@ size_t Engine::CachedPipelines() {
 }
 
 absl::Status Engine::FailRun(const std::string& run_id, const std::string& why, bool& changed) {
-  ASSIGN_OR_RETURN(bool moved, store_.TransitionRun(run_id, state::kRunning, state::kFailed, why));
+  ASSIGN_OR_RETURN(bool moved, runs_.TransitionRun(run_id, state::kRunning, state::kFailed, why));
   changed |= moved;
   return absl::OkStatus();
 }
 
 absl::StatusOr<RunRecord> Engine::AdvancePasses(const std::string& run_id) {
   for (int pass = 0; pass < kMaxPassesPerAdvance; ++pass) {
-    ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(run_id));
+    ASSIGN_OR_RETURN(RunRecord run, runs_.GetRun(run_id));
     if (IsFinalRunState(run.state)) return run;
     bool changed = false;
     RETURN_IF_ERROR(WithContext(AdvanceOnce(run, changed), Cat("run ", run_id)));
     if (!changed) return run;
   }
-  return store_.GetRun(run_id);
+  return runs_.GetRun(run_id);
 }
 
 absl::StatusOr<std::string> Engine::FailureSummary(const std::string& run_id,
                                                    const std::string& step) {
   ASSIGN_OR_RETURN(
       std::vector<TaskRecord> failed,
-      store_.ListTasks(
+      runs_.ListTasks(
           {.run_id = run_id, .step = step, .state = std::string(state::kFailed), .limit = 1}));
   if (failed.empty()) return Cat("step ", step, " failed");
   const TaskRecord& t = failed.front();
@@ -169,7 +169,7 @@ absl::StatusOr<std::string> Engine::FailureSummary(const std::string& run_id,
 }
 
 absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
-  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(run.id));
+  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, runs_.GetSteps(run.id));
 
   std::map<std::string, std::string> step_state;
   bool any_failed = false, all_succeeded = true, active = false;
@@ -178,12 +178,12 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
     if (s.state == state::kRunning) {
       // Probes, not counts: every worker advances its runs after each batch it completes.
       ASSIGN_OR_RETURN(bool unfinished,
-                       store_.HasTasksIn(run.id, s.name, {state::kPending, state::kRunning}));
+                       runs_.HasTasksIn(run.id, s.name, {state::kPending, state::kRunning}));
       if (!unfinished) {
         ASSIGN_OR_RETURN(bool failed,
-                         store_.HasTasksIn(run.id, s.name, {state::kFailed, state::kCancelled}));
+                         runs_.HasTasksIn(run.id, s.name, {state::kFailed, state::kCancelled}));
         std::string to = failed ? state::kFailed : state::kSucceeded;
-        ASSIGN_OR_RETURN(bool moved, store_.TransitionStep(run.id, s.name, state::kRunning, to));
+        ASSIGN_OR_RETURN(bool moved, runs_.TransitionStep(run.id, s.name, state::kRunning, to));
         if (moved) {
           s.state = to;
           changed = true;
@@ -202,7 +202,7 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
 
   if (all_succeeded) {
     ASSIGN_OR_RETURN(bool moved,
-                     store_.TransitionRun(run.id, state::kRunning, state::kSucceeded, ""));
+                     runs_.TransitionRun(run.id, state::kRunning, state::kSucceeded, ""));
     changed |= moved;
     return absl::OkStatus();
   }
@@ -211,7 +211,7 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
     if (!active) {
       ASSIGN_OR_RETURN(std::string why, FailureSummary(run.id, first_failed));
       ASSIGN_OR_RETURN(bool moved,
-                       store_.TransitionRun(run.id, state::kRunning, state::kFailed, why));
+                       runs_.TransitionRun(run.id, state::kRunning, state::kFailed, why));
       changed |= moved;
     }
     return absl::OkStatus();
@@ -249,7 +249,7 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
   auto outputs_of = [&](const std::string& name) -> absl::StatusOr<std::vector<TaskRecord>> {
     std::vector<TaskRecord> done;
     ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                     store_.ListTasks({.run_id = run.id, .step = name}));
+                     runs_.ListTasks({.run_id = run.id, .step = name}));
     for (TaskRecord& t : tasks) {
       if (t.state == state::kSucceeded || t.state == state::kCached) done.push_back(std::move(t));
     }
@@ -395,18 +395,18 @@ absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, c
     }
     return t;
   };
-  ASSIGN_OR_RETURN(bool started, store_.StartStep(run.id, step.name, DumpJson(shared), count,
-                                                  {.cpu = step.cpu,
-                                                   .memory = step.memory_bytes,
-                                                   .queue = step.queue,
-                                                   .required_labels = CanonicalLabels(step.labels)},
-                                                  make_task));
+  ASSIGN_OR_RETURN(bool started, runs_.StartStep(run.id, step.name, DumpJson(shared), count,
+                                                 {.cpu = step.cpu,
+                                                  .memory = step.memory_bytes,
+                                                  .queue = step.queue,
+                                                  .required_labels = CanonicalLabels(step.labels)},
+                                                 make_task));
   changed |= started;
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only) {
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
+absl::StatusOr<int64_t> RequeueRun(RunStore& runs, const std::string& run_id, bool failed_only) {
+  ASSIGN_OR_RETURN(RunRecord run, runs.GetRun(run_id));
   if (run.state == state::kSucceeded) return 0;
   if (failed_only && run.state == state::kRunning) {
     return absl::FailedPreconditionError(
@@ -416,7 +416,7 @@ absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id,
   }
   std::vector<std::string> states = {state::kFailed};
   if (!failed_only) states.push_back(state::kCancelled);
-  return store.RequeueTasks(run_id, states);
+  return runs.RequeueTasks(run_id, states);
 }
 
 }  // namespace barge

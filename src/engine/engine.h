@@ -7,11 +7,11 @@
 // store, so any process may call it at any time, concurrently with others: the driver, a worker
 // that just completed a task, or `barge resume` after a crash.
 //
-//   Engine engine(store);
+//   Engine engine(runs);  // a RunStore, such as the StateStore
 //   ASSIGN_OR_RETURN(std::string id, engine.CreateRun(pipeline, root));
 //   ASSIGN_OR_RETURN(RunRecord run, engine.Advance(id));   // run.state: running, succeeded, ...
 //
-// Thread-safety: safe to call from several threads if the store is.
+// Thread-safety: safe to call from several threads if the RunStore is.
 #pragma once
 
 #include <map>
@@ -22,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "objstore/object_stores.h"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -34,12 +34,12 @@ bool IsFinalRunState(const std::string& state);
 
 // Re-queues a run's failed tasks (and, unless `failed_only`, its cancelled ones) with a fresh
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
-absl::StatusOr<int64_t> RequeueRun(StateStore& store, const std::string& run_id, bool failed_only);
+absl::StatusOr<int64_t> RequeueRun(RunStore& runs, const std::string& run_id, bool failed_only);
 
 class Engine {
  public:
   // files() inputs are listed through `stores`. REQUIRES: both outlive the engine.
-  Engine(StateStore& store, ObjectStores& stores) : store_(store), stores_(stores) {}
+  Engine(RunStore& runs, ObjectStores& stores) : runs_(runs), stores_(stores) {}
 
   // The object stores of this engine's command, for the parts built on it (the worker stages
   // and uploads through them, the API reads logs and checks inputs through them).
@@ -73,7 +73,7 @@ class Engine {
                          bool& changed);
   absl::StatusOr<std::string> FailureSummary(const std::string& run_id, const std::string& step);
 
-  StateStore& store_;
+  RunStore& runs_;
   ObjectStores& stores_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const Pipeline>> pipelines_ ABSL_GUARDED_BY(mu_);

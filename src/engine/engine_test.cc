@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/strings.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {

@@ -328,22 +328,26 @@ std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q,
   return std::make_unique<CommandProvider>(q, launcher);
 }
 
-Autoscaler::Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
+Autoscaler::Autoscaler(Telemetry& telemetry, FleetRegistry& fleet, std::vector<QueueScaling> queues,
                        std::map<std::string, std::unique_ptr<WorkerProvider>> providers,
                        Clock& clock)
-    : store_(store), queues_(std::move(queues)), providers_(std::move(providers)), clock_(clock) {}
+    : telemetry_(telemetry),
+      fleet_(fleet),
+      queues_(std::move(queues)),
+      providers_(std::move(providers)),
+      clock_(clock) {}
 
 Autoscaler::~Autoscaler() = default;
 
 absl::Status Autoscaler::Tick() {
   absl::MutexLock lock(&mu_);
   if (int64_t started = clock_.ElapsedMs(); load_pacer_.Due(started)) {
-    ASSIGN_OR_RETURN(load_, store_.LoadByQueue());
+    ASSIGN_OR_RETURN(load_, telemetry_.LoadByQueue());
     load_pacer_.Took(started, clock_.ElapsedMs());
   }
   const std::vector<TaskLoad>& load = load_;
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
-  ASSIGN_OR_RETURN(std::vector<std::string> busy, store_.ListBusyWorkers());
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
+  ASSIGN_OR_RETURN(std::vector<std::string> busy, telemetry_.ListBusyWorkers());
   const int64_t now = clock_.ElapsedMs();
   absl::Status first_error;
   for (const QueueScaling& q : queues_) {

@@ -3,8 +3,9 @@
 // lower demand has lasted `idle`.
 //
 //   ASSIGN_OR_RETURN(std::vector<QueueScaling> config, LoadAutoscaleConfig("autoscale.yaml"));
-//   Autoscaler scaler(store, config, MakeProviders(config, worker_command, launcher, clock),
-//   clock); scaler.Tick();   // every second or so
+//   Autoscaler scaler(store, store, config,
+//                     MakeProviders(config, worker_command, launcher, clock), clock);
+//   scaler.Tick();   // every second or so
 //
 // Providers carry out the decision: `local` starts `barge worker` processes on this machine and
 // stops them by SIGTERM, which makes a worker drain (stop claiming, finish its tasks) — idle
@@ -26,7 +27,8 @@
 #include "common/clock.h"
 #include "nlohmann/json.hpp"
 #include "process/process.h"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/telemetry.h"
 
 namespace barge {
 
@@ -87,9 +89,10 @@ std::unique_ptr<WorkerProvider> NewCommandProvider(const QueueScaling& q,
 
 class Autoscaler {
  public:
+  // Reads each queue's demand and busy workers from `telemetry` and live workers from `fleet`.
   // `providers` maps each configured queue to its provider. `clock` (borrowed) times the idle
   // periods and paces the load reads.
-  Autoscaler(StateStore& store, std::vector<QueueScaling> queues,
+  Autoscaler(Telemetry& telemetry, FleetRegistry& fleet, std::vector<QueueScaling> queues,
              std::map<std::string, std::unique_ptr<WorkerProvider>> providers, Clock& clock);
   ~Autoscaler();
 
@@ -110,7 +113,8 @@ class Autoscaler {
     std::string last_error;
   };
 
-  StateStore& store_;
+  Telemetry& telemetry_;
+  FleetRegistry& fleet_;
   std::vector<QueueScaling> queues_;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers_;
   Clock& clock_;

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/strings.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -58,7 +59,7 @@ TEST(Autoscaler, GrowsToMaxAndShrinksToZeroOnlyAfterIdle) {
   std::vector<int> asked;
   std::map<std::string, std::unique_ptr<WorkerProvider>> providers;
   providers["default"] = std::make_unique<FakeProvider>(&asked);
-  Autoscaler scaler(*store,
+  Autoscaler scaler(*store, *store,
                     {{.queue = "default",
                       .min = 0,
                       .max = 5,

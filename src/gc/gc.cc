@@ -37,7 +37,7 @@ absl::Status DeleteRunData(ObjectStores& stores, const std::string& root, const 
 
 }  // namespace
 
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, ObjectStores& stores,
+absl::StatusOr<GcReport> CollectGarbage(RunStore& store, ObjectStores& stores,
                                         const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run) {
   // Runs a crashed gc left half-deleted come first, whatever their age.

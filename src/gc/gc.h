@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "objstore/object_stores.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
 
 namespace barge {
 
@@ -48,7 +48,7 @@ struct GcReport {
 // oldest first, calling `on_run` after each one collected (for progress). A run that cannot be
 // collected is listed in the report's `failures` and the others go on; the error returned is
 // only for listing the runs. Data on an object store is deleted through `stores`.
-absl::StatusOr<GcReport> CollectGarbage(StateStore& store, ObjectStores& stores,
+absl::StatusOr<GcReport> CollectGarbage(RunStore& store, ObjectStores& stores,
                                         const GcOptions& options,
                                         const std::function<void(const GcRun&)>& on_run = {});
 

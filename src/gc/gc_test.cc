@@ -12,6 +12,7 @@
 #include "common/strings.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -55,12 +56,12 @@ class GcTest : public ::testing::Test {
 };
 
 // Fails DeleteRun the first `failures` times: gc killed after deleting the data.
-class DeleteRunFails : public ForwardingStateStore {
+class DeleteRunFails : public ForwardingRunStore {
  public:
-  using ForwardingStateStore::ForwardingStateStore;
+  using ForwardingRunStore::ForwardingRunStore;
   absl::Status DeleteRun(const std::string& run_id) override {
     if (failures-- > 0) return absl::UnavailableError("connection lost");
-    return ForwardingStateStore::DeleteRun(run_id);
+    return ForwardingRunStore::DeleteRun(run_id);
   }
   int failures = 1;
 };
@@ -92,11 +93,11 @@ TEST_F(GcTest, AGcKilledPartWayIsFinishedByTheNextWhateverItsCutoff) {
 }
 
 // Resumes the run right after gc lists the old runs: the race gc's marking settles.
-class ResumedWhileListing : public ForwardingStateStore {
+class ResumedWhileListing : public ForwardingRunStore {
  public:
-  using ForwardingStateStore::ForwardingStateStore;
+  using ForwardingRunStore::ForwardingRunStore;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override {
-    absl::StatusOr<std::vector<RunRecord>> runs = ForwardingStateStore::ListRuns(filter);
+    absl::StatusOr<std::vector<RunRecord>> runs = ForwardingRunStore::ListRuns(filter);
     if (filter.finished_before > 0) {
       for (const RunRecord& r : *runs) EXPECT_TRUE(RequeueTasks(r.id, {state::kFailed}).ok());
     }

@@ -66,9 +66,9 @@ absl::Status ValidateSchedule(const ScheduleRecord& s) {
 }
 
 absl::StatusOr<Scheduler::TickResult> Scheduler::Tick() {
-  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
+  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, schedules_.ListSchedules());
   TickResult result;
-  int64_t now = store_.NowMs();
+  int64_t now = schedules_.NowMs();
   for (const ScheduleRecord& s : schedules) {
     if (!s.enabled) continue;
     absl::Status st = TickOne(s, now, result.recorded);
@@ -78,10 +78,10 @@ absl::StatusOr<Scheduler::TickResult> Scheduler::Tick() {
 }
 
 absl::StatusOr<bool> Scheduler::PreviousRunGoing(const std::string& schedule) {
-  ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, store_.ListFires(schedule, 20));
+  ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, schedules_.ListFires(schedule, 20));
   for (const ScheduleFire& f : fires) {
     if (f.outcome != "fired") continue;
-    absl::StatusOr<RunRecord> run = store_.GetRun(f.run_id);
+    absl::StatusOr<RunRecord> run = runs_.GetRun(f.run_id);
     if (absl::IsNotFound(run.status())) return false;
     RETURN_IF_ERROR(run.status());
     return !IsFinalRunState(run->state);
@@ -113,10 +113,10 @@ absl::Status Scheduler::TickOne(const ScheduleRecord& s, int64_t now,
   // Records `fire` if no other scheduler got there first; false: stop, another one did.
   auto record = [&](ScheduleFire fire) -> absl::StatusOr<bool> {
     fire.schedule = s.name;
-    ASSIGN_OR_RETURN(bool moved, store_.RecordFire(fire, last));
+    ASSIGN_OR_RETURN(bool moved, schedules_.RecordFire(fire, last));
     if (!moved) return false;
     last = fire.slot;
-    fire.at = store_.NowMs();
+    fire.at = schedules_.NowMs();
     recorded.push_back(std::move(fire));
     return true;
   };
@@ -136,7 +136,7 @@ absl::Status Scheduler::TickOne(const ScheduleRecord& s, int64_t now,
   for (int64_t slot : due) {
     if (fired >= options_.max_fires_per_tick) break;
     // A server that stopped between creating a slot's run and recording it: record it now.
-    absl::StatusOr<RunRecord> existing = store_.GetRun(RunIdFor(s.name, slot));
+    absl::StatusOr<RunRecord> existing = runs_.GetRun(RunIdFor(s.name, slot));
     if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
     if (s.overlap != "allow" && !existing.ok()) {
       ASSIGN_OR_RETURN(bool going, PreviousRunGoing(s.name));

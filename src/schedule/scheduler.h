@@ -1,6 +1,6 @@
 // The scheduler: fires each due slot of every enabled schedule exactly once.
 //
-//   Scheduler scheduler(store, engine);
+//   Scheduler scheduler(/*schedules=*/store, /*runs=*/store, engine);
 //   ASSIGN_OR_RETURN(Scheduler::TickResult r, scheduler.Tick());  // every few seconds
 //
 // Exactly once, across restarts and concurrent servers: a slot's run has a deterministic id
@@ -24,7 +24,8 @@
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
+#include "store/schedule_store.h"
 
 namespace barge {
 
@@ -35,8 +36,9 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(StateStore& store, Engine& engine, SchedulerOptions options = {})
-      : store_(store), engine_(engine), options_(options) {}
+  // Reads and records slots in `schedules`; looks up the runs it fired in `runs`.
+  Scheduler(ScheduleStore& schedules, RunStore& runs, Engine& engine, SchedulerOptions options = {})
+      : schedules_(schedules), runs_(runs), engine_(engine), options_(options) {}
 
   struct TickResult {
     std::vector<ScheduleFire> recorded;  // fired and skipped slots
@@ -57,7 +59,8 @@ class Scheduler {
   // Whether the newest fired run of the schedule has not finished.
   absl::StatusOr<bool> PreviousRunGoing(const std::string& schedule);
 
-  StateStore& store_;
+  ScheduleStore& schedules_;
+  RunStore& runs_;
   Engine& engine_;
   SchedulerOptions options_;
 };

@@ -5,6 +5,7 @@
 #include "absl/time/civil_time.h"
 #include "common/clock.h"
 #include "store/forwarding_store.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -19,9 +20,9 @@ constexpr char kSpec[] = "name: nightly\nsteps:\n  - name: s\n    run: 'true'\n"
 
 // A store whose RecordFire fails while `fail` is set: a server that dies after creating a slot's
 // run and before recording the slot.
-class DiesBeforeRecording : public ForwardingStateStore {
+class DiesBeforeRecording : public ForwardingScheduleStore {
  public:
-  using ForwardingStateStore::ForwardingStateStore;
+  using ForwardingScheduleStore::ForwardingScheduleStore;
   bool fail = true;
   absl::StatusOr<bool> RecordFire(const ScheduleFire& f, int64_t from) override {
     if (fail) return absl::UnavailableError("killed");
@@ -51,10 +52,9 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(store_->PutSchedule(r).ok());
   }
   // Ticks a fresh scheduler; returns the ids of the runs it fired.
-  std::vector<std::string> Tick(StateStore* store = nullptr) {
-    StateStore& s = store != nullptr ? *store : *store_;
-    Engine engine(s, stores_);
-    Scheduler scheduler(s, engine);
+  std::vector<std::string> Tick() {
+    Engine engine(*store_, stores_);
+    Scheduler scheduler(*store_, *store_, engine);
     auto r = scheduler.Tick();
     EXPECT_TRUE(r.ok()) << r.status();
     std::vector<std::string> fired;
@@ -106,8 +106,8 @@ TEST_F(SchedulerTest, AServerKilledBetweenCreatingAndRecordingNeverFiresTwice) {
   clock_.AdvanceMs(3'600'000);
   DiesBeforeRecording dying(*store_);
   {
-    Engine engine(dying, stores_);
-    Scheduler scheduler(dying, engine);
+    Engine engine(*store_, stores_);
+    Scheduler scheduler(dying, *store_, engine);
     auto r = scheduler.Tick();
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->errors.size(), 1u);

@@ -235,8 +235,11 @@ int HttpStatusFor(const absl::Status& status) {
   }
 }
 
-Api::Api(StateStore& store, Engine& engine, ApiOptions options)
-    : store_(store),
+Api::Api(RunStore& runs, ScheduleStore& schedules, FleetRegistry& fleet, Engine& engine,
+         ApiOptions options)
+    : runs_(runs),
+      schedules_(schedules),
+      fleet_(fleet),
       engine_(engine),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_) {
@@ -244,7 +247,7 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
   auto run = [](const Params& p) { return p.at("run"); };
   Add("GET", "/api/health", false,
       [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(int schema, store_.SchemaVersion());
+        ASSIGN_OR_RETURN(int schema, runs_.SchemaVersion());
         return JsonReply({{"status", "ok"}, {"schema", schema}});
       });
   Add("GET", "/api/runs", true, [this](const ApiRequest& r, const Params&) { return ListRuns(r); });
@@ -255,12 +258,12 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
   Add("POST", "/api/runs/{run}/cancel", true,
       [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
         RETURN_IF_ERROR(ParseBody(r, {}).status());
-        ASSIGN_OR_RETURN(bool cancelled, store_.CancelRun(run(p), "cancelled through the API"));
-        ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
+        ASSIGN_OR_RETURN(bool cancelled, runs_.CancelRun(run(p), "cancelled through the API"));
+        ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(run(p)));
         if (!cancelled) {
           return absl::FailedPreconditionError(Cat("run ", rec.id, " already ", rec.state));
         }
-        return JsonReply(RunJson(rec, store_.NowMs()));
+        return JsonReply(RunJson(rec, runs_.NowMs()));
       });
   Add("POST", "/api/runs/{run}/resume", true,
       [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
@@ -282,8 +285,8 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
       [this, run](const ApiRequest&, const Params& p) { return Timeline(run(p)); });
   Add("GET", "/api/runs/{run}/events", true,
       [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(RunRecord rec, store_.GetRun(run(p)));
-        ASSIGN_OR_RETURN(std::vector<EventRecord> events, store_.ListEvents(rec.id));
+        ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(run(p)));
+        ASSIGN_OR_RETURN(std::vector<EventRecord> events, runs_.ListEvents(rec.id));
         nlohmann::json out = nlohmann::json::array();
         for (const EventRecord& e : events) {
           out.push_back({{"id", e.id},
@@ -297,13 +300,13 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
       });
   Add("GET", "/api/runs/{run}/cost", true,
       [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store_, run(p), options_.prices));
+        ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(runs_, fleet_, run(p), options_.prices));
         return JsonReply(CostReportJson(report));
       });
   Add("GET", "/api/workers", true,
       [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
-        int64_t now = store_.NowMs();
+        ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
+        int64_t now = runs_.NowMs();
         nlohmann::json out = nlohmann::json::array();
         for (const WorkerRecord& w : workers) out.push_back(WorkerJson(w, now));
         return JsonReply(out);
@@ -321,7 +324,7 @@ Api::Api(StateStore& store, Engine& engine, ApiOptions options)
   });
   Add("DELETE", "/api/schedules/{name}", true,
       [this](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(bool deleted, store_.DeleteSchedule(p.at("name")));
+        ASSIGN_OR_RETURN(bool deleted, schedules_.DeleteSchedule(p.at("name")));
         if (!deleted) return absl::NotFoundError(Cat("no schedule \"", p.at("name"), "\""));
         return JsonReply({{"deleted", p.at("name")}});
       });
@@ -379,7 +382,7 @@ HttpReply Api::Handle(const ApiRequest& req) {
 
 std::shared_ptr<const Redactor> Api::RedactorFor(const std::string& run_id) {
   auto redact = std::make_shared<Redactor>(options_.redact);
-  absl::StatusOr<RunRecord> run = store_.GetRun(run_id);
+  absl::StatusOr<RunRecord> run = runs_.GetRun(run_id);
   if (!run.ok()) return redact;
   if (absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = engine_.PipelineFor(*run);
       pipeline.ok()) {
@@ -449,8 +452,8 @@ absl::StatusOr<HttpReply> Api::ListRuns(const ApiRequest& req) {
   RunFilter filter{.limit = limit + 1, .offset = offset};  // one more: is there a next page?
   if (!state.empty()) filter.state = state;
   if (!pipeline.empty()) filter.pipeline = pipeline;
-  ASSIGN_OR_RETURN(std::vector<RunRecord> runs, store_.ListRuns(filter));
-  int64_t now = store_.NowMs();
+  ASSIGN_OR_RETURN(std::vector<RunRecord> runs, runs_.ListRuns(filter));
+  int64_t now = runs_.NowMs();
   nlohmann::json items = nlohmann::json::array();
   bool more = static_cast<int64_t>(runs.size()) > limit;
   if (more) runs.pop_back();
@@ -527,14 +530,14 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req) {
   RETURN_IF_ERROR(CheckSql(pipeline));
   ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(pipeline, options_.root));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
-  return JsonReply(RunJson(run, store_.NowMs()), 201);
+  return JsonReply(RunJson(run, runs_.NowMs()), 201);
 }
 
 absl::StatusOr<HttpReply> Api::GetRun(const std::string& id) {
-  ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
-  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(id));
+  ASSIGN_OR_RETURN(RunRecord run, runs_.GetRun(id));
+  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, runs_.GetSteps(id));
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, PacedCounts(run, steps));
-  int64_t now = store_.NowMs();
+  int64_t now = runs_.NowMs();
   nlohmann::json out = RunJson(run, now);
   out["steps"] = StepsJson(run, steps, counts, now);
   return JsonReply(out);
@@ -553,7 +556,7 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
     }
   }
   int64_t started = clock_.ElapsedMs();
-  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, store_.CountTasks(run.id));
+  ASSIGN_OR_RETURN(std::vector<StepCounts> counts, runs_.CountTasks(run.id));
   constexpr size_t kRunsKept = 256;
   absl::MutexLock lock(&counts_mu_);
   if (counts_.size() >= kRunsKept && !counts_.contains(run.id)) counts_.clear();
@@ -565,21 +568,21 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
 }
 
 absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) {
-  ASSIGN_OR_RETURN(int64_t requeued, RequeueRun(store_, id, failed_only));
+  ASSIGN_OR_RETURN(int64_t requeued, RequeueRun(runs_, id, failed_only));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
-  nlohmann::json out = RunJson(run, store_.NowMs());
+  nlohmann::json out = RunJson(run, runs_.NowMs());
   out["requeued"] = requeued;
   return JsonReply(out);
 }
 
 absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const std::string& id) {
-  RETURN_IF_ERROR(store_.GetRun(id).status());
+  RETURN_IF_ERROR(runs_.GetRun(id).status());
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, kMaxPage));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   TaskFilter filter{.run_id = id, .limit = limit + 1, .offset = offset};
   if (std::string step = QueryString(req, "step"); !step.empty()) filter.step = step;
   if (std::string state = QueryString(req, "state"); !state.empty()) filter.state = state;
-  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, store_.ListTasks(filter));
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, runs_.ListTasks(filter));
   bool more = static_cast<int64_t>(tasks.size()) > limit;
   if (more) tasks.pop_back();
   nlohmann::json items = nlohmann::json::array();
@@ -591,8 +594,8 @@ absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const std::strin
 
 absl::StatusOr<HttpReply> Api::GetTask(const Params& p) {
   ASSIGN_OR_RETURN(int64_t index, IndexParam(p.at("index")));
-  ASSIGN_OR_RETURN(TaskRecord task, store_.GetTask({p.at("run"), p.at("step"), index}));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListAttempts(task.key));
+  ASSIGN_OR_RETURN(TaskRecord task, runs_.GetTask({p.at("run"), p.at("step"), index}));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs_.ListAttempts(task.key));
   nlohmann::json out = TaskJson(task);
   out["attempt_history"] = nlohmann::json::array();
   for (const AttemptRecord& a : attempts) out["attempt_history"].push_back(AttemptJson(a));
@@ -606,7 +609,7 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(int64_t length, QueryInt(req, "length", -1, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(AttemptLog log,
-                   OpenAttemptLog(store_, engine_.object_stores(),
+                   OpenAttemptLog(runs_, engine_.object_stores(),
                                   {p.at("run"), p.at("step"), index}, static_cast<int>(attempt)));
   const int64_t size = log.size;
   int64_t from = std::min(offset, size);
@@ -640,9 +643,9 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
 }
 
 absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
-  ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(id));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListRunAttempts(id));
-  int64_t now = run.finished_at > 0 ? run.finished_at : store_.NowMs();
+  ASSIGN_OR_RETURN(RunRecord run, runs_.GetRun(id));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs_.ListRunAttempts(id));
+  int64_t now = run.finished_at > 0 ? run.finished_at : runs_.NowMs();
   std::vector<TimelineBar> bars;
   bars.reserve(attempts.size());
   for (const AttemptRecord& a : attempts) {
@@ -677,16 +680,16 @@ absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
 }
 
 absl::StatusOr<HttpReply> Api::ListSchedules() {
-  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
+  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, schedules_.ListSchedules());
   nlohmann::json out = nlohmann::json::array();
-  for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s, store_.NowMs()));
+  for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s, runs_.NowMs()));
   return JsonReply(out);
 }
 
 absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
-  ASSIGN_OR_RETURN(ScheduleRecord s, store_.GetSchedule(name));
-  ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, store_.ListFires(name, 50));
-  nlohmann::json out = ScheduleJson(s, store_.NowMs());
+  ASSIGN_OR_RETURN(ScheduleRecord s, schedules_.GetSchedule(name));
+  ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, schedules_.ListFires(name, 50));
+  nlohmann::json out = ScheduleJson(s, runs_.NowMs());
   out["fires"] = nlohmann::json::array();
   for (const ScheduleFire& f : fires) {
     out["fires"].push_back({{"slot", IsoTime(f.slot)},
@@ -709,12 +712,12 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const ApiRequest& req, const std::str
     ASSIGN_OR_RETURN(Pipeline p, PipelineFrom(body, {}));
     s = ScheduleFromPipeline(p, options_.root);
     ASSIGN_OR_RETURN(s.name, StringField(body, "name", p.name));
-    absl::StatusOr<ScheduleRecord> existing = store_.GetSchedule(s.name);
+    absl::StatusOr<ScheduleRecord> existing = schedules_.GetSchedule(s.name);
     if (existing.ok()) {
       return absl::AlreadyExistsError(Cat("schedule \"", s.name, "\" exists (PATCH changes it)"));
     }
   } else {
-    ASSIGN_OR_RETURN(s, store_.GetSchedule(path_name));
+    ASSIGN_OR_RETURN(s, schedules_.GetSchedule(path_name));
   }
   ASSIGN_OR_RETURN(s.cron, StringField(body, "cron", s.cron));
   ASSIGN_OR_RETURN(s.time_zone, StringField(body, "timezone", s.time_zone));
@@ -735,9 +738,9 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const ApiRequest& req, const std::str
         "no cron: give \"cron\", or register a pipeline that has a schedule:");
   }
   RETURN_IF_ERROR(ValidateSchedule(s));
-  RETURN_IF_ERROR(store_.PutSchedule(s));
-  ASSIGN_OR_RETURN(ScheduleRecord stored, store_.GetSchedule(s.name));
-  return JsonReply(ScheduleJson(stored, store_.NowMs()), create ? 201 : 200);
+  RETURN_IF_ERROR(schedules_.PutSchedule(s));
+  ASSIGN_OR_RETURN(ScheduleRecord stored, schedules_.GetSchedule(s.name));
+  return JsonReply(ScheduleJson(stored, runs_.NowMs()), create ? 201 : 200);
 }
 
 }  // namespace barge

@@ -2,7 +2,7 @@
 // method, a path pattern and a handler, behind one bearer-token check. server.cc feeds it requests
 // from cpp-httplib; tests may call Handle() directly or go through a real socket.
 //
-//   Api api(store, engine, {.token = token, .root = root});
+//   Api api(store, store, store, engine, {.token = token, .root = root});
 //   HttpReply reply = api.Handle({.method = "GET", .path = "/api/runs", .authorization = ...});
 //
 // Every route but GET /api/health requires "Authorization: Bearer <token>" (compared in constant
@@ -30,7 +30,9 @@
 #include "engine/engine.h"
 #include "nlohmann/json.hpp"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/run_store.h"
+#include "store/schedule_store.h"
 
 namespace barge {
 
@@ -82,7 +84,10 @@ struct ApiOptions {
 
 class Api {
  public:
-  Api(StateStore& store, Engine& engine, ApiOptions options);
+  // Shows and steers runs in `runs` (through `engine` to start them), schedules in `schedules`
+  // and workers in `fleet`; usually one StateStore for all three. All must outlive the Api.
+  Api(RunStore& runs, ScheduleStore& schedules, FleetRegistry& fleet, Engine& engine,
+      ApiOptions options);
 
   HttpReply Handle(const ApiRequest& request);
 
@@ -141,7 +146,9 @@ class Api {
   // The pipeline a request names: {"pipeline": a registered name} or {"spec": YAML text}.
   absl::StatusOr<Pipeline> PipelineFrom(const nlohmann::json& body, const ParamOverrides& params);
 
-  StateStore& store_;
+  RunStore& runs_;
+  ScheduleStore& schedules_;
+  FleetRegistry& fleet_;
   Engine& engine_;
   ApiOptions options_;
   SystemClock system_clock_;

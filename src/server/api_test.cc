@@ -12,6 +12,7 @@
 #include "common/strings.h"
 #include "engine/engine.h"
 #include "store/forwarding_store.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -19,14 +20,13 @@ namespace {
 
 // Counts CountTasks calls; each takes `cost_ms` on the test's clock, as counting a big run does,
 // and nothing else takes any time: pacing is decided by the test, not by the machine's load.
-class SlowCountStore : public ForwardingStateStore {
+class SlowCountStore : public ForwardingRunStore {
  public:
-  SlowCountStore(StateStore& inner, ManualClock& clock)
-      : ForwardingStateStore(inner), clock_(clock) {}
+  SlowCountStore(RunStore& inner, ManualClock& clock) : ForwardingRunStore(inner), clock_(clock) {}
   absl::StatusOr<std::vector<StepCounts>> CountTasks(const std::string& run_id) override {
     ++counts;
     clock_.AdvanceMs(cost_ms);
-    return ForwardingStateStore::CountTasks(run_id);
+    return ForwardingRunStore::CountTasks(run_id);
   }
   int counts = 0;
   int cost_ms = 0;
@@ -57,7 +57,7 @@ class ApiCountsTest : public ::testing::Test {
             step["succeeded"].get<int64_t>()};
   }
   void ClaimOne() {
-    auto claimed = store_->Claim({.worker_id = "w", .free_cpu = 1, .max_tasks = 1});
+    auto claimed = inner_->Claim({.worker_id = "w", .free_cpu = 1, .max_tasks = 1});
     ASSERT_TRUE(claimed.ok()) << claimed.status();
     ASSERT_EQ(claimed->size(), 1u);
   }
@@ -72,7 +72,7 @@ class ApiCountsTest : public ::testing::Test {
 };
 
 TEST_F(ApiCountsTest, AQuickCountIsTakenOnEveryRead) {
-  Api api(*store_, *engine_, {.token = "token-0123456789", .clock = &clock_});
+  Api api(*store_, *inner_, *inner_, *engine_, {.token = "token-0123456789", .clock = &clock_});
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0}));
   ClaimOne();
   EXPECT_EQ(Page(api), (std::vector<int64_t>{3, 1, 0}));
@@ -83,7 +83,8 @@ TEST_F(ApiCountsTest, ASlowCountIsPacedButAStateChangeIsCountedAtOnce) {
   store_->cost_ms = 15;  // above the pacer's free threshold (10 ms)
   // With this share, the next count after a 15 ms one is due hours later: only state changes
   // can bring it sooner.
-  Api api(*store_, *engine_, {.token = "token-0123456789", .count_share = 1e-6, .clock = &clock_});
+  Api api(*store_, *inner_, *inner_, *engine_,
+          {.token = "token-0123456789", .count_share = 1e-6, .clock = &clock_});
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0}));
   ClaimOne();
   EXPECT_EQ(Page(api), (std::vector<int64_t>{4, 0, 0})) << "paced: the last count is served";
@@ -101,7 +102,7 @@ TEST_F(ApiCountsTest, ASecretWithQuotesAndBackslashesIsMaskedInEveryJsonReply) {
   const std::string secret = R"(pa"ss\word-42)";
   Redactor redact;
   redact.Add(secret);
-  Api api(*store_, *engine_, {.token = "token-0123456789", .redact = redact});
+  Api api(*store_, *inner_, *inner_, *engine_, {.token = "token-0123456789", .redact = redact});
   ASSERT_TRUE(store_
                   ->CreateRun({.id = "q",
                                .pipeline = "p",

@@ -40,14 +40,19 @@ const std::vector<double>& Metrics::DurationBuckets() {
   return kBuckets;
 }
 
-Metrics::Metrics(StateStore& store, int64_t settle_ms)
-    : store_(store), settle_ms_(settle_ms), watermark_ms_(store.NowMs()) {}
+Metrics::Metrics(Telemetry& telemetry, ScheduleStore& schedules, FleetRegistry& fleet,
+                 int64_t settle_ms)
+    : telemetry_(telemetry),
+      schedules_(schedules),
+      fleet_(fleet),
+      settle_ms_(settle_ms),
+      watermark_ms_(telemetry.NowMs()) {}
 
 absl::Status Metrics::CollectFinished() {
-  int64_t until = store_.NowMs() - settle_ms_;
+  int64_t until = telemetry_.NowMs() - settle_ms_;
   if (until <= watermark_ms_) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<FinishedAttempt> done,
-                   store_.AttemptsFinished(watermark_ms_, until));
+                   telemetry_.AttemptsFinished(watermark_ms_, until));
   const std::vector<double>& bounds = DurationBuckets();
   for (const FinishedAttempt& a : done) {
     Histogram& h = durations_[{a.queue, a.state}];
@@ -66,9 +71,9 @@ absl::Status Metrics::CollectFinished() {
 absl::StatusOr<std::string> Metrics::Render() {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CollectFinished());
-  ASSIGN_OR_RETURN(std::vector<TaskLoad> load, store_.LoadByQueue());
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers());
-  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, store_.ListSchedules());
+  ASSIGN_OR_RETURN(std::vector<TaskLoad> load, telemetry_.LoadByQueue());
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
+  ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, schedules_.ListSchedules());
   std::string out;
 
   Header(out, "barge_up", "gauge", "1 while the server can read the state store.");
@@ -137,7 +142,7 @@ absl::StatusOr<std::string> Metrics::Render() {
   Header(out, "barge_schedule_lag_seconds", "gauge",
          "How late the schedule's newest slot was handled (recorded minus slot time).");
   for (const ScheduleRecord& s : schedules) {
-    ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, store_.ListFires(s.name, 1));
+    ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, schedules_.ListFires(s.name, 1));
     if (!fires.empty()) {
       out += fmt::format("barge_schedule_lag_seconds{{schedule=\"{}\"}} {}\n", Esc(s.name),
                          Num((fires[0].at - fires[0].slot) / 1000.0));

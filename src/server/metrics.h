@@ -1,7 +1,7 @@
 // /metrics: the fleet's state in Prometheus text format (version 0.0.4), read from the state
 // store at each scrape.
 //
-//   Metrics metrics(store);
+//   Metrics metrics(/*telemetry=*/store, /*schedules=*/store, /*fleet=*/store);
 //   ASSIGN_OR_RETURN(std::string text, metrics.Render());
 //
 // Gauges: tasks by queue and state (ready, waiting, running), queue depth, live workers by queue,
@@ -21,13 +21,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/schedule_store.h"
+#include "store/telemetry.h"
 
 namespace barge {
 
 class Metrics {
  public:
-  explicit Metrics(StateStore& store, int64_t settle_ms = 5'000);
+  // Reads tasks and attempts from `telemetry`, scheduler lag from `schedules` and live workers
+  // and their counters from `fleet`.
+  Metrics(Telemetry& telemetry, ScheduleStore& schedules, FleetRegistry& fleet,
+          int64_t settle_ms = 5'000);
 
   absl::StatusOr<std::string> Render();
 
@@ -42,7 +47,9 @@ class Metrics {
   };
   absl::Status CollectFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  StateStore& store_;
+  Telemetry& telemetry_;
+  ScheduleStore& schedules_;
+  FleetRegistry& fleet_;
   const int64_t settle_ms_;
   absl::Mutex mu_;
   int64_t watermark_ms_

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
@@ -17,7 +18,7 @@ TEST(Metrics, DurationHistogramCountsEachFinishedAttemptOnce) {
           .ok());
   ASSERT_TRUE(*store->StartStep("r", "s", "[]", 3, {.cpu = 1, .queue = "etl"},
                                 [](int64_t i) { return NewTask{.index = i}; }));
-  Metrics metrics(*store, /*settle_ms=*/1'000);
+  Metrics metrics(*store, *store, *store, /*settle_ms=*/1'000);
   auto claimed = store->Claim({.worker_id = "w", .free_cpu = 3, .max_tasks = 3});
   ASSERT_EQ(claimed->size(), 3u);
   std::string text = *metrics.Render();
@@ -76,7 +77,7 @@ TEST(Metrics, AttemptsThatFinishedBeforeTheServerStartedAreNotCounted) {
   clock.AdvanceMs(1'000);
   ASSERT_TRUE(store->Complete({done((*claimed)[0])}).ok());  // 3 s before the server starts
   clock.AdvanceMs(3'000);
-  Metrics metrics(*store, /*settle_ms=*/5'000);
+  Metrics metrics(*store, *store, *store, /*settle_ms=*/5'000);
   clock.AdvanceMs(1'000);
   ASSERT_TRUE(store->Complete({done((*claimed)[1])}).ok());  // 1 s after
   clock.AdvanceMs(10'000);
@@ -98,7 +99,7 @@ TEST(Metrics, WorkerS3CountersAndScheduleLag) {
   ASSERT_TRUE(store->PutSchedule({.name = "nightly", .cron = "@daily", .time_zone = "UTC"}).ok());
   clock.AdvanceMs(62'500);  // the slot at 1,060,000 is handled 2.5 s late
   ASSERT_TRUE(*store->RecordFire({"nightly", 1'060'000, "fired", "nightly-x", 0}, 1'000'000));
-  Metrics metrics(*store);
+  Metrics metrics(*store, *store, *store);
   std::string text = *metrics.Render();
   EXPECT_NE(text.find("barge_workers{queue=\"etl\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("barge_worker_s3_retries_total{worker=\"w1\"} 3"), std::string::npos);

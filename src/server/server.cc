@@ -103,9 +103,10 @@ ApiRequest ToRequest(const httplib::Request& r) {
 
 }  // namespace
 
-Server::Server(StateStore& store, Engine& engine, Api& api, ServerConfig config,
+Server::Server(RunStore& runs, TaskQueue& queue, Engine& engine, Api& api, ServerConfig config,
                Scheduler* scheduler, Autoscaler* autoscaler, const Redactor& redact)
-    : store_(store),
+    : runs_(runs),
+      queue_(queue),
       engine_(engine),
       api_(api),
       config_(std::move(config)),
@@ -263,7 +264,7 @@ void Server::BackgroundTick(int tick) {
       for (const std::string& e : r->errors) Log(e);
     }
   }
-  if (absl::StatusOr<int64_t> n = store_.ReapExpired(config_.max_infra_failures); !n.ok()) {
+  if (absl::StatusOr<int64_t> n = queue_.ReapExpired(config_.max_infra_failures); !n.ok()) {
     Log(Cat("reaping expired leases: ", n.status().message()));
   } else if (*n > 0) {
     Log(Cat("returned ", *n, " tasks with expired leases to the queue"));
@@ -271,7 +272,7 @@ void Server::BackgroundTick(int tick) {
   if (tick % kAdvanceEveryTicks == 0) {
     // A run whose last tasks were reaped into failure has no worker left to advance it.
     if (absl::StatusOr<std::vector<RunRecord>> runs =
-            store_.ListRuns({.state = std::string(state::kRunning)});
+            runs_.ListRuns({.state = std::string(state::kRunning)});
         runs.ok()) {
       for (const RunRecord& r : *runs) (void)engine_.Advance(r.id);
     }

@@ -7,9 +7,9 @@
 // response and in at most 64 KB (ConnectionGuard), each read or write waits at most 5 or 10 s, a
 // body is at most 8 MB and is read only once the token is checked.
 //
-//   Server server(store, engine, api, {.host = "127.0.0.1", .port = 0}, &scheduler, &scaler);
-//   ASSIGN_OR_RETURN(int port, server.Bind());
-//   server.Run();    // until Stop() from another thread
+//   Server server(store, store, engine, api, {.host = "127.0.0.1", .port = 0}, &scheduler,
+//   &scaler); ASSIGN_OR_RETURN(int port, server.Bind()); server.Run();    // until Stop() from
+//   another thread
 //
 // Thread-safety: Stop() may be called from any thread; the rest from the owning thread.
 #pragma once
@@ -25,7 +25,8 @@
 #include "schedule/scheduler.h"
 #include "server/api.h"
 #include "server/connection_guard.h"
-#include "store/state_store.h"
+#include "store/run_store.h"
+#include "store/task_queue.h"
 
 namespace httplib {
 class Server;
@@ -43,9 +44,10 @@ struct ServerConfig {
 
 class Server {
  public:
+  // The background loop reaps expired leases in `queue` and advances the running runs of `runs`.
   // `scheduler` and `autoscaler` may be null (not run). All must outlive the server.
-  Server(StateStore& store, Engine& engine, Api& api, ServerConfig config, Scheduler* scheduler,
-         Autoscaler* autoscaler, const Redactor& redact);
+  Server(RunStore& runs, TaskQueue& queue, Engine& engine, Api& api, ServerConfig config,
+         Scheduler* scheduler, Autoscaler* autoscaler, const Redactor& redact);
   ~Server();
 
   // Binds the socket; returns the port.
@@ -62,7 +64,8 @@ class Server {
   void Guard();
   void Log(const std::string& line);
 
-  StateStore& store_;
+  RunStore& runs_;
+  TaskQueue& queue_;
   Engine& engine_;
   Api& api_;
   ServerConfig config_;

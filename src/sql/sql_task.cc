@@ -11,7 +11,7 @@
 #include "common/strings.h"
 #include "common/text.h"
 #include "sql/sql_engine.h"
-#include "store/state_store.h"
+#include "store/records.h"
 
 namespace barge {
 namespace {

@@ -1,20 +1,24 @@
-// A StateStore that forwards every call to another one: the base for wrappers that change a few
-// calls (fault injection in tests, instrumentation) without restating the whole interface.
+// Role wrappers that forward every call to another implementation of the role: the bases for
+// wrappers that change a few calls (fault injection in tests, instrumentation) without restating
+// the role. A wrapper forwards only the role it wraps; hand the other roles over unwrapped.
 //
-//   class FlakyStore : public ForwardingStateStore {
+//   class FlakyRuns : public ForwardingRunStore {
 //     absl::StatusOr<RunRecord> GetRun(const std::string& id) override { ... }
 //   };
+//   FlakyRuns runs(*store);
+//   Scheduler scheduler(/*schedules=*/*store, runs, engine);
 //
 // Thread-safety: as the wrapped store.
 #pragma once
 
-#include "store/state_store.h"
+#include "store/run_store.h"
+#include "store/schedule_store.h"
 
 namespace barge {
 
-class ForwardingStateStore : public StateStore {
+class ForwardingRunStore : public RunStore {
  public:
-  explicit ForwardingStateStore(StateStore& inner) : inner_(inner) {}
+  explicit ForwardingRunStore(RunStore& inner) : inner_(inner) {}
 
   int64_t NowMs() override { return inner_.NowMs(); }
   absl::StatusOr<int> SchemaVersion() override { return inner_.SchemaVersion(); }
@@ -52,24 +56,6 @@ class ForwardingStateStore : public StateStore {
                                      const std::string& to, const std::string& error) override {
     return inner_.TransitionRun(run_id, from, to, error);
   }
-  absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) override {
-    return inner_.Claim(request);
-  }
-  absl::StatusOr<std::vector<bool>> Complete(const std::vector<Completion>& batch) override {
-    return inner_.Complete(batch);
-  }
-  absl::StatusOr<std::vector<TaskKey>> Heartbeat(const std::string& worker_id,
-                                                 int64_t lease_ms) override {
-    return inner_.Heartbeat(worker_id, lease_ms);
-  }
-  absl::StatusOr<int64_t> ReapExpired(int max_infra_failures) override {
-    return inner_.ReapExpired(max_infra_failures);
-  }
-  absl::StatusOr<int64_t> ReleaseWorker(const std::string& worker_id, const std::string& reason,
-                                        int max_infra_failures,
-                                        const char* attempt_state) override {
-    return inner_.ReleaseWorker(worker_id, reason, max_infra_failures, attempt_state);
-  }
   absl::StatusOr<int64_t> RequeueTasks(const std::string& run_id,
                                        const std::vector<std::string>& states) override {
     return inner_.RequeueTasks(run_id, states);
@@ -84,21 +70,23 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const TaskKey& key) override {
     return inner_.ListAttempts(key);
   }
+  absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override {
+    return inner_.ListRunAttempts(run_id);
+  }
   absl::StatusOr<std::vector<EventRecord>> ListEvents(const std::string& run_id) override {
     return inner_.ListEvents(run_id);
   }
   absl::Status AddEvent(const EventRecord& event) override { return inner_.AddEvent(event); }
-  absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override {
-    return inner_.ListRunAttempts(run_id);
-  }
-  absl::StatusOr<std::vector<std::string>> ListBusyWorkers() override {
-    return inner_.ListBusyWorkers();
-  }
-  absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() override { return inner_.LoadByQueue(); }
-  absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
-                                                                int64_t to_ms) override {
-    return inner_.AttemptsFinished(from_ms, to_ms);
-  }
+
+ protected:
+  RunStore& inner_;
+};
+
+class ForwardingScheduleStore : public ScheduleStore {
+ public:
+  explicit ForwardingScheduleStore(ScheduleStore& inner) : inner_(inner) {}
+
+  int64_t NowMs() override { return inner_.NowMs(); }
   absl::Status PutSchedule(const ScheduleRecord& schedule) override {
     return inner_.PutSchedule(schedule);
   }
@@ -121,23 +109,9 @@ class ForwardingStateStore : public StateStore {
                                                       int64_t limit) override {
     return inner_.ListFires(schedule, limit);
   }
-  absl::Status RegisterWorker(const WorkerRecord& worker) override {
-    return inner_.RegisterWorker(worker);
-  }
-  absl::Status DeregisterWorker(const std::string& worker_id) override {
-    return inner_.DeregisterWorker(worker_id);
-  }
-  absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override { return inner_.ListWorkers(); }
-  absl::StatusOr<std::vector<WorkerRecord>> ListRunWorkers(const std::string& run_id) override {
-    return inner_.ListRunWorkers(run_id);
-  }
-  absl::Status ReportWorkerStats(const std::string& worker_id,
-                                 const std::string& stats_json) override {
-    return inner_.ReportWorkerStats(worker_id, stats_json);
-  }
 
  protected:
-  StateStore& inner_;
+  ScheduleStore& inner_;
 };
 
 }  // namespace barge

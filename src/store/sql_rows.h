@@ -3,7 +3,7 @@
 #pragma once
 
 #include "store/db.h"
-#include "store/state_store.h"
+#include "store/records.h"
 
 namespace barge::sql_rows {
 

@@ -139,10 +139,10 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
 
-absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& stores,
+absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores,
                                           const TaskKey& key, int attempt) {
-  ASSIGN_OR_RETURN(TaskRecord task, store.GetTask(key));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(task.key));
+  ASSIGN_OR_RETURN(TaskRecord task, runs.GetTask(key));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs.ListAttempts(task.key));
   std::string what = Cat(key.step, "[", key.index, "]");
   if (attempts.empty()) {
     return absl::NotFoundError(Cat("task ", what, " of run ", key.run_id, " has not started yet"));
@@ -158,7 +158,7 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(StateStore& store, ObjectStores& store
           Cat("task ", what, " has no attempt ", attempt, " (it has ", attempts.size(), ")"));
     }
   }
-  ASSIGN_OR_RETURN(RunRecord run, store.GetRun(key.run_id));
+  ASSIGN_OR_RETURN(RunRecord run, runs.GetRun(key.run_id));
   ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(run.root, stores));
   // The log path is recorded when an attempt completes; a running or lost attempt's log is
   // where the layout puts it.

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/records.h"
 #include "worker/task.h"
 
 namespace barge {

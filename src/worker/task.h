@@ -16,7 +16,7 @@
 #include "objstore/object_stores.h"
 #include "process/process.h"
 #include "spec/pipeline.h"
-#include "store/state_store.h"
+#include "store/records.h"
 
 namespace barge {
 

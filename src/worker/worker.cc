@@ -23,13 +23,14 @@ std::string NewWorkerId() {
   return fmt::format("{}-{}-{:04x}", HostName(), ::getpid(), rng() & 0xffff);
 }
 
-absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra_failures) {
-  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store.ListWorkers());
+absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(FleetRegistry& fleet, TaskQueue& queue,
+                                                int max_infra_failures) {
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet.ListWorkers());
   std::string host = HostName();
   int64_t released = 0;
   for (const WorkerRecord& w : workers) {
     if (w.host != host || LocalProcessAlive(w.pid, w.pid_start)) continue;
-    ASSIGN_OR_RETURN(int64_t n, store.ReleaseWorker(w.id,
+    ASSIGN_OR_RETURN(int64_t n, queue.ReleaseWorker(w.id,
                                                     Cat("worker ", w.id, " is gone (process ",
                                                         w.pid, " on ", host, " no longer exists)"),
                                                     max_infra_failures, state::kLost));
@@ -38,8 +39,11 @@ absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra
   return released;
 }
 
-Worker::Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerOptions options)
-    : store_(store),
+Worker::Worker(RunStore& runs, TaskQueue& queue, FleetRegistry& fleet, Engine& engine,
+               ProcessRunner& runner, WorkerOptions options)
+    : runs_(runs),
+      queue_(queue),
+      fleet_(fleet),
       engine_(engine),
       runner_(runner),
       options_(std::move(options)),
@@ -75,7 +79,7 @@ absl::StatusOr<Worker::RunContext*> Worker::ContextFor(const std::string& run_id
   auto it = contexts_.find(run_id);
   if (it != contexts_.end()) return &it->second;
   RunContext ctx;
-  ASSIGN_OR_RETURN(ctx.run, store_.GetRun(run_id));
+  ASSIGN_OR_RETURN(ctx.run, runs_.GetRun(run_id));
   ASSIGN_OR_RETURN(ctx.pipeline, engine_.PipelineFor(ctx.run));
   return &contexts_.emplace(run_id, std::move(ctx)).first->second;
 }
@@ -84,7 +88,7 @@ absl::Status Worker::Dispatch(TaskRecord task) {
   ASSIGN_OR_RETURN(RunContext * ctx, ContextFor(task.key.run_id));
   auto shared = ctx->shared_inputs.find(task.key.step);
   if (shared == ctx->shared_inputs.end()) {
-    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_.GetSteps(task.key.run_id));
+    ASSIGN_OR_RETURN(std::vector<StepRecord> steps, runs_.GetSteps(task.key.run_id));
     // A step's shared inputs are fixed when it starts; steps not started yet are not cached.
     for (const StepRecord& s : steps) {
       if (s.started_at > 0) ctx->shared_inputs[s.name] = s.inputs_json;
@@ -126,7 +130,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
   // The clock (a round trip on PostgreSQL) only dates retries: read it only for a failure.
   bool any_failed = std::any_of(finished.begin(), finished.end(),
                                 [](const Finished& f) { return !f.outcome.Succeeded(); });
-  int64_t now = any_failed ? store_.NowMs() : 0;
+  int64_t now = any_failed ? runs_.NowMs() : 0;
   for (Finished& f : finished) {
     auto it = running_.find(f.key);
     if (it == running_.end()) continue;
@@ -153,7 +157,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
   // no result, and a late one is fenced if the lease moved on meanwhile.
   for (Completion& c : batch) unsent_.push_back(std::move(c));
   if (unsent_.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(store_.Complete(unsent_).status());
+  RETURN_IF_ERROR(queue_.Complete(unsent_).status());
   unsent_.clear();
   return absl::OkStatus();
 }
@@ -169,7 +173,7 @@ absl::Status Worker::Tolerate(const absl::Status& status) {
 }
 
 absl::Status Worker::HeartbeatAndRevoke() {
-  absl::StatusOr<std::vector<TaskKey>> beat = store_.Heartbeat(options_.id, options_.lease_ms);
+  absl::StatusOr<std::vector<TaskKey>> beat = queue_.Heartbeat(options_.id, options_.lease_ms);
   if (!beat.ok()) {
     if (clock_.ElapsedMs() - last_heartbeat_ok_ > options_.lease_ms) {
       // Our leases have expired by now: others may run these tasks. Stop ours.
@@ -181,7 +185,7 @@ absl::Status Worker::HeartbeatAndRevoke() {
   // The worker's S3 traffic, for the server's metrics; written only when it changed.
   nlohmann::json stats = engine_.object_stores().Counters();
   if (std::string text = DumpJson(stats); text != reported_stats_) {
-    if (store_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
+    if (fleet_.ReportWorkerStats(options_.id, text).ok()) reported_stats_ = text;
   }
   std::vector<TaskKey>& held = *beat;
   std::sort(held.begin(), held.end());
@@ -205,7 +209,7 @@ absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
     req.queue = options_.queue;
     req.accepts = accepts_;
   }
-  return store_.Claim(req);
+  return queue_.Claim(req);
 }
 
 absl::Status Worker::AdvanceRuns(bool all_running) {
@@ -220,7 +224,7 @@ absl::Status Worker::AdvanceRuns(bool all_running) {
   runs.swap(dirty_runs_);
   if (all_running) {
     ASSIGN_OR_RETURN(std::vector<RunRecord> running,
-                     store_.ListRuns({.state = std::string(state::kRunning)}));
+                     runs_.ListRuns({.state = std::string(state::kRunning)}));
     for (const RunRecord& r : running) runs.insert(r.id);
   }
   for (const std::string& id : runs) {
@@ -263,8 +267,8 @@ absl::Status Worker::Register() {
   self.labels_json = DumpJson(nlohmann::json(options_.labels));
   self.queue = options_.queue;
   accepts_ = LabelSubsets(options_.labels);
-  RETURN_IF_ERROR(store_.RegisterWorker(self));
-  return ReleaseDeadLocalWorkers(store_, options_.max_infra_failures).status();
+  RETURN_IF_ERROR(fleet_.RegisterWorker(self));
+  return ReleaseDeadLocalWorkers(fleet_, queue_, options_.max_infra_failures).status();
 }
 
 std::vector<Worker::Finished> Worker::TakeRequests(Loop& loop) {
@@ -283,7 +287,7 @@ std::vector<Worker::Finished> Worker::TakeRequests(Loop& loop) {
     loop.stopping = true;
     if (options_.run_id) {
       loop.cancel_status =
-          WithContext(store_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
+          WithContext(runs_.CancelRun(*options_.run_id, "cancelled (interrupted)").status(),
                       "marking the run cancelled");
     }
     CancelRunning();
@@ -312,7 +316,7 @@ absl::Status Worker::DoWork(Loop& loop) {
   }
   for (TaskRecord& t : claimed) RETURN_IF_ERROR(Dispatch(std::move(t)));
   if (loop.now >= loop.next_reap) {
-    RETURN_IF_ERROR(store_.ReapExpired(options_.max_infra_failures).status());
+    RETURN_IF_ERROR(queue_.ReapExpired(options_.max_infra_failures).status());
     loop.next_reap = loop.now + std::max<int64_t>(options_.lease_ms / 4, 1000);
   }
   return absl::OkStatus();
@@ -357,14 +361,14 @@ absl::StatusOr<RunRecord> Worker::Finish(const Loop& loop, const absl::Status& l
   if (loop.drain_killed) {
     // Tasks stopped by the drain were not committed: hand their leases back now, as an
     // infrastructure failure that does not charge the tasks' retries.
-    (void)store_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
+    (void)queue_.ReleaseWorker(options_.id, "drained: the worker was stopped (spot interruption)",
                                options_.max_infra_failures, state::kDrained);
   }
-  (void)store_.DeregisterWorker(options_.id);
+  (void)fleet_.DeregisterWorker(options_.id);
   RETURN_IF_ERROR(loop_status);
   RETURN_IF_ERROR(loop.cancel_status);
   if (options_.run_id && IsFinalRunState(driven_run_.state)) return driven_run_;
-  if (options_.run_id) return store_.GetRun(*options_.run_id);
+  if (options_.run_id) return runs_.GetRun(*options_.run_id);
   return RunRecord{};
 }
 

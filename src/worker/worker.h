@@ -2,8 +2,8 @@
 // thread, heartbeats its leases and commits results in batches. `barge run` drives one run with
 // an in-process Worker; `barge worker` (the fleet) runs the same loop over every run.
 //
-//   Worker worker(store, engine, runner, {.id = WorkerId(), .cpu = 2, .run_id = id, ...});
-//   ASSIGN_OR_RETURN(RunRecord final_run, worker.Run());
+//   Worker worker(store, store, store, engine, runner, {.id = WorkerId(), .cpu = 2, .run_id = id,
+//   ...}); ASSIGN_OR_RETURN(RunRecord final_run, worker.Run());
 //
 // Thread-safety: Run() is called once, from one thread; RequestStop() from any thread.
 #pragma once
@@ -23,7 +23,9 @@
 #include "common/labels.h"
 #include "engine/engine.h"
 #include "process/process.h"
-#include "store/state_store.h"
+#include "store/fleet_registry.h"
+#include "store/run_store.h"
+#include "store/task_queue.h"
 #include "worker/task.h"
 
 namespace barge {
@@ -55,11 +57,15 @@ std::string NewWorkerId();
 
 // Releases the leases of workers registered from this host whose process is gone, so their
 // tasks run again at once instead of after their leases expire. Returns how many tasks.
-absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(StateStore& store, int max_infra_failures);
+absl::StatusOr<int64_t> ReleaseDeadLocalWorkers(FleetRegistry& fleet, TaskQueue& queue,
+                                                int max_infra_failures);
 
 class Worker {
  public:
-  Worker(StateStore& store, Engine& engine, ProcessRunner& runner, WorkerOptions options);
+  // The worker registers itself in `fleet`, claims from `queue` and reads and cancels runs in
+  // `runs` (usually one StateStore for all three).
+  Worker(RunStore& runs, TaskQueue& queue, FleetRegistry& fleet, Engine& engine,
+         ProcessRunner& runner, WorkerOptions options);
   ~Worker();
 
   // Runs until the run named in the options is finished (returning it), or until stopped.
@@ -142,7 +148,9 @@ class Worker {
   // `status` otherwise.
   absl::Status Tolerate(const absl::Status& status);
 
-  StateStore& store_;
+  RunStore& runs_;
+  TaskQueue& queue_;
+  FleetRegistry& fleet_;
   Engine& engine_;
   ProcessRunner& runner_;
   WorkerOptions options_;

@@ -19,38 +19,46 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "store/forwarding_store.h"
+#include "store/state_store.h"
 #include "testing/temp_dir.h"
 
 namespace barge {
 namespace {
 
 // Forwards to a real store, but every `period`-th call to the calls a worker makes while it
-// runs fails as if the database were unreachable.
-class FlakyStore : public ForwardingStateStore {
+// runs (GetRun and every queue call but ReleaseWorker) fails as if the database were unreachable.
+class FlakyStore : public ForwardingRunStore, public TaskQueue {
  public:
-  FlakyStore(StateStore& inner, int period) : ForwardingStateStore(inner), period_(period) {}
+  FlakyStore(StateStore& inner, int period)
+      : ForwardingRunStore(inner), queue_(inner), period_(period) {}
   int failures() const { return failures_; }
 
+  int64_t NowMs() override { return queue_.NowMs(); }
   absl::StatusOr<RunRecord> GetRun(const std::string& id) override {
     RETURN_IF_ERROR(MaybeFail());
-    return inner_.GetRun(id);
+    return ForwardingRunStore::GetRun(id);
   }
   absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) override {
     RETURN_IF_ERROR(MaybeFail());
-    return inner_.Claim(request);
+    return queue_.Claim(request);
   }
   absl::StatusOr<std::vector<bool>> Complete(const std::vector<Completion>& batch) override {
     RETURN_IF_ERROR(MaybeFail());
-    return inner_.Complete(batch);
+    return queue_.Complete(batch);
   }
   absl::StatusOr<std::vector<TaskKey>> Heartbeat(const std::string& worker,
                                                  int64_t lease_ms) override {
     RETURN_IF_ERROR(MaybeFail());
-    return inner_.Heartbeat(worker, lease_ms);
+    return queue_.Heartbeat(worker, lease_ms);
   }
   absl::StatusOr<int64_t> ReapExpired(int max) override {
     RETURN_IF_ERROR(MaybeFail());
-    return inner_.ReapExpired(max);
+    return queue_.ReapExpired(max);
+  }
+  absl::StatusOr<int64_t> ReleaseWorker(const std::string& worker_id, const std::string& reason,
+                                        int max_infra_failures,
+                                        const char* attempt_state) override {
+    return queue_.ReleaseWorker(worker_id, reason, max_infra_failures, attempt_state);
   }
 
  private:
@@ -60,6 +68,7 @@ class FlakyStore : public ForwardingStateStore {
     return absl::UnavailableError("postgres: server closed the connection unexpectedly");
   }
 
+  TaskQueue& queue_;
   int period_;
   std::atomic<int> calls_{0};
   std::atomic<int> failures_{0};
@@ -78,7 +87,7 @@ TEST(Worker, RidesOutAStoreThatKeepsDroppingOut) {
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   std::string id = engine.CreateRun(*pipeline, (dir.path() / "data").string()).value();
   PosixProcessRunner runner;
-  Worker worker(flaky, engine, runner,
+  Worker worker(flaky, flaky, *real, engine, runner,
                 {.id = "w1",
                  .cpu = 2,
                  .run_id = id,
@@ -164,7 +173,7 @@ TEST_F(FleetWorkerTest, SweepAdvancesARunningRunBehind250NewerOnes) {
     ASSERT_TRUE(store_->CancelRun(id, "not this one").ok());
   }
   ASSERT_EQ(store_->GetRun(old)->state, state::kRunning);
-  Worker worker(*store_, *engine_, runner_, Options("w2"));
+  Worker worker(*store_, *store_, *store_, *engine_, runner_, Options("w2"));
   EXPECT_TRUE(ServeUntil(worker, [&] { return store_->GetRun(old)->state != state::kRunning; }));
   EXPECT_EQ(store_->GetRun(old)->state, state::kSucceeded);
 }
@@ -174,7 +183,7 @@ TEST_F(FleetWorkerTest, SweepAdvancesARunningRunBehind250NewerOnes) {
 TEST_F(FleetWorkerTest, ForgetsRunsThatHaveEnded) {
   std::vector<std::string> ids;
   for (int i = 0; i < 30; ++i) ids.push_back(StartRun());
-  Worker worker(*store_, *engine_, runner_, Options("w1"));
+  Worker worker(*store_, *store_, *store_, *engine_, runner_, Options("w1"));
   ASSERT_TRUE(ServeUntil(worker, [&] {
     for (const std::string& id : ids) {
       if (store_->GetRun(id)->state != state::kSucceeded) return false;
@@ -238,7 +247,7 @@ TEST_F(FleetWorkerTest, ADrainDeadlineIsKeptOnTheWorkersClock) {
     std::unique_lock lock(mu);
     return turned.wait_for(lock, std::chrono::seconds(60), [&] { return last_turn >= time; });
   };
-  Worker worker(*store_, *engine_, runner, options);
+  Worker worker(*store_, *store_, *store_, *engine_, runner, options);
   absl::StatusOr<RunRecord> done;
   std::thread serve([&] { done = worker.Run(); });
   const CancelToken* task = runner.WaitRunning();
@@ -278,7 +287,7 @@ TEST(Worker, AnExceptionInAnAttemptFailsThatTaskOnly) {
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   std::string id = engine.CreateRun(*pipeline, (dir.path() / "data").string()).value();
   ThrowingRunner runner;
-  Worker worker(*store, engine, runner,
+  Worker worker(*store, *store, *store, engine, runner,
                 {.id = "w1",
                  .cpu = 1,
                  .run_id = id,
