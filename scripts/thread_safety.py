@@ -40,7 +40,7 @@ def clang_command(entry, clang):
             continue  # g++'s warning set and link-time flags are not clang's business here
         else:
             out.append(a)
-    return out + ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety"]
+    return out + ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety", "-ferror-limit=0"]
 
 
 def main():

@@ -51,13 +51,14 @@ void SqlStateStore::BindClock(DbStatement& q) {
 }
 
 absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest& request) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<TaskRecord> claimed;
   if (request.max_tasks <= 0) return claimed;
   ClaimRequest rest = request;
   if (db_->dialect().data_modifying_ctes) {
     int64_t candidates = 0;
     RETURN_IF_ERROR(Retrying([&]() -> absl::Status {
+      mu_.AssertHeld();
       claimed.clear();
       ASSIGN_OR_RETURN(candidates, ClaimInOneStatement(request, claimed));
       return absl::OkStatus();
@@ -73,6 +74,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::Claim(const ClaimRequest&
   }
   std::vector<TaskRecord> more;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     more.clear();  // a retried transaction starts over
     ASSIGN_OR_RETURN(more, ClaimTaskByTask(rest));
     return absl::OkStatus();
@@ -181,7 +183,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ClaimTaskByTask(
 }
 
 absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Completion>& batch) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<bool> accepted;
   if (batch.empty()) return accepted;
   bool all_succeeded = std::all_of(batch.begin(), batch.end(), [](const Completion& c) {
@@ -189,6 +191,7 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
   });
   // Which completions were taken, in batch order.
   auto commit = [&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(CommittedCompletions taken, CommitCompletions(batch));
     accepted.assign(batch.size(), false);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -202,10 +205,14 @@ absl::StatusOr<std::vector<bool>> SqlStateStore::Complete(const std::vector<Comp
     // between leaves such an attempt recorded as lost instead, and the task's outcome intact.
     RETURN_IF_ERROR(Retrying(commit));
     if (std::find(accepted.begin(), accepted.end(), false) == accepted.end()) return accepted;
-    RETURN_IF_ERROR(InTransaction([&] { return RecordCompletionEvents(batch, accepted); }));
+    RETURN_IF_ERROR(InTransaction([&] {
+      mu_.AssertHeld();
+      return RecordCompletionEvents(batch, accepted);
+    }));
     return accepted;
   }
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     RETURN_IF_ERROR(commit());
     return RecordCompletionEvents(batch, accepted);
   }));
@@ -380,9 +387,10 @@ absl::Status SqlStateStore::RecordCompletionEvents(const std::vector<Completion>
 
 absl::StatusOr<std::vector<TaskKey>> SqlStateStore::Heartbeat(const std::string& worker_id,
                                                               int64_t lease_ms) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<TaskKey> held;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * up, Stmt("UPDATE tasks SET lease_expires_at = ? "
                                             "WHERE lease_owner = ? AND state = 'running'"));
@@ -488,11 +496,16 @@ absl::Status SqlStateStore::InsertEndedAttempt(const LeaseRow& lease, const std:
 }
 
 absl::StatusOr<int64_t> SqlStateStore::ReapExpired(int max_infra_failures) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t reaped = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(reaped, ReleaseLeases(
-                                 "lease_expires_at < ?", [&](DbStatement& q) { q.Bind(Now()); },
+                                 "lease_expires_at < ?",
+                                 [&](DbStatement& q) {
+                                   mu_.AssertHeld();
+                                   q.Bind(Now());
+                                 },
                                  [](const std::string& owner) {
                                    return Cat("lease expired (worker ", owner, " lost)");
                                  },
@@ -506,9 +519,10 @@ absl::StatusOr<int64_t> SqlStateStore::ReleaseWorker(const std::string& worker_i
                                                      const std::string& reason,
                                                      int max_infra_failures,
                                                      const char* attempt_state) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t released = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(released, ReleaseLeases(
                                    "lease_owner = ?", [&](DbStatement& q) { q.Bind(worker_id); },
                                    [&](const std::string&) { return reason; }, max_infra_failures,
@@ -522,9 +536,10 @@ absl::StatusOr<int64_t> SqlStateStore::ReleaseWorker(const std::string& worker_i
 
 absl::StatusOr<int64_t> SqlStateStore::RequeueTasks(const std::string& run_id,
                                                     const std::vector<std::string>& states) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t requeued = 0;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     std::vector<std::string> quoted;
     for (const std::string& s : states) {
       if (s != state::kFailed && s != state::kCancelled) {
@@ -564,9 +579,10 @@ absl::StatusOr<int64_t> SqlStateStore::RequeueTasks(const std::string& run_id,
 
 absl::StatusOr<bool> SqlStateStore::CancelRun(const std::string& run_id,
                                               const std::string& reason) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool cancelled = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * run,
                      Stmt("UPDATE runs SET state = 'cancelled', error = ?, finished_at = ? "

@@ -7,7 +7,7 @@
 namespace barge {
 
 absl::StatusOr<std::vector<TaskLoad>> SqlStateStore::LoadByQueue() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t now = Now();
   ASSIGN_OR_RETURN(
       DbStatement * q,
@@ -26,7 +26,7 @@ absl::StatusOr<std::vector<TaskLoad>> SqlStateStore::LoadByQueue() {
 }
 
 absl::StatusOr<std::vector<std::string>> SqlStateStore::ListBusyWorkers() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT DISTINCT lease_owner FROM tasks "
                                          "WHERE state = 'running' ORDER BY lease_owner"));
   std::vector<std::string> out;
@@ -40,7 +40,7 @@ absl::StatusOr<std::vector<std::string>> SqlStateStore::ListBusyWorkers() {
 
 absl::StatusOr<std::vector<FinishedAttempt>> SqlStateStore::AttemptsFinished(int64_t from_ms,
                                                                              int64_t to_ms) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(
       DbStatement * q,
       Stmt("SELECT t.queue, a.state, a.finished_at - a.started_at, a.finished_at FROM attempts a "
@@ -57,8 +57,9 @@ absl::StatusOr<std::vector<FinishedAttempt>> SqlStateStore::AttemptsFinished(int
 }
 
 absl::Status SqlStateStore::PutSchedule(const ScheduleRecord& r) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     int64_t now = Now();
     ASSIGN_OR_RETURN(
         DbStatement * q,
@@ -118,21 +119,22 @@ absl::StatusOr<std::vector<ScheduleRecord>> SqlStateStore::QuerySchedules(const 
 }
 
 absl::StatusOr<ScheduleRecord> SqlStateStore::GetSchedule(const std::string& name) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::vector<ScheduleRecord> found, QuerySchedules("WHERE name = ?", name));
   if (found.empty()) return absl::NotFoundError(Cat("no schedule \"", name, "\""));
   return found.front();
 }
 
 absl::StatusOr<std::vector<ScheduleRecord>> SqlStateStore::ListSchedules() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QuerySchedules("", "");
 }
 
 absl::StatusOr<bool> SqlStateStore::DeleteSchedule(const std::string& name) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool deleted = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("DELETE FROM schedules WHERE name = ?"));
     RETURN_IF_ERROR(q->Bind(name).Run());
     deleted = db_->Changes() > 0;
@@ -142,9 +144,10 @@ absl::StatusOr<bool> SqlStateStore::DeleteSchedule(const std::string& name) {
 }
 
 absl::StatusOr<bool> SqlStateStore::SetScheduleEnabled(const std::string& name, bool enabled) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q,
                      Stmt("UPDATE schedules SET enabled = ?, updated_at = ? WHERE name = ?"));
     RETURN_IF_ERROR(q->Bind(int64_t{enabled ? 1 : 0}).Bind(Now()).Bind(name).Run());
@@ -155,9 +158,10 @@ absl::StatusOr<bool> SqlStateStore::SetScheduleEnabled(const std::string& name, 
 }
 
 absl::StatusOr<bool> SqlStateStore::RecordFire(const ScheduleFire& fire, int64_t from_last_slot) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool moved = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * move,
                      Stmt("UPDATE schedules SET last_slot = ? WHERE name = ? AND last_slot = ?"));
     RETURN_IF_ERROR(move->Bind(fire.slot).Bind(fire.schedule).Bind(from_last_slot).Run());
@@ -178,7 +182,7 @@ absl::StatusOr<bool> SqlStateStore::RecordFire(const ScheduleFire& fire, int64_t
 
 absl::StatusOr<std::vector<ScheduleFire>> SqlStateStore::ListFires(const std::string& schedule,
                                                                    int64_t limit) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT schedule, slot, outcome, run_id, at FROM schedule_fires "
                         "WHERE schedule = ? ORDER BY slot DESC LIMIT ?"));

@@ -17,7 +17,7 @@ absl::StatusOr<std::unique_ptr<SqlStateStore>> SqlStateStore::Open(std::unique_p
 }
 
 int64_t SqlStateStore::NowMs() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return Now();
 }
 
@@ -57,11 +57,13 @@ absl::Status SqlStateStore::InTransaction(const std::function<absl::Status()>& b
   // Deadlocks and serialization failures (PostgreSQL) are retried: every body is idempotent
   // up to its commit.
   return Retrying([&]() -> absl::Status {
+    mu_.AssertHeld();
     // Rolled back on every way out but a commit: an error, a Begin that failed halfway, and an
     // exception from `body` alike. A connection left inside a transaction would hold SQLite's
     // write lock against every process, and on PostgreSQL fail each later statement (25P02) or
     // commit the half-done work with the next transaction.
     absl::Cleanup rollback = [this] {
+      mu_.AssertHeld();
       transaction_now_ = -1;
       (void)db_->Exec("ROLLBACK");
     };
@@ -80,6 +82,7 @@ absl::Status SqlStateStore::Retrying(const std::function<absl::Status()>& attemp
   // outside a transaction would miss what other processes committed. Release them all, before
   // each attempt and after the last.
   auto release = [this] {
+    mu_.AssertHeld();
     for (auto& [sql, stmt] : statements_) stmt->Reset();
   };
   absl::Cleanup release_at_end = release;  // an exception from `attempt` too
@@ -91,7 +94,7 @@ absl::Status SqlStateStore::Retrying(const std::function<absl::Status()>& attemp
 }
 
 absl::Status SqlStateStore::Migrate() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Most opens find the schema current: check without taking the write lock.
   {
     absl::StatusOr<std::unique_ptr<DbStatement>> q =
@@ -104,6 +107,7 @@ absl::Status SqlStateStore::Migrate() {
     }
   }
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     // Processes starting together migrate one at a time.
     if (*db_->dialect().migration_lock != '\0')
       RETURN_IF_ERROR(db_->Exec(db_->dialect().migration_lock));
@@ -142,7 +146,7 @@ absl::Status SqlStateStore::CheckNotNewer(int64_t version) {
 }
 
 absl::StatusOr<int> SqlStateStore::SchemaVersion() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT MAX(version) FROM schema_migrations"));
   ASSIGN_OR_RETURN(bool row, q->Step());
   int version = row ? static_cast<int>(q->Int(0)) : 0;
@@ -160,8 +164,9 @@ absl::Status SqlStateStore::InsertEvent(const std::string& run_id, const std::st
 }
 
 absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("INSERT INTO runs (", kRunColumns,
                                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     absl::Status s = q->Bind(run.id)
@@ -188,7 +193,7 @@ absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<St
 }
 
 absl::StatusOr<RunRecord> SqlStateStore::GetRun(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?")));
   q->Bind(run_id);
   ASSIGN_OR_RETURN(bool row, q->Step());
@@ -201,7 +206,7 @@ absl::StatusOr<RunRecord> SqlStateStore::GetRun(const std::string& run_id) {
 }
 
 absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(const RunFilter& filter) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string where = "1 = 1";
   if (filter.state) where += " AND state = ?";
   if (filter.pipeline) where += " AND pipeline = ?";
@@ -223,8 +228,9 @@ absl::StatusOr<std::vector<RunRecord>> SqlStateStore::ListRuns(const RunFilter& 
 }
 
 absl::Status SqlStateStore::DeleteRun(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT state FROM runs WHERE id = ?"));
     q->Bind(run_id);
     ASSIGN_OR_RETURN(bool found, q->Step());
@@ -244,7 +250,7 @@ absl::Status SqlStateStore::DeleteRun(const std::string& run_id) {
 }
 
 absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
                         "started_at, finished_at FROM steps WHERE run_id = ? ORDER BY position"));
@@ -269,7 +275,7 @@ absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::strin
 
 absl::StatusOr<bool> SqlStateStore::HasTasksIn(const std::string& run_id, const std::string& step,
                                                const std::vector<std::string>& states) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (states.empty()) return false;
   // One probe of tasks_by_state (run_id, step, state) per state.
   ASSIGN_OR_RETURN(DbStatement * q,
@@ -283,7 +289,7 @@ absl::StatusOr<bool> SqlStateStore::HasTasksIn(const std::string& run_id, const 
 }
 
 absl::StatusOr<std::vector<StepCounts>> SqlStateStore::CountTasks(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT step, state, COUNT(*) FROM tasks WHERE run_id = ? "
                                          "GROUP BY step, state ORDER BY step"));
   q->Bind(run_id);
@@ -318,9 +324,10 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
                                               const std::string& shared_inputs_json, int64_t count,
                                               const Placement& placement,
                                               const std::function<NewTask(int64_t)>& make_task) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool started = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     int64_t now = Now();
     ASSIGN_OR_RETURN(DbStatement * up,
                      Stmt("UPDATE steps SET state = ?, inputs_json = ?, task_count = ?, "
@@ -370,9 +377,10 @@ absl::StatusOr<bool> SqlStateStore::StartStep(const std::string& run_id, const s
 absl::StatusOr<bool> SqlStateStore::TransitionStep(const std::string& run_id,
                                                    const std::string& step, const std::string& from,
                                                    const std::string& to) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE steps SET state = ?, finished_at = ? "
                                            "WHERE run_id = ? AND name = ? AND state = ?"));
     RETURN_IF_ERROR(q->Bind(to).Bind(Now()).Bind(run_id).Bind(step).Bind(from).Run());
@@ -386,9 +394,10 @@ absl::StatusOr<bool> SqlStateStore::TransitionStep(const std::string& run_id,
 absl::StatusOr<bool> SqlStateStore::TransitionRun(const std::string& run_id,
                                                   const std::string& from, const std::string& to,
                                                   const std::string& error) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool changed = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     bool finished = to != state::kRunning;
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE runs SET state = ?, error = ?, finished_at = ? "
                                            "WHERE id = ? AND state = ?"));
@@ -415,7 +424,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::QueryTasks(
 }
 
 absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ListTasks(const TaskFilter& filter) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string where = "WHERE run_id = ?";
   if (filter.step) where += " AND step = ?";
   if (filter.state) where += " AND state = ?";
@@ -428,7 +437,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ListTasks(const TaskFilte
 }
 
 absl::StatusOr<TaskRecord> SqlStateStore::GetTask(const TaskKey& key) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
                    QueryTasks("WHERE run_id = ? AND step = ? AND idx = ?", [&](DbStatement& q) {
                      q.Bind(key.run_id).Bind(key.step).Bind(key.index);
@@ -481,14 +490,14 @@ absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::QueryAttempts(
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListAttempts(const TaskKey& key) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QueryAttempts("WHERE a.run_id = ? AND a.step = ? AND a.idx = ? ORDER BY a.attempt",
                        [&](DbStatement& q) { q.Bind(key.run_id).Bind(key.step).Bind(key.index); });
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListRunAttempts(
     const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QueryAttempts(
       "JOIN steps s ON s.run_id = a.run_id AND s.name = a.step WHERE a.run_id = ? "
       "ORDER BY s.position, a.idx, a.attempt",
@@ -496,7 +505,7 @@ absl::StatusOr<std::vector<AttemptRecord>> SqlStateStore::ListRunAttempts(
 }
 
 absl::StatusOr<std::vector<EventRecord>> SqlStateStore::ListEvents(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt("SELECT id, run_id, at, kind, step, idx, message FROM events "
                         "WHERE run_id = ? ORDER BY id"));
@@ -512,15 +521,17 @@ absl::StatusOr<std::vector<EventRecord>> SqlStateStore::ListEvents(const std::st
 }
 
 absl::Status SqlStateStore::AddEvent(const EventRecord& event) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&] {
+    mu_.AssertHeld();
     return InsertEvent(event.run_id, event.kind, event.step, event.index, event.message);
   });
 }
 
 absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     int64_t now = Now();
     ASSIGN_OR_RETURN(
         DbStatement * q,
@@ -543,8 +554,9 @@ absl::Status SqlStateStore::RegisterWorker(const WorkerRecord& w) {
 }
 
 absl::Status SqlStateStore::DeregisterWorker(const std::string& worker_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q,
                      Stmt("UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at = 0"));
     return q->Bind(Now()).Bind(worker_id).Run();
@@ -569,12 +581,12 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::QueryWorkers(
 }
 
 absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListWorkers() {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QueryWorkers("WHERE stopped_at = 0 ORDER BY started_at, id", [](DbStatement&) {});
 }
 
 absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QueryWorkers(
       "WHERE id IN (SELECT worker_id FROM attempts WHERE run_id = ? "
       "UNION SELECT lease_owner FROM tasks WHERE run_id = ? AND state = 'running') "
@@ -584,8 +596,9 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(const st
 
 absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,
                                               const std::string& stats_json) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET stats_json = ? WHERE id = ?"));
     return q->Bind(stats_json).Bind(worker_id).Run();
   });

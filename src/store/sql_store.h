@@ -6,9 +6,9 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "store/db.h"
 #include "store/state_store.h"
@@ -88,41 +88,48 @@ class SqlStateStore : public StateStore {
       : db_(std::move(db)), clock_(clock) {}
 
   // The store's time. REQUIRES: mu_ held.
-  int64_t Now();
+  int64_t Now() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Status Migrate();
+  absl::Status Migrate() ABSL_LOCKS_EXCLUDED(mu_);
   // Refuses a schema migrated by a newer barge.
-  absl::Status CheckNotNewer(int64_t version);
+  absl::Status CheckNotNewer(int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A cached prepared statement, reset and ready for binding.
-  absl::StatusOr<DbStatement*> Stmt(const std::string& sql);
+  absl::StatusOr<DbStatement*> Stmt(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back if it fails.
-  absl::Status InTransaction(const std::function<absl::Status()>& body);
+  absl::Status InTransaction(const std::function<absl::Status()>& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `attempt` (a transaction, or one statement that commits on its own) and runs it again
   // after a deadlock or a serialization failure, up to 5 times, with cached statements reset.
-  absl::Status Retrying(const std::function<absl::Status()>& attempt);
+  absl::Status Retrying(const std::function<absl::Status()>& attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertEvent(const std::string& run_id, const std::string& kind,
-                           const std::string& step, int64_t index, const std::string& message);
+                           const std::string& step, int64_t index, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Claims the longest prefix of candidates that fits, in one statement (data-modifying CTEs);
   // appends the tasks to `claimed` and returns how many candidates there were.
   absl::StatusOr<int64_t> ClaimInOneStatement(const ClaimRequest& request,
-                                              std::vector<TaskRecord>& claimed);
+                                              std::vector<TaskRecord>& claimed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Claims task by task what fits, skipping any too large for the room left (in a transaction).
-  absl::StatusOr<std::vector<TaskRecord>> ClaimTaskByTask(const ClaimRequest& request);
+  absl::StatusOr<std::vector<TaskRecord>> ClaimTaskByTask(const ClaimRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct CommittedCompletions {
     // The start of each attempt taken, by task and attempt number.
     std::map<std::pair<TaskKey, int>, int64_t> started_at;
     int64_t now = 0;  // the time they were committed at
   };
   // Commits each completion whose attempt still holds its task's lease and records its attempt.
-  absl::StatusOr<CommittedCompletions> CommitCompletions(const std::vector<Completion>& batch);
+  absl::StatusOr<CommittedCompletions> CommitCompletions(const std::vector<Completion>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Events of accepted failures and retries; rejected completions marked as fenced attempts.
   absl::Status RecordCompletionEvents(const std::vector<Completion>& batch,
-                                      const std::vector<bool>& accepted);
+                                      const std::vector<bool>& accepted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The clock as SQL: the database's own when it has one and no clock was injected, else a
   // parameter that BindClock binds.
-  bool ClockInSql() const;
-  std::string ClockSql() const;
-  void BindClock(DbStatement& q);
+  bool ClockInSql() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string ClockSql() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void BindClock(DbStatement& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task's lease, as ReleaseLeases reads it.
   struct LeaseRow {
     TaskKey key;
@@ -135,39 +142,48 @@ class SqlStateStore : public StateStore {
   // drained), and records its attempt as `attempt_state`. False if the attempt no longer holds
   // the task.
   absl::StatusOr<bool> ReleaseLease(const LeaseRow& lease, const std::string& reason,
-                                    int max_infra_failures, const char* attempt_state);
+                                    int max_infra_failures, const char* attempt_state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The leases of running tasks matching `where` (bound by `bind`), locked if `lock`.
   absl::StatusOr<std::vector<LeaseRow>> ReadLeases(const std::string& where,
                                                    const std::function<void(DbStatement&)>& bind,
-                                                   bool lock);
+                                                   bool lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records an attempt that ended without a completion from its worker (lost, cancelled).
   absl::Status InsertEndedAttempt(const LeaseRow& lease, const std::string& state,
                                   const std::string& failure_class, int64_t now,
-                                  const std::string& error);
+                                  const std::string& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Releases every running task's lease matching `where` (bound by `bind`), each with the reason
   // `reason(lease_owner)`. Returns how many were released.
   absl::StatusOr<int64_t> ReleaseLeases(
       const std::string& where, const std::function<void(DbStatement&)>& bind,
       const std::function<std::string(const std::string& owner)>& reason, int max_infra_failures,
-      const char* attempt_state);
+      const char* attempt_state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<ScheduleRecord>> QuerySchedules(const std::string& where,
-                                                             const std::string& name);
+                                                             const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<AttemptRecord>> QueryAttempts(
-      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind);
+      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<WorkerRecord>> QueryWorkers(
-      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind);
+      const std::string& sql_tail, const std::function<void(DbStatement&)>& bind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& sql_tail,
-                                                     const std::function<void(DbStatement&)>& bind);
+                                                     const std::function<void(DbStatement&)>& bind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;
-  std::unique_ptr<DbConnection> db_;
+  // Every call holds mu_ for its whole length: one connection, one transaction at a time. The
+  // lambdas the calls hand to InTransaction and Retrying begin with mu_.AssertHeld(): clang's
+  // analysis (scripts/thread_safety.py) does not follow a held lock into a lambda.
+  absl::Mutex mu_;
+  std::unique_ptr<DbConnection> db_ ABSL_GUARDED_BY(mu_);
   Clock* clock_;  // null: the database's clock, or system_clock_
   SystemClock system_clock_;
-  int64_t generation_ = 0;  // of the connection the cached statements were prepared on
+  // Of the connection the cached statements were prepared on.
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   // The database's clock as read when the current transaction began (-1: none): one clock for
   // the whole transaction, and no round trip of its own.
-  int64_t transaction_now_ = -1;
-  std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_;
+  int64_t transaction_now_ ABSL_GUARDED_BY(mu_) = -1;
+  std::map<std::string, std::unique_ptr<DbStatement>, std::less<>> statements_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace barge
