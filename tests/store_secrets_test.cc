@@ -115,6 +115,10 @@ TEST_F(E2eTest, TasksFilterIsOnlyAndStateIsTheStore) {
   EXPECT_EQ(Json({"tasks", "last", "--only", "succeeded", "--json", "--store", store}).size(), 2u);
   Result bad = Barge({"tasks", "last", "--only", "fine", "--state", store});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  // No task is ever cached until the task cache exists: the filter does not offer the state.
+  Result cached = Barge({"tasks", "last", "--only", "cached", "--state", store});
+  EXPECT_EQ(cached.exit_code, 2) << cached.err;
+  EXPECT_NE(cached.err.find("cached not in"), std::string::npos) << cached.err;
   // The old use of --state as the filter is told what to write, and creates no file "failed".
   Result old = Barge({"tasks", "last", "--state", "failed"});
   EXPECT_EQ(old.exit_code, 2) << old.err;

@@ -169,7 +169,7 @@ Command AddTasks(CLI::App& app, Locations& where) {
   cmd->add_option("run", tasks->run, "run id, or 'last'")->required();
   cmd->add_option("--step", tasks->step, "only this step");
   cmd->add_option("--only", tasks->only, "only tasks in this state")
-      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled", "cached"}));
+      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled"}));
   cmd->add_option("-n,--limit", tasks->limit, "at most this many");
   cmd->add_flag("--json", tasks->json, "print a JSON array");
   cmd->add_flag("--attempts", tasks->attempts,

@@ -100,7 +100,7 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
 
 int CmdTasks(const Locations& where, const TasksOptions& options) {
   // --state filtered by task state before it named the store everywhere: say so to an old script.
-  for (const char* s : {"pending", "running", "succeeded", "failed", "cancelled", "cached"}) {
+  for (const char* s : {"pending", "running", "succeeded", "failed", "cancelled"}) {
     if (where.state == s && !std::filesystem::exists(s)) {
       return ReportError(absl::InvalidArgumentError(
           Cat("--state ", s, ": --state names the state store; to list the ", s,

@@ -119,11 +119,15 @@ std::vector<std::string> EnvironmentWithoutToken() {
   return env;
 }
 
-// Starts `argv` with stdout and stderr appended to `log`; returns its pid.
+// Starts `argv` with stdout and stderr appended to `log`; returns its pid. It stays in the
+// server's process group: Ctrl-C on a `barge serve` in a terminal reaches its workers too, and
+// with StopAll's SIGTERM that is the second signal that stops their tasks at once.
 absl::StatusOr<pid_t> Start(ProcessLauncher& launcher, std::vector<std::string> argv,
                             std::string log) {
-  return launcher.Start(
-      {.argv = std::move(argv), .env = EnvironmentWithoutToken(), .log_path = std::move(log)});
+  return launcher.Start({.argv = std::move(argv),
+                         .env = EnvironmentWithoutToken(),
+                         .log_path = std::move(log),
+                         .own_process_group = false});
 }
 
 constexpr int64_t kRespawnHoldMs = 10'000;

@@ -106,7 +106,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 // make system calls; every argument is prepared before, and all signals are blocked around it
 // so that none of barge's handlers runs in the child.
 pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, const char* cwd,
-            int log_fd, TaskReaper* reaper, int* error) {
+            int log_fd, bool own_group, TaskReaper* reaper, int* error) {
   // The files argv[0] may name, tried in order as execvp would (barge's PATH, as posix_spawnp
   // used), but without execvp's retry of a file without "#!" through /bin/sh: such a file fails
   // with "Exec format error", as it did under posix_spawnp.
@@ -140,7 +140,7 @@ pid_t Spawn(const std::vector<char*>& argv, const std::vector<char*>& envp, cons
       child_errno = errno;
       ::_exit(127);
     };
-    if (::setpgid(0, 0) != 0) fail();
+    if (own_group && ::setpgid(0, 0) != 0) fail();
     if (reaper != nullptr) reaper->RegisterSelf();
     // The log first: dup2 onto fds 1 and 2 also clears close-on-exec, unless it is one of them.
     for (int fd : {1, 2}) {
@@ -211,7 +211,8 @@ absl::StatusOr<pid_t> PosixProcessLauncher::Start(const ProcessSpec& spec) {
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
   int spawn_errno = 0;
-  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, /*reaper=*/nullptr, &spawn_errno);
+  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, spec.own_process_group,
+                    /*reaper=*/nullptr, &spawn_errno);
   ::close(log_fd);
   if (pid < 0) {
     return absl::InternalError(Cat("starting ", spec.argv[0], ": ", std::strerror(spawn_errno)));
@@ -243,7 +244,8 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
   int spawn_errno = 0;
-  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, reaper_, &spawn_errno);
+  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, /*own_group=*/true, reaper_,
+                    &spawn_errno);
   if (pid < 0) {
     result.error = Cat("cannot start ", spec.argv[0], ": ", std::strerror(spawn_errno));
     return result;

@@ -54,6 +54,10 @@ struct ProcessSpec {
   std::string log_path;           // created or appended to; stdout and stderr
   int64_t timeout_ms = 0;         // 0: none
   int64_t kill_grace_ms = 10'000;
+  // A task gets a process group of its own (so that it is stopped whole); a process the
+  // ProcessLauncher starts may stay in the caller's instead, so that a terminal's Ctrl-C reaches
+  // it as it reaches the caller.
+  bool own_process_group = true;
 };
 
 struct ProcessResult {

@@ -252,6 +252,24 @@ TEST_F(ProcessTest, NoTaskOutlivesABargeKilledTheMomentItStartedIt) {
   EXPECT_FALSE(survived) << "the task outlived the barge that started it";
 }
 
+TEST_F(ProcessTest, ALaunchedProcessStaysInTheCallersGroupOnlyWhenAsked) {
+  // The autoscaler's workers stay in barge serve's group, so that a terminal's Ctrl-C reaches
+  // them; anything else started gets a group of its own, as tasks do.
+  PosixProcessLauncher launcher;
+  for (bool own : {true, false}) {
+    ProcessSpec spec = Shell("sleep 30");
+    spec.own_process_group = own;
+    absl::StatusOr<pid_t> pid = launcher.Start(spec);
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    pid_t group = ::getpgid(*pid);
+    launcher.Signal(*pid, SIGKILL);
+    std::optional<int> status = launcher.Reap(*pid, /*block=*/true);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFSIGNALED(*status));
+    EXPECT_EQ(group, own ? *pid : ::getpgrp()) << "own_process_group=" << own;
+  }
+}
+
 TEST(Liveness, KnowsThisProcessAndNotAGhost) {
   std::string start = ProcessStartTime(::getpid());
   EXPECT_FALSE(start.empty());

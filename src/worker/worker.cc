@@ -350,7 +350,8 @@ void Worker::WaitForWork(const Loop& loop) {
   absl::MutexLock lock(&mu_);
   int64_t wait_ms = std::max<int64_t>(0, wake - clock_.ElapsedMs());
   auto news = [&] {
-    mu_.AssertHeld();  // Await evaluates it under mu_
+    // Await evaluates it under mu_ (AssertReaderHeld, as absl asks of a condition's checks).
+    mu_.AssertReaderHeld();
     return !finished_.empty() || (stop_requested_ && !loop.stopping) ||
            drain_asks_ != loop.drain_asks_seen;
   };
