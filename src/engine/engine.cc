@@ -243,164 +243,188 @@ absl::Status Engine::AdvanceOnce(const RunRecord& run, bool& changed) {
   return absl::OkStatus();
 }
 
-absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, const Step& step,
-                               bool& changed) {
-  // Inputs: the committed outputs of the steps this one needs, in pipeline order.
-  auto outputs_of = [&](const std::string& name) -> absl::StatusOr<std::vector<TaskRecord>> {
-    std::vector<TaskRecord> done;
-    ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                     runs_.ListTasks({.run_id = run.id, .step = name}));
-    for (TaskRecord& t : tasks) {
-      if (t.state == state::kSucceeded || t.state == state::kCached) done.push_back(std::move(t));
-    }
-    return done;
-  };
-  nlohmann::json shared = nlohmann::json::array();
-  std::vector<TaskRecord> upstream;
-  std::vector<std::string> files;
-  std::vector<nlohmann::json> bucket_inputs;  // kBuckets: the files of bucket i, by i
-  int64_t count = 1;
-  auto fail_run = [&](const std::string& why) { return FailRun(run.id, why, changed); };
-  // What a step reads becomes task items, inputs and $BARGE_INPUT_LIST lines: a name barge
-  // cannot carry (not UTF-8, NUL, a newline) fails the run, naming it, before any task exists.
-  auto check_files = [&](const std::vector<std::string>& matched, const std::string& where) {
-    for (const std::string& f : matched) {
-      absl::Status s = CheckCarriableName("file", f);
-      if (!s.ok())
-        return absl::InvalidArgumentError(Cat("step ", step.name, ": ", where, ": ", s.message()));
-    }
-    return absl::OkStatus();
-  };
-  auto check_outputs = [&](const std::vector<TaskRecord>& done) {
-    for (const TaskRecord& t : done) {
-      nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
-      if (!outs.is_array()) continue;
-      for (const auto& o : outs) {
-        if (!o.is_object() || !o.contains("path") || !o["path"].is_string()) continue;
-        absl::Status s = CheckCarriableName("output", o["path"].get<std::string>());
-        if (!s.ok()) {
-          return absl::InvalidArgumentError(Cat("step ", step.name, ": input from step ",
-                                                t.key.step, " task ", t.key.index, ": ",
-                                                s.message()));
-        }
+// What a step's inputs make of it, worked out before any of its tasks exists, or why the run
+// cannot go on.
+struct Engine::StepPlan {
+  // Why the run fails instead (a files() that matches nothing, a name barge cannot carry);
+  // empty if the step can start.
+  std::string refusal;
+  int64_t count = 1;                                // tasks
+  std::vector<TaskRecord> upstream;                 // kOutputs, kBuckets: the upstream step's tasks
+  std::vector<std::string> files;                   // kFiles: the matched files, one a task
+  std::vector<nlohmann::json> bucket_inputs;        // kBuckets: the files of bucket i, by i
+  nlohmann::json shared = nlohmann::json::array();  // the inputs every task reads
+};
+
+namespace {
+
+// What a step reads becomes task items, inputs and $BARGE_INPUT_LIST lines: a name barge cannot
+// carry (not UTF-8, NUL, a newline) fails the run, naming it, before any task exists. These
+// return the reason the run fails, or "" if it can go on.
+
+// For the files a files() input of `step` matched; `where` names the input.
+std::string FilesRefusal(const Step& step, const std::vector<std::string>& matched,
+                         const std::string& where) {
+  if (matched.empty()) return Cat("step ", step.name, ": ", where, " matches no files");
+  for (const std::string& f : matched) {
+    absl::Status s = CheckCarriableName("file", f);
+    if (!s.ok()) return Cat("step ", step.name, ": ", where, ": ", s.message());
+  }
+  return "";
+}
+
+// For the outputs of the upstream tasks `done` that `step` reads.
+std::string OutputsRefusal(const Step& step, const std::vector<TaskRecord>& done) {
+  for (const TaskRecord& t : done) {
+    nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+    if (!outs.is_array()) continue;
+    for (const auto& o : outs) {
+      if (!o.is_object() || !o.contains("path") || !o["path"].is_string()) continue;
+      absl::Status s = CheckCarriableName("output", o["path"].get<std::string>());
+      if (!s.ok()) {
+        return Cat("step ", step.name, ": input from step ", t.key.step, " task ", t.key.index,
+                   ": ", s.message());
       }
     }
-    return absl::OkStatus();
-  };
-  switch (step.foreach.kind) {
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TaskRecord>> Engine::CommittedTasks(const std::string& run_id,
+                                                               const std::string& step) {
+  std::vector<TaskRecord> done;
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                   runs_.ListTasks({.run_id = run_id, .step = step}));
+  for (TaskRecord& t : tasks) {
+    if (t.state == state::kSucceeded || t.state == state::kCached) done.push_back(std::move(t));
+  }
+  return done;
+}
+
+absl::Status Engine::PlanFanout(const RunRecord& run, const Pipeline& pipeline, const Step& step,
+                                StepPlan& plan) {
+  const Foreach& foreach = step.foreach;
+  switch (foreach.kind) {
     case ForeachKind::kOutputs: {
-      ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
-      if (absl::Status s = check_outputs(upstream); !s.ok()) return fail_run(ToString(s.message()));
-      count = static_cast<int64_t>(upstream.size());
+      ASSIGN_OR_RETURN(plan.upstream, CommittedTasks(run.id, foreach.step));
+      plan.refusal = OutputsRefusal(step, plan.upstream);
+      plan.count = static_cast<int64_t>(plan.upstream.size());
       break;
     }
     case ForeachKind::kBuckets: {
-      const Step* up = pipeline.FindStep(step.foreach.step);
-      count = up != nullptr ? up->partition.buckets : 0;
-      ASSIGN_OR_RETURN(upstream, outputs_of(step.foreach.step));
-      if (absl::Status s = check_outputs(upstream); !s.ok()) return fail_run(ToString(s.message()));
-      ASSIGN_OR_RETURN(bucket_inputs, GroupByBucket(upstream, count));
+      const Step* up = pipeline.FindStep(foreach.step);
+      plan.count = up != nullptr ? up->partition.buckets : 0;
+      ASSIGN_OR_RETURN(plan.upstream, CommittedTasks(run.id, foreach.step));
+      plan.refusal = OutputsRefusal(step, plan.upstream);
+      if (!plan.refusal.empty()) break;
+      ASSIGN_OR_RETURN(plan.bucket_inputs, GroupByBucket(plan.upstream, plan.count));
       break;
     }
     case ForeachKind::kFiles: {
-      ASSIGN_OR_RETURN(files, GlobInputs(step.foreach.pattern, stores_));
-      if (files.empty()) {
-        return fail_run(
-            Cat("step ", step.name, ": files(\"", step.foreach.pattern, "\") matches no files"));
-      }
-      if (absl::Status s = check_files(files, Cat("files(\"", step.foreach.pattern, "\")"));
-          !s.ok()) {
-        return fail_run(ToString(s.message()));
-      }
-      count = static_cast<int64_t>(files.size());
+      ASSIGN_OR_RETURN(plan.files, GlobInputs(foreach.pattern, stores_));
+      plan.refusal = FilesRefusal(step, plan.files, Cat("files(\"", foreach.pattern, "\")"));
+      plan.count = static_cast<int64_t>(plan.files.size());
       break;
     }
     case ForeachKind::kRange:
-      count = step.foreach.count;
+      plan.count = foreach.count;
       break;
     case ForeachKind::kList:
-      count = static_cast<int64_t>(step.foreach.items.size());
+      plan.count = static_cast<int64_t>(foreach.items.size());
       break;
     case ForeachKind::kNone:
       break;
   }
-  auto add_outputs = [&](const std::vector<TaskRecord>& done,
-                         const std::string& view) -> absl::Status {
-    RETURN_IF_ERROR(check_outputs(done));
-    for (const TaskRecord& t : done) {
-      nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
-      if (!outs.is_array()) continue;
-      for (auto& o : outs) {
-        if (!view.empty()) o["view"] = view;
-        shared.push_back(std::move(o));
-      }
-    }
-    return absl::OkStatus();
-  };
-  if (!step.inputs.empty()) {
-    // Named inputs replace the default "everything the step needs".
-    for (const NamedInput& in : step.inputs) {
-      if (in.source.kind == ForeachKind::kOutputs) {
-        ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(in.source.step));
-        if (absl::Status s = add_outputs(done, in.name); !s.ok()) {
-          return fail_run(ToString(s.message()));
-        }
-      } else {
-        ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern, stores_));
-        if (matched.empty()) {
-          return fail_run(Cat("step ", step.name, ": inputs.", in.name, ": files(\"",
-                              in.source.pattern, "\") matches no files"));
-        }
-        if (absl::Status s = check_files(
-                matched, Cat("inputs.", in.name, ": files(\"", in.source.pattern, "\")"));
-            !s.ok()) {
-          return fail_run(ToString(s.message()));
-        }
-        for (const std::string& f : matched) shared.push_back({{"path", f}, {"view", in.name}});
-      }
-    }
-  } else if (step.foreach.kind != ForeachKind::kOutputs &&
-             step.foreach.kind != ForeachKind::kBuckets) {
-    for (const Step& s : pipeline.steps) {
-      if (std::find(step.needs.begin(), step.needs.end(), s.name) == step.needs.end()) continue;
-      ASSIGN_OR_RETURN(std::vector<TaskRecord> done, outputs_of(s.name));
-      if (absl::Status st = add_outputs(done, ""); !st.ok())
-        return fail_run(ToString(st.message()));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::AddOutputsOf(const RunRecord& run, const Step& step, const std::string& from,
+                                  const std::string& view, StepPlan& plan) {
+  ASSIGN_OR_RETURN(std::vector<TaskRecord> done, CommittedTasks(run.id, from));
+  plan.refusal = OutputsRefusal(step, done);
+  if (!plan.refusal.empty()) return absl::OkStatus();
+  for (const TaskRecord& t : done) {
+    nlohmann::json outs = nlohmann::json::parse(t.outputs_json, nullptr, false);
+    if (!outs.is_array()) continue;
+    for (auto& o : outs) {
+      if (!view.empty()) o["view"] = view;
+      plan.shared.push_back(std::move(o));
     }
   }
-  auto make_task = [&](int64_t i) {
-    NewTask t;
-    t.index = i;
-    size_t n = static_cast<size_t>(i);
-    switch (step.foreach.kind) {
-      case ForeachKind::kRange:
-        t.item_json = std::to_string(i);
-        break;
-      case ForeachKind::kList:
-        t.item_json = DumpJson(step.foreach.items[n]);
-        break;
-      case ForeachKind::kFiles:
-        t.item_json = DumpJson(files[n]);
-        t.inputs_json = DumpJson(nlohmann::json::array({{{"path", files[n]}}}));
-        break;
-      case ForeachKind::kOutputs:
-        t.inputs_json = upstream[n].outputs_json;
-        break;
-      case ForeachKind::kBuckets:
-        t.item_json = std::to_string(i);
-        t.inputs_json = DumpJson(bucket_inputs[n]);
-        break;
-      case ForeachKind::kNone:
-        break;
+  return absl::OkStatus();
+}
+
+absl::Status Engine::GatherSharedInputs(const RunRecord& run, const Pipeline& pipeline,
+                                        const Step& step, StepPlan& plan) {
+  // Named inputs replace the default "everything the step needs".
+  for (const NamedInput& in : step.inputs) {
+    if (in.source.kind == ForeachKind::kOutputs) {
+      RETURN_IF_ERROR(AddOutputsOf(run, step, in.source.step, in.name, plan));
+    } else {
+      ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern, stores_));
+      plan.refusal = FilesRefusal(step, matched,
+                                  Cat("inputs.", in.name, ": files(\"", in.source.pattern, "\")"));
+      for (const std::string& f : matched) plan.shared.push_back({{"path", f}, {"view", in.name}});
     }
-    return t;
-  };
-  ASSIGN_OR_RETURN(bool started, runs_.StartStep(run.id, step.name, DumpJson(shared), count,
-                                                 {.cpu = step.cpu,
-                                                  .memory = step.memory_bytes,
-                                                  .queue = step.queue,
-                                                  .required_labels = CanonicalLabels(step.labels)},
-                                                 make_task));
+    if (!plan.refusal.empty()) return absl::OkStatus();
+  }
+  // Without named inputs, every needed step's outputs; but a step fanned out over another's
+  // outputs reads those as its tasks' own inputs, and nothing shared.
+  if (!step.inputs.empty() || step.foreach.kind == ForeachKind::kOutputs ||
+      step.foreach.kind == ForeachKind::kBuckets) {
+    return absl::OkStatus();
+  }
+  for (const Step& s : pipeline.steps) {
+    if (std::find(step.needs.begin(), step.needs.end(), s.name) == step.needs.end()) continue;
+    RETURN_IF_ERROR(AddOutputsOf(run, step, s.name, "", plan));
+    if (!plan.refusal.empty()) return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+NewTask Engine::MakeTask(const Step& step, const StepPlan& plan, int64_t i) {
+  NewTask t;
+  t.index = i;
+  size_t n = static_cast<size_t>(i);
+  switch (step.foreach.kind) {
+    case ForeachKind::kRange:
+      t.item_json = std::to_string(i);
+      break;
+    case ForeachKind::kList:
+      t.item_json = DumpJson(step.foreach.items[n]);
+      break;
+    case ForeachKind::kFiles:
+      t.item_json = DumpJson(plan.files[n]);
+      t.inputs_json = DumpJson(nlohmann::json::array({{{"path", plan.files[n]}}}));
+      break;
+    case ForeachKind::kOutputs:
+      t.inputs_json = plan.upstream[n].outputs_json;
+      break;
+    case ForeachKind::kBuckets:
+      t.item_json = std::to_string(i);
+      t.inputs_json = DumpJson(plan.bucket_inputs[n]);
+      break;
+    case ForeachKind::kNone:
+      break;
+  }
+  return t;
+}
+
+absl::Status Engine::StartStep(const RunRecord& run, const Pipeline& pipeline, const Step& step,
+                               bool& changed) {
+  StepPlan plan;
+  RETURN_IF_ERROR(PlanFanout(run, pipeline, step, plan));
+  if (plan.refusal.empty()) RETURN_IF_ERROR(GatherSharedInputs(run, pipeline, step, plan));
+  if (!plan.refusal.empty()) return FailRun(run.id, plan.refusal, changed);
+  ASSIGN_OR_RETURN(bool started,
+                   runs_.StartStep(run.id, step.name, DumpJson(plan.shared), plan.count,
+                                   {.cpu = step.cpu,
+                                    .memory = step.memory_bytes,
+                                    .queue = step.queue,
+                                    .required_labels = CanonicalLabels(step.labels)},
+                                   [&](int64_t i) { return MakeTask(step, plan, i); }));
   changed |= started;
   return absl::OkStatus();
 }

@@ -69,8 +69,26 @@ class Engine {
   absl::Status FailRun(const std::string& run_id, const std::string& why, bool& changed);
   // One pass; sets `changed` if it made a transition.
   absl::Status AdvanceOnce(const RunRecord& run, bool& changed);
+  // Creates the tasks of a step whose needs have all succeeded, or fails the run if what it
+  // reads cannot be carried (see StepPlan::refusal); sets `changed` if it did either.
   absl::Status StartStep(const RunRecord& run, const Pipeline& pipeline, const Step& step,
                          bool& changed);
+  struct StepPlan;  // what a step's inputs make of it (engine.cc)
+  // The fan-out of `step` by its ForeachKind: how many tasks, and the upstream tasks, matched
+  // files or bucket inputs they take one by one.
+  absl::Status PlanFanout(const RunRecord& run, const Pipeline& pipeline, const Step& step,
+                          StepPlan& plan);
+  // The inputs every task of `step` reads: its named inputs, or every needed step's outputs.
+  absl::Status GatherSharedInputs(const RunRecord& run, const Pipeline& pipeline, const Step& step,
+                                  StepPlan& plan);
+  // Adds the outputs of step `from`'s committed tasks to the shared inputs, as `view` if given.
+  absl::Status AddOutputsOf(const RunRecord& run, const Step& step, const std::string& from,
+                            const std::string& view, StepPlan& plan);
+  // Task `i` of `step`: its item and its own inputs, by the kind of its fan-out.
+  static NewTask MakeTask(const Step& step, const StepPlan& plan, int64_t i);
+  // The tasks of a step that succeeded or were cached: their outputs are committed.
+  absl::StatusOr<std::vector<TaskRecord>> CommittedTasks(const std::string& run_id,
+                                                         const std::string& step);
   absl::StatusOr<std::string> FailureSummary(const std::string& run_id, const std::string& step);
 
   RunStore& runs_;

@@ -244,99 +244,28 @@ Api::Api(RunStore& runs, ScheduleStore& schedules, FleetRegistry& fleet, Engine&
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_) {
   options_.redact.Add(options_.token);
-  auto run = [](const Params& p) { return p.at("run"); };
-  Add("GET", "/api/health", false,
-      [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(int schema, runs_.SchemaVersion());
-        return JsonReply({{"status", "ok"}, {"schema", schema}});
-      });
-  Add("GET", "/api/runs", true, [this](const ApiRequest& r, const Params&) { return ListRuns(r); });
-  Add("POST", "/api/runs", true,
-      [this](const ApiRequest& r, const Params&) { return SubmitRun(r); });
-  Add("GET", "/api/runs/{run}", true,
-      [this, run](const ApiRequest&, const Params& p) { return GetRun(run(p)); });
-  Add("POST", "/api/runs/{run}/cancel", true,
-      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
-        RETURN_IF_ERROR(ParseBody(r, {}).status());
-        ASSIGN_OR_RETURN(bool cancelled, runs_.CancelRun(run(p), "cancelled through the API"));
-        ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(run(p)));
-        if (!cancelled) {
-          return absl::FailedPreconditionError(Cat("run ", rec.id, " already ", rec.state));
-        }
-        return JsonReply(RunJson(rec, runs_.NowMs()));
-      });
-  Add("POST", "/api/runs/{run}/resume", true,
-      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
-        RETURN_IF_ERROR(ParseBody(r, {}).status());
-        return Requeue(run(p), /*failed_only=*/false);
-      });
-  Add("POST", "/api/runs/{run}/retry", true,
-      [this, run](const ApiRequest& r, const Params& p) -> absl::StatusOr<HttpReply> {
-        RETURN_IF_ERROR(ParseBody(r, {}).status());
-        return Requeue(run(p), /*failed_only=*/true);
-      });
-  Add("GET", "/api/runs/{run}/tasks", true,
-      [this, run](const ApiRequest& r, const Params& p) { return ListTasks(r, run(p)); });
-  Add("GET", "/api/runs/{run}/tasks/{step}/{index}", true,
-      [this](const ApiRequest&, const Params& p) { return GetTask(p); });
-  Add("GET", "/api/runs/{run}/tasks/{step}/{index}/log", true,
-      [this](const ApiRequest& r, const Params& p) { return GetLog(r, p); });
-  Add("GET", "/api/runs/{run}/timeline", true,
-      [this, run](const ApiRequest&, const Params& p) { return Timeline(run(p)); });
-  Add("GET", "/api/runs/{run}/events", true,
-      [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(run(p)));
-        ASSIGN_OR_RETURN(std::vector<EventRecord> events, runs_.ListEvents(rec.id));
-        nlohmann::json out = nlohmann::json::array();
-        for (const EventRecord& e : events) {
-          out.push_back({{"id", e.id},
-                         {"at", IsoTime(e.at)},
-                         {"kind", e.kind},
-                         {"step", e.step},
-                         {"index", e.index},
-                         {"message", e.message}});
-        }
-        return JsonReply(out);
-      });
-  Add("GET", "/api/runs/{run}/cost", true,
-      [this, run](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(runs_, fleet_, run(p), options_.prices));
-        return JsonReply(CostReportJson(report));
-      });
-  Add("GET", "/api/workers", true,
-      [this](const ApiRequest&, const Params&) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
-        int64_t now = runs_.NowMs();
-        nlohmann::json out = nlohmann::json::array();
-        for (const WorkerRecord& w : workers) out.push_back(WorkerJson(w, now));
-        return JsonReply(out);
-      });
-  Add("GET", "/api/pipelines", true,
-      [this](const ApiRequest&, const Params&) { return ListPipelines(); });
-  Add("GET", "/api/schedules", true,
-      [this](const ApiRequest&, const Params&) { return ListSchedules(); });
-  Add("POST", "/api/schedules", true,
-      [this](const ApiRequest& r, const Params&) { return PutSchedule(r, "", /*create=*/true); });
-  Add("GET", "/api/schedules/{name}", true,
-      [this](const ApiRequest&, const Params& p) { return GetSchedule(p.at("name")); });
-  Add("PATCH", "/api/schedules/{name}", true, [this](const ApiRequest& r, const Params& p) {
-    return PutSchedule(r, p.at("name"), /*create=*/false);
-  });
-  Add("DELETE", "/api/schedules/{name}", true,
-      [this](const ApiRequest&, const Params& p) -> absl::StatusOr<HttpReply> {
-        ASSIGN_OR_RETURN(bool deleted, schedules_.DeleteSchedule(p.at("name")));
-        if (!deleted) return absl::NotFoundError(Cat("no schedule \"", p.at("name"), "\""));
-        return JsonReply({{"deleted", p.at("name")}});
-      });
-  Add("GET", "/api/autoscaler", true, [this](const ApiRequest&, const Params&) {
-    return JsonReply(options_.autoscaler_status
-                         ? options_.autoscaler_status()
-                         : nlohmann::json{{"queues", nlohmann::json::array()}});
-  });
-  Add("GET", "/metrics", true, [this](const ApiRequest&, const Params&) {
-    return HttpReply{.content_type = "text/plain; version=0.0.4",
-                     .body = options_.metrics_text ? options_.metrics_text() : ""};
-  });
+  Add("GET", "/api/health", false, &Api::Health);
+  Add("GET", "/api/runs", true, &Api::ListRuns);
+  Add("POST", "/api/runs", true, &Api::SubmitRun);
+  Add("GET", "/api/runs/{run}", true, &Api::GetRun);
+  Add("POST", "/api/runs/{run}/cancel", true, &Api::CancelRun);
+  Add("POST", "/api/runs/{run}/resume", true, &Api::ResumeRun);
+  Add("POST", "/api/runs/{run}/retry", true, &Api::RetryRun);
+  Add("GET", "/api/runs/{run}/tasks", true, &Api::ListTasks);
+  Add("GET", "/api/runs/{run}/tasks/{step}/{index}", true, &Api::GetTask);
+  Add("GET", "/api/runs/{run}/tasks/{step}/{index}/log", true, &Api::GetLog);
+  Add("GET", "/api/runs/{run}/timeline", true, &Api::Timeline);
+  Add("GET", "/api/runs/{run}/events", true, &Api::ListEvents);
+  Add("GET", "/api/runs/{run}/cost", true, &Api::RunCost);
+  Add("GET", "/api/workers", true, &Api::ListWorkers);
+  Add("GET", "/api/pipelines", true, &Api::ListPipelines);
+  Add("GET", "/api/schedules", true, &Api::ListSchedules);
+  Add("POST", "/api/schedules", true, &Api::CreateSchedule);
+  Add("GET", "/api/schedules/{name}", true, &Api::GetSchedule);
+  Add("PATCH", "/api/schedules/{name}", true, &Api::UpdateSchedule);
+  Add("DELETE", "/api/schedules/{name}", true, &Api::DeleteSchedule);
+  Add("GET", "/api/autoscaler", true, &Api::Autoscaler);
+  Add("GET", "/metrics", true, &Api::Metrics);
 }
 
 void Api::Add(const std::string& method, const std::string& pattern, bool needs_token,
@@ -435,7 +364,7 @@ HttpReply Api::Dispatch(const ApiRequest& req) {
   }
   HttpReply reply;
   try {
-    absl::StatusOr<HttpReply> r = found->handler(req, params);
+    absl::StatusOr<HttpReply> r = (this->*found->handler)(req, params);
     reply = r.ok() ? *std::move(r)
                    : ErrorReply(HttpStatusFor(r.status()), ToString(r.status().message()));
   } catch (const std::exception& e) {
@@ -444,7 +373,12 @@ HttpReply Api::Dispatch(const ApiRequest& req) {
   return reply;
 }
 
-absl::StatusOr<HttpReply> Api::ListRuns(const ApiRequest& req) {
+absl::StatusOr<HttpReply> Api::Health(const ApiRequest&, const Params&) {
+  ASSIGN_OR_RETURN(int schema, runs_.SchemaVersion());
+  return JsonReply({{"status", "ok"}, {"schema", schema}});
+}
+
+absl::StatusOr<HttpReply> Api::ListRuns(const ApiRequest& req, const Params&) {
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 50, 1, kMaxPage));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
   std::string state = QueryString(req, "state");
@@ -501,7 +435,7 @@ absl::StatusOr<Pipeline> Api::PipelineFrom(const nlohmann::json& body,
   return absl::NotFoundError(Cat("no pipeline named \"", name, "\" in ", options_.pipelines_dir));
 }
 
-absl::StatusOr<HttpReply> Api::ListPipelines() {
+absl::StatusOr<HttpReply> Api::ListPipelines(const ApiRequest&, const Params&) {
   nlohmann::json out = nlohmann::json::array();
   ASSIGN_OR_RETURN(std::vector<std::string> files, PipelineFiles());
   for (const std::string& file : files) {
@@ -522,7 +456,7 @@ absl::StatusOr<HttpReply> Api::ListPipelines() {
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req) {
+absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req, const Params&) {
   ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req, {"pipeline", "spec", "params"}));
   ASSIGN_OR_RETURN(ParamOverrides params, ParamsField(body));
   ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
@@ -533,7 +467,8 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req) {
   return JsonReply(RunJson(run, runs_.NowMs()), 201);
 }
 
-absl::StatusOr<HttpReply> Api::GetRun(const std::string& id) {
+absl::StatusOr<HttpReply> Api::GetRun(const ApiRequest&, const Params& p) {
+  const std::string& id = p.at("run");
   ASSIGN_OR_RETURN(RunRecord run, runs_.GetRun(id));
   ASSIGN_OR_RETURN(std::vector<StepRecord> steps, runs_.GetSteps(id));
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, PacedCounts(run, steps));
@@ -567,7 +502,25 @@ absl::StatusOr<std::vector<StepCounts>> Api::PacedCounts(const RunRecord& run,
   return counts;
 }
 
-absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) {
+absl::StatusOr<HttpReply> Api::CancelRun(const ApiRequest& req, const Params& p) {
+  RETURN_IF_ERROR(ParseBody(req, {}).status());
+  ASSIGN_OR_RETURN(bool cancelled, runs_.CancelRun(p.at("run"), "cancelled through the API"));
+  ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(p.at("run")));
+  if (!cancelled) return absl::FailedPreconditionError(Cat("run ", rec.id, " already ", rec.state));
+  return JsonReply(RunJson(rec, runs_.NowMs()));
+}
+
+absl::StatusOr<HttpReply> Api::ResumeRun(const ApiRequest& req, const Params& p) {
+  return Requeue(req, p.at("run"), /*failed_only=*/false);
+}
+
+absl::StatusOr<HttpReply> Api::RetryRun(const ApiRequest& req, const Params& p) {
+  return Requeue(req, p.at("run"), /*failed_only=*/true);
+}
+
+absl::StatusOr<HttpReply> Api::Requeue(const ApiRequest& req, const std::string& id,
+                                       bool failed_only) {
+  RETURN_IF_ERROR(ParseBody(req, {}).status());
   ASSIGN_OR_RETURN(int64_t requeued, RequeueRun(runs_, id, failed_only));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
   nlohmann::json out = RunJson(run, runs_.NowMs());
@@ -575,7 +528,8 @@ absl::StatusOr<HttpReply> Api::Requeue(const std::string& id, bool failed_only) 
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const std::string& id) {
+absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const Params& p) {
+  const std::string& id = p.at("run");
   RETURN_IF_ERROR(runs_.GetRun(id).status());
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, kMaxPage));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, INT64_MAX / 2));
@@ -592,7 +546,7 @@ absl::StatusOr<HttpReply> Api::ListTasks(const ApiRequest& req, const std::strin
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::GetTask(const Params& p) {
+absl::StatusOr<HttpReply> Api::GetTask(const ApiRequest&, const Params& p) {
   ASSIGN_OR_RETURN(int64_t index, IndexParam(p.at("index")));
   ASSIGN_OR_RETURN(TaskRecord task, runs_.GetTask({p.at("run"), p.at("step"), index}));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs_.ListAttempts(task.key));
@@ -642,7 +596,8 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
   return reply;
 }
 
-absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
+absl::StatusOr<HttpReply> Api::Timeline(const ApiRequest&, const Params& p) {
+  const std::string& id = p.at("run");
   ASSIGN_OR_RETURN(RunRecord run, runs_.GetRun(id));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs_.ListRunAttempts(id));
   int64_t now = run.finished_at > 0 ? run.finished_at : runs_.NowMs();
@@ -679,14 +634,43 @@ absl::StatusOr<HttpReply> Api::Timeline(const std::string& id) {
        {"rows", rows}});
 }
 
-absl::StatusOr<HttpReply> Api::ListSchedules() {
+absl::StatusOr<HttpReply> Api::ListEvents(const ApiRequest&, const Params& p) {
+  ASSIGN_OR_RETURN(RunRecord rec, runs_.GetRun(p.at("run")));
+  ASSIGN_OR_RETURN(std::vector<EventRecord> events, runs_.ListEvents(rec.id));
+  nlohmann::json out = nlohmann::json::array();
+  for (const EventRecord& e : events) {
+    out.push_back({{"id", e.id},
+                   {"at", IsoTime(e.at)},
+                   {"kind", e.kind},
+                   {"step", e.step},
+                   {"index", e.index},
+                   {"message", e.message}});
+  }
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::RunCost(const ApiRequest&, const Params& p) {
+  ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(runs_, fleet_, p.at("run"), options_.prices));
+  return JsonReply(CostReportJson(report));
+}
+
+absl::StatusOr<HttpReply> Api::ListWorkers(const ApiRequest&, const Params&) {
+  ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
+  int64_t now = runs_.NowMs();
+  nlohmann::json out = nlohmann::json::array();
+  for (const WorkerRecord& w : workers) out.push_back(WorkerJson(w, now));
+  return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::ListSchedules(const ApiRequest&, const Params&) {
   ASSIGN_OR_RETURN(std::vector<ScheduleRecord> schedules, schedules_.ListSchedules());
   nlohmann::json out = nlohmann::json::array();
   for (const ScheduleRecord& s : schedules) out.push_back(ScheduleJson(s, runs_.NowMs()));
   return JsonReply(out);
 }
 
-absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
+absl::StatusOr<HttpReply> Api::GetSchedule(const ApiRequest&, const Params& p) {
+  const std::string& name = p.at("name");
   ASSIGN_OR_RETURN(ScheduleRecord s, schedules_.GetSchedule(name));
   ASSIGN_OR_RETURN(std::vector<ScheduleFire> fires, schedules_.ListFires(name, 50));
   nlohmann::json out = ScheduleJson(s, runs_.NowMs());
@@ -698,6 +682,14 @@ absl::StatusOr<HttpReply> Api::GetSchedule(const std::string& name) {
                             {"lag_ms", f.at - f.slot}});
   }
   return JsonReply(out);
+}
+
+absl::StatusOr<HttpReply> Api::CreateSchedule(const ApiRequest& req, const Params&) {
+  return PutSchedule(req, "", /*create=*/true);
+}
+
+absl::StatusOr<HttpReply> Api::UpdateSchedule(const ApiRequest& req, const Params& p) {
+  return PutSchedule(req, p.at("name"), /*create=*/false);
 }
 
 absl::StatusOr<HttpReply> Api::PutSchedule(const ApiRequest& req, const std::string& path_name,
@@ -741,6 +733,23 @@ absl::StatusOr<HttpReply> Api::PutSchedule(const ApiRequest& req, const std::str
   RETURN_IF_ERROR(schedules_.PutSchedule(s));
   ASSIGN_OR_RETURN(ScheduleRecord stored, schedules_.GetSchedule(s.name));
   return JsonReply(ScheduleJson(stored, runs_.NowMs()), create ? 201 : 200);
+}
+
+absl::StatusOr<HttpReply> Api::DeleteSchedule(const ApiRequest&, const Params& p) {
+  ASSIGN_OR_RETURN(bool deleted, schedules_.DeleteSchedule(p.at("name")));
+  if (!deleted) return absl::NotFoundError(Cat("no schedule \"", p.at("name"), "\""));
+  return JsonReply({{"deleted", p.at("name")}});
+}
+
+absl::StatusOr<HttpReply> Api::Autoscaler(const ApiRequest&, const Params&) {
+  return JsonReply(options_.autoscaler_status
+                       ? options_.autoscaler_status()
+                       : nlohmann::json{{"queues", nlohmann::json::array()}});
+}
+
+absl::StatusOr<HttpReply> Api::Metrics(const ApiRequest&, const Params&) {
+  return HttpReply{.content_type = "text/plain; version=0.0.4",
+                   .body = options_.metrics_text ? options_.metrics_text() : ""};
 }
 
 }  // namespace barge

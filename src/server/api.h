@@ -104,7 +104,9 @@ class Api {
 
  private:
   using Params = std::map<std::string, std::string>;
-  using Handler = std::function<absl::StatusOr<HttpReply>(const ApiRequest&, const Params&)>;
+  // A route's handler: the request and the path's captures ("run" for "{run}") to its reply,
+  // before secrets are masked and JSON encoded. An error becomes an error reply.
+  using Handler = absl::StatusOr<HttpReply> (Api::*)(const ApiRequest&, const Params&);
   struct Route {
     std::string method;
     std::vector<std::string> segments;  // "{name}" captures one segment
@@ -120,24 +122,62 @@ class Api {
   // parses, its secret params), for masking what is shown of the run.
   std::shared_ptr<const Redactor> RedactorFor(const std::string& run_id);
 
-  absl::StatusOr<HttpReply> ListRuns(const ApiRequest& req);
-  absl::StatusOr<HttpReply> SubmitRun(const ApiRequest& req);
-  absl::StatusOr<HttpReply> GetRun(const std::string& id);
+  // The handlers, in the order of the route table (see the constructor for each one's route).
+  // The store's schema version, without a token: whether the server is up.
+  absl::StatusOr<HttpReply> Health(const ApiRequest& req, const Params& p);
+  // A page of runs (limit, offset, state, pipeline in the query).
+  absl::StatusOr<HttpReply> ListRuns(const ApiRequest& req, const Params& p);
+  // Creates and starts a run of {"pipeline" or "spec", "params"}.
+  absl::StatusOr<HttpReply> SubmitRun(const ApiRequest& req, const Params& p);
+  // A run with its steps and their task counts.
+  absl::StatusOr<HttpReply> GetRun(const ApiRequest& req, const Params& p);
+  // Cancels a run still going; FailedPrecondition for one already finished.
+  absl::StatusOr<HttpReply> CancelRun(const ApiRequest& req, const Params& p);
+  // Re-queues a run's failed and cancelled tasks (barge resume).
+  absl::StatusOr<HttpReply> ResumeRun(const ApiRequest& req, const Params& p);
+  // Re-queues a finished run's failed tasks (barge retry).
+  absl::StatusOr<HttpReply> RetryRun(const ApiRequest& req, const Params& p);
+  // A page of a run's tasks (limit, offset, step, state in the query).
+  absl::StatusOr<HttpReply> ListTasks(const ApiRequest& req, const Params& p);
+  // A task with its attempts.
+  absl::StatusOr<HttpReply> GetTask(const ApiRequest& req, const Params& p);
+  // An attempt's log, whole, its `tail`, or `offset`/`length`: only that range (plus a margin of
+  // the longest secret) is read, redacted as Redactor::Slice says, and streamed past 1 MB.
+  absl::StatusOr<HttpReply> GetLog(const ApiRequest& req, const Params& p);
+  // A run's attempts as rows of a Gantt chart, touching bars merged past 20,000.
+  absl::StatusOr<HttpReply> Timeline(const ApiRequest& req, const Params& p);
+  // A run's events.
+  absl::StatusOr<HttpReply> ListEvents(const ApiRequest& req, const Params& p);
+  // What a run cost, from its attempts and the workers' prices.
+  absl::StatusOr<HttpReply> RunCost(const ApiRequest& req, const Params& p);
+  // The workers the fleet knows.
+  absl::StatusOr<HttpReply> ListWorkers(const ApiRequest& req, const Params& p);
+  // The registered pipelines, their secret params masked.
+  absl::StatusOr<HttpReply> ListPipelines(const ApiRequest& req, const Params& p);
+  // Every schedule.
+  absl::StatusOr<HttpReply> ListSchedules(const ApiRequest& req, const Params& p);
+  // A new schedule of a pipeline; AlreadyExists if one has its name.
+  absl::StatusOr<HttpReply> CreateSchedule(const ApiRequest& req, const Params& p);
+  // A schedule with its last 50 fires.
+  absl::StatusOr<HttpReply> GetSchedule(const ApiRequest& req, const Params& p);
+  // Changes the fields of a schedule the body names.
+  absl::StatusOr<HttpReply> UpdateSchedule(const ApiRequest& req, const Params& p);
+  // Deletes a schedule; NotFound if there is none of that name.
+  absl::StatusOr<HttpReply> DeleteSchedule(const ApiRequest& req, const Params& p);
+  // The autoscaler's state, as the server's view gives it (no queues without one).
+  absl::StatusOr<HttpReply> Autoscaler(const ApiRequest& req, const Params& p);
+  // The Prometheus metrics text.
+  absl::StatusOr<HttpReply> Metrics(const ApiRequest& req, const Params& p);
+
   // A run's task counts, counted again at once when the run or one of its steps changed state
   // since the last count, else at most as often as keeps counting under 5% of the time (a
   // million-task run takes a few hundred ms to count, and every open browser polls it).
   absl::StatusOr<std::vector<StepCounts>> PacedCounts(const RunRecord& run,
                                                       const std::vector<StepRecord>& steps);
-  absl::StatusOr<HttpReply> Requeue(const std::string& id, bool failed_only);
-  absl::StatusOr<HttpReply> ListTasks(const ApiRequest& req, const std::string& id);
-  absl::StatusOr<HttpReply> GetTask(const Params& p);
-  // An attempt's log, whole, its `tail`, or `offset`/`length`: only that range (plus a margin of
-  // the longest secret) is read, redacted as Redactor::Slice says, and streamed past 1 MB.
-  absl::StatusOr<HttpReply> GetLog(const ApiRequest& req, const Params& p);
-  absl::StatusOr<HttpReply> Timeline(const std::string& id);
-  absl::StatusOr<HttpReply> ListPipelines();
-  absl::StatusOr<HttpReply> ListSchedules();
-  absl::StatusOr<HttpReply> GetSchedule(const std::string& name);
+  // Re-queues the run's failed tasks (and, unless `failed_only`, its cancelled ones); the body
+  // must be empty or {}.
+  absl::StatusOr<HttpReply> Requeue(const ApiRequest& req, const std::string& id, bool failed_only);
+  // Creates a schedule (`create`) or changes the one named `name` from the body's fields.
   absl::StatusOr<HttpReply> PutSchedule(const ApiRequest& req, const std::string& name,
                                         bool create);
 
