@@ -2,8 +2,9 @@
 // every attempt's wall time, cpu-seconds and peak memory, its task's reservation, and the size of
 // the worker it ran on.
 //
-//   ASSIGN_OR_RETURN(CostReport report, ComputeRunCost(store, /*fleet=*/store, run_id,
-//   DefaultPrices())); std::puts(FormatCostReport(report).c_str());
+//   ASSIGN_OR_RETURN(CostReport report,
+//                    ComputeRunCost(store, /*fleet=*/store, run_id, DefaultPrices()));
+//   std::puts(FormatCostReport(report).c_str());
 //
 // The models (all per attempt, lost and failed attempts included, since they were paid for):
 // - barge on EC2 spot: each attempt pays its share of its worker's instance — the larger of its

@@ -171,8 +171,8 @@ absl::StatusOr<std::vector<ObjectInfo>> LocalObjectStore::List(std::string_view 
     std::string key = dir_part.empty() ? f.relative_path : Cat(dir_part, "/", f.relative_path);
     // A view of key itself: key.substr() would be a temporary string, gone by the next line
     // (AddressSanitizer found the view reading it).
-    std::string_view name = std::string_view(key).substr(
-        key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
+    std::string_view name =
+        std::string_view(key).substr(key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
     if (name.starts_with(kTempPrefix) || !key.starts_with(prefix)) continue;
     ASSIGN_OR_RETURN(ObjectInfo info, InfoOf(key, PathOf(key)));
     out.push_back(std::move(info));

@@ -244,8 +244,8 @@ ProcessResult PosixProcessRunner::Run(const ProcessSpec& spec, const CancelToken
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
   int spawn_errno = 0;
-  pid_t pid = Spawn(argv, envp, spec.cwd.c_str(), log_fd, /*own_group=*/true, reaper_,
-                    &spawn_errno);
+  pid_t pid =
+      Spawn(argv, envp, spec.cwd.c_str(), log_fd, /*own_group=*/true, reaper_, &spawn_errno);
   if (pid < 0) {
     result.error = Cat("cannot start ", spec.argv[0], ": ", std::strerror(spawn_errno));
     return result;

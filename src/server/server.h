@@ -8,8 +8,9 @@
 // body is at most 8 MB and is read only once the token is checked.
 //
 //   Server server(store, store, engine, api, {.host = "127.0.0.1", .port = 0}, &scheduler,
-//   &scaler); ASSIGN_OR_RETURN(int port, server.Bind()); server.Run();    // until Stop() from
-//   another thread
+//                 &scaler);
+//   ASSIGN_OR_RETURN(int port, server.Bind());
+//   server.Run();    // until Stop() from another thread
 //
 // Thread-safety: Stop() may be called from any thread; the rest from the owning thread.
 #pragma once

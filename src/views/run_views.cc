@@ -139,8 +139,8 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
 
-absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores,
-                                          const TaskKey& key, int attempt) {
+absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores, const TaskKey& key,
+                                          int attempt) {
   ASSIGN_OR_RETURN(TaskRecord task, runs.GetTask(key));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, runs.ListAttempts(task.key));
   std::string what = Cat(key.step, "[", key.index, "]");

@@ -3,8 +3,10 @@
 // and the HTTP API, so both say the same thing; nothing here changes a run.
 //
 //   nlohmann::json j = RunJson(run, runs.NowMs());
-//   ASSIGN_OR_RETURN(AttemptLog log, OpenAttemptLog(runs, stores, {id, "clean", 3}, /*attempt=*/0));
-//   ASSIGN_OR_RETURN(std::string last_kb, log.read(std::max<int64_t>(0, log.size - 1024), 1024));
+//   ASSIGN_OR_RETURN(AttemptLog log,
+//                    OpenAttemptLog(runs, stores, {id, "clean", 3}, /*attempt=*/0));
+//   ASSIGN_OR_RETURN(std::string last_kb,
+//                    log.read(std::max<int64_t>(0, log.size - 1024), 1024));
 //
 // Thread-safety: plain functions; safe if the RunStore is.
 #pragma once
@@ -46,7 +48,7 @@ struct AttemptLog {
 // not started or the attempt or its log does not exist; PermissionDenied if the recorded location
 // is outside the run's root (a tampered or foreign record is never followed).
 // The log is read through the run root's store in `stores`, which must outlive the AttemptLog.
-absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores,
-                                          const TaskKey& key, int attempt);
+absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores, const TaskKey& key,
+                                          int attempt);
 
 }  // namespace barge

@@ -2,8 +2,9 @@
 // thread, heartbeats its leases and commits results in batches. `barge run` drives one run with
 // an in-process Worker; `barge worker` (the fleet) runs the same loop over every run.
 //
-//   Worker worker(store, store, store, engine, runner, {.id = WorkerId(), .cpu = 2, .run_id = id,
-//   ...}); ASSIGN_OR_RETURN(RunRecord final_run, worker.Run());
+//   Worker worker(store, store, store, engine, runner,
+//                 {.id = NewWorkerId(), .cpu = 2, .run_id = id, ...});
+//   ASSIGN_OR_RETURN(RunRecord final_run, worker.Run());
 //
 // Thread-safety: Run() is called once, from one thread; RequestStop() from any thread.
 #pragma once
@@ -124,6 +125,8 @@ class Worker {
   // Claims and dispatches what fits, advancing runs when there is nothing to claim, and reaps
   // expired leases now and then.
   absl::Status DoWork(Loop& loop);
+  // Whether a cpu slot is free for another task.
+  bool HasRoom() const;
   // Whether the run this worker drives has ended and nothing of it is left to commit.
   bool DrivenRunDone() const;
   // Heartbeats and calls on_tick when they are due.
