@@ -3,10 +3,11 @@
 
 barge builds with g++, which ignores ABSL_GUARDED_BY and friends. This runs clang++ -fsyntax-only
 -Wthread-safety on every translation unit of a build's compile_commands.json that uses
-absl::Mutex (itself or its own header), so a member read without the lock it is guarded by fails
+absl::Mutex (itself or a project header it includes), so a member read without the lock it is guarded by fails
 the check. Usage: scripts/thread_safety.py BUILD_DIR  (exit 1 on a finding, 2 on a setup error).
 """
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -19,22 +20,21 @@ import sys
 INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
 
 
+@functools.lru_cache(maxsize=None)
+def text_of(path):
+    """The file's text, read once however many sources include it ("" if there is none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def uses_mutex(source, src_dir):
     """Whether the file or a project header it includes names absl::Mutex."""
-    try:
-        with open(source, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return False
-    if "absl::Mutex" in text:
-        return True
-    for header in INCLUDE.findall(text):
-        path = os.path.join(src_dir, header)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                if "absl::Mutex" in f.read():
-                    return True
-    return False
+    text = text_of(source)
+    return "absl::Mutex" in text or any(
+        "absl::Mutex" in text_of(os.path.join(src_dir, h)) for h in INCLUDE.findall(text))
 
 
 def clang_command(entry, clang):
@@ -51,7 +51,8 @@ def clang_command(entry, clang):
             continue  # g++'s warning set and link-time flags are not clang's business here
         else:
             out.append(a)
-    return out + ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety", "-ferror-limit=0"]
+    return out + ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety",
+                  "-ferror-limit=0"]
 
 
 def main():

@@ -305,8 +305,7 @@ std::vector<Worker::Finished> Worker::TakeRequests(Loop& loop) {
 
 absl::Status Worker::DoWork(Loop& loop) {
   ASSIGN_OR_RETURN(std::vector<TaskRecord> claimed, ClaimWhatFits());
-  bool has_room = options_.cpu - used_cpu_ > 1e-9;
-  if (claimed.empty() && has_room && (loop.need_advance || running_.empty())) {
+  if (claimed.empty() && HasRoom() && (loop.need_advance || running_.empty())) {
     bool sweep = !options_.run_id && loop.now >= loop.next_sweep;
     RETURN_IF_ERROR(AdvanceRuns(sweep));
     if (sweep) loop.next_sweep = loop.now + 5'000;
@@ -321,6 +320,8 @@ absl::Status Worker::DoWork(Loop& loop) {
   }
   return absl::OkStatus();
 }
+
+bool Worker::HasRoom() const { return options_.cpu - used_cpu_ > 1e-9; }
 
 bool Worker::DrivenRunDone() const {
   return options_.run_id && IsFinalRunState(driven_run_.state) && running_.empty() &&
@@ -343,7 +344,7 @@ void Worker::WaitForWork(const Loop& loop) {
   int64_t wake =
       std::min(loop.next_heartbeat, options_.on_tick ? loop.next_tick : loop.next_heartbeat);
   if (loop.drain_deadline >= 0 && !loop.drain_killed) wake = std::min(wake, loop.drain_deadline);
-  if (running_.empty() || options_.cpu - used_cpu_ > 1e-9) {
+  if (running_.empty() || HasRoom()) {
     wake = std::min(wake, loop.now + options_.idle_poll_ms);
   }
   if (backoff_ms_ > 0) wake = loop.now + backoff_ms_;
