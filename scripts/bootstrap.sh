@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages barge builds with, and DuckDB from the npm registry; with --test,
-# also what the tests run against: PostgreSQL, the AWS CLI and botocore, Chromium, and (npm)
-# s3rver and playwright-core.
+# also what the tests run against: PostgreSQL, the AWS CLI and botocore, Chromium, podman with
+# runc and busybox-static (container steps, on images the tests import), and (npm) s3rver and
+# playwright-core.
 # Idempotent: when everything is in place it only asks dpkg and returns in a fraction of a second.
 set -euo pipefail
 
@@ -9,13 +10,13 @@ packages=(
   cmake ninja-build g++ pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libabsl-dev libfmt-dev
   libsqlite3-dev libssl-dev libpq-dev libcurl4-openssl-dev libpugixml-dev
-  libcpp-httplib-dev tzdata
+  libcpp-httplib-dev libarchive-dev tzdata
   libgtest-dev libgmock-dev
   nodejs npm
 )
 tests=0
 [ "${1:-}" = "--test" ] && tests=1
-[ $tests -eq 1 ] && packages+=(postgresql awscli python3-botocore chromium clang-14)
+[ $tests -eq 1 ] && packages+=(postgresql awscli python3-botocore chromium clang-14 podman runc busybox-static)
 
 missing=()
 # Node.js and npm may come from elsewhere than Debian (a newer release); either will do.
