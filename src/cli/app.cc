@@ -23,6 +23,9 @@ void AddLocations(CLI::App* cmd, Locations& where) {
                   "data root for outputs and logs (env BARGE_ROOT; default beside the state)");
   cmd->add_option("--scratch", where.scratch,
                   "local directory for attempts' working directories (env BARGE_SCRATCH)");
+  cmd->add_flag("--shared-root", where.shared_root,
+                "the local --root is mounted at the same path on every worker (NFS); needed to "
+                "submit to a shared state store with a local root (env BARGE_SHARED_ROOT=1)");
 }
 
 void AddDrive(CLI::App* cmd, DriveOptions& drive) {
@@ -63,6 +66,9 @@ Command AddRun(CLI::App& app, Locations& where) {
   cmd->add_option("pipeline", run->pipeline, "pipeline YAML file")->required();
   cmd->add_option("-p,--param", run->params, "override a param: NAME=VALUE (repeatable)");
   cmd->add_flag("--detach", run->detach, "create and plan the run, print its id and return");
+  cmd->add_option(
+      "--bundle-max", run->bundle_max,
+      "refuse a code bundle (the pipeline's directory) larger than this (default 256MiB)");
   AddDrive(cmd, run->drive);
   AddLocations(cmd, where);
   return {cmd, [&where, run] { return CmdRun(where, *run); }};

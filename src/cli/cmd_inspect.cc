@@ -83,6 +83,7 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
     std::printf("run       %s\npipeline  %s\nstate     %s\ncreated   %s\nelapsed   %s\n",
                 run.id.c_str(), run.pipeline.c_str(), run.state.c_str(),
                 IsoTime(run.created_at).c_str(), FormatDurationMs(Elapsed(run, now)).c_str());
+    if (!run.bundle.empty()) std::printf("bundle    %s\n", run.bundle.substr(0, 12).c_str());
     if (!run.error.empty()) std::printf("error     %s\n", run.error.c_str());
     std::printf("\n%-20s %-10s %8s %8s %8s %8s %8s %10s\n", "STEP", "STATE", "TASKS", "DONE",
                 "RUNNING", "PENDING", "FAILED", "ELAPSED");

@@ -145,8 +145,13 @@ int CmdRun(const Locations& where, const RunOptions& options) {
   absl::StatusOr<std::unique_ptr<Context>> ctx =
       OpenContext(where, StoreMode::kCreate, std::move(stores));
   if (!ctx.ok()) return ReportError(ctx.status());
+  absl::StatusOr<int64_t> bundle_max = ParseSizeBytes(options.bundle_max);
+  if (!bundle_max.ok()) return ReportError(WithContext(bundle_max.status(), "--bundle-max"));
+  absl::StatusOr<Shipment> shipped = Ship(**ctx, *p, *bundle_max);
+  if (!shipped.ok()) return ReportError(shipped.status());
   Engine engine(*(*ctx)->store, *(*ctx)->object_stores);
-  absl::StatusOr<std::string> id = engine.CreateRun(*p, (*ctx)->root);
+  absl::StatusOr<std::string> id = engine.CreateRun(
+      *p, (*ctx)->root, "", {.bundle = shipped->bundle, .uploads_json = shipped->uploads_json});
   if (!id.ok()) return ReportError(id.status());
   if (options.detach) {
     absl::StatusOr<RunRecord> run = engine.Advance(*id);
@@ -264,6 +269,8 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     // A fresh directory of its own: outputs and working directory, never the run's.
     std::string dir = Cat((*ctx)->scratch, "/exec/", id, "-", step, "-", index, "-", store.NowMs());
     AttemptPaths paths;
+    paths.root = run.root;  // where the run's bundle is fetched from
+    paths.bundle_cache = Cat((*ctx)->scratch, "/.bundles");
     paths.output_dir = dir + "/out";
     paths.scratch_dir = dir + "/work";
     paths.log_path = "/dev/stdout";
@@ -285,6 +292,9 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
       std::string shown =
           pipeline->IsSecret(k) ? std::string(kRedacted) : MaskEnvValue(k, redact(v));
       std::printf("#   %s=%s\n", k.c_str(), shown.c_str());
+    }
+    if (!resolved.bundle.empty()) {
+      std::printf("# code bundle: %s (the run's, as submitted)\n", resolved.bundle.c_str());
     }
     std::printf("# inputs (%zu):\n", resolved.inputs.size());
     for (const std::string& in : resolved.inputs) std::printf("#   %s\n", in.c_str());

@@ -211,10 +211,15 @@ int CmdServe(const Locations& where, const ServeOptions& options) {
   }
 
   Engine engine(store, *c.object_stores);
-  Scheduler scheduler(store, store, engine);
+  // Runs submitted or fired here are shipped like `barge run`'s (bundle/ship.h).
+  const ShipOptions ship = ShipOptionsFor(c, ShipOptions{}.bundle_max);
+  Scheduler scheduler(store, store, engine, {.ship = ship});
   Metrics metrics(store, store, store);
-  ApiOptions api_options{
-      .token = *token, .root = c.root, .pipelines_dir = pipelines_dir, .prices = *prices};
+  ApiOptions api_options{.token = *token,
+                         .root = c.root,
+                         .pipelines_dir = pipelines_dir,
+                         .ship = ship,
+                         .prices = *prices};
   api_options.redact.AddUrlPassword(c.state_url);
   // The password as the server sees it too (percent-decoded), and one given to libpq apart.
   if (absl::StatusOr<StoreUrl> u = ParseStoreUrl(c.state_url); u.ok()) {

@@ -23,6 +23,7 @@ struct RunOptions {
   std::vector<std::string> params;
   DriveOptions drive;
   bool detach = false;
+  std::string bundle_max = "256MiB";
 };
 
 int CmdRun(const Locations& where, const RunOptions& options);

@@ -8,6 +8,7 @@
 #include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/units.h"
 #include "objstore/data_root.h"
 #include "store/state_store.h"
 #include "store/store_url.h"
@@ -41,6 +42,7 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, Sto
   if (store_url->kind == StoreUrl::Kind::kSqlite) {
     std::string path = AbsolutePath(store_url->target);
     base = std::filesystem::path(path).parent_path().string();
+    ctx->state_dir = base;
     std::error_code ec;
     if (mode == StoreMode::kExisting && !std::filesystem::exists(path, ec)) {
       open_url = "sqlite::memory:";  // empty, and gone when the command ends
@@ -51,8 +53,38 @@ absl::StatusOr<std::unique_ptr<Context>> OpenContext(const Locations& flags, Sto
   if (!root.ok()) return WithContext(root.status(), "--root");
   ctx->root = *std::move(root);
   ctx->scratch = AbsolutePath(FirstOf(flags.scratch, "BARGE_SCRATCH", base + "/scratch"));
+  ctx->shared_state = store_url->kind != StoreUrl::Kind::kSqlite;
+  ctx->shared_root = flags.shared_root || FirstOf("", "BARGE_SHARED_ROOT", "") == "1";
   ASSIGN_OR_RETURN(ctx->store, OpenStateStore(open_url));
   return ctx;
+}
+
+ShipOptions ShipOptionsFor(const Context& ctx, int64_t bundle_max) {
+  ShipOptions o;
+  o.shared_state = ctx.shared_state;
+  o.shared_root = ctx.shared_root;
+  o.bundle_max = bundle_max;
+  o.scratch = ctx.scratch;
+  o.exclude = {ctx.scratch};
+  if (IsLocalRoot(ctx.root)) o.exclude.push_back(ctx.root);
+  if (!ctx.state_dir.empty()) o.exclude.push_back(ctx.state_dir);
+  return o;
+}
+
+absl::StatusOr<Shipment> Ship(const Context& ctx, const Pipeline& pipeline, int64_t bundle_max) {
+  ASSIGN_OR_RETURN(
+      Shipment s, ShipRun(pipeline, ctx.root, *ctx.object_stores, ShipOptionsFor(ctx, bundle_max)));
+  std::string line =
+      Cat("barge: bundle ", s.bundle.substr(0, 12), ": ", s.packed.files, " files, ",
+          FormatBytes(s.packed.bytes),
+          s.bundle_stored ? Cat(", stored (", FormatBytes(s.packed.archive_bytes), ")")
+                          : std::string(", already stored"));
+  if (s.files_matched > 0) {
+    line = Cat(line, "; ", s.files_matched, " local input files, ", s.files_stored, " stored (",
+               FormatBytes(s.file_bytes_stored), ")");
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return s;
 }
 
 absl::StatusOr<std::string> ResolveRunId(RunStore& runs, const std::string& id) {

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "bundle/ship.h"
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -62,8 +63,10 @@ bool IsFinalRunState(const std::string& s) {
 }
 
 absl::StatusOr<std::string> Engine::CreateRun(const Pipeline& pipeline, const std::string& root,
-                                              const std::string& run_id) {
+                                              const std::string& run_id, const Shipped& shipped) {
   RunRecord run;
+  run.bundle = shipped.bundle;
+  run.uploads_json = shipped.uploads_json;
   run.pipeline = pipeline.name;
   run.spec_path = pipeline.path;
   run.spec_source = pipeline.source;
@@ -323,7 +326,7 @@ absl::Status Engine::PlanFanout(const RunRecord& run, const Pipeline& pipeline, 
       break;
     }
     case ForeachKind::kFiles: {
-      ASSIGN_OR_RETURN(plan.files, GlobInputs(foreach.pattern, stores_));
+      ASSIGN_OR_RETURN(plan.files, MatchFiles(run, foreach.pattern));
       plan.refusal = FilesRefusal(step, plan.files, Cat("files(\"", foreach.pattern, "\")"));
       plan.count = static_cast<int64_t>(plan.files.size());
       break;
@@ -363,7 +366,7 @@ absl::Status Engine::GatherSharedInputs(const RunRecord& run, const Pipeline& pi
     if (in.source.kind == ForeachKind::kOutputs) {
       RETURN_IF_ERROR(AddOutputsOf(run, step, in.source.step, in.name, plan));
     } else {
-      ASSIGN_OR_RETURN(std::vector<std::string> matched, GlobInputs(in.source.pattern, stores_));
+      ASSIGN_OR_RETURN(std::vector<std::string> matched, MatchFiles(run, in.source.pattern));
       plan.refusal = FilesRefusal(step, matched,
                                   Cat("inputs.", in.name, ": files(\"", in.source.pattern, "\")"));
       for (const std::string& f : matched) plan.shared.push_back({{"path", f}, {"view", in.name}});
@@ -382,6 +385,14 @@ absl::Status Engine::GatherSharedInputs(const RunRecord& run, const Pipeline& pi
     if (!plan.refusal.empty()) return absl::OkStatus();
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> Engine::MatchFiles(const RunRecord& run,
+                                                            const std::string& pattern) {
+  if (std::optional<std::vector<std::string>> stored = UploadedMatches(run.uploads_json, pattern)) {
+    return *std::move(stored);
+  }
+  return GlobInputs(pattern, stores_);
 }
 
 NewTask Engine::MakeTask(const Step& step, const StepPlan& plan, int64_t i) {

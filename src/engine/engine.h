@@ -36,6 +36,13 @@ bool IsFinalRunState(const std::string& state);
 // retry budget; 0 for a run that succeeded. FailedPrecondition for a retry of a run still going.
 absl::StatusOr<int64_t> RequeueRun(RunStore& runs, const std::string& run_id, bool failed_only);
 
+// What a submission shipped for a run (bundle/ship.h): its code bundle's hash, and the stored
+// copies of the submitter's files that its files() patterns matched.
+struct Shipped {
+  std::string bundle;
+  std::string uploads_json = "{}";
+};
+
 class Engine {
  public:
   // files() inputs are listed through `stores`. REQUIRES: both outlive the engine.
@@ -49,7 +56,8 @@ class Engine {
   // With a `run_id`, the run gets that id, and AlreadyExists if it is taken (how a schedule
   // fires a slot at most once); without, a fresh one.
   absl::StatusOr<std::string> CreateRun(const Pipeline& pipeline, const std::string& root,
-                                        const std::string& run_id = "");
+                                        const std::string& run_id = "",
+                                        const Shipped& shipped = Shipped());
 
   // Makes every transition that is due and returns the run as it stands afterwards. A run that
   // can never go on (its spec no longer validates, a step reads a name barge cannot carry, an
@@ -86,6 +94,10 @@ class Engine {
                             const std::string& view, StepPlan& plan);
   // Task `i` of `step`: its item and its own inputs, by the kind of its fan-out.
   static NewTask MakeTask(const Step& step, const StepPlan& plan, int64_t i);
+  // The files a files() `pattern` of `run` matches: the stored copies its submission recorded
+  // (a fleet's run), else a glob through the stores.
+  absl::StatusOr<std::vector<std::string>> MatchFiles(const RunRecord& run,
+                                                      const std::string& pattern);
   // The tasks of a step that succeeded or were cached: their outputs are committed.
   absl::StatusOr<std::vector<TaskRecord>> CommittedTasks(const std::string& run_id,
                                                          const std::string& step);

@@ -94,7 +94,13 @@ absl::Status Scheduler::Fire(const ScheduleRecord& s, int64_t slot) {
   ASSIGN_OR_RETURN(Pipeline pipeline, ParsePipeline(s.spec_source, s.spec_path, params));
   std::string id = RunIdFor(s.name, slot);
   // Another server may have created it since we looked: then it is ours to start all the same.
-  absl::StatusOr<std::string> created = engine_.CreateRun(pipeline, s.root, id);
+  Shipped shipped;
+  if (options_.ship) {
+    ASSIGN_OR_RETURN(Shipment ship,
+                     ShipRun(pipeline, s.root, engine_.object_stores(), *options_.ship));
+    shipped = {.bundle = ship.bundle, .uploads_json = ship.uploads_json};
+  }
+  absl::StatusOr<std::string> created = engine_.CreateRun(pipeline, s.root, id, shipped);
   if (!created.ok() && !absl::IsAlreadyExists(created.status())) return created.status();
   return engine_.Advance(id).status();
 }

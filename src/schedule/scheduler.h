@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bundle/ship.h"
 #include "engine/engine.h"
 #include "spec/pipeline.h"
 #include "store/run_store.h"
@@ -32,6 +33,9 @@ namespace barge {
 struct SchedulerOptions {
   int64_t grace_ms = 60'000;  // catchup none: how old a slot may be and still fire
   int max_fires_per_tick = 100;
+  // How a fired run is shipped (bundle/ship.h), from the pipeline file's directory as it is at
+  // the slot; nullopt: not at all.
+  std::optional<ShipOptions> ship;
 };
 
 class Scheduler {

@@ -462,7 +462,15 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req, const Params&) {
   ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
   RETURN_IF_ERROR(CheckInputs(pipeline, engine_.object_stores()));
   RETURN_IF_ERROR(CheckSql(pipeline));
-  ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(pipeline, options_.root));
+  Shipped shipped;
+  if (options_.ship) {
+    ShipOptions ship = *options_.ship;
+    // A spec posted without a --pipelines directory has no directory of its own to bundle.
+    ship.bundle = !(body.contains("spec") && options_.pipelines_dir.empty());
+    ASSIGN_OR_RETURN(Shipment s, ShipRun(pipeline, options_.root, engine_.object_stores(), ship));
+    shipped = {.bundle = s.bundle, .uploads_json = s.uploads_json};
+  }
+  ASSIGN_OR_RETURN(std::string id, engine_.CreateRun(pipeline, options_.root, "", shipped));
   ASSIGN_OR_RETURN(RunRecord run, engine_.Advance(id));
   return JsonReply(RunJson(run, runs_.NowMs()), 201);
 }

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "bundle/ship.h"
 #include "common/clock.h"
 #include "common/redact.h"
 #include "cost/cost.h"
@@ -71,6 +72,8 @@ struct ApiOptions {
   std::string token;          // required on every route but the health check
   std::string root;           // data root of runs submitted through the API
   std::string pipelines_dir;  // registered pipelines: <dir>/*.yaml, by pipeline name ("": none)
+  // How a submitted run is shipped (bundle/ship.h); nullopt: not at all (tests of the API alone).
+  std::optional<ShipOptions> ship;
   Prices prices = DefaultPrices();
   Redactor redact;
   // The share of the time a polled run's task counts may take to count (see PacedCounts).

@@ -48,6 +48,12 @@ struct RunRecord {
   std::string spec_source;  // frozen copy of the YAML text
   std::string params_json;  // resolved params, a JSON object of strings
   std::string root;         // data root for this run's outputs and logs
+  // The sha256 of the run's code bundle under the root (bundle/bundle.h); "" for a run made
+  // without one (its tasks see the pipeline's own directory).
+  std::string bundle;
+  // The submitter's local files uploaded under the root for a fleet (bundle/ship.h): a JSON
+  // object from each files() pattern to the stored copies it matched.
+  std::string uploads_json = "{}";
   std::string error;
   int64_t created_at = 0;
   int64_t finished_at = 0;  // 0 while not finished

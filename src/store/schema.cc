@@ -139,6 +139,13 @@ const std::vector<Migration>& Migrations() {
        {
            "DELETE FROM attempts WHERE state = 'running'",
        }},
+      // A run's code bundle (its sha256, bundle/bundle.h) and the submitter's files uploaded
+      // for it (pattern -> stored copies, bundle/ship.h).
+      {5,
+       {
+           "ALTER TABLE runs ADD COLUMN bundle TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE runs ADD COLUMN uploads_json TEXT NOT NULL DEFAULT '{}'",
+       }},
   };
   return kMigrations;
 }

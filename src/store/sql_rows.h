@@ -40,7 +40,7 @@ inline TaskRecord ReadTask(const DbStatement& s) {
 
 inline constexpr char kRunColumns[] =
     "id, pipeline, state, spec_path, spec_source, params_json, root, error, created_at, "
-    "finished_at";
+    "finished_at, bundle, uploads_json";
 
 inline RunRecord ReadRun(const DbStatement& s) {
   RunRecord r;
@@ -54,6 +54,8 @@ inline RunRecord ReadRun(const DbStatement& s) {
   r.error = s.Text(7);
   r.created_at = s.Int(8);
   r.finished_at = s.Int(9);
+  r.bundle = s.Text(10);
+  r.uploads_json = s.Text(11);
   return r;
 }
 

@@ -168,7 +168,7 @@ absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<St
   return InTransaction([&]() -> absl::Status {
     mu_.AssertHeld();
     ASSIGN_OR_RETURN(DbStatement * q, Stmt(Cat("INSERT INTO runs (", kRunColumns,
-                                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+                                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     absl::Status s = q->Bind(run.id)
                          .Bind(run.pipeline)
                          .Bind(state::kRunning)
@@ -179,6 +179,8 @@ absl::Status SqlStateStore::CreateRun(const RunRecord& run, const std::vector<St
                          .Bind("")
                          .Bind(run.created_at)
                          .Bind(int64_t{0})
+                         .Bind(run.bundle)
+                         .Bind(run.uploads_json)
                          .Run();
     if (absl::IsAlreadyExists(s)) return absl::AlreadyExistsError("run " + run.id + " exists");
     RETURN_IF_ERROR(s);

@@ -39,6 +39,7 @@ nlohmann::json RunJson(const RunRecord& r, int64_t now) {
           {"elapsed_ms", (r.finished_at > 0 ? r.finished_at : now) - r.created_at},
           {"error", r.error},
           {"root", r.root},
+          {"bundle", r.bundle},
           {"params", ShownParams(r.params_json, r.spec_source)}};
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "bundle/bundle.h"
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -36,6 +37,7 @@ AttemptPaths PathsFor(const std::string& root, const std::string& scratch, const
   p.log_path = layout.Location(DataRoot::LogKey(id));
   p.manifest_path = layout.Location(DataRoot::ManifestKey(id));
   p.scratch_dir = Cat(scratch, "/", key.run_id, "/", key.step, "-", key.index, "-a", attempt);
+  p.bundle_cache = Cat(scratch, "/.bundles");
   if (!IsLocalRoot(root)) {
     p.output_url = std::exchange(p.output_dir, Cat(p.scratch_dir, ".out"));
     p.log_url = std::exchange(p.log_path, Cat(p.scratch_dir, ".log"));
@@ -48,6 +50,41 @@ namespace {
 
 // Where an attempt's inputs from object stores are staged (objstore/stager.h).
 std::string InputsDir(const AttemptPaths& paths) { return Cat(paths.scratch_dir, "/inputs"); }
+
+// `text` with $NAME and ${NAME} replaced by `vars`' values where NAME is one of them (anything
+// else is left as written), and $$ by $.
+std::string ExpandVariables(const std::string& text,
+                            const std::map<std::string, std::string>& vars) {
+  auto is_name_char = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    if (text[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    size_t start = i + 1, end = start;
+    bool braced = text[start] == '{';
+    if (braced) ++start;
+    end = start;
+    while (end < text.size() && is_name_char(text[end])) ++end;
+    if (braced && (end == text.size() || text[end] != '}')) end = start;  // not a ${NAME}
+    auto it = end > start ? vars.find(text.substr(start, end - start)) : vars.end();
+    if (it == vars.end()) {
+      out += text[i];
+      continue;
+    }
+    out += it->second;
+    i = braced ? end : end - 1;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -101,6 +138,33 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
 
   std::map<std::string, std::string> params = pipeline.ParamMap();
   TemplateValues values{&params, item.is_null() ? nullptr : &item, task.key.index};
+  if (!run.bundle.empty()) {
+    out.bundle = run.bundle;
+    out.pipeline_dir = Cat(paths.bundle_cache, "/", run.bundle);
+  } else {
+    out.pipeline_dir = pipeline.dir;
+  }
+  std::string index = std::to_string(task.key.index);
+  std::string attempt_text = std::to_string(attempt);
+  out.env = {
+      {"BARGE_RUN_ID", run.id},
+      {"BARGE_PIPELINE", run.pipeline},
+      {"BARGE_PIPELINE_DIR", out.pipeline_dir},
+      {"BARGE_STEP", task.key.step},
+      {"BARGE_TASK_INDEX", index},
+      {"BARGE_ATTEMPT", attempt_text},
+      {"BARGE_ITEM", out.item_text},
+      {"BARGE_INPUT", out.inputs.empty() ? "" : out.inputs.front()},
+      {"BARGE_INPUT_LIST", Cat(paths.scratch_dir, "/.barge_inputs")},
+      {"BARGE_OUTPUT_DIR", paths.output_dir},
+      {"BARGE_SCRATCH_DIR", paths.scratch_dir},
+      {"AWS_BATCH_JOB_ID", Cat(run.id, ":", task.key.step)},
+      {"AWS_BATCH_JOB_ARRAY_INDEX", index},
+      {"AWS_BATCH_JOB_ATTEMPT", attempt_text},
+  };
+  for (const auto& [name, value] : step->env) {
+    out.env.emplace_back(name, RenderTemplate(value, values, /*shell_quote=*/false));
+  }
   if (step->is_sql()) {
     nlohmann::json view_list = nlohmann::json::array();
     for (auto& [name, view] : views.items()) {
@@ -126,30 +190,10 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
   } else if (step->shell) {
     out.argv = {"/bin/sh", "-c", RenderTemplate(step->command, values, /*shell_quote=*/true)};
   } else {
+    std::map<std::string, std::string> vars(out.env.begin(), out.env.end());
     for (const std::string& arg : step->argv) {
-      out.argv.push_back(RenderTemplate(arg, values, /*shell_quote=*/false));
+      out.argv.push_back(ExpandVariables(RenderTemplate(arg, values, /*shell_quote=*/false), vars));
     }
-  }
-  std::string index = std::to_string(task.key.index);
-  std::string attempt_text = std::to_string(attempt);
-  out.env = {
-      {"BARGE_RUN_ID", run.id},
-      {"BARGE_PIPELINE", run.pipeline},
-      {"BARGE_PIPELINE_DIR", pipeline.dir},
-      {"BARGE_STEP", task.key.step},
-      {"BARGE_TASK_INDEX", index},
-      {"BARGE_ATTEMPT", attempt_text},
-      {"BARGE_ITEM", out.item_text},
-      {"BARGE_INPUT", out.inputs.empty() ? "" : out.inputs.front()},
-      {"BARGE_INPUT_LIST", Cat(paths.scratch_dir, "/.barge_inputs")},
-      {"BARGE_OUTPUT_DIR", paths.output_dir},
-      {"BARGE_SCRATCH_DIR", paths.scratch_dir},
-      {"AWS_BATCH_JOB_ID", Cat(run.id, ":", task.key.step)},
-      {"AWS_BATCH_JOB_ARRAY_INDEX", index},
-      {"AWS_BATCH_JOB_ATTEMPT", attempt_text},
-  };
-  for (const auto& [name, value] : step->env) {
-    out.env.emplace_back(name, RenderTemplate(value, values, /*shell_quote=*/false));
   }
   return out;
 }
@@ -202,6 +246,48 @@ InputCache& InputCacheAt(const std::string& dir) {
     cache = std::make_unique<InputCache>(dir, bytes);
   }
   return *cache;
+}
+
+// One bundle cache per directory, shared by every attempt this process runs. Its size:
+// BARGE_BUNDLE_CACHE (e.g. 10GiB), default 2 GiB.
+BundleCache& BundleCacheAt(const std::string& dir) {
+  static absl::Mutex mu;
+  static auto* caches = new std::map<std::string, std::unique_ptr<BundleCache>>();
+  absl::MutexLock lock(&mu);
+  auto& cache = (*caches)[dir];
+  if (!cache) {
+    int64_t bytes = 2LL << 30;
+    if (const char* env = std::getenv("BARGE_BUNDLE_CACHE"); env != nullptr) {
+      if (absl::StatusOr<int64_t> b = ParseSizeBytes(env); b.ok()) bytes = *b;
+    }
+    cache = std::make_unique<BundleCache>(dir, bytes);
+  }
+  return *cache;
+}
+
+// The run's code bundle, unpacked on this machine (fetched from the run's root if it is not).
+absl::StatusOr<BundleCache::Lease> FetchBundle(ObjectStores& stores, const AttemptPaths& paths,
+                                               const std::string& sha256) {
+  return BundleCacheAt(paths.bundle_cache).Get(sha256, [&](const std::string& archive) {
+    ASSIGN_OR_RETURN(DataRoot data, DataRoot::Open(paths.root, stores));
+    return data.store().GetToFile(BundleKey(sha256), archive).status();
+  });
+}
+
+// Relative paths in a command (`./fetch.sh`, `python ./score.py`, `bin/x`) are the pipeline
+// directory's: its top-level entries appear in the working directory as symbolic links, except
+// where barge's own files are.
+void LinkPipelineEntries(const std::string& pipeline_dir, const std::string& scratch_dir) {
+  if (pipeline_dir.empty()) return;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(pipeline_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name == "inputs" || name == ".barge_inputs" || name == kSqlSpecFile ||
+        name == kTaskResultFile || name == "duckdb_tmp") {
+      continue;
+    }
+    (void)::symlink(entry.path().c_str(), Cat(scratch_dir, "/", name).c_str());
+  }
 }
 
 // Appends barge's own note to an attempt's log, so `barge logs` shows why barge failed it.
@@ -388,6 +474,24 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const Res
     (void)::rmdir(std::filesystem::path(paths.scratch_dir).parent_path().c_str());
   };
   if (absl::Status s = MakeAttemptDirs(paths); !s.ok()) return setup_failed(s);
+  BundleCache::Lease bundle;  // held until the process ends: the bundle is not evicted under it
+  if (!task.bundle.empty()) {
+    absl::StatusOr<BundleCache::Lease> got = FetchBundle(stores, paths, task.bundle);
+    if (!got.ok()) {
+      remove_scratch();
+      if (absl::IsNotFound(got.status())) {
+        // Gone from the root (removed by hand): no attempt can ever get it.
+        outcome.process.exit_code = kExitBadInput;
+        outcome.failure_class = failure::kBadInput;
+        outcome.error = Cat("the run's code bundle ", task.bundle.substr(0, 12),
+                            " is gone from its root: ", got.status().message());
+        return outcome;
+      }
+      return setup_failed(WithContext(got.status(), "fetching the run's code bundle"));
+    }
+    bundle = *std::move(got);
+  }
+  LinkPipelineEntries(task.pipeline_dir, paths.scratch_dir);
   if (!task.staged_urls.empty()) {
     std::string cache_dir =
         (std::filesystem::path(paths.scratch_dir) / "../../.input-cache").lexically_normal();

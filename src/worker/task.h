@@ -34,6 +34,8 @@ struct AttemptPaths {
   std::string manifest_path;  // <root>/runs/<run>/<step>/<index>/a<attempt>.manifest.json
   std::string scratch_dir;    // <scratch>/<run>/<step>-<index>-a<attempt>/ (the working directory)
   std::string output_url, log_url, manifest_url;  // object-store roots only
+  // <scratch>/.bundles: this machine's unpacked code bundles (bundle/bundle.h BundleCache).
+  std::string bundle_cache;
 
   bool remote() const { return !output_url.empty(); }
   // Where the attempt's log and outputs are kept, as recorded in the state store.
@@ -55,6 +57,11 @@ struct ResolvedTask {
   // Inputs in an object store, fetched into <scratch>/inputs/<bucket>/<key> before the process
   // starts; `inputs`, the item and the SQL views already name those local copies.
   std::vector<std::string> staged_urls;
+  // The run's code bundle (its sha256) and where it is unpacked ($BARGE_PIPELINE_DIR): fetched
+  // into AttemptPaths::bundle_cache before the process starts. Without a bundle (a run made
+  // before bundles), the pipeline's own directory.
+  std::string bundle;
+  std::string pipeline_dir;
 };
 
 // This executable's path; SQL tasks run as `<it> __sql SPEC`.
@@ -62,6 +69,9 @@ std::string SelfExecutable();
 
 // Resolves the command, environment and inputs of `task`'s attempt `attempt`. `shared_inputs_json`
 // is the step's inputs, used when the task has none of its own.
+//
+// The argv form of `run:` has no shell, so barge expands `$NAME` and `${NAME}` in its elements
+// itself, for the variables it sets (BARGE_*, AWS_BATCH_*, the step's env:); `$$` is a `$`.
 absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunRecord& run,
                                          const TaskRecord& task,
                                          const std::string& shared_inputs_json, int attempt,

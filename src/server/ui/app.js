@@ -318,6 +318,7 @@ async function runPage(id) {
          el('div', {}, el('span', {}, 'Created'), when(run.created_at)),
          el('div', {}, el('span', {}, 'Duration'), duration(run.elapsed_ms)),
          el('div', {}, el('span', {}, 'Root'), run.root),
+         run.bundle ? el('div', { 'data-testid': 'run-bundle', title: run.bundle }, el('span', {}, 'Code bundle'), run.bundle.slice(0, 12)) : null,
          run.error ? el('div', { class: 'error' }, el('span', {}, 'Error'), run.error) : null));
     dagBox.replaceChildren(drawDag(run.steps));
     stepsBox.replaceChildren(el('table', { 'data-testid': 'steps' },
