@@ -53,6 +53,7 @@ class FleetTest : public E2eTest {
       absl::StatusOr<std::string> schema_url = PostgresSchemaUrl(url, "e2e", "fleet");
       ASSERT_TRUE(schema_url.ok()) << schema_url.status();
       ::setenv("BARGE_STATE", schema_url->c_str(), 1);
+      ::setenv("BARGE_SHARED_ROOT", "1", 1);  // the hosts share this machine's disk
       mode_ = Cat("netns: PostgreSQL on host 0 at ", lab_->Address(kDbHost),
                   ", workers on hosts 1-3, bridge ", lab_->Subnet());
     } else {

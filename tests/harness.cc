@@ -54,6 +54,7 @@ void E2eTest::SetUp() {
   ::unsetenv("BARGE_STATE");
   ::unsetenv("BARGE_ROOT");
   ::unsetenv("BARGE_SCRATCH");
+  ::unsetenv("BARGE_SHARED_ROOT");
 }
 
 void E2eTest::TearDown() {
@@ -72,6 +73,9 @@ bool E2eTest::UsePostgres() {
   EXPECT_TRUE(schema_url.ok()) << schema_url.status();
   if (!schema_url.ok()) return false;
   ::setenv("BARGE_STATE", schema_url->c_str(), 1);
+  // Every process of a test shares this machine's disk, so a local root is shared; tests of
+  // workers that cannot see it (travel_test.cc) unset this.
+  ::setenv("BARGE_SHARED_ROOT", "1", 1);
   return true;
 }
 
