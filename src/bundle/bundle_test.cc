@@ -203,52 +203,72 @@ TEST_F(BundleTest, AWrongHashLeavesNothing) {
             absl::StatusCode::kAlreadyExists);
 }
 
-// A zstd-compressed tar written with libarchive, holding the entries given (name, type, target).
+// A zstd-compressed tar written with libarchive, holding the entries given; returns the sha256
+// of the uncompressed tar (written once plain to hash it, once compressed).
 struct Crafted {
   std::string name;
   int type = AE_IFREG;
   std::string target;  // symlink or hardlink target
 };
-void Craft(const std::string& path, const std::vector<Crafted>& entries) {
+void WriteCrafted(const std::string& path, const std::vector<Crafted>& entries, bool zstd) {
   struct archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
-  archive_write_add_filter_zstd(a);
+  if (zstd) archive_write_add_filter_zstd(a);
   ASSERT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK);
   for (const Crafted& c : entries) {
     struct archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, c.name.c_str());
     archive_entry_set_filetype(e, c.type);
     archive_entry_set_perm(e, 0644);
+    bool data = c.type == AE_IFREG && c.target.empty();
     if (c.type == AE_IFLNK) archive_entry_set_symlink(e, c.target.c_str());
-    if (!c.target.empty() && c.type == AE_IFREG) archive_entry_set_hardlink(e, c.target.c_str());
-    if (c.type == AE_IFREG && c.target.empty()) archive_entry_set_size(e, 4);
+    if (c.type == AE_IFREG && !data) archive_entry_set_hardlink(e, c.target.c_str());
+    if (data) archive_entry_set_size(e, 4);
     ASSERT_EQ(archive_write_header(a, e), ARCHIVE_OK);
-    if (c.type == AE_IFREG && c.target.empty()) archive_write_data(a, "evil", 4);
+    if (data) archive_write_data(a, "evil", 4);
     archive_entry_free(e);
   }
   archive_write_close(a);
   archive_write_free(a);
 }
+std::string Craft(const std::string& path, const std::vector<Crafted>& entries) {
+  WriteCrafted(path + ".plain", entries, false);
+  WriteCrafted(path, entries, true);
+  return Sha256File(path + ".plain").value_or("");
+}
 
 TEST_F(BundleTest, UnpackRefusesEntriesThatLandOutside) {
-  const std::vector<std::pair<std::string, std::vector<Crafted>>> cases = {
-      {"dotdot", {{"ok.txt"}, {"../evil.txt"}}},
-      {"deep", {{"a/../../evil.txt"}}},
-      {"absolute", {{Path("evil.txt")}}},
-      {"linkout", {{"l", AE_IFLNK, "../evil.txt"}}},
-      {"linkabs", {{"l", AE_IFLNK, "/etc"}}},
-      {"through", {{"c", AE_IFLNK, "."}, {"d", AE_IFLNK, "c/.."}, {"d/evil.txt"}}},
-      {"twostep", {{"c", AE_IFLNK, "."}, {"d", AE_IFLNK, "c/.."}}},
-      {"hardlink", {{"ok.txt"}, {"h", AE_IFREG, "ok.txt"}}},
+  struct Case {
+    std::string name;
+    std::vector<Crafted> entries;
+    std::string message;
   };
-  for (const auto& [name, entries] : cases) {
-    std::string archive = Path(name + ".tar.zst");
-    Craft(archive, entries);
-    absl::Status s = UnpackBundle(archive, Path("out"), std::string(64, '0'));
-    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << name << ": " << s;
-    EXPECT_FALSE(fs::exists(Path("out"))) << name;
-    EXPECT_FALSE(fs::exists(Path("evil.txt"))) << name;
+  const std::vector<Case> cases = {
+      {"dotdot", {{"ok.txt"}, {"../evil.txt"}}, "entry ../evil.txt climbs out"},
+      {"deep", {{"a/../../evil.txt"}}, "entry a/../../evil.txt climbs out"},
+      {"absolute", {{Path("evil.txt")}}, "absolute"},
+      {"linkout", {{"l", AE_IFLNK, "../evil.txt"}}, "entry l links out, to ../evil.txt"},
+      {"linkabs", {{"l", AE_IFLNK, "/etc"}}, "entry l links out, to /etc"},
+      {"through",
+       {{"c", AE_IFLNK, "."}, {"d", AE_IFLNK, "c/.."}, {"d/evil.txt"}},
+       "entry d/evil.txt goes through the link d"},
+      {"twostep", {{"c", AE_IFLNK, "."}, {"d", AE_IFLNK, "c/.."}}, "entry d links out"},
+      {"hardlink", {{"ok.txt"}, {"h", AE_IFREG, "ok.txt"}}, "entry h is a hard link"},
+  };
+  for (const Case& c : cases) {
+    std::string archive = Path(c.name + ".tar.zst");
+    std::string sha = Craft(archive, c.entries);
+    absl::Status s = UnpackBundle(archive, Path("out"), sha);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << c.name << ": " << s;
+    EXPECT_NE(ToString(s.message()).find(c.message), std::string::npos) << c.name << ": " << s;
+    EXPECT_FALSE(fs::exists(Path("out"))) << c.name;
+    EXPECT_FALSE(fs::exists(Path("evil.txt"))) << c.name;
   }
+  // The same way of crafting gives a bundle that unpacks when nothing in it is unsafe.
+  std::string archive = Path("fine.tar.zst");
+  std::string sha = Craft(archive, {{"d", AE_IFDIR}, {"d/ok.txt"}, {"l", AE_IFLNK, "d"}});
+  EXPECT_TRUE(UnpackBundle(archive, Path("out"), sha).ok());
+  EXPECT_EQ(*ReadFile(Path("out/l/ok.txt")), "evil");
 }
 
 // --- BundleCache -------------------------------------------------------------------------------
