@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,10 +59,20 @@ absl::StatusOr<PackedBundle> PackBundle(const std::string& dir, const std::strin
 absl::Status UnpackBundle(const std::string& archive_path, const std::string& dest,
                           const std::string& expected_sha256);
 
+// Removes a tree that UnpackBundle made read-only (write bits are put back on its directories
+// first). OK if `path` does not exist.
+absl::Status RemoveReadOnlyTree(const std::string& path);
+
 // A worker's bundles, unpacked once per hash under one directory and kept up to a size, least
 // recently used out. Safe across processes sharing the directory (several workers on one
 // machine): a bundle in use by any of them (a Lease held) is never removed, and two that want
 // the same missing bundle unpack it once between them or harmlessly twice.
+//
+// On disk: <dir>/<sha256>/ is an unpacked bundle, <dir>/<sha256>.size its files' total size, and
+// <dir>/<sha256>.lock the file whose flock guards it (shared while leased, exclusive to evict)
+// and whose mtime, set on every Get, orders the bundles for eviction.
+//
+// Thread-safety: Get may be called from any thread; a Lease belongs to one thread at a time.
 class BundleCache {
  public:
   BundleCache(std::string dir, int64_t max_bytes);
@@ -85,7 +96,9 @@ class BundleCache {
   using Fetch = std::function<absl::Status(const std::string& archive_path)>;
 
   // The unpacked bundle `sha256`, fetched with `fetch` and unpacked if this machine does not
-  // hold it yet. Errors are fetch's, or UnpackBundle's.
+  // hold it yet. Errors are fetch's, or UnpackBundle's; InvalidArgument if `sha256` is not 64
+  // lowercase hex digits. After an unpack, evicts least recently used bundles (never a leased
+  // one, nor this one) until the total is within max_bytes.
   absl::StatusOr<Lease> Get(const std::string& sha256, const Fetch& fetch);
 
   int64_t fetches() const {
@@ -94,10 +107,21 @@ class BundleCache {
   }
 
  private:
+  // Fetches `sha256` into the cache and unpacks it to `path`, recording its size.
+  absl::Status FetchAndUnpack(const std::string& sha256, const std::string& path,
+                              const Fetch& fetch);
+  // Removes unleased bundles, least recently used first, other than `keep`, while over the cap.
+  absl::Status Evict(const std::string& keep);
+  // Sets the lock file's mtime to now, later than any this process set before.
+  void Touch(int lock_fd);
+
   std::string dir_;
   int64_t max_bytes_;
   mutable absl::Mutex mu_;  // one unpack per hash at a time in this process
+  absl::CondVar unpacked_;  // signalled when a hash leaves unpacking_
   int64_t fetches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> unpacking_ ABSL_GUARDED_BY(mu_);  // hashes being fetched and unpacked
+  int64_t last_touch_ns_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace barge
