@@ -4,6 +4,7 @@
 // same pipeline on a laptop gives the same bytes.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -115,6 +116,23 @@ TEST_F(ProjectTest, ABundleOverItsCapIsRefusedNamingItsLargestFile) {
   EXPECT_NE(r.err.find("model.bin"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(".bargeignore"), std::string::npos) << r.err;
   EXPECT_TRUE(Json({"runs", "--json"}).empty()) << "a refused submission made a run";
+}
+
+TEST_F(ProjectTest, TheReadmesFirstExampleIsExamplesDailyAndRunsAsWritten) {
+  std::string readme = Read(Cat(BARGE_SOURCE_DIR, "/README.md"));
+  size_t start = readme.find("```yaml\nname: events-daily");
+  ASSERT_NE(start, std::string::npos);
+  start += 8;
+  std::string block = readme.substr(start, readme.find("```", start) - start);
+  std::string example = Read(Cat(BARGE_SOURCE_DIR, "/examples/daily/pipeline.yaml"));
+  EXPECT_NE(example.find(block), std::string::npos) << "examples/daily/pipeline.yaml is not the "
+                                                       "README's example:\n"
+                                                    << block;
+  Result r = Barge({"run", Cat(BARGE_SOURCE_DIR, "/examples/daily/pipeline.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string report = ReportOf("last", [&](const std::string& p) { return Read(p); });
+  EXPECT_EQ(std::count(report.begin(), report.end(), '\n'), 40) << report;  // 8 shards x 5
+  EXPECT_NE(report.find("SHARD-7,USER-"), std::string::npos) << report;
 }
 
 class TravelTest : public ProjectTest {
@@ -247,6 +265,23 @@ TEST_F(TravelTest, ThreeWorkersThatCannotSeeTheSubmittersDiskGiveTheLaptopsBytes
   EXPECT_EQ(Keys("bundles/").size(), 1u);
   EXPECT_EQ(Keys("files/").size(), 3u);
   EXPECT_EQ(ReportOf(again, [&](const std::string& u) { return ReadUrl(u); }), expected);
+}
+
+TEST_F(TravelTest, TheReadmesFirstExampleRunsAsWrittenOnThreeWorkersThatCannotSeeIt) {
+  std::filesystem::remove_all(proj_);
+  std::filesystem::copy(Cat(BARGE_SOURCE_DIR, "/examples/daily"), proj_,
+                        std::filesystem::copy_options::recursive);
+  Result laptop =
+      Barge({"run", proj_ + "/pipeline.yaml", "--state", (dir() / "laptop/state.db").string(),
+             "--root", (dir() / "laptop/data").string()});
+  ASSERT_EQ(laptop.exit_code, 0) << laptop.err;
+  std::string expected = Read(Json({"tasks", "last", "--step", "report", "--json", "--state",
+                                    (dir() / "laptop/state.db").string()})[0]["outputs"][0]["path"]
+                                  .get<std::string>());
+  ASSERT_FALSE(expected.empty());
+  StartWorkers(3);
+  std::string id = SubmitAndWait();
+  EXPECT_EQ(ReportOf(id, [&](const std::string& u) { return ReadUrl(u); }), expected);
 }
 
 TEST_F(TravelTest, ASharedStoreWithALocalRootIsRefusedUnlessDeclaredShared) {
