@@ -198,9 +198,22 @@ TEST_F(BadBytesTest, AFileNameThatIsNotUtf8FailsItsRunAndNothingElse) {
   EXPECT_NE(error.find("bad\\xff.csv is not valid UTF-8"), std::string::npos) << error;
   Result resume = Barge({"resume", "last"});
   EXPECT_NE(resume.exit_code, 134) << resume.err;
-  // The store is as usable as before.
-  Result good = Barge({"run", Good(dir())});
+  // The store is as usable as before. (A pipeline beside that file could not be bundled:
+  // ABadlyNamedFileBesideAPipelineIsRefusedAtSubmit.)
+  Result good = Barge({"run", Good(dir() / "good")});
   EXPECT_EQ(good.exit_code, 0) << good.err;
+}
+
+TEST_F(BadBytesTest, ABadlyNamedFileBesideAPipelineIsRefusedAtSubmit) {
+  std::filesystem::create_directories(dir() / "in");
+  Write("in/bad\377.csv", "");
+  Result r = Barge({"run", Good(dir())});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("in/bad\\xff.csv is not valid UTF-8"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(".bargeignore"), std::string::npos) << r.err;
+  EXPECT_TRUE(Json({"runs", "--json"}).empty());
+  Write(".bargeignore", "in/\n");
+  EXPECT_EQ(Barge({"run", Good(dir())}).exit_code, 0);
 }
 
 TEST_F(BadBytesTest, ANewlineInAMatchedFileNameIsRefusedToo) {
@@ -223,7 +236,7 @@ TEST_F(BadBytesTest, AFleetWorkerFailsTheBadRunAndGoesOn) {
       "the bad run to end");
   ASSERT_TRUE(Alive(worker)) << "the worker died: " << Read((dir() / ".bg1.err").string());
   EXPECT_EQ(Json({"status", bad_id, "--json"})["state"], "failed");
-  Result good = Barge({"run", Good(dir()), "--detach"});
+  Result good = Barge({"run", Good(dir() / "good"), "--detach"});
   ASSERT_EQ(good.exit_code, 0) << good.err;
   std::string good_id = good.out.substr(0, good.out.find('\n'));
   WaitUntil(
@@ -320,6 +333,7 @@ TEST_F(BadBytesServeTest, ARunThatMeetsABadNameFailsAndTheServerAndWorkerGoOn) {
 
 TEST_F(BadBytesServeTest, AScheduledPipelineThatMeetsABadNameFailsItsRunOnly) {
   Write("in/bad\xff.csv", "1\n");
+  Write(".bargeignore", "in/\n");  // data, not code: its bad name does not stop the bundle
   std::string spec =
       "name: nightly\nsteps:\n  - name: a\n    foreach: files(\"in/*\")\n"
       "    run: echo {item}\n";

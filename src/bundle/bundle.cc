@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 
 namespace barge {
@@ -117,6 +118,10 @@ la_ssize_t TarSinkWrite(struct archive* a, void* client, const void* buffer, siz
 absl::Status CheckEntries(const std::string& dir, const std::vector<WalkEntry>& entries) {
   const fs::path root = fs::weakly_canonical(AbsolutePath(dir));
   for (const WalkEntry& e : entries) {
+    if (absl::Status name = CheckCarriableName("the entry", e.path); !name.ok()) {
+      return absl::InvalidArgumentError(Cat("cannot bundle ", dir, ": ", name.message(),
+                                            "; rename it, or leave it out with a .bargeignore"));
+    }
     if (e.kind == WalkEntry::Kind::kOther) {
       return absl::InvalidArgumentError(
           Cat("cannot bundle ", e.path, " in ", dir,
