@@ -274,9 +274,9 @@ absl::StatusOr<BundleCache::Lease> FetchBundle(ObjectStores& stores, const Attem
   });
 }
 
-// Relative paths in a command (`./fetch.sh`, `python ./score.py`, `bin/x`) are the pipeline
-// directory's: its top-level entries appear in the working directory as symbolic links, except
-// where barge's own files are.
+// Relative paths in a command (`./fetch.sh`, `python ./score.py`, `bin/x`) are the bundle's (the
+// pipeline's directory as submitted): its top-level entries appear in the working directory as
+// symbolic links, except where barge's own files are.
 void LinkPipelineEntries(const std::string& pipeline_dir, const std::string& scratch_dir) {
   if (pipeline_dir.empty()) return;
   std::error_code ec;
@@ -491,7 +491,9 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const Res
     }
     bundle = *std::move(got);
   }
-  LinkPipelineEntries(task.pipeline_dir, paths.scratch_dir);
+  // A run without a bundle (a spec posted with no directory of its own) links nothing in: its
+  // "directory" may be anything, such as a server's working directory.
+  if (!bundle.path().empty()) LinkPipelineEntries(bundle.path(), paths.scratch_dir);
   if (!task.staged_urls.empty()) {
     std::string cache_dir =
         (std::filesystem::path(paths.scratch_dir) / "../../.input-cache").lexically_normal();
