@@ -258,13 +258,13 @@ steps:
 }
 
 TEST_F(FaultTest, InterruptCancelsTheRunAndStopsItsTasks) {
-  std::string p = Write("long.yaml", R"(
+  std::string p = Write("long.yaml", MarksIn(R"(
 name: long
 steps:
   - name: wait
     foreach: range(2)
-    run: echo $$ > "$BARGE_PIPELINE_DIR/pid.$BARGE_TASK_INDEX"; exec sleep 60
-)");
+    run: echo $$ > "@MARKS@/pid.$BARGE_TASK_INDEX"; exec sleep 60
+)"));
   pid_t driver = StartBarge({"run", p, "--workers", "2"});
   std::string pid0 = (dir() / "pid.0").string(), pid1 = (dir() / "pid.1").string();
   WaitUntil([&] { return CountLines(pid0) == 1 && CountLines(pid1) == 1; }, "both tasks");

@@ -225,16 +225,16 @@ TEST_F(FleetTest, NoTaskProcessOutlivesAKilledWorker) {
 }
 
 TEST_F(FleetTest, SigtermDrainsAndReleasesUnfinishedTasksAtOnce) {
-  std::string p = Write("stuck.yaml", R"(
+  std::string p = Write("stuck.yaml", MarksIn(R"(
 name: stuck
 steps:
   - name: stuck
     foreach: range(2)
     retries: 0
     run: |
-      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
+      echo started > "@MARKS@/started.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
       if [ "$BARGE_ATTEMPT" = 1 ]; then exec sleep 60; fi
-)");
+)"));
   std::string id = Submit(p);
   pid_t a = StartWorker({"--drain-timeout", "300ms"});
   WaitUntil(
@@ -265,15 +265,15 @@ steps:
 // The README: the first SIGTERM drains (tasks may finish within --drain-timeout), a second one
 // stops them at once and hands their leases back.
 TEST_F(FleetTest, ASecondSigtermStopsTheTasksAtOnce) {
-  std::string p = Write("long.yaml", R"(
+  std::string p = Write("long.yaml", MarksIn(R"(
 name: long
 steps:
   - name: long
     retries: 0
     run: |
-      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_ATTEMPT"
+      echo started > "@MARKS@/started.$BARGE_ATTEMPT"
       if [ "$BARGE_ATTEMPT" = 1 ]; then exec sleep 60; fi
-)");
+)"));
   std::string id = Submit(p);
   pid_t a = StartWorker({"--drain-timeout", "60s"});
   std::string err = LastBackgroundErr();
@@ -293,15 +293,15 @@ steps:
 }
 
 TEST_F(FleetTest, AZombieWorkersLateResultIsFenced) {
-  std::string p = Write("zombie.yaml", R"(
+  std::string p = Write("zombie.yaml", MarksIn(R"(
 name: zombie
 steps:
   - name: slow
     run: |
-      echo started > "$BARGE_PIPELINE_DIR/started.$BARGE_ATTEMPT"
+      echo started > "@MARKS@/started.$BARGE_ATTEMPT"
       if [ "$BARGE_ATTEMPT" = 1 ]; then sleep 3; fi
       echo "attempt $BARGE_ATTEMPT" > "$BARGE_OUTPUT_DIR/who"
-)");
+)"));
   std::string id = Submit(p);
   pid_t zombie = StartWorker({}, "1s");
   WaitUntil([&] { return std::filesystem::exists(dir() / "started.1"); }, "attempt 1");
@@ -433,16 +433,16 @@ steps:
 // and the cut-off worker stops its own copies once it cannot renew their leases. When the link
 // comes back it reconnects and carries on; nothing it reports late is committed.
 TEST_F(FleetTest, ACutLinkMovesTheWorkersTasksElsewhere) {
-  std::string p = Write("cut.yaml", R"(
+  std::string p = Write("cut.yaml", MarksIn(R"(
 name: cut
 steps:
   - name: work
     foreach: range(12)
     run: |
-      echo $$ > "$BARGE_PIPELINE_DIR/pid.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
+      echo $$ > "@MARKS@/pid.$BARGE_TASK_INDEX.$BARGE_ATTEMPT"
       if [ -n "$SLOW_HOST" ]; then sleep 30 & wait; fi
       echo $((BARGE_TASK_INDEX * 7)) > "$BARGE_OUTPUT_DIR/v"
-)");
+)"));
   std::string id = Submit(p);
   pid_t victim = StartWorker({}, "2s", 1, {"SLOW_HOST=1"});
   std::vector<pid_t> shells;

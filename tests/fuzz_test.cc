@@ -176,6 +176,9 @@ TEST_F(FuzzTest, RandomBytesNeverAbortABargeProcess) {
   RecordProperty("seed", std::to_string(seed));
   ByteFuzzer fuzz(seed);
 
+  // The rounds' files are the runs' data, not their code: out of the bundle (whose own refusal
+  // of names it cannot carry is BadBytesTest.ABadlyNamedFileBesideAPipelineIsRefusedAtSubmit).
+  Write(".bargeignore", "in*/\ndyn*/\n");
   StartServer({});
   pid_t worker = StartBarge({"worker", "--cpu", "4", "--lease", "5s"});
   // Every round runs: a slow machine takes longer, it does not test less. The deadline only

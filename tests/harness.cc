@@ -61,6 +61,10 @@ void E2eTest::TearDown() {
   if (!HasFailure()) std::filesystem::remove_all(dir_);
 }
 
+std::string E2eTest::MarksIn(const std::string& yaml) const {
+  return ReplaceAll(yaml, "@MARKS@", dir_.string());
+}
+
 bool E2eTest::UsePostgres() {
   const char* url = std::getenv("BARGE_TEST_POSTGRES");
   if (url == nullptr || *url == '\0') {

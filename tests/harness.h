@@ -40,6 +40,9 @@ class E2eTest : public ::testing::Test {
     return (dir_ / (".bg" + std::to_string(background_) + ".err")).string();
   }
 
+  // `yaml` with dir() in place of @MARKS@: where a test's tasks leave marks (pids, "started")
+  // for it to see. (Not $BARGE_PIPELINE_DIR: that is the run's read-only bundle.)
+  std::string MarksIn(const std::string& yaml) const;
   // Writes a file relative to dir() (creating directories) and returns its absolute path.
   std::string Write(const std::string& relative, const std::string& text);
   std::string Read(const std::string& path);

@@ -170,21 +170,25 @@ absl::Status WriteFileData(struct archive* tar, const std::string& path, int64_t
   if (fd < 0) return ErrnoError("opening", path);
   FdCloser closer{fd};
   int64_t done = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+  // A file that grows meanwhile (a log being written) is packed as it was when listed.
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<int64_t>(size - done, buffer.size()));
+    ssize_t n = ::read(fd, buffer.data(), want);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("reading", path);
     }
     if (n == 0) break;
     done += n;
-    if (done > size) break;
     if (archive_write_data(tar, buffer.data(), static_cast<size_t>(n)) < 0) {
       return absl::InternalError(Cat("writing ", path, " to the bundle: ", ArchiveError(tar)));
     }
   }
   if (done != size) {
-    return absl::AbortedError(Cat(path, " changed size while it was being bundled"));
+    return absl::FailedPreconditionError(
+        Cat(path,
+            " shrank while it was being bundled; submit again, or leave it out with a "
+            ".bargeignore"));
   }
   return absl::OkStatus();
 }
