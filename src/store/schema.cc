@@ -139,6 +139,12 @@ const std::vector<Migration>& Migrations() {
        {
            "DELETE FROM attempts WHERE state = 'running'",
        }},
+      // A container step's image, pinned by its first attempt to an immutable reference
+      // (RunStore::PinStepImage); '' until then, and for steps without an image.
+      {5,
+       {
+           "ALTER TABLE steps ADD COLUMN image TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

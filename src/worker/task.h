@@ -55,6 +55,12 @@ struct ResolvedTask {
   // Inputs in an object store, fetched into <scratch>/inputs/<bucket>/<key> before the process
   // starts; `inputs`, the item and the SQL views already name those local copies.
   std::vector<std::string> staged_urls;
+  // A step with `image:` (worker/container_task.h): the image as the spec names it, until the
+  // worker pins it (ImagePins::Pin); then the pinned reference, or "" and image_error set.
+  std::string image;
+  std::string image_error;
+  double cpu = 0;            // the step's resources: a container's limits
+  int64_t memory_bytes = 0;  // 0: none
 };
 
 // This executable's path; SQL tasks run as `<it> __sql SPEC`.
