@@ -47,7 +47,8 @@ class ContainerTest : public E2eTest {
   }
   // The pinned image of the run's step, as `barge status` shows it.
   std::string PinnedImage(const std::string& id, const std::string& step) {
-    for (const auto& s : Json({"status", id, "--json"})["steps"]) {
+    nlohmann::json status = Json({"status", id, "--json"});
+    for (const auto& s : status["steps"]) {
       if (s["name"] == step && s.contains("image")) return s["image"].get<std::string>();
     }
     return "";
@@ -95,7 +96,7 @@ steps:
     std::string path = o["path"].get<std::string>();
     outputs[std::filesystem::path(path).filename().string()] = path;
   }
-  ASSERT_EQ(outputs.size(), 4u);
+  ASSERT_EQ(outputs.size(), 3u);
   EXPECT_EQ(Read(outputs["out.txt"]), "hello make 0\nfrom the pipeline directory\n");
   struct stat st {};
   ASSERT_EQ(::stat(outputs["out.txt"].c_str(), &st), 0);
@@ -184,6 +185,17 @@ steps:
   EXPECT_EQ(Wait(worker), 128 + SIGKILL);
   WaitUntil([&] { return ContainersNamed(Cat("barge-", id)).empty(); },
             "the container to be removed after its worker died", std::chrono::seconds(30));
+  // And the cgroup barge gave it.
+  WaitUntil(
+      [&] {
+        std::error_code ec;
+        for (const auto& e :
+             std::filesystem::directory_iterator("/sys/fs/cgroup/memory/barge", ec)) {
+          if (e.path().filename().string().starts_with(Cat("barge-", id))) return false;
+        }
+        return true;
+      },
+      "its cgroup to be removed", std::chrono::seconds(10));
 }
 
 TEST_F(ContainerTest, AKilledDriverLeavesNoContainerRunning) {

@@ -249,6 +249,17 @@ std::vector<std::string> ContainerRunArgv(const ContainerRuntime& runtime,
   return argv;
 }
 
+std::vector<std::string> ReapContainerArgv(const ContainerRuntime& runtime,
+                                           const std::string& name) {
+  // Names are of ContainerName's characters: safe in a glob. The cgroup parent's directories
+  // (the monitor's is left behind) are removed like RemoveCgroupParent does.
+  return {"/bin/sh", "-c",
+          "\"$0\" rm -f -t 0 \"$1\" >/dev/null 2>&1; for d in /sys/fs/cgroup/*/barge/\"$1\" "
+          "/sys/fs/cgroup/barge/\"$1\"; do [ -d \"$d\" ] || continue; for c in \"$d\"/*/; do "
+          "rmdir \"$c\" 2>/dev/null; done; rmdir \"$d\" 2>/dev/null; done; exit 0",
+          runtime.program, name};
+}
+
 std::vector<std::string> RemoveContainerArgv(const ContainerRuntime& runtime,
                                              const std::vector<std::string>& names) {
   std::vector<std::string> argv = {runtime.program, "rm", "-f", "-t", "0"};
@@ -330,17 +341,19 @@ bool ContainerRanOutOfMemory(const ContainerRuntime& runtime, const std::string&
     return at != std::string::npos &&
            std::strtoll(events->c_str() + events->find("oom_kill ", at) + 9, nullptr, 10) > 0;
   }
-  // cgroup v1: the OOM counters live in the container's own cgroup, gone with it by now; the
-  // parent's peak (hierarchical) use outlives it. It holds the container and the runtime's
-  // monitor (conmon, in <parent>/conmon), so the container's own peak was at least the parent's
-  // less the monitor's: a container the kernel killed at its limit reached it.
-  std::string dir = Cat("/sys/fs/cgroup/memory", cgroup_parent);
-  int64_t peak = ReadNumber(Cat(dir, "/memory.max_usage_in_bytes"));
-  if (peak < 0) return false;
-  int64_t monitor = std::max<int64_t>(0, ReadNumber(Cat(dir, "/conmon/memory.max_usage_in_bytes")));
+  // cgroup v1: the OOM counters live in the container's own cgroup, which is gone with it by
+  // now; the parent's peak (hierarchical) use outlives it. The container is killed by the kernel
+  // when its use reaches the limit and nothing can be reclaimed, so a container that ended by
+  // SIGKILL (which barge did not send) with the parent's peak at the limit ran out of memory.
+  // The peak also holds the runtime's monitor (conmon, <parent>/conmon), so this can misread a
+  // container that was at its limit (page cache fills it) and was SIGKILLed by someone else:
+  // rare, and said in the README. (The monitor's own peak comes after the container's exit,
+  // when it runs the runtime's cleanup, so it cannot be subtracted.)
+  int64_t peak =
+      ReadNumber(Cat("/sys/fs/cgroup/memory", cgroup_parent, "/memory.max_usage_in_bytes"));
   // A few pages of slack: the kernel charges and reclaims in pages around the limit.
-  constexpr int64_t kSlack = 256 << 10;
-  return peak - monitor >= memory_bytes - kSlack;
+  constexpr int64_t kSlack = 64 << 10;
+  return peak >= memory_bytes - kSlack;
 }
 
 void RemoveCgroupParent(const std::string& cgroup_parent) {

@@ -95,6 +95,11 @@ std::vector<std::string> ContainerRunArgv(const ContainerRuntime& runtime,
 std::vector<std::string> RemoveContainerArgv(const ContainerRuntime& runtime,
                                              const std::vector<std::string>& names);
 
+// What barge's reaper runs for a container of barge's that is still there when barge has died:
+// RemoveContainerArgv, then RemoveCgroupParent's work, in one /bin/sh command.
+std::vector<std::string> ReapContainerArgv(const ContainerRuntime& runtime,
+                                           const std::string& name);
+
 // Resolves `image` on this machine to an immutable reference: `name@sha256:...` from the image's
 // repository digests when it has one, else its image id `sha256:<id>`. An image that is not
 // present is pulled first. Unavailable, with the runtime's output, if it cannot be found or
@@ -109,8 +114,7 @@ bool IsImageProblem(std::string_view output);
 // send, was killed for exceeding `memory_bytes`: the runtime's own verdict (State.OOMKilled)
 // when it says so, else (some runtimes report false under cgroup v1) the memory cgroup of
 // `cgroup_parent` (ContainerRunSpec::cgroup_parent): on cgroup v2 its memory.events counts an
-// oom_kill; on v1 its peak use, less the runtime's monitor's, reached the limit. Call before
-// the container is removed.
+// oom_kill; on v1 its peak use reached the limit. Call before the container is removed.
 bool ContainerRanOutOfMemory(const ContainerRuntime& runtime, const std::string& name,
                              const std::string& cgroup_parent, int64_t memory_bytes);
 

@@ -156,8 +156,7 @@ ProcessResult RunInContainer(ProcessRunner& runner, const ResolvedTask& task,
 
   // If barge dies meanwhile, its reaper removes the container (the client it kills cannot).
   TaskReaper* reaper = runner.reaper();
-  int cleanup =
-      reaper != nullptr ? reaper->RegisterCleanup(RemoveContainerArgv(runtime, {c.name})) : 0;
+  int cleanup = reaper != nullptr ? reaper->RegisterCleanup(ReapContainerArgv(runtime, c.name)) : 0;
   ProcessResult result = runner.Run(spec, cancel);
   bool oom = false;
   bool stopped_by_barge = result.timed_out || result.cancelled;
