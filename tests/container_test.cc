@@ -59,6 +59,16 @@ class ContainerTest : public E2eTest {
     return ps.output.empty() ? std::vector<std::string>{} : std::vector<std::string>{ps.output};
   }
 
+  // Whether no cgroup barge gave a container of the run is left (cgroup v1 layout; elsewhere
+  // there is nothing to look at).
+  bool CgroupsGone(const std::string& id) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/sys/fs/cgroup/memory/barge", ec)) {
+      if (e.path().filename().string().starts_with(Cat("barge-", id))) return false;
+    }
+    return true;
+  }
+
   std::set<std::string> runs_;
 };
 
@@ -144,6 +154,7 @@ steps:
   EXPECT_EQ(tasks[0]["attempt_history"][0]["failure_class"], "out_of_memory");
   EXPECT_NE(Barge({"logs", id, "hog", "0"}).out.find("barge: out of memory"), std::string::npos);
   EXPECT_TRUE(ContainersNamed(Cat("barge-", id)).empty());
+  EXPECT_TRUE(CgroupsGone(id));
 }
 
 TEST_F(ContainerTest, ATaskThatTimesOutLeavesNoContainer) {
@@ -162,6 +173,7 @@ steps:
   nlohmann::json tasks = Json({"tasks", id, "--json"});
   EXPECT_EQ(tasks[0]["error"], "timed out after 1s");
   EXPECT_TRUE(ContainersNamed(Cat("barge-", id)).empty());
+  EXPECT_TRUE(CgroupsGone(id));
 }
 
 TEST_F(ContainerTest, AKilledWorkerLeavesNoContainerRunning) {
@@ -186,16 +198,7 @@ steps:
   WaitUntil([&] { return ContainersNamed(Cat("barge-", id)).empty(); },
             "the container to be removed after its worker died", std::chrono::seconds(30));
   // And the cgroup barge gave it.
-  WaitUntil(
-      [&] {
-        std::error_code ec;
-        for (const auto& e :
-             std::filesystem::directory_iterator("/sys/fs/cgroup/memory/barge", ec)) {
-          if (e.path().filename().string().starts_with(Cat("barge-", id))) return false;
-        }
-        return true;
-      },
-      "its cgroup to be removed", std::chrono::seconds(10));
+  WaitUntil([&] { return CgroupsGone(id); }, "its cgroup to be removed", std::chrono::seconds(10));
 }
 
 TEST_F(ContainerTest, AKilledDriverLeavesNoContainerRunning) {
@@ -215,6 +218,7 @@ steps:
   EXPECT_EQ(Wait(driver), 128 + SIGKILL);
   WaitUntil([&] { return ContainersNamed(Cat("barge-", id)).empty(); },
             "the container to be removed after its driver died", std::chrono::seconds(30));
+  WaitUntil([&] { return CgroupsGone(id); }, "its cgroup to be removed", std::chrono::seconds(10));
 }
 
 TEST_F(ContainerTest, ARetryRunsThePinnedImageEvenIfTheTagMoved) {

@@ -253,10 +253,12 @@ std::vector<std::string> ReapContainerArgv(const ContainerRuntime& runtime,
                                            const std::string& name) {
   // Names are of ContainerName's characters: safe in a glob. The cgroup parent's directories
   // (the monitor's is left behind) are removed like RemoveCgroupParent does.
+  // The monitor may still be in its cgroup for a moment after `rm` returns: a few tries.
   return {"/bin/sh", "-c",
           "\"$0\" rm -f -t 0 \"$1\" >/dev/null 2>&1; for d in /sys/fs/cgroup/*/barge/\"$1\" "
-          "/sys/fs/cgroup/barge/\"$1\"; do [ -d \"$d\" ] || continue; for c in \"$d\"/*/; do "
-          "rmdir \"$c\" 2>/dev/null; done; rmdir \"$d\" 2>/dev/null; done; exit 0",
+          "/sys/fs/cgroup/barge/\"$1\"; do for try in 1 2 3 4 5 6 7 8 9 10; do "
+          "[ -d \"$d\" ] || break; for c in \"$d\"/*/; do rmdir \"$c\" 2>/dev/null; done; "
+          "rmdir \"$d\" 2>/dev/null && break; sleep 0.2; done; done; exit 0",
           runtime.program, name};
 }
 
@@ -359,18 +361,26 @@ bool ContainerRanOutOfMemory(const ContainerRuntime& runtime, const std::string&
 void RemoveCgroupParent(const std::string& cgroup_parent) {
   if (cgroup_parent.empty()) return;
   std::error_code ec;
-  std::vector<std::string> roots = {"/sys/fs/cgroup"};
+  std::vector<std::string> dirs;
   for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
-    roots.push_back(entry.path().string());  // v1: one hierarchy per controller
+    dirs.push_back(Cat(entry.path().string(), cgroup_parent));  // v1: one per controller
   }
-  for (const std::string& root : roots) {
-    std::string dir = Cat(root, cgroup_parent);
-    // Children first (the monitor's, and any the runtime left); rmdir refuses a cgroup in use.
-    for (const auto& child : std::filesystem::directory_iterator(dir, ec)) {
-      if (child.is_directory(ec)) ::rmdir(child.path().c_str());
+  dirs.push_back(Cat("/sys/fs/cgroup", cgroup_parent));  // v2
+  // The runtime's monitor may still be in its cgroup for a moment after the container is
+  // removed (rmdir refuses a cgroup in use): a few tries, for up to 2 s.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    bool left = false;
+    for (const std::string& dir : dirs) {
+      if (!std::filesystem::exists(dir, ec)) continue;
+      // Children first (the monitor's, and any the runtime left).
+      for (const auto& child : std::filesystem::directory_iterator(dir, ec)) {
+        if (child.is_directory(ec)) ::rmdir(child.path().c_str());
+      }
+      // Not /barge itself: another container may be being created under it at this moment.
+      if (::rmdir(dir.c_str()) != 0) left = true;
     }
-    // Not /barge itself: another container may be being created under it at this moment.
-    ::rmdir(dir.c_str());
+    if (!left) return;
+    ::usleep(100'000);
   }
 }
 
