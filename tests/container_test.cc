@@ -31,6 +31,7 @@ class ContainerTest : public E2eTest {
       std::vector<std::string> left = ContainersNamed(Cat("barge-", id));
       if (!left.empty()) RunCommand(RemoveContainerArgv({.program = "podman"}, left));
     }
+    for (const std::string& image : images_) RunCommand({"podman", "rmi", "-f", image});
     ::unsetenv("CONTAINERS_CONF");
     E2eTest::TearDown();
   }
@@ -70,6 +71,7 @@ class ContainerTest : public E2eTest {
   }
 
   std::set<std::string> runs_;
+  std::vector<std::string> images_;  // removed after the test, however it ended
 };
 
 TEST_F(ContainerTest, WritesOutputsAsTheWorkerAndSeesOnlyTheTasksVariables) {
@@ -223,6 +225,7 @@ steps:
 
 TEST_F(ContainerTest, ARetryRunsThePinnedImageEvenIfTheTagMoved) {
   std::string tag = Cat("localhost/barge-pin-", ::getpid(), ":1");
+  images_.push_back(tag);
   ASSERT_EQ(RunCommand({"podman", "tag", kTestImage, tag}).exit_code, 0);
   std::string p = Write("pin.yaml", Cat(R"(
 name: pin
@@ -258,7 +261,6 @@ steps:
   nlohmann::json tasks = Json({"tasks", id, "--json"});
   ASSERT_EQ(tasks[0]["state"], "succeeded");
   EXPECT_EQ(Read(tasks[0]["outputs"][0]["path"].get<std::string>()), "old\n");
-  RunCommand({"podman", "rmi", "-f", tag});
 }
 
 TEST_F(ContainerTest, AnImageThatIsNotThereIsTheWorkersFailure) {
