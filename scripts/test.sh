@@ -17,6 +17,7 @@ export BARGE_TEST_POSTGRES
 export BARGE_REQUIRE_POSTGRES=1  # the PostgreSQL tests fail rather than skip
 export BARGE_REQUIRE_S3=1        # so do the S3 tests, when s3rver is missing
 export BARGE_REQUIRE_BROWSER=1   # and the web UI test, when chromium or playwright-core is
+export BARGE_REQUIRE_PODMAN=1    # and the container tests, when podman cannot run containers
 (cd build && ctest --output-on-failure -j "$(nproc)" "$@")
 [ "${BARGE_CHECK_BUILD:-1}" = 0 ] && exit 0
 # Clang's thread-safety analysis of every member marked ABSL_GUARDED_BY (g++ ignores the marks).

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "container/runtime.h"
 #include "engine/engine.h"
 #include "store/state_store.h"
 #include "views/run_views.h"
@@ -53,6 +55,31 @@ absl::Status CheckFits(const Pipeline& p, int workers) {
   return absl::OkStatus();
 }
 
+// Steps with an image need a container runtime on this machine when it runs them itself.
+absl::Status CheckContainerRuntime(const Pipeline& p) {
+  for (const Step& s : p.steps) {
+    if (s.image.empty()) continue;
+    absl::StatusOr<const ContainerRuntime*> runtime = DetectContainerRuntime();
+    if (runtime.ok()) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        Cat(p.path, ":", s.image_location.line, ":", s.image_location.column, ": step ", s.name,
+            " names an image, but this machine has no container runtime (podman or docker); "
+            "install podman, or submit with --detach to a fleet whose workers have one"));
+  }
+  return absl::OkStatus();
+}
+
+// The labels of a worker on this machine: what it is, what it was given, and the container
+// runtime it found (container=podman), which is what lets it take steps with an image.
+Labels WorkerLabels(const Labels& given) {
+  Labels labels = MachineLabels();
+  if (absl::StatusOr<const ContainerRuntime*> runtime = DetectContainerRuntime(); runtime.ok()) {
+    labels["container"] = (*runtime)->name;
+  }
+  Merge(labels, given);
+  return labels;
+}
+
 // One per process that runs tasks, started before its runner and outliving it (process/reaper.h).
 // Without one (it could not start), tasks still run, as before.
 std::unique_ptr<TaskReaper> StartReaper() {
@@ -82,6 +109,17 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
   options.cpu = drive.workers > 0 ? drive.workers : DefaultWorkers();
   options.memory = MachineMemory();
   options.run_id = run_id;
+  // Shown by `barge workers` (a driver's pool takes any task of its run). The runtime is looked
+  // for only when the run has a step with an image: it costs a few of its commands.
+  options.labels = MachineLabels();
+  if (absl::StatusOr<RunRecord> run = ctx.store->GetRun(run_id); run.ok()) {
+    if (absl::StatusOr<std::shared_ptr<const Pipeline>> p = engine.PipelineFor(*run); p.ok()) {
+      if (std::any_of((*p)->steps.begin(), (*p)->steps.end(),
+                      [](const Step& s) { return !s.image.empty(); })) {
+        options.labels = WorkerLabels({});
+      }
+    }
+  }
   options.scratch_dir = ctx.scratch;
   options.lease_ms = *lease_ms;
   options.heartbeat_ms = std::clamp<int64_t>(*lease_ms / 3, 100, 2'000);
@@ -128,6 +166,7 @@ int CmdValidate(const std::string& file, const std::vector<std::string>& params)
   ObjectStores stores;
   absl::StatusOr<Pipeline> p = LoadChecked(file, params, stores);
   if (!p.ok()) return ReportError(p.status());
+  if (absl::Status s = CheckContainerRuntime(*p); !s.ok()) return ReportError(s);
   int64_t fanouts = 0;
   for (const Step& s : p->steps) fanouts += s.foreach.kind != ForeachKind::kNone ? 1 : 0;
   std::printf("%s: ok: pipeline %s, %zu steps (%lld fan out)\n", file.c_str(), p->name.c_str(),
@@ -142,6 +181,11 @@ int CmdRun(const Locations& where, const RunOptions& options) {
   if (!p.ok()) return ReportError(p.status());
   int workers = options.drive.workers > 0 ? options.drive.workers : DefaultWorkers();
   if (absl::Status s = CheckFits(*p, workers); !s.ok()) return ReportError(s);
+  if (absl::Status s = CheckContainerRuntime(*p); !s.ok()) {
+    // A detached run is for the fleet's workers, whose machines may well have one.
+    if (!options.detach) return ReportError(s);
+    std::fprintf(stderr, "barge: warning: %s\n", ToString(s.message()).c_str());
+  }
   absl::StatusOr<std::unique_ptr<Context>> ctx =
       OpenContext(where, StoreMode::kCreate, std::move(stores));
   if (!ctx.ok()) return ReportError(ctx.status());
@@ -215,8 +259,7 @@ int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {
   PosixProcessRunner runner(reaper.get());
   WorkerOptions wo;
   wo.queue = options.queue;
-  wo.labels = MachineLabels();
-  Merge(wo.labels, *labels);
+  wo.labels = WorkerLabels(*labels);
   wo.id = NewWorkerId();
   wo.cpu = options.cpu > 0 ? options.cpu : DefaultWorkers();
   wo.memory = memory;
@@ -277,6 +320,8 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     paths.manifest_path = dir + "/manifest.json";
     ASSIGN_OR_RETURN(ResolvedTask resolved,
                      ResolveTask(*pipeline, run, task, shared, attempt, paths));
+    ImagePins pins(store);
+    pins.Pin(task.key, resolved);
     std::printf("# barge exec: run %s, step %s, task %lld (attempt %d as recorded)\n", id.c_str(),
                 step.c_str(), static_cast<long long>(index), attempt);
     // Printed masked (common/redact.h): the values of the pipeline's secrets wherever they
@@ -295,6 +340,10 @@ int CmdExec(const Locations& where, const std::string& run_arg, const std::strin
     }
     if (!resolved.bundle.empty()) {
       std::printf("# code bundle: %s (the run's, as submitted)\n", resolved.bundle.c_str());
+    }
+    if (!resolved.image.empty() || !resolved.image_error.empty()) {
+      std::printf("# image: %s\n", resolved.image_error.empty() ? resolved.image.c_str()
+                                                                : resolved.image_error.c_str());
     }
     std::printf("# inputs (%zu):\n", resolved.inputs.size());
     for (const std::string& in : resolved.inputs) std::printf("#   %s\n", in.c_str());

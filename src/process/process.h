@@ -79,6 +79,9 @@ class ProcessRunner {
   virtual ~ProcessRunner() = default;
   // Runs the process to its end; returns early (after stopping it) if `cancel` fires.
   virtual ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) = 0;
+  // The reaper the runner registers its tasks with, if any (for what a task leaves outside its
+  // process group: a container, process/reaper.h RegisterCleanup).
+  virtual TaskReaper* reaper() { return nullptr; }
 };
 
 class PosixProcessRunner : public ProcessRunner {
@@ -87,6 +90,7 @@ class PosixProcessRunner : public ProcessRunner {
   // with it while the task runs, so that it is killed if this process dies.
   explicit PosixProcessRunner(TaskReaper* reaper = nullptr) : reaper_(reaper) {}
   ProcessResult Run(const ProcessSpec& spec, const CancelToken& cancel) override;
+  TaskReaper* reaper() override { return reaper_; }
 
   // Called in Run right after the child has started, with its pid (tests stop barge there).
   void SetAfterSpawnForTesting(std::function<void(pid_t)> hook) { after_spawn_ = std::move(hook); }

@@ -252,6 +252,29 @@ TEST_F(ProcessTest, NoTaskOutlivesABargeKilledTheMomentItStartedIt) {
   EXPECT_FALSE(survived) << "the task outlived the barge that started it";
 }
 
+// A cleanup command still registered when barge dies is run by the reaper (how a container,
+// which no process group of barge's holds, is removed); one unregistered in time is not.
+TEST_F(ProcessTest, TheReaperRunsTheCleanupsOfADeadBarge) {
+  std::string ran = (dir_ / "ran").string();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  pid_t helper = ::fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    ::close(sv[0]);
+    ::_exit(RunReaper(sv[1]));
+  }
+  ::close(sv[1]);
+  {
+    std::unique_ptr<TaskReaper> reaper = TaskReaper::Adopt(sv[0], helper);
+    int kept = reaper->RegisterCleanup({"sh", "-c", "echo kept \"$1\" >> " + ran, "sh", "a b"});
+    int dropped = reaper->RegisterCleanup({"sh", "-c", "echo dropped >> " + ran});
+    EXPECT_NE(kept, dropped);
+    reaper->UnregisterCleanup(dropped);
+  }  // closes the socket, as barge's death would, and waits for the helper
+  EXPECT_EQ(ReadFile(ran).value_or(""), "kept a b\n");
+}
+
 TEST_F(ProcessTest, ALaunchedProcessStaysInTheCallersGroupOnlyWhenAsked) {
   // The autoscaler's workers stay in barge serve's group, so that a terminal's Ctrl-C reaches
   // them; anything else started gets a group of its own, as tasks do.

@@ -13,6 +13,15 @@
 //   absl::StatusOr<std::unique_ptr<TaskReaper>> reaper = TaskReaper::Start(SelfExecutable());
 //   PosixProcessRunner runner(reaper.ok() ? reaper->get() : nullptr);
 //
+// What a task starts outside its group and the reaper cannot kill (a container, which the
+// runtime runs) is covered by a cleanup command registered beside it (RegisterCleanup): the
+// helper runs every command still registered after killing the groups, with the variables of
+// barge's environment that container runtimes read (PATH, HOME, XDG_*, CONTAINERS_*, DOCKER_*).
+//
+//   int id = reaper->RegisterCleanup({"podman", "rm", "-f", "-t", "0", name});
+//   ... run the task, remove the container ...
+//   reaper->UnregisterCleanup(id);
+//
 // Not covered: a process that leaves its task's process group (setsid, setpgid), as a daemon
 // would.
 //
@@ -26,6 +35,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -53,15 +64,21 @@ class TaskReaper {
   // to Unregister.
   void RegisterSelf() const;
 
+  // Registers `argv` to be run if barge dies before UnregisterCleanup(id); returns the id.
+  // At most kMaxCleanupBytes of arguments.
+  int RegisterCleanup(const std::vector<std::string>& argv);
+  void UnregisterCleanup(int id);
+
   pid_t helper_pid() const { return helper_; }
 
  private:
   TaskReaper(int fd, pid_t helper) : fd_(fd), helper_(helper) {}
-  void Send(int32_t op, pid_t process_group);
+  void Send(int32_t op, pid_t process_group, std::string_view payload = {});
 
   int fd_;
   pid_t helper_;
   std::atomic<bool> warned_{false};
+  std::atomic<int> next_cleanup_{1};
 };
 
 // The helper's main loop (`barge __reaper`): reads registrations from file descriptor `fd` until
@@ -75,8 +92,12 @@ inline constexpr int kReaperFd = 3;
 struct ReaperMessage {
   static constexpr int32_t kRegister = 1;
   static constexpr int32_t kUnregister = 2;
+  // process_group is then a cleanup id; the message goes on with its argv, each NUL-terminated.
+  static constexpr int32_t kRegisterCleanup = 3;
+  static constexpr int32_t kUnregisterCleanup = 4;
   int32_t op;
   int32_t process_group;
 };
+inline constexpr size_t kMaxCleanupBytes = 16 << 10;
 
 }  // namespace barge

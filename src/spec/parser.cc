@@ -518,6 +518,22 @@ class Parser {
     }
   }
 
+  // image: an OCI image reference ("python:3.12-slim", "ghcr.io/acme/score@sha256:..."), used as
+  // written: the runtime is the judge of its syntax, barge only refuses what would read as an
+  // option or as several words.
+  void ParseImage(const YAML::Node& v, const std::string& where, Step& step) {
+    if (!ExpectScalar(v, Cat(where, ": image"), diag_)) return;
+    const std::string& image = v.Scalar();
+    step.image_location = LocationOf(v);
+    if (image.empty() || image.starts_with("-") ||
+        image.find_first_of(" \t\r\n") != std::string::npos || image.size() > 255) {
+      diag_.Error(v, Cat(where, ": image \"", ShowBytes(image),
+                         "\" is not an image reference (such as python:3.12-slim)"));
+      return;
+    }
+    step.image = image;
+  }
+
   std::optional<int64_t> ParseDurationNode(const YAML::Node& v, std::string_view where) {
     if (!ExpectScalar(v, where, diag_)) return std::nullopt;
     absl::StatusOr<int64_t> ms = ParseDurationMs(v.Scalar());
@@ -632,6 +648,8 @@ class Parser {
       ParseResources(v, step);
     } else if (key == "labels") {
       ParseStepLabels(v, step);
+    } else if (key == "image") {
+      ParseImage(v, where, step);
     } else {
       ParseScheduling(key, v, where, step);
     }
@@ -663,6 +681,17 @@ class Parser {
         if (node[key]) diag_.Error(node[key], Cat(where, ": ", key, " applies to sql steps only"));
       }
     }
+    if (step.is_sql() && node["image"]) {
+      diag_.Error(node["image"], Cat(where,
+                                     ": image applies to run steps only (a sql step runs "
+                                     "in barge itself)"));
+      step.image.clear();
+    }
+    if (!step.image.empty() && !step.labels.contains("container")) {
+      // Only a worker with a container runtime can run it (worker/worker.h: the label is the
+      // runtime it found), podman unless the step names another.
+      step.labels["container"] = "podman";
+    }
     if (later.run && step.is_sql()) {
       diag_.Error(*later.run_key, Cat(where, ": a step has either run or sql, not both"));
     } else if (!later.run && !step.is_sql()) {
@@ -690,13 +719,13 @@ class Parser {
     if (node["name"] && node["name"].IsScalar()) step.name = node["name"].Scalar();
     std::string where = step.name.empty() ? "step" : Cat("step \"", step.name, "\"");
     StepNodes later;
-    ForEachEntry(
-        node, where,
-        {"name", "description", "needs", "foreach", "run", "sql", "inputs", "read", "output",
-         "partition", "env", "resources", "retries", "retry_delay", "timeout", "queue", "labels"},
-        diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
-          ParseStepKey(key, k, v, where, step, later);
-        });
+    ForEachEntry(node, where,
+                 {"name", "description", "needs", "foreach", "run", "sql", "inputs", "read",
+                  "output", "partition", "env", "resources", "retries", "retry_delay", "timeout",
+                  "queue", "labels", "image"},
+                 diag_, [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                   ParseStepKey(key, k, v, where, step, later);
+                 });
     if (step.name.empty()) diag_.Error(node, "step: missing required key \"name\"");
     ParseSources(step, later);
     ParseWhatRuns(node, where, step, later);

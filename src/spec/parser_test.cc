@@ -281,3 +281,55 @@ TEST(Parser, Schedule) {
 
 }  // namespace
 }  // namespace barge
+
+namespace barge {
+namespace {
+
+TEST(Parser, ImageRequiresAContainerWorker) {
+  absl::StatusOr<Pipeline> p = Parse(R"(
+name: demo
+steps:
+  - name: score
+    image: localhost/barge-test:1
+    run: echo hi
+    resources: {cpu: 2, memory: 64MiB}
+  - name: gpu
+    image: ghcr.io/acme/score@sha256:0123
+    labels: {container: docker, gpu: a10}
+    run: [score]
+  - name: plain
+    run: echo hi
+)");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->steps[0].image, "localhost/barge-test:1");
+  EXPECT_EQ(p->steps[0].image_location.line, 5);
+  EXPECT_EQ(p->steps[0].labels, (Labels{{"container", "podman"}}));
+  EXPECT_EQ(p->steps[1].labels, (Labels{{"container", "docker"}, {"gpu", "a10"}}));
+  EXPECT_EQ(p->steps[2].image, "");
+  EXPECT_TRUE(p->steps[2].labels.empty());
+}
+
+TEST(Parser, ImageIsRefusedOnASqlStepAndWhenMalformed) {
+  EXPECT_EQ(ErrorOf(R"(
+name: demo
+steps:
+  - name: q
+    image: localhost/x:1
+    sql: SELECT 1
+)"),
+            "/tmp/p/pipeline.yaml:5:12: step \"q\": image applies to run steps only (a sql step "
+            "runs in barge itself)");
+  EXPECT_EQ(ErrorOf(R"(
+name: demo
+steps:
+  - name: a
+    image: "-v /:/host"
+    run: echo
+)"),
+            "/tmp/p/pipeline.yaml:5:12: step \"a\": image \"-v /:/host\" is not an image "
+            "reference (such as python:3.12-slim)");
+  EXPECT_NE(ErrorOf("name: demo\nsteps:\n  - name: a\n    image: [x]\n    run: echo\n"), "");
+}
+
+}  // namespace
+}  // namespace barge

@@ -77,10 +77,15 @@ struct Step {
   double cpu = 1;
   int64_t memory_bytes = 0;  // 0: no reservation
   int retries = 0;
-  int64_t retry_delay_ms = 1000;   // base of the exponential backoff between retries
-  int64_t timeout_ms = 0;          // 0: no timeout
-  std::string queue = "default";   // the queue its tasks wait in (`barge worker --queue`)
-  Labels labels;                   // labels a worker must have to run its tasks
+  int64_t retry_delay_ms = 1000;  // base of the exponential backoff between retries
+  int64_t timeout_ms = 0;         // 0: no timeout
+  std::string queue = "default";  // the queue its tasks wait in (`barge worker --queue`)
+  Labels labels;                  // labels a worker must have to run its tasks
+  // `image:`: the OCI image its command runs in (container/runtime.h), as written; "" runs it on
+  // the worker itself. Such a step requires the label container=podman unless `labels:` names
+  // `container` itself.
+  std::string image;
+  SourceLocation image_location;
   std::string sql;                 // a SQL step's query (a SELECT); empty for command steps
   std::vector<NamedInput> inputs;  // SQL steps: named views
   ReadOptions read;

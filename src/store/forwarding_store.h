@@ -60,6 +60,10 @@ class ForwardingRunStore : public RunStore {
                                        const std::vector<std::string>& states) override {
     return inner_.RequeueTasks(run_id, states);
   }
+  absl::StatusOr<std::string> PinStepImage(const std::string& run_id, const std::string& step,
+                                           const std::string& reference) override {
+    return inner_.PinStepImage(run_id, step, reference);
+  }
   absl::StatusOr<bool> CancelRun(const std::string& run_id, const std::string& reason) override {
     return inner_.CancelRun(run_id, reason);
   }

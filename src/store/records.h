@@ -38,6 +38,8 @@ namespace failure {
 inline constexpr const char kApplication[] = "application";
 inline constexpr const char kInfrastructure[] = "infrastructure";
 inline constexpr const char kBadInput[] = "bad_input";
+// A container task killed for exceeding its resources.memory; retried as kApplication is.
+inline constexpr const char kOutOfMemory[] = "out_of_memory";
 }  // namespace failure
 
 struct RunRecord {
@@ -68,6 +70,9 @@ struct StepRecord {
   int64_t task_count = 0;
   int64_t started_at = 0;
   int64_t finished_at = 0;
+  // A container step's image as its first attempt pinned it (name@sha256:... or sha256:<id>);
+  // "" until then.
+  std::string image;
 };
 
 struct TaskKey {

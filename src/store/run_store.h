@@ -65,6 +65,13 @@ class RunStore {
   virtual absl::StatusOr<bool> TransitionRun(const std::string& run_id, const std::string& from,
                                              const std::string& to, const std::string& error) = 0;
 
+  // Records `reference` as the image of the run's step `step` unless one is recorded already
+  // (first writer wins), and returns the one recorded: every attempt, retry and resume of the
+  // step then runs the same image. NotFound if there is no such step.
+  virtual absl::StatusOr<std::string> PinStepImage(const std::string& run_id,
+                                                   const std::string& step,
+                                                   const std::string& reference) = 0;
+
   // --- resume, retry, cancel ---
   // Re-queues a finished or interrupted run's tasks in `states` (with a fresh retry budget),
   // reopens their steps and the run. Returns how many tasks were re-queued.

@@ -115,6 +115,33 @@ TEST_P(RunStoreContract, AFailedStepStartLeavesNoTasksAndTheStepPending) {
   EXPECT_EQ(store_->ListTasks({.run_id = "r1"})->size(), 300u);
 }
 
+TEST_P(RunStoreContract, PinStepImageKeepsTheFirstReference) {
+  MakeRun(2);
+  EXPECT_EQ(store_->GetSteps("r1")->at(0).image, "");
+  auto first = store_->PinStepImage("r1", "s", "localhost/x@sha256:aaa");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, "localhost/x@sha256:aaa");
+  // A later (or concurrent) pin reads the winner's reference.
+  EXPECT_EQ(*store_->PinStepImage("r1", "s", "sha256:bbb"), "localhost/x@sha256:aaa");
+  EXPECT_EQ(store_->GetSteps("r1")->at(0).image, "localhost/x@sha256:aaa");
+  // It survives a retry of the run.
+  std::vector<TaskRecord> t = Claim("w1", 2);
+  Completion fail{.key = t[0].key,
+                  .attempt = 1,
+                  .worker_id = "w1",
+                  .task_state = state::kFailed,
+                  .attempt_state = state::kFailed,
+                  .failure_class = failure::kOutOfMemory,
+                  .charge_retry = true,
+                  .exit_code = 137,
+                  .error = "out of memory"};
+  ASSERT_TRUE(store_->Complete({fail, Success(t[1], "w1")}).ok());
+  EXPECT_EQ(*store_->RequeueTasks("r1", {state::kFailed}), 1);
+  EXPECT_EQ(store_->GetSteps("r1")->at(0).image, "localhost/x@sha256:aaa");
+  EXPECT_EQ(store_->ListAttempts(t[0].key)->at(0).failure_class, failure::kOutOfMemory);
+  EXPECT_TRUE(absl::IsNotFound(store_->PinStepImage("r1", "nope", "sha256:c").status()));
+}
+
 TEST_P(RunStoreContract, RequeueReopensAFailedRun) {
   MakeRun(2);
   std::vector<TaskRecord> t = Claim("w1", 2);

@@ -145,6 +145,9 @@ const std::vector<Migration>& Migrations() {
        {
            "ALTER TABLE runs ADD COLUMN bundle TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE runs ADD COLUMN uploads_json TEXT NOT NULL DEFAULT '{}'",
+           // A container step's image, pinned by its first attempt to an immutable reference
+           // (RunStore::PinStepImage); '' until then, and for steps without an image.
+           "ALTER TABLE steps ADD COLUMN image TEXT NOT NULL DEFAULT ''",
        }},
   };
   return kMigrations;

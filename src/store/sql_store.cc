@@ -253,9 +253,10 @@ absl::Status SqlStateStore::DeleteRun(const std::string& run_id) {
 
 absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
-                        "started_at, finished_at FROM steps WHERE run_id = ? ORDER BY position"));
+  ASSIGN_OR_RETURN(
+      DbStatement * q,
+      Stmt("SELECT run_id, name, position, state, inputs_json, task_count, "
+           "started_at, finished_at, image FROM steps WHERE run_id = ? ORDER BY position"));
   q->Bind(run_id);
   std::vector<StepRecord> out;
   for (;;) {
@@ -270,6 +271,7 @@ absl::StatusOr<std::vector<StepRecord>> SqlStateStore::GetSteps(const std::strin
     s.task_count = q->Int(5);
     s.started_at = q->Int(6);
     s.finished_at = q->Int(7);
+    s.image = q->Text(8);
     out.push_back(std::move(s));
   }
   return out;
@@ -391,6 +393,32 @@ absl::StatusOr<bool> SqlStateStore::TransitionStep(const std::string& run_id,
     return InsertEvent(run_id, Cat("step_", to), step, -1, "");
   }));
   return changed;
+}
+
+absl::StatusOr<std::string> SqlStateStore::PinStepImage(const std::string& run_id,
+                                                        const std::string& step,
+                                                        const std::string& reference) {
+  absl::MutexLock lock(&mu_);
+  std::string pinned;
+  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
+    // Conditional on no image yet: of attempts on many workers pinning at once, one wins and the
+    // rest read its reference.
+    ASSIGN_OR_RETURN(DbStatement * pin, Stmt("UPDATE steps SET image = ? "
+                                             "WHERE run_id = ? AND name = ? AND image = ''"));
+    RETURN_IF_ERROR(pin->Bind(reference).Bind(run_id).Bind(step).Run());
+    bool won = db_->Changes() > 0;
+    ASSIGN_OR_RETURN(DbStatement * q,
+                     Stmt("SELECT image FROM steps WHERE run_id = ? AND name = ?"));
+    q->Bind(run_id).Bind(step);
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) return absl::NotFoundError(Cat("run ", run_id, " has no step ", step));
+    pinned = q->Text(0);
+    q->Reset();
+    if (!won) return absl::OkStatus();
+    return InsertEvent(run_id, "image_pinned", step, -1, pinned);
+  }));
+  return pinned;
 }
 
 absl::StatusOr<bool> SqlStateStore::TransitionRun(const std::string& run_id,

@@ -42,6 +42,8 @@ class SqlStateStore : public StateStore {
                                       const std::string& from, const std::string& to) override;
   absl::StatusOr<bool> TransitionRun(const std::string& run_id, const std::string& from,
                                      const std::string& to, const std::string& error) override;
+  absl::StatusOr<std::string> PinStepImage(const std::string& run_id, const std::string& step,
+                                           const std::string& reference) override;
 
   absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) override;
   absl::StatusOr<std::vector<bool>> Complete(const std::vector<Completion>& batch) override;

@@ -74,6 +74,8 @@ nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& st
                    {"started_at", IsoTime(s.started_at)},
                    {"finished_at", IsoTime(s.finished_at)},
                    {"elapsed_ms", elapsed}});
+    // A container step's image as pinned for the run (the same for every attempt).
+    if (!s.image.empty()) out.back()["image"] = s.image;
   }
   return out;
 }

@@ -49,7 +49,9 @@ Completion DecideCompletion(const TaskRecord& task, const Step& step, const Atte
     c.task_state = state::kFailed;
     return c;
   }
-  c.failure_class = failure::kApplication;
+  // Out of memory is the task's own too, and may pass (a retry on other data, or after a fix).
+  c.failure_class = outcome.failure_class == failure::kOutOfMemory ? failure::kOutOfMemory
+                                                                   : failure::kApplication;
   int failures = task.app_failures + 1;
   if (failures <= step.retries) {
     c.task_state = state::kPending;

@@ -21,6 +21,7 @@
 #include "objstore/stager.h"
 #include "spec/template.h"
 #include "sql/sql_task.h"
+#include "worker/container_task.h"
 
 extern char** environ;
 
@@ -194,6 +195,11 @@ absl::StatusOr<ResolvedTask> ResolveTask(const Pipeline& pipeline, const RunReco
     for (const std::string& arg : step->argv) {
       out.argv.push_back(ExpandVariables(RenderTemplate(arg, values, /*shell_quote=*/false), vars));
     }
+  }
+  if (!step->image.empty()) {
+    out.image = step->image;
+    out.cpu = step->cpu;
+    out.memory_bytes = step->memory_bytes;
   }
   return out;
 }
@@ -540,7 +546,9 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const Res
   spec.cwd = paths.scratch_dir;
   spec.log_path = paths.log_path;
   spec.timeout_ms = task.timeout_ms;
-  outcome.process = runner.Run(spec, cancel);
+  outcome.process = task.image.empty() && task.image_error.empty()
+                        ? runner.Run(spec, cancel)
+                        : RunInContainer(runner, task, paths, spec, cancel, outcome);
   // A task may report more than its exit code: a message, a failure class, rows and schema.
   std::string result_problem;
   if (absl::StatusOr<std::string> report = ReadFile(Cat(paths.scratch_dir, "/", kTaskResultFile));

@@ -62,6 +62,12 @@ struct ResolvedTask {
   // before bundles), the pipeline's own directory.
   std::string bundle;
   std::string pipeline_dir;
+  // A step with `image:` (worker/container_task.h): the image as the spec names it, until the
+  // worker pins it (ImagePins::Pin); then the pinned reference, or "" and image_error set.
+  std::string image;
+  std::string image_error;
+  double cpu = 0;            // the step's resources: a container's limits
+  int64_t memory_bytes = 0;  // 0: none
 };
 
 // This executable's path; SQL tasks run as `<it> __sql SPEC`.

@@ -46,6 +46,7 @@ Worker::Worker(RunStore& runs, TaskQueue& queue, FleetRegistry& fleet, Engine& e
       fleet_(fleet),
       engine_(engine),
       runner_(runner),
+      pins_(runs),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
       rng_(std::random_device{}()) {}
@@ -112,7 +113,9 @@ absl::Status Worker::Dispatch(TaskRecord task) {
   it->second.thread = std::thread([this, key, cancel, paths, resolved = std::move(resolved)] {
     AttemptOutcome outcome;
     try {
-      outcome = RunAttempt(runner_, engine_.object_stores(), resolved, paths, *cancel);
+      ResolvedTask pinned = resolved;
+      pins_.Pin(key, pinned);  // here, not in the loop: it may pull the image
+      outcome = RunAttempt(runner_, engine_.object_stores(), pinned, paths, *cancel);
     } catch (const std::exception& e) {
       // Whatever it was (something the task wrote that barge misread), it fails this attempt as
       // the task's own failure, charged to its retries: never the process, never retried forever.

@@ -27,6 +27,7 @@
 #include "store/fleet_registry.h"
 #include "store/run_store.h"
 #include "store/task_queue.h"
+#include "worker/container_task.h"
 #include "worker/task.h"
 
 namespace barge {
@@ -156,6 +157,7 @@ class Worker {
   FleetRegistry& fleet_;
   Engine& engine_;
   ProcessRunner& runner_;
+  ImagePins pins_;  // the images of container steps, as their runs pinned them
   WorkerOptions options_;
   SystemClock system_clock_;
   Clock& clock_;
