@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "netns_lab.h"
 #include "objstore/object_store.h"
+#include "testing/podman.h"
 #include "testing/s3rver.h"
 
 namespace barge::testing {
@@ -20,16 +21,28 @@ namespace {
 class ProjectTest : public E2eTest {
  protected:
   // Scripts beside the pipeline, called as ./script (shell), through $BARGE_PIPELINE_DIR (argv
-  // and shell), and data files beside it read through files("data/*.csv").
-  void WriteProject(const std::string& proj);
+  // and shell), and data files beside it read through files("data/*.csv"); with `image`, also a
+  // step that runs a script of the bundle in a container (testing/podman.h's image).
+  void WriteProject(const std::string& proj, bool image = false);
   // The report a run committed, read through `read` (a local path or an S3 URL).
   std::string ReportOf(const std::string& id,
                        const std::function<std::string(const std::string&)>& read);
 };
 
-void ProjectTest::WriteProject(const std::string& proj) {
+void ProjectTest::WriteProject(const std::string& proj, bool image) {
   ProjectTest& t = *this;
-  t.Write(proj + "/pipeline.yaml", R"yaml(name: travel
+  std::string score = image ? Cat(R"yaml(
+  - name: score
+    image: )yaml",
+                                  kTestImage, R"yaml(
+    foreach: outputs(clean)
+    run: ./score.sh
+    resources: {cpu: 1, memory: 256MiB})yaml")
+                            : "";
+  t.Write(proj + "/score.sh",
+          "#!/bin/sh\necho \"$(wc -l < \"$BARGE_INPUT\") lines in task $BARGE_TASK_INDEX, uid "
+          "$(id -u)\" > \"$BARGE_OUTPUT_DIR/score.txt\"\n");
+  t.Write(proj + "/pipeline.yaml", Cat(R"yaml(name: travel
 steps:
   - name: transform
     foreach: files("data/*.csv")
@@ -39,9 +52,10 @@ steps:
     foreach: outputs(transform)
     run: ["$BARGE_PIPELINE_DIR/bin/clean", "{index}"]
   - name: report
-    needs: [clean]
-    run: $BARGE_PIPELINE_DIR/report.sh
-)yaml");
+    needs: [clean)yaml",
+                                       image ? ", score" : "", R"yaml(]
+    run: $BARGE_PIPELINE_DIR/report.sh)yaml",
+                                       score, "\n"));
   t.Write(proj + "/transform.sh", "#!/bin/sh\ntr a-z A-Z < \"$1\"\n");
   t.Write(proj + "/bin/clean",
           "#!/bin/sh\nsed 's/,/;/g' \"$BARGE_INPUT\" > \"$BARGE_OUTPUT_DIR/clean-$1.txt\"\n");
@@ -49,7 +63,7 @@ steps:
           "#!/bin/sh\nsort $(cat \"$BARGE_INPUT_LIST\") > \"$BARGE_OUTPUT_DIR/report.txt\"\n"
           "cat lookup.txt >> \"$BARGE_OUTPUT_DIR/report.txt\"\n");
   t.Write(proj + "/lookup.txt", "read through ./lookup.txt in the working directory\n");
-  for (const char* script : {"/transform.sh", "/bin/clean", "/report.sh"}) {
+  for (const char* script : {"/transform.sh", "/bin/clean", "/report.sh", "/score.sh"}) {
     std::filesystem::permissions(t.dir() / (proj + script), std::filesystem::perms::owner_exec,
                                  std::filesystem::perm_options::add);
   }
@@ -149,7 +163,12 @@ class TravelTest : public ProjectTest {
     server_->ExportEnvironment();
     prefix_ = dir().filename().string();
     proj_ = (dir() / "proj").string();
-    WriteProject("proj");
+    std::string why;
+    if (!SetUpPodman(dir().string(), &why)) {
+      if (PodmanRequired()) FAIL() << why;
+      GTEST_SKIP() << why;
+    }
+    WriteProject("proj", /*image=*/true);
     // Each worker's own view of the disk: the submitter's pipeline directory is an empty tmpfs.
     hide_ = {"unshare",
              "--mount",
@@ -173,6 +192,7 @@ class TravelTest : public ProjectTest {
       ::kill(w, SIGKILL);
       Wait(w);
     }
+    ::unsetenv("CONTAINERS_CONF");
     ProjectTest::TearDown();
   }
   void StartWorkers(int n) {
@@ -236,9 +256,13 @@ TEST_F(TravelTest, ThreeWorkersThatCannotSeeTheSubmittersDiskGiveTheLaptopsBytes
   }
   ASSERT_FALSE(expected.empty());
 
+  // The container step ran the bundle's script as the worker's user, in the image.
+  EXPECT_NE(expected.find(Cat("3 lines in task 1, uid ", ::getuid())), std::string::npos)
+      << expected;
   StartWorkers(3);
   std::string id = SubmitAndWait();
   EXPECT_EQ(ReportOf(id, [&](const std::string& u) { return ReadUrl(u); }), expected);
+  EXPECT_TRUE(ContainersNamed("barge-" + id).empty()) << "a container outlived its task";
   // The tasks read stored copies of the submitter's files, never its paths.
   nlohmann::json transform = Json({"tasks", id, "--step", "transform", "--json"});
   ASSERT_EQ(transform.size(), 3u);
