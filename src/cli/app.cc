@@ -23,6 +23,10 @@ void AddLocations(CLI::App* cmd, Locations& where) {
                   "data root for outputs and logs (env BARGE_ROOT; default beside the state)");
   cmd->add_option("--scratch", where.scratch,
                   "local directory for attempts' working directories (env BARGE_SCRATCH)");
+}
+
+// For the commands that submit runs (run, serve): see bundle/ship.h.
+void AddSharedRoot(CLI::App* cmd, Locations& where) {
   cmd->add_flag("--shared-root", where.shared_root,
                 "the local --root is mounted at the same path on every worker (NFS); needed to "
                 "submit to a shared state store with a local root (env BARGE_SHARED_ROOT=1)");
@@ -71,6 +75,7 @@ Command AddRun(CLI::App& app, Locations& where) {
       "refuse a code bundle (the pipeline's directory) larger than this (default 256MiB)");
   AddDrive(cmd, run->drive);
   AddLocations(cmd, where);
+  AddSharedRoot(cmd, where);
   return {cmd, [&where, run] { return CmdRun(where, *run); }};
 }
 
@@ -281,6 +286,7 @@ Command AddServe(CLI::App& app, Locations& where) {
   cmd->add_option("--tick", serve->tick,
                   "how often schedules, leases and the autoscaler are looked at (default 1s)");
   AddLocations(cmd, where);
+  AddSharedRoot(cmd, where);
   return {cmd, [&where, serve] { return CmdServe(where, *serve); }};
 }
 
