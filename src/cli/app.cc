@@ -32,10 +32,18 @@ void AddSharedRoot(CLI::App* cmd, Locations& where) {
                 "submit to a shared state store with a local root (env BARGE_SHARED_ROOT=1)");
 }
 
-void AddDrive(CLI::App* cmd, DriveOptions& drive) {
+// The flags of the commands that start or re-start a run and follow it (run, resume, retry).
+void AddDrive(CLI::App* cmd, DriveOptions& drive, const char* detach_help) {
   cmd->add_option("-w,--workers", drive.workers,
-                  "concurrent cpu slots of the local pool (default: number of cores)")
-      ->check(CLI::Range(1, 4096));
+                  "cpu slots of the local pool that runs the run's tasks on this machine "
+                  "(default: number of cores); on a shared state store the fleet's workers take "
+                  "its tasks too; 0: run nothing here, follow the run while the fleet runs it")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_flag("--detach", drive.detach, detach_help);
+  cmd->add_flag("--cancel-on-interrupt", drive.cancel_on_interrupt,
+                "Ctrl-C cancels the run on every worker; by default it does only where this "
+                "command created the run or runs it alone (a local state store), and otherwise "
+                "stops this command's own tasks, hands them back and leaves the run to the fleet");
   cmd->add_option("--lease", drive.lease, "lease duration of claimed tasks (default 60s)");
 }
 
@@ -66,14 +74,14 @@ void AddTaskArgs(CLI::App* cmd, TaskArgs& args) {
 
 Command AddRun(CLI::App& app, Locations& where) {
   auto run = std::make_shared<RunOptions>();
-  CLI::App* cmd = app.add_subcommand("run", "run a pipeline to completion on this machine");
+  CLI::App* cmd = app.add_subcommand(
+      "run", "run a pipeline and follow it to its end (exit 0 succeeded, 1 failed, 130 cancelled)");
   cmd->add_option("pipeline", run->pipeline, "pipeline YAML file")->required();
   cmd->add_option("-p,--param", run->params, "override a param: NAME=VALUE (repeatable)");
-  cmd->add_flag("--detach", run->detach, "create and plan the run, print its id and return");
   cmd->add_option(
       "--bundle-max", run->bundle_max,
       "refuse a code bundle (the pipeline's directory) larger than this (default 256MiB)");
-  AddDrive(cmd, run->drive);
+  AddDrive(cmd, run->drive, "create and plan the run, print its id and return: workers run it");
   AddLocations(cmd, where);
   AddSharedRoot(cmd, where);
   return {cmd, [&where, run] { return CmdRun(where, *run); }};
@@ -99,7 +107,7 @@ Command AddResume(CLI::App& app, Locations& where, bool failed_only) {
                         "resume",
                         "finish a failed, cancelled or interrupted run: succeeded tasks are kept");
   AddRunArg(cmd, *args);
-  AddDrive(cmd, *drive);
+  AddDrive(cmd, *drive, "re-queue the tasks, print the run's id and return: workers run them");
   AddLocations(cmd, where);
   return {cmd, [&where, args, drive, failed_only] {
             return CmdResume(where, args->run, *drive, failed_only);
@@ -193,12 +201,16 @@ Command AddTasks(CLI::App& app, Locations& where) {
 Command AddLogs(CLI::App& app, Locations& where) {
   auto args = std::make_shared<TaskArgs>();
   auto attempt = std::make_shared<int>(0);
+  auto follow = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("logs", "print a task attempt's stdout and stderr");
   AddTaskArgs(cmd, *args);
   cmd->add_option("-a,--attempt", *attempt, "attempt number (default: the latest)");
+  cmd->add_flag("-f,--follow", *follow,
+                "keep printing the attempt's log as it grows, on whichever worker runs it, "
+                "until the attempt ends (waits for a task that has not started)");
   AddLocations(cmd, where);
-  return {cmd, [&where, args, attempt] {
-            return CmdLogs(where, args->run, args->step, args->index, *attempt);
+  return {cmd, [&where, args, attempt, follow] {
+            return CmdLogs(where, args->run, args->step, args->index, *attempt, *follow);
           }};
 }
 

@@ -16,6 +16,7 @@
 #include "common/strings.h"
 #include "common/text.h"
 #include "common/units.h"
+#include "fleet/placement.h"
 #include "gc/gc.h"
 #include "nlohmann/json.hpp"
 #include "objstore/stager.h"
@@ -70,13 +71,15 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
     std::map<std::string, StepCounts> by_step;
     for (const StepCounts& c : counts) by_step[c.step] = c;
     int64_t now = ctx.store->NowMs();
+    ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(*ctx.store));
+    nlohmann::json steps_json = StepsJson(run, steps, counts, now, &seats);
     auto step_elapsed = [&](const StepRecord& s) -> int64_t {
       if (s.started_at == 0) return 0;
       return (s.finished_at > 0 ? s.finished_at : now) - s.started_at;
     };
     if (json) {
       nlohmann::json out = RunJson(run, now);
-      out["steps"] = StepsJson(run, steps, counts, now);
+      out["steps"] = steps_json;
       PrintJson(out);
       return absl::OkStatus();
     }
@@ -94,6 +97,11 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
                   static_cast<long long>(c.Done()), static_cast<long long>(c.running),
                   static_cast<long long>(c.pending), static_cast<long long>(c.failed),
                   FormatDurationMs(step_elapsed(s)).c_str());
+    }
+    for (const nlohmann::json& s : steps_json) {
+      if (!s.contains("unplaceable")) continue;
+      std::printf("\nstep %s: no live or configured worker can take its pending tasks: %s\n",
+                  s["name"].get<std::string>().c_str(), s["unplaceable"].get<std::string>().c_str());
     }
     return absl::OkStatus();
   });
@@ -141,23 +149,60 @@ int CmdTasks(const Locations& where, const TasksOptions& options) {
   });
 }
 
+namespace {
+
+// Writes `log` from byte `at` to what it holds now, advancing `at`. A piece of a live log that
+// went away meanwhile (the whole log was uploaded) ends the pass early: the caller reopens.
+absl::Status CopyLog(const AttemptLog& log, int64_t& at) {
+  // A part at a time: a log may be far larger than memory.
+  constexpr int64_t kPart = 1 << 20;
+  while (at < log.size) {
+    absl::StatusOr<std::string> part = log.read(at, std::min(kPart, log.size - at));
+    if (absl::IsNotFound(part.status()) && log.live) break;
+    if (!part.ok()) return part.status();
+    if (part->empty()) break;  // cut short since it was opened
+    if (std::fwrite(part->data(), 1, part->size(), stdout) != part->size()) {
+      return absl::UnavailableError("writing the log to standard output failed");
+    }
+    at += static_cast<int64_t>(part->size());
+  }
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 int CmdLogs(const Locations& where, const std::string& run_arg, const std::string& step,
-            int64_t index, int attempt) {
+            int64_t index, int attempt, bool follow) {
   return InContext(where, [&](Context& ctx) -> absl::Status {
     ASSIGN_OR_RETURN(std::string id, ResolveRunId(*ctx.store, run_arg));
-    ASSIGN_OR_RETURN(AttemptLog log,
-                     OpenAttemptLog(*ctx.store, *ctx.object_stores, {id, step, index}, attempt));
-    // A part at a time: a log may be far larger than memory.
-    constexpr int64_t kPart = 1 << 20;
-    for (int64_t at = 0; at < log.size;) {
-      ASSIGN_OR_RETURN(std::string part, log.read(at, std::min(kPart, log.size - at)));
-      if (part.empty()) break;  // cut short since it was opened
-      if (std::fwrite(part.data(), 1, part.size(), stdout) != part.size()) {
-        return absl::UnavailableError("writing the log to standard output failed");
-      }
-      at += static_cast<int64_t>(part.size());
+    const TaskKey key{id, step, index};
+    if (!follow) {
+      ASSIGN_OR_RETURN(AttemptLog log,
+                       OpenAttemptLog(*ctx.store, *ctx.object_stores, key, attempt));
+      int64_t at = 0;
+      return CopyLog(log, at);
     }
-    return absl::OkStatus();
+    // Following: the attempt asked for (or the latest once there is one), until it ends and its
+    // whole log is printed. A task that has not started yet is waited for.
+    int64_t at = 0;
+    bool told_waiting = false;
+    for (;;) {
+      absl::StatusOr<AttemptLog> log = OpenAttemptLog(*ctx.store, *ctx.object_stores, key, attempt);
+      if (log.ok()) {
+        attempt = log->attempt;  // keep to this attempt, even if a retry starts after it
+        RETURN_IF_ERROR(CopyLog(*log, at));
+        if (!log->live) return absl::OkStatus();
+      } else if (absl::IsNotFound(log.status()) && attempt == 0) {
+        if (!std::exchange(told_waiting, true)) {
+          std::fprintf(stderr, "barge logs: %s; waiting\n",
+                       ToString(log.status().message()).c_str());
+        }
+      } else if (!absl::IsUnavailable(log.status())) {
+        return log.status();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   });
 }
 
@@ -183,6 +228,13 @@ int CmdWorkers(const Locations& where, bool json) {
                   static_cast<long long>(w.pid), w.cpu, FormatBytes(w.memory).c_str(),
                   (FormatDurationMs(now - w.heartbeat_at) + " ago").c_str(), w.queue.c_str(),
                   CanonicalLabels(labels).c_str());
+      if (!w.status.empty()) std::printf("  %s\n", w.status.c_str());
+    }
+    ASSIGN_OR_RETURN(std::vector<Unplaceable> stuck, FindUnplaceable(*ctx.store, *ctx.store));
+    if (!stuck.empty()) std::printf("\nTasks no live or configured worker can take:\n");
+    for (const Unplaceable& u : stuck) {
+      std::printf("  run %s step %s: %lld pending: %s\n", u.run_id.c_str(), u.step.c_str(),
+                  static_cast<long long>(u.count), u.why.c_str());
     }
     return absl::OkStatus();
   });

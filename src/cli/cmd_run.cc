@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <atomic>
 #include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -18,6 +22,7 @@
 #include "common/units.h"
 #include "container/runtime.h"
 #include "engine/engine.h"
+#include "fleet/placement.h"
 #include "store/state_store.h"
 #include "views/run_views.h"
 #include "worker/worker.h"
@@ -52,6 +57,16 @@ absl::Status CheckFits(const Pipeline& p, int workers) {
               FormatBytes(MachineMemory())));
     }
   }
+  return absl::OkStatus();
+}
+
+// A run left to the fleet's workers (--detach, --workers 0) is checked against them: the live
+// workers and the worker sizes autoscalers publish; with neither, nothing is checked (a warning).
+absl::Status CheckFleetFits(FleetRegistry& fleet, const Pipeline& p) {
+  ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(fleet));
+  std::string warning;
+  RETURN_IF_ERROR(CheckPipelineSeats(p, seats, warning));
+  if (!warning.empty()) std::fprintf(stderr, "barge: warning: %s\n", warning.c_str());
   return absl::OkStatus();
 }
 
@@ -96,8 +111,83 @@ int ExitCodeForRun(const RunRecord& run) {
   return 1;
 }
 
-// Drives `run_id` to its end with a local pool, showing progress. Returns the exit code.
-int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive) {
+// Whether Ctrl-C on a command that follows `run` cancels the run, or only stops the command's
+// own part: it cancels a run the command created, or one nobody else can be running (a local
+// state store), or when asked (--cancel-on-interrupt). Otherwise (resume, retry or follow on a
+// shared store) the fleet's workers carry on without this command.
+bool InterruptCancelsRun(const Context& ctx, const DriveOptions& drive, bool created) {
+  return created || !ctx.shared_state || drive.cancel_on_interrupt;
+}
+
+void TellInterrupted(const std::string& run_id, int sig, bool cancels, bool runs_tasks) {
+  if (cancels) {
+    std::fprintf(stderr, "\nbarge: %s: %scancelling the run\n", strsignal(sig),
+                 runs_tasks ? "stopping tasks and " : "");
+  } else {
+    std::fprintf(stderr,
+                 "\nbarge: %s: %sthe run goes on on the fleet's workers (`barge wait %s` follows "
+                 "it, `barge cancel %s` stops it)\n",
+                 strsignal(sig), runs_tasks ? "handing this machine's tasks back; " : "",
+                 run_id.c_str(), run_id.c_str());
+  }
+}
+
+// The end of a followed run, as barge run prints it; returns the exit code.
+int ReportRunEnd(Context& ctx, const RunRecord& run) {
+  int64_t elapsed = (run.finished_at > 0 ? run.finished_at : ctx.store->NowMs()) - run.created_at;
+  std::printf("%s %s in %s\n", run.id.c_str(), run.state.c_str(),
+              FormatDurationMs(elapsed).c_str());
+  if (!run.error.empty()) std::fprintf(stderr, "barge: %s\n", run.error.c_str());
+  if (run.state == state::kFailed) {
+    std::fprintf(stderr, "barge: see `barge tasks %s --only failed` and `barge resume %s`\n",
+                 run.id.c_str(), run.id.c_str());
+  }
+  return ExitCodeForRun(run);
+}
+
+// Follows `run_id` to its end, showing progress, while other workers run it (--workers 0).
+int FollowRun(Context& ctx, const std::string& run_id, bool cancels) {
+  Progress progress(*ctx.store, run_id, stderr);
+  absl::Notification interrupted;
+  int signal_seen = 0;
+  SignalWatcher signals([&](int sig) {
+    if (interrupted.HasBeenNotified()) return;
+    signal_seen = sig;
+    interrupted.Notify();
+  });
+  const absl::Duration tick = absl::Milliseconds(progress.interactive() ? 200 : 1'000);
+  bool told_unavailable = false;
+  for (;;) {
+    if (interrupted.WaitForNotificationWithTimeout(tick)) {
+      TellInterrupted(run_id, signal_seen, cancels, /*runs_tasks=*/false);
+      if (!cancels) return 130;
+      absl::StatusOr<bool> cancelled = ctx.store->CancelRun(run_id, "cancelled (interrupted)");
+      if (!cancelled.ok()) return ReportError(cancelled.status());
+      cancels = false;  // wait for the workers to stop the tasks, then report the end
+    }
+    absl::StatusOr<RunRecord> run = ctx.store->GetRun(run_id);
+    if (absl::IsUnavailable(run.status())) {
+      if (!std::exchange(told_unavailable, true)) {
+        std::fprintf(stderr, "barge: %s; still following run %s\n",
+                     MaskSecretsInText(ToString(run.status().message())).c_str(), run_id.c_str());
+      }
+      continue;
+    }
+    if (!run.ok()) return ReportError(WithContext(run.status(), Cat("run ", run_id)));
+    told_unavailable = false;
+    progress.Update();
+    if (IsFinalRunState(run->state)) {
+      progress.Finish();
+      return ReportRunEnd(ctx, *run);
+    }
+  }
+}
+
+// Drives `run_id` to its end with a local pool of `drive.workers` slots (none: follows it),
+// showing progress. `created`: this command created the run. Returns the exit code.
+int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive, bool created) {
+  const bool cancels = InterruptCancelsRun(ctx, drive, created);
+  if (drive.workers == 0) return FollowRun(ctx, run_id, cancels);
   absl::StatusOr<int64_t> lease_ms = ParseDurationMs(drive.lease);
   if (!lease_ms.ok()) return ReportError(WithContext(lease_ms.status(), "--lease"));
   Engine engine(*ctx.store, *ctx.object_stores);
@@ -126,28 +216,32 @@ int DriveRun(Context& ctx, const std::string& run_id, const DriveOptions& drive)
   options.max_infra_failures = kMaxInfraFailures;
   options.tick_ms = progress.interactive() ? 200 : 1'000;
   options.on_tick = [&] { progress.Update(); };
+  if (ctx.shared_state) {
+    std::fprintf(stderr,
+                 "barge: a local pool of %g cpu runs tasks of run %s alongside the fleet's "
+                 "workers (--workers 0: leave them to the fleet)\n",
+                 options.cpu, run_id.c_str());
+  }
   StateStore& store = *ctx.store;
   Worker worker(/*runs=*/store, /*queue=*/store, /*fleet=*/store, engine, runner, options);
   absl::StatusOr<RunRecord> final_run;
+  std::atomic<bool> handed_back{false};
   {
     SignalWatcher signals([&](int sig) {
-      std::fprintf(stderr, "\nbarge: %s: stopping tasks and cancelling the run\n", strsignal(sig));
-      worker.RequestStop();
+      if (handed_back.exchange(true)) return;
+      TellInterrupted(run_id, sig, cancels, /*runs_tasks=*/true);
+      if (cancels) {
+        worker.RequestStop();
+      } else {
+        worker.RequestDrain(0);  // stop this pool's tasks now; their leases go back unchanged
+      }
     });
     final_run = worker.Run();
   }
   if (!final_run.ok()) return ReportError(WithContext(final_run.status(), Cat("run ", run_id)));
   progress.Finish();
-  const RunRecord& run = *final_run;
-  int64_t elapsed = (run.finished_at > 0 ? run.finished_at : ctx.store->NowMs()) - run.created_at;
-  std::printf("%s %s in %s\n", run.id.c_str(), run.state.c_str(),
-              FormatDurationMs(elapsed).c_str());
-  if (!run.error.empty()) std::fprintf(stderr, "barge: %s\n", run.error.c_str());
-  if (run.state == state::kFailed) {
-    std::fprintf(stderr, "barge: see `barge tasks %s --only failed` and `barge resume %s`\n",
-                 run.id.c_str(), run.id.c_str());
-  }
-  return ExitCodeForRun(run);
+  if (handed_back && !cancels) return 130;
+  return ReportRunEnd(ctx, *final_run);
 }
 
 absl::StatusOr<Pipeline> LoadChecked(const std::string& file,
@@ -179,16 +273,21 @@ int CmdRun(const Locations& where, const RunOptions& options) {
   auto stores = std::make_unique<ObjectStores>();
   absl::StatusOr<Pipeline> p = LoadChecked(options.pipeline, options.params, *stores);
   if (!p.ok()) return ReportError(p.status());
-  int workers = options.drive.workers > 0 ? options.drive.workers : DefaultWorkers();
-  if (absl::Status s = CheckFits(*p, workers); !s.ok()) return ReportError(s);
-  if (absl::Status s = CheckContainerRuntime(*p); !s.ok()) {
-    // A detached run is for the fleet's workers, whose machines may well have one.
-    if (!options.detach) return ReportError(s);
-    std::fprintf(stderr, "barge: warning: %s\n", ToString(s.message()).c_str());
+  // A local pool checks the pipeline against this machine; a run left to workers elsewhere
+  // (--detach, --workers 0) against the fleet it goes to, once the store is open.
+  const bool runs_here = !options.drive.detach && options.drive.workers != 0;
+  if (runs_here) {
+    int workers = options.drive.workers > 0 ? options.drive.workers : DefaultWorkers();
+    if (absl::Status s = CheckFits(*p, workers); !s.ok()) return ReportError(s);
+    if (absl::Status s = CheckContainerRuntime(*p); !s.ok()) return ReportError(s);
   }
   absl::StatusOr<std::unique_ptr<Context>> ctx =
       OpenContext(where, StoreMode::kCreate, std::move(stores));
   if (!ctx.ok()) return ReportError(ctx.status());
+  if (!runs_here) {
+    absl::Status fits = CheckFleetFits(*(*ctx)->store, *p);
+    if (!fits.ok()) return ReportError(fits);
+  }
   absl::StatusOr<int64_t> bundle_max = ParseSizeBytes(options.bundle_max);
   if (!bundle_max.ok()) return ReportError(WithContext(bundle_max.status(), "--bundle-max"));
   absl::StatusOr<Shipment> shipped = Ship(**ctx, *p, *bundle_max);
@@ -197,7 +296,7 @@ int CmdRun(const Locations& where, const RunOptions& options) {
   absl::StatusOr<std::string> id = engine.CreateRun(
       *p, (*ctx)->root, "", {.bundle = shipped->bundle, .uploads_json = shipped->uploads_json});
   if (!id.ok()) return ReportError(id.status());
-  if (options.detach) {
+  if (options.drive.detach) {
     absl::StatusOr<RunRecord> run = engine.Advance(*id);
     if (!run.ok()) return ReportError(run.status());
     std::printf("%s\n", id->c_str());
@@ -205,7 +304,7 @@ int CmdRun(const Locations& where, const RunOptions& options) {
   }
   std::printf("run %s\n", id->c_str());
   std::fflush(stdout);
-  return DriveRun(**ctx, *id, options.drive);
+  return DriveRun(**ctx, *id, options.drive, /*created=*/true);
 }
 
 int CmdResume(const Locations& where, const std::string& run_arg, const DriveOptions& drive,
@@ -226,12 +325,16 @@ int CmdResume(const Locations& where, const std::string& run_arg, const DriveOpt
   if (!released.ok()) return ReportError(released.status());
   absl::StatusOr<int64_t> requeued = RequeueRun(store, *id, failed_only);
   if (!requeued.ok()) return ReportError(requeued.status());
-  std::printf("run %s\n", id->c_str());
   std::fprintf(stderr, "barge: %s: re-queued %lld tasks, released %lld from lost workers\n",
                failed_only ? "retry" : "resume", static_cast<long long>(*requeued),
                static_cast<long long>(*released));
+  if (drive.detach) {
+    std::printf("%s\n", id->c_str());
+    return 0;
+  }
+  std::printf("run %s\n", id->c_str());
   std::fflush(stdout);
-  return DriveRun(**ctx, *id, drive);
+  return DriveRun(**ctx, *id, drive, /*created=*/false);
 }
 
 int CmdWorker(const Locations& where, const WorkerCommandOptions& options) {

@@ -13,16 +13,22 @@ namespace barge {
 
 int Main(int argc, char** argv);
 
+// How a command that starts or re-starts a run (run, resume, retry) follows it.
 struct DriveOptions {
-  int workers = 0;  // 0: number of cores
+  // The local pool's cpu slots: -1, the number of cores; 0, none: the command runs nothing and
+  // follows the run while other workers (the fleet's) run its tasks.
+  int workers = -1;
   std::string lease = "60s";
+  bool detach = false;  // return once the run is created or re-queued; run nothing
+  // Ctrl-C cancels the run even where it would only stop this command's own part (see
+  // InterruptCancelsRun in cmd_run.cc).
+  bool cancel_on_interrupt = false;
 };
 
 struct RunOptions {
   std::string pipeline;
   std::vector<std::string> params;
   DriveOptions drive;
-  bool detach = false;
   std::string bundle_max = "256MiB";
 };
 
@@ -79,8 +85,9 @@ struct TasksOptions {
   int64_t limit = -1;
 };
 int CmdTasks(const Locations& where, const TasksOptions& options);
+// follow: keep printing a running attempt's log as it grows, until the attempt ends.
 int CmdLogs(const Locations& where, const std::string& run, const std::string& step, int64_t index,
-            int attempt);
+            int attempt, bool follow);
 int CmdCancel(const Locations& where, const std::string& run);
 // Blocks until the run is no longer running, looking every `every` (a duration); the exit code
 // says how it ended, as barge run's does. A store that cannot be reached is waited out.

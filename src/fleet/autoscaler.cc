@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "common/labels.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "common/yaml_checks.h"
 #include "yaml-cpp/yaml.h"
@@ -350,6 +352,20 @@ absl::Status Autoscaler::Tick() {
     load_pacer_.Took(started, clock_.ElapsedMs());
   }
   const std::vector<TaskLoad>& load = load_;
+  if (int64_t t = clock_.ElapsedMs(); t >= next_publish_) {
+    std::vector<WorkerShape> shapes;
+    for (const QueueScaling& q : queues_) {
+      absl::StatusOr<Labels> labels = ParseLabels(q.worker_labels);
+      shapes.push_back({.queue = q.queue,
+                        .cpu = q.worker_cpu,
+                        .memory = q.worker_memory,
+                        .labels_json = DumpJson(nlohmann::json(labels.ok() ? *labels : Labels{})),
+                        .max_workers = q.max,
+                        .publisher = Cat(HostName(), ":", ::getpid())});
+    }
+    RETURN_IF_ERROR(WithContext(fleet_.PublishWorkerShapes(shapes), "publishing worker sizes"));
+    next_publish_ = t + 60'000;
+  }
   ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, fleet_.ListWorkers());
   ASSIGN_OR_RETURN(std::vector<std::string> busy, telemetry_.ListBusyWorkers());
   const int64_t now = clock_.ElapsedMs();

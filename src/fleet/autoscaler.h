@@ -98,7 +98,9 @@ class Autoscaler {
 
   // One decision per queue, carried out. Errors name the queue. The queue's load is re-read at
   // most as often as keeps that read under 5% of the time (a million pending tasks take a few
-  // hundred ms to sum); between reads, decisions use the last one.
+  // hundred ms to sum); between reads, decisions use the last one. Every minute it also
+  // publishes each queue's worker size (FleetRegistry::PublishWorkerShapes), against which
+  // submissions are checked before any worker runs.
   absl::Status Tick();
   // Per queue: demand, desired, current, bounds, idle time.
   nlohmann::json Status();
@@ -122,6 +124,7 @@ class Autoscaler {
   std::map<std::string, QueueState> state_ ABSL_GUARDED_BY(mu_);
   std::vector<TaskLoad> load_ ABSL_GUARDED_BY(mu_);  // the last LoadByQueue()
   Pacer load_pacer_ ABSL_GUARDED_BY(mu_);
+  int64_t next_publish_ ABSL_GUARDED_BY(mu_) = 0;  // of the worker sizes (clock_.ElapsedMs())
 };
 
 }  // namespace barge

@@ -39,6 +39,14 @@ std::string DataRoot::AttemptKey(const AttemptId& a) {
 
 std::string DataRoot::LogKey(const AttemptId& a) { return Cat(AttemptKey(a), ".log"); }
 
+std::string DataRoot::LiveLogPrefix(std::string_view log_key) { return Cat(log_key, ".live/"); }
+
+std::string DataRoot::LiveLogPieceKey(std::string_view log_key, int64_t offset) {
+  std::string digits = std::to_string(offset);
+  return Cat(LiveLogPrefix(log_key), std::string(16 - std::min<size_t>(16, digits.size()), '0'),
+             digits);
+}
+
 std::string DataRoot::ManifestKey(const AttemptId& a) {
   return Cat(AttemptKey(a), ".manifest.json");
 }

@@ -70,6 +70,10 @@ class DataRoot {
   static std::string AttemptKey(const AttemptId& a);   // its outputs: "runs/<run>/<step>/<i>/a<n>"
   static std::string LogKey(const AttemptId& a);       // AttemptKey + ".log"
   static std::string ManifestKey(const AttemptId& a);  // AttemptKey + ".manifest.json"
+  // While an attempt runs on an object-store root, its log so far, in pieces named by the byte
+  // offset each starts at: "<log key>.live/<offset as 16 digits>" (worker/live_log.h).
+  static std::string LiveLogPrefix(std::string_view log_key);  // "<log key>.live/"
+  static std::string LiveLogPieceKey(std::string_view log_key, int64_t offset);
 
   // Where `key` is, as recorded and shown: a path under a local root, a URL under an S3 one.
   std::string Location(std::string_view key) const;

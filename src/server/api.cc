@@ -462,6 +462,12 @@ absl::StatusOr<HttpReply> Api::SubmitRun(const ApiRequest& req, const Params&) {
   ASSIGN_OR_RETURN(Pipeline pipeline, PipelineFrom(body, params));
   RETURN_IF_ERROR(CheckInputs(pipeline, engine_.object_stores()));
   RETURN_IF_ERROR(CheckSql(pipeline));
+  {
+    // Checked against the fleet the run goes to (live workers, autoscalers' sizes), if any.
+    ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(fleet_));
+    std::string no_seats;
+    RETURN_IF_ERROR(CheckPipelineSeats(pipeline, seats, no_seats));
+  }
   Shipped shipped;
   if (options_.ship) {
     ShipOptions ship = *options_.ship;
@@ -482,7 +488,8 @@ absl::StatusOr<HttpReply> Api::GetRun(const ApiRequest&, const Params& p) {
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, PacedCounts(run, steps));
   int64_t now = runs_.NowMs();
   nlohmann::json out = RunJson(run, now);
-  out["steps"] = StepsJson(run, steps, counts, now);
+  ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(fleet_));
+  out["steps"] = StepsJson(run, steps, counts, now, &seats);
   return JsonReply(out);
 }
 
@@ -588,8 +595,9 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
     to = redact.LiveEnd(last, size, from, to);
   }
   // `end` is where the next page starts: the text is redacted, so its length is not the range's.
-  std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"size":)", size, R"(,"offset":)", from,
-                         R"(,"end":)", to, R"(,"text":")");
+  std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"live":)", log.live ? "true" : "false",
+                         R"(,"size":)", size, R"(,"offset":)", from, R"(,"end":)", to,
+                         R"(,"text":")");
   BodyStream stream = LogTextStream(std::move(log), redactor, from, to, std::move(head));
   HttpReply reply;
   reply.masked = true;

@@ -39,6 +39,11 @@ class FleetRegistry {
   // Stores a worker's counters (a JSON object), as of now.
   virtual absl::Status ReportWorkerStats(const std::string& worker_id,
                                          const std::string& stats_json) = 0;
+  // Says why a worker takes no tasks for now ('' once it does again), for `barge workers`.
+  virtual absl::Status SetWorkerStatus(const std::string& worker_id, const std::string& status) = 0;
+  // Replaces the worker sizes autoscalers start (one per queue), as of now.
+  virtual absl::Status PublishWorkerShapes(const std::vector<WorkerShape>& shapes) = 0;
+  virtual absl::StatusOr<std::vector<WorkerShape>> ListWorkerShapes() = 0;
 };
 
 }  // namespace barge

@@ -184,6 +184,18 @@ struct WorkerRecord {
   int64_t heartbeat_at = 0;
   int64_t stopped_at = 0;         // 0 while registered
   std::string stats_json = "{}";  // the worker's counters, e.g. {"s3_bytes_in": 123}
+  std::string status;             // why it takes no tasks for now (quarantined ...); '' if it does
+};
+
+// The size of the workers an autoscaler starts for a queue, up to max_workers of them.
+struct WorkerShape {
+  std::string queue = "default";
+  double cpu = 0;
+  int64_t memory = 0;
+  std::string labels_json = "{}";
+  int max_workers = 0;
+  std::string publisher;  // who published it (the server's host and pid)
+  int64_t updated_at = 0;
 };
 
 struct EventRecord {
@@ -253,6 +265,17 @@ struct TaskLoad {
   std::string state;  // ready (pending, claimable now), waiting (pending, backing off), running
   double cpu = 0;
   int64_t memory = 0;
+  int64_t count = 0;
+};
+
+// Pending tasks of one step that share what they need of a worker, with how many there are.
+struct PendingGroup {
+  std::string run_id;
+  std::string step;
+  std::string queue;
+  double cpu = 0;
+  int64_t memory = 0;
+  std::string required_labels;  // CanonicalLabels
   int64_t count = 0;
 };
 

@@ -149,6 +149,24 @@ const std::vector<Migration>& Migrations() {
            // (RunStore::PinStepImage); '' until then, and for steps without an image.
            "ALTER TABLE steps ADD COLUMN image TEXT NOT NULL DEFAULT ''",
        }},
+      {6,
+       {
+           // The worker whose attempt last failed for an infrastructure reason (or whose lease
+           // was lost): it takes the task again only if no other worker has for a while.
+           "ALTER TABLE tasks ADD COLUMN avoid_worker TEXT NOT NULL DEFAULT ''",
+           // Why a worker takes no tasks for now (quarantined, ...); '' while it does.
+           "ALTER TABLE workers ADD COLUMN status TEXT NOT NULL DEFAULT ''",
+           // The worker sizes an autoscaler starts per queue (FleetRegistry::PublishWorkerShapes),
+           // so that a submission can be checked against workers that do not exist yet.
+           R"(CREATE TABLE worker_shapes (
+                queue TEXT PRIMARY KEY,
+                cpu DOUBLE PRECISION NOT NULL,
+                memory BIGINT NOT NULL,
+                labels_json TEXT NOT NULL,
+                max_workers INTEGER NOT NULL,
+                publisher TEXT NOT NULL,
+                updated_at BIGINT NOT NULL))",
+       }},
   };
   return kMigrations;
 }

@@ -8,6 +8,7 @@
 #include "common/strings.h"
 #include "store/sql_rows.h"
 #include "store/sql_store.h"
+#include "store/task_queue.h"
 
 namespace barge {
 using namespace sql_rows;
@@ -17,23 +18,31 @@ namespace {
 // The WHERE clause that picks a claim's candidates: pending, due, each fitting on its own, and
 // in the request's run, queue and labels. Binds in order: now, cpu, memory, [run], [queue],
 // [labels...]. `now` is SQL for the clock.
+// `now` is an SQL expression of the time; BindCandidateFilter binds the rest, and `now_value`
+// for its second use where `now` is a placeholder.
 std::string CandidateFilter(const ClaimRequest& request, const std::string& now) {
   std::string labels;
   if (request.accepts) {
     labels = Cat(" AND required_labels IN (", Repeated("?", request.accepts->size(), ", "), ")");
   }
+  // A task whose last attempt failed on this worker for an infrastructure reason is left to the
+  // others for kAvoidWorkerMs; after that this worker may take it again (it may be the only one).
   return Cat("state = 'pending' AND not_before <= ", now, " AND cpu <= ? AND memory <= ?",
              request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "",
-             labels);
+             labels, " AND (avoid_worker <> ? OR not_before <= ", now, " - ",
+             kAvoidWorkerMs, ")");
 }
 
-void BindCandidateFilter(DbStatement& q, const ClaimRequest& request) {
+void BindCandidateFilter(DbStatement& q, const ClaimRequest& request,
+                         std::optional<int64_t> now_value) {
   q.Bind(request.free_cpu + 1e-9).Bind(std::max<int64_t>(request.free_memory, 0));
   if (request.run_id) q.Bind(*request.run_id);
   if (request.queue) q.Bind(*request.queue);
   if (request.accepts) {
     for (const std::string& a : *request.accepts) q.Bind(a);
   }
+  q.Bind(request.worker_id);
+  if (now_value) q.Bind(*now_value);
 }
 
 }  // namespace
@@ -107,7 +116,7 @@ absl::StatusOr<int64_t> SqlStateStore::ClaimInOneStatement(const ClaimRequest& r
                "AND f.f_cpu <= ? AND f.f_mem <= ? RETURNING ",
                kTaskColumns, ", f.f_candidates")));
   BindClock(*q);
-  BindCandidateFilter(*q, request);
+  BindCandidateFilter(*q, request, std::nullopt);
   q->Bind(static_cast<int64_t>(request.max_tasks));
   q->Bind(request.worker_id).Bind(request.lease_ms);
   q->Bind(request.free_cpu + 1e-9).Bind(std::max<int64_t>(request.free_memory, 0));
@@ -139,7 +148,7 @@ absl::StatusOr<std::vector<TaskRecord>> SqlStateStore::ClaimTaskByTask(
       Stmt(Cat("SELECT ", kTaskColumns, " FROM tasks WHERE ", CandidateFilter(request, "?"),
                " ORDER BY run_id, position, idx LIMIT ?", db_->dialect().skip_locked)));
   q->Bind(now);
-  BindCandidateFilter(*q, request);
+  BindCandidateFilter(*q, request, now);
   q->Bind(static_cast<int64_t>(request.max_tasks) + 4);
   double cpu = request.free_cpu;
   int64_t memory = request.free_memory;
@@ -257,7 +266,9 @@ constexpr char kTakeCompletions[] =
     "ELSE committed_attempt END, "
     "outputs_json = CASE WHEN v.column6 = 'succeeded' THEN v.column9 ELSE outputs_json END, "
     "exit_code = v.column10, error = v.column11, lease_owner = '', lease_expires_at = 0, "
-    "not_before = v.column12, finished_at = n.ms FROM v, n "
+    "not_before = CASE WHEN v.column8 = 1 THEN n.ms ELSE v.column12 END, "
+    "avoid_worker = CASE WHEN v.column8 = 1 THEN v.column5 ELSE '' END, "
+    "finished_at = n.ms FROM v, n "
     "WHERE tasks.run_id = v.column1 AND tasks.step = v.column2 AND tasks.idx = v.column3 "
     "AND tasks.attempt = v.column4 AND tasks.state = 'running' "
     "AND tasks.lease_owner = v.column5 "
@@ -422,7 +433,8 @@ absl::StatusOr<bool> SqlStateStore::ReleaseLease(const LeaseRow& lease, const st
   // The task row first: its lock decides a race with the holder's own completion.
   ASSIGN_OR_RETURN(DbStatement * up,
                    Stmt("UPDATE tasks SET state = ?, infra_failures = infra_failures + 1, "
-                        "lease_owner = '', lease_expires_at = 0, not_before = 0, error = ?, "
+                        "avoid_worker = lease_owner, lease_owner = '', lease_expires_at = 0, "
+                        "not_before = 0, error = ?, "
                         "finished_at = ? WHERE run_id = ? AND step = ? AND idx = ? "
                         "AND attempt = ? AND state = 'running'"));
   RETURN_IF_ERROR(up->Bind(give_up ? state::kFailed : state::kPending)

@@ -25,6 +25,23 @@ absl::StatusOr<std::vector<TaskLoad>> SqlStateStore::LoadByQueue() {
   return out;
 }
 
+absl::StatusOr<std::vector<PendingGroup>> SqlStateStore::PendingByStep() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(DbStatement * q,
+                   Stmt("SELECT run_id, step, queue, cpu, memory, required_labels, COUNT(*) "
+                        "FROM tasks WHERE state = 'pending' "
+                        "GROUP BY run_id, step, queue, cpu, memory, required_labels "
+                        "ORDER BY run_id, step"));
+  std::vector<PendingGroup> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Text(0), q->Text(1), q->Text(2), q->Double(3), q->Int(4), q->Text(5),
+                   q->Int(6)});
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::string>> SqlStateStore::ListBusyWorkers() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(DbStatement * q, Stmt("SELECT DISTINCT lease_owner FROM tasks "

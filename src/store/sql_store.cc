@@ -597,7 +597,7 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::QueryWorkers(
     const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
   ASSIGN_OR_RETURN(DbStatement * q,
                    Stmt(Cat("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
-                            "started_at, heartbeat_at, stopped_at, stats_json FROM workers ",
+                            "started_at, heartbeat_at, stopped_at, stats_json, status FROM workers ",
                             sql_tail)));
   bind(*q);
   std::vector<WorkerRecord> out;
@@ -605,7 +605,8 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::QueryWorkers(
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
     out.push_back({q->Text(0), q->Text(1), q->Int(2), q->Text(3), q->Double(4), q->Int(5),
-                   q->Text(6), q->Text(7), q->Int(8), q->Int(9), q->Int(10), q->Text(11)});
+                   q->Text(6), q->Text(7), q->Int(8), q->Int(9), q->Int(10), q->Text(11),
+                   q->Text(12)});
   }
   return out;
 }
@@ -632,6 +633,56 @@ absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,
     ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET stats_json = ? WHERE id = ?"));
     return q->Bind(stats_json).Bind(worker_id).Run();
   });
+}
+
+absl::Status SqlStateStore::SetWorkerStatus(const std::string& worker_id,
+                                            const std::string& status) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
+    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET status = ? WHERE id = ?"));
+    return q->Bind(status).Bind(worker_id).Run();
+  });
+}
+
+absl::Status SqlStateStore::PublishWorkerShapes(const std::vector<WorkerShape>& shapes) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    mu_.AssertHeld();
+    ASSIGN_OR_RETURN(DbStatement * clear, Stmt("DELETE FROM worker_shapes"));
+    RETURN_IF_ERROR(clear->Run());
+    int64_t now = Now();
+    for (const WorkerShape& s : shapes) {
+      ASSIGN_OR_RETURN(DbStatement * q,
+                       Stmt("INSERT INTO worker_shapes (queue, cpu, memory, labels_json, "
+                            "max_workers, publisher, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+      RETURN_IF_ERROR(q->Bind(s.queue)
+                          .Bind(s.cpu)
+                          .Bind(s.memory)
+                          .Bind(s.labels_json)
+                          .Bind(s.max_workers)
+                          .Bind(s.publisher)
+                          .Bind(now)
+                          .Run());
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<WorkerShape>> SqlStateStore::ListWorkerShapes() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(DbStatement * q,
+                   Stmt("SELECT queue, cpu, memory, labels_json, max_workers, publisher, "
+                        "updated_at FROM worker_shapes ORDER BY queue"));
+  std::vector<WorkerShape> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Text(0), q->Double(1), q->Int(2), q->Text(3), static_cast<int>(q->Int(4)),
+                   q->Text(5), q->Int(6)});
+  }
+  q->Reset();
+  return out;
 }
 
 }  // namespace barge

@@ -65,6 +65,7 @@ class SqlStateStore : public StateStore {
 
   absl::StatusOr<std::vector<AttemptRecord>> ListRunAttempts(const std::string& run_id) override;
   absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() override;
+  absl::StatusOr<std::vector<PendingGroup>> PendingByStep() override;
   absl::StatusOr<std::vector<std::string>> ListBusyWorkers() override;
   absl::StatusOr<std::vector<FinishedAttempt>> AttemptsFinished(int64_t from_ms,
                                                                 int64_t to_ms) override;
@@ -82,6 +83,9 @@ class SqlStateStore : public StateStore {
   absl::Status DeregisterWorker(const std::string& worker_id) override;
   absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
   absl::StatusOr<std::vector<WorkerRecord>> ListRunWorkers(const std::string& run_id) override;
+  absl::Status SetWorkerStatus(const std::string& worker_id, const std::string& status) override;
+  absl::Status PublishWorkerShapes(const std::vector<WorkerShape>& shapes) override;
+  absl::StatusOr<std::vector<WorkerShape>> ListWorkerShapes() override;
   absl::Status ReportWorkerStats(const std::string& worker_id,
                                  const std::string& stats_json) override;
 

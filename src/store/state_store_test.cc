@@ -108,6 +108,41 @@ TEST_P(StateStoreContract, HandlesInterleaveReadsAndWritesWithoutSpuriousBusy) {
   EXPECT_EQ(store_->ListWorkers()->size(), 20u);
 }
 
+// What `barge workers`, `barge status` and submissions read about where tasks can go: a worker's
+// status (quarantined), the autoscalers' worker sizes, and pending tasks grouped by need.
+TEST_P(StateStoreContract, KeepsWorkerStatusWorkerSizesAndPendingNeeds) {
+  ASSERT_TRUE(store_->RegisterWorker({.id = "w1", .host = "h", .cpu = 2}).ok());
+  EXPECT_EQ(store_->ListWorkers()->at(0).status, "");
+  ASSERT_TRUE(store_->SetWorkerStatus("w1", "quarantined until 12:00").ok());
+  EXPECT_EQ(store_->ListWorkers()->at(0).status, "quarantined until 12:00");
+
+  ASSERT_TRUE(store_->PublishWorkerShapes({{.queue = "default", .cpu = 4, .memory = 8 << 20,
+                                            .labels_json = R"({"gpu":"a10"})", .max_workers = 3,
+                                            .publisher = "h:1"},
+                                           {.queue = "etl", .cpu = 2, .max_workers = 1}})
+                  .ok());
+  std::vector<WorkerShape> shapes = *store_->ListWorkerShapes();
+  ASSERT_EQ(shapes.size(), 2u);
+  EXPECT_EQ(shapes[0].queue, "default");
+  EXPECT_EQ(shapes[0].memory, 8 << 20);
+  EXPECT_EQ(shapes[0].labels_json, R"({"gpu":"a10"})");
+  EXPECT_EQ(shapes[0].max_workers, 3);
+  EXPECT_EQ(shapes[0].updated_at, clock_.NowMs());
+  // Published again, the set is replaced, not added to.
+  ASSERT_TRUE(store_->PublishWorkerShapes({{.queue = "etl", .cpu = 8, .max_workers = 2}}).ok());
+  shapes = *store_->ListWorkerShapes();
+  ASSERT_EQ(shapes.size(), 1u);
+  EXPECT_EQ(shapes[0].cpu, 8);
+
+  MakeRun(3);
+  std::vector<PendingGroup> pending = *store_->PendingByStep();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].run_id, "r1");
+  EXPECT_EQ(pending[0].count, 3);
+  ASSERT_EQ(store_->Claim({.worker_id = "w1", .free_cpu = 1, .max_tasks = 1})->size(), 1u);
+  EXPECT_EQ(store_->PendingByStep()->at(0).count, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Implementations, StateStoreContract, StoreImplementations(),
                          ImplementationName);
 

@@ -22,6 +22,10 @@
 
 namespace barge {
 
+// How long a task whose attempt failed on a worker for an infrastructure reason (or whose lease
+// that worker lost) waits for another worker before that one may claim it again.
+inline constexpr int64_t kAvoidWorkerMs = 5'000;
+
 class TaskQueue {
  public:
   virtual ~TaskQueue() = default;
@@ -30,7 +34,9 @@ class TaskQueue {
   virtual int64_t NowMs() = 0;
 
   // Leases up to max_tasks pending tasks whose not_before has passed and that fit in the free
-  // resources, starting a new attempt of each. Atomic with respect to other claimers.
+  // resources, starting a new attempt of each. Atomic with respect to other claimers. A task
+  // whose last attempt failed on this worker for an infrastructure reason is left to other
+  // workers for kAvoidWorkerMs.
   virtual absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) = 0;
   // Applies completions in one transaction. Returns, for each, whether it was accepted; a
   // completion from anyone but the current attempt's lease holder is rejected (fenced) and its

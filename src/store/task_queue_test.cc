@@ -220,6 +220,46 @@ TEST_P(TaskQueueContract, HeartbeatExtendsLeasesAndReportsRevocations) {
   EXPECT_EQ(store_->ListAttempts(held[0].key)->at(0).state, state::kCancelled);
 }
 
+// A black-hole worker (it cannot reach S3) must not take back the task it just failed while a
+// healthy one is there to take it; alone, it may after kAvoidWorkerMs.
+TEST_P(TaskQueueContract, AnInfrastructureFailureLeavesTheRetryToAnotherWorkerForAWhile) {
+  MakeRun(2);
+  std::vector<TaskRecord> held = Claim("sick", 2);
+  ASSERT_EQ(held.size(), 2u);
+  std::vector<Completion> failed;
+  for (const TaskRecord& t : held) {
+    failed.push_back({.key = t.key,
+                      .attempt = t.attempt,
+                      .worker_id = "sick",
+                      .task_state = state::kPending,
+                      .attempt_state = state::kFailed,
+                      .failure_class = failure::kInfrastructure,
+                      .infra_failure = true,
+                      .error = "HEAD s3://b/bundle: connection refused"});
+  }
+  ASSERT_EQ(*store_->Complete(failed), (std::vector<bool>{true, true}));
+  EXPECT_TRUE(Claim("sick", 2).empty()) << "the worker that failed them took them back at once";
+  std::vector<TaskRecord> healthy = Claim("healthy", 1);
+  ASSERT_EQ(healthy.size(), 1u);
+  EXPECT_EQ(healthy[0].attempt, 2);
+  clock_.AdvanceMs(kAvoidWorkerMs);
+  std::vector<TaskRecord> alone = Claim("sick", 2);
+  ASSERT_EQ(alone.size(), 1u) << "no other worker took it: the same one may try again";
+  EXPECT_EQ(alone[0].attempt, 2);
+  // An application failure is the task's own: any worker may retry it, this one included.
+  Completion app{.key = alone[0].key,
+                 .attempt = alone[0].attempt,
+                 .worker_id = "sick",
+                 .task_state = state::kPending,
+                 .attempt_state = state::kFailed,
+                 .failure_class = failure::kApplication,
+                 .charge_retry = true,
+                 .exit_code = 1,
+                 .error = "exit code 1"};
+  ASSERT_TRUE((*store_->Complete({app}))[0]);
+  EXPECT_EQ(Claim("sick", 1).size(), 1u);
+}
+
 TEST_P(TaskQueueContract, RetryWaitsForNotBefore) {
   MakeRun(1);
   TaskRecord t = Claim("w1", 1)[0];

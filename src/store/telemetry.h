@@ -25,6 +25,8 @@ class Telemetry {
 
   // Pending and running tasks of all runs, grouped (see TaskLoad).
   virtual absl::StatusOr<std::vector<TaskLoad>> LoadByQueue() = 0;
+  // Pending tasks of all runs, grouped by run, step and what they need of a worker.
+  virtual absl::StatusOr<std::vector<PendingGroup>> PendingByStep() = 0;
   // Ids of the workers holding a running task.
   virtual absl::StatusOr<std::vector<std::string>> ListBusyWorkers() = 0;
   // Attempts that finished in (from_ms, to_ms], oldest first.

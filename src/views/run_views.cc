@@ -1,6 +1,10 @@
 #include "views/run_views.h"
 
+#include <algorithm>
+#include <charconv>
 #include <map>
+#include <memory>
+#include <optional>
 
 #include "common/fs.h"
 #include "common/redact.h"
@@ -44,7 +48,8 @@ nlohmann::json RunJson(const RunRecord& r, int64_t now) {
 }
 
 nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
-                         const std::vector<StepCounts>& counts, int64_t now) {
+                         const std::vector<StepCounts>& counts, int64_t now,
+                         const std::vector<Seat>* seats) {
   std::map<std::string, StepCounts> by_step;
   for (const StepCounts& c : counts) by_step[c.step] = c;
   std::map<std::string, std::vector<std::string>> needs;
@@ -53,8 +58,12 @@ nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& st
   for (const auto& [k, v] : given.items()) {
     if (v.is_string()) params[k] = v.get<std::string>();
   }
+  std::map<std::string, std::string> unplaceable;
   if (absl::StatusOr<Pipeline> p = ParsePipeline(run.spec_source, run.spec_path, params); p.ok()) {
     for (const Step& s : p->steps) needs[s.name] = s.needs;
+    if (seats != nullptr && run.state == state::kRunning) {
+      unplaceable = UnplaceableSteps(*p, counts, *seats, run.id);
+    }
   }
   nlohmann::json out = nlohmann::json::array();
   for (const StepRecord& s : steps) {
@@ -76,6 +85,9 @@ nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& st
                    {"elapsed_ms", elapsed}});
     // A container step's image as pinned for the run (the same for every attempt).
     if (!s.image.empty()) out.back()["image"] = s.image;
+    if (auto it = unplaceable.find(s.name); it != unplaceable.end()) {
+      out.back()["unplaceable"] = it->second;
+    }
   }
   return out;
 }
@@ -125,6 +137,7 @@ nlohmann::json WorkerJson(const WorkerRecord& w, int64_t now) {
           {"labels", ParsedOr(w.labels_json, nlohmann::json::object())},
           {"started_at", IsoTime(w.started_at)},
           {"heartbeat_age_ms", now - w.heartbeat_at},
+          {"status", w.status},
           {"stats", ParsedOr(w.stats_json, nlohmann::json::object())}};
 }
 
@@ -141,6 +154,51 @@ nlohmann::json ScheduleJson(const ScheduleRecord& s, int64_t now) {
           {"last_slot", IsoTime(s.last_slot)},
           {"next_slot", cron.ok() ? IsoTime(cron->NextAfterMs(std::max(now, s.last_slot))) : ""}};
 }
+
+namespace {
+
+// The log an attempt shipped in pieces while it ran (worker/live_log.h), if it shipped any.
+absl::StatusOr<std::optional<AttemptLog>> OpenLiveLog(const DataRoot& data,
+                                                      const std::string& log_key,
+                                                      AttemptLog log) {
+  ASSIGN_OR_RETURN(std::vector<ObjectInfo> listed,
+                   data.store().List(DataRoot::LiveLogPrefix(log_key)));
+  // By offset (the keys' 16 digits sort as the numbers do); a gap (a piece not yet listed)
+  // ends the log there for now.
+  std::vector<std::pair<int64_t, ObjectInfo>> pieces;
+  for (ObjectInfo& o : listed) {
+    std::string_view digits = std::string_view(o.key).substr(o.key.rfind('/') + 1);
+    int64_t offset = 0;
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), offset).ec != std::errc())
+      continue;
+    pieces.emplace_back(offset, std::move(o));
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto piece_list = std::make_shared<std::vector<std::pair<int64_t, ObjectInfo>>>();
+  int64_t size = 0;
+  for (auto& p : pieces) {
+    if (p.first != size) break;
+    size += p.second.size;
+    piece_list->push_back(std::move(p));
+  }
+  if (piece_list->empty()) return std::nullopt;
+  log.size = size;
+  log.location = data.Location(DataRoot::LiveLogPrefix(log_key));
+  log.read = [data, piece_list](int64_t offset,
+                                int64_t length) -> absl::StatusOr<std::string> {
+    // The piece holding `offset`; the read ends at its end (fewer bytes, as a log's end may).
+    for (const auto& [start, info] : *piece_list) {
+      if (offset < start || offset >= start + info.size) continue;
+      int64_t n = std::min(length, start + info.size - offset);
+      return data.store().Get(info.key, ByteRange{.offset = offset - start, .length = n});
+    }
+    return std::string();
+  };
+  return log;
+}
+
+}  // namespace
 
 absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores, const TaskKey& key,
                                           int attempt) {
@@ -176,13 +234,30 @@ absl::StatusOr<AttemptLog> OpenAttemptLog(RunStore& runs, ObjectStores& stores, 
     return absl::PermissionDeniedError(Cat("the log of attempt ", chosen->attempt, " of ", what,
                                            " is recorded outside the run's root"));
   }
+  log.live = chosen->state == state::kRunning;
   absl::StatusOr<ObjectInfo> info = data.store().Head(*object);
+  if (absl::IsNotFound(info.status())) {
+    if (!data.local_dir()) {
+      // Not uploaded yet (running) or never (its worker was lost): what it shipped as it ran.
+      ASSIGN_OR_RETURN(std::optional<AttemptLog> pieces, OpenLiveLog(data, *object, log));
+      if (pieces) return *std::move(pieces);
+    }
+    if (log.live) {
+      log.size = 0;  // nothing printed yet, or not yet shipped
+      log.read = [](int64_t, int64_t) -> absl::StatusOr<std::string> { return std::string(); };
+      return log;
+    }
+    if (chosen->state == state::kLost || chosen->state == state::kDrained) {
+      return absl::NotFoundError(Cat("no log for attempt ", chosen->attempt, " of ", what,
+                                     ": its worker was ", chosen->state,
+                                     " before it could upload the log"));
+    }
+  }
   if (!info.ok()) {
     return absl::NotFoundError(
         Cat("no log for attempt ", chosen->attempt, " of ", what, ": ", info.status().message()));
   }
   log.size = info->size;
-  log.live = chosen->state == state::kRunning;
   log.read = [data, key = *object](int64_t offset, int64_t length) {
     return data.store().Get(key, ByteRange{.offset = offset, .length = length});
   };

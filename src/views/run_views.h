@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "fleet/placement.h"
 #include "objstore/object_stores.h"
 #include "store/run_store.h"
 
@@ -25,9 +26,11 @@ namespace barge {
 
 nlohmann::json RunJson(const RunRecord& run, int64_t now_ms);
 // Steps in pipeline order with their task counts by state and, when `pipeline` parses, the
-// steps each one needs (the DAG's edges).
+// steps each one needs (the DAG's edges). Given the fleet's `seats` (fleet/placement.h), a
+// running run's step whose pending tasks no seat can take says why, as "unplaceable".
 nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
-                         const std::vector<StepCounts>& counts, int64_t now_ms);
+                         const std::vector<StepCounts>& counts, int64_t now_ms,
+                         const std::vector<Seat>* seats = nullptr);
 nlohmann::json TaskJson(const TaskRecord& task);
 nlohmann::json AttemptJson(const AttemptRecord& attempt);
 nlohmann::json WorkerJson(const WorkerRecord& worker, int64_t now_ms);

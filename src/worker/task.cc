@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -22,6 +24,7 @@
 #include "spec/template.h"
 #include "sql/sql_task.h"
 #include "worker/container_task.h"
+#include "worker/live_log.h"
 
 extern char** environ;
 
@@ -546,9 +549,22 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const Res
   spec.cwd = paths.scratch_dir;
   spec.log_path = paths.log_path;
   spec.timeout_ms = task.timeout_ms;
+  // On an object-store root the log is followed through pieces shipped while the task runs.
+  std::optional<DataRoot> live_root;
+  std::unique_ptr<LiveLog> live_log;
+  if (paths.remote()) {
+    if (absl::StatusOr<DataRoot> data = DataRoot::Open(paths.root, stores); data.ok()) {
+      if (absl::StatusOr<std::string> key = data->KeyOf(paths.log_url); key.ok()) {
+        live_root = *std::move(data);
+        live_log = std::make_unique<LiveLog>(live_root->store(), *key, paths.log_path,
+                                             LiveLogIntervalMs());
+      }
+    }
+  }
   outcome.process = task.image.empty() && task.image_error.empty()
                         ? runner.Run(spec, cancel)
                         : RunInContainer(runner, task, paths, spec, cancel, outcome);
+  if (live_log) live_log->Stop();
   // A task may report more than its exit code: a message, a failure class, rows and schema.
   std::string result_problem;
   if (absl::StatusOr<std::string> report = ReadFile(Cat(paths.scratch_dir, "/", kTaskResultFile));
@@ -605,6 +621,8 @@ AttemptOutcome RunAttempt(ProcessRunner& runner, ObjectStores& stores, const Res
       outcome.infra_failure = true;
       outcome.error = Cat("uploading the attempt's files: ", up.message());
     }
+    // The whole log is up (or the attempt is retried): its live pieces are done with.
+    if (live_log && up.ok()) live_log->Discard();
     if (!keep_scratch) {
       (void)RemoveTree(paths.output_dir);
       ::unlink(paths.log_path.c_str());

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/clock.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -152,6 +153,7 @@ absl::Status Worker::CommitFinished(std::vector<Finished> finished) {
       c.log_path = r.paths.kept_log();
       c.output_path = r.paths.kept_outputs();
       dirty_runs_.insert(r.task.key.run_id);
+      NoteOutcome(c);
       batch.push_back(std::move(c));
     }
     running_.erase(it);
@@ -198,15 +200,76 @@ absl::Status Worker::HeartbeatAndRevoke() {
   return absl::OkStatus();
 }
 
+std::string DriverQueue(const std::string& run_id) { return Cat("run:", run_id); }
+
+bool IsDriverPool(const WorkerRecord& worker) { return worker.queue.starts_with("run:"); }
+
+void Worker::ReportStatus(const std::string& status) {
+  if (status == reported_status_) return;
+  // Best effort: the registry is a display; a store that is down is retried by the next call.
+  if (fleet_.SetWorkerStatus(options_.id, status).ok()) reported_status_ = status;
+}
+
+void Worker::NoteOutcome(const Completion& c) {
+  if (options_.run_id) return;
+  if (!c.infra_failure) {
+    infra_streak_ = 0;
+    quarantine_ms_ = 0;
+    if (probation_) {
+      probation_ = false;
+      std::fprintf(stderr, "barge worker %s: an attempt ran cleanly; out of quarantine\n",
+                   options_.id.c_str());
+    }
+    return;
+  }
+  ++infra_streak_;
+  last_infra_error_ = MaskSecretsInText(c.error);
+  std::fprintf(stderr,
+               "barge worker %s: attempt %d of %s[%lld] (run %s) failed for an infrastructure "
+               "reason: %s\n",
+               options_.id.c_str(), c.attempt, c.key.step.c_str(),
+               static_cast<long long>(c.key.index), c.key.run_id.c_str(),
+               last_infra_error_.c_str());
+  // Several failures committed together count once: a quarantine is not lengthened from inside.
+  if (infra_streak_ < options_.quarantine_after || quarantine_until_ >= 0) return;
+  constexpr int64_t kMaxQuarantineMs = 10 * 60 * 1000;
+  quarantine_ms_ = quarantine_ms_ == 0 ? options_.quarantine_ms
+                                       : std::min(quarantine_ms_ * 2, kMaxQuarantineMs);
+  quarantine_until_ = clock_.ElapsedMs() + quarantine_ms_;
+  probation_ = true;
+  std::string why = Cat(infra_streak_, " attempts in a row failed for infrastructure reasons; last: ",
+                        last_infra_error_);
+  std::fprintf(stderr, "barge worker %s: quarantined for %s, claiming nothing: %s\n",
+               options_.id.c_str(), FormatDurationMs(quarantine_ms_).c_str(), why.c_str());
+  ReportStatus(Cat("quarantined until ", IsoTime(runs_.NowMs() + quarantine_ms_), ": ", why));
+}
+
+bool Worker::MayClaim() {
+  if (quarantine_until_ >= 0) {
+    if (clock_.ElapsedMs() < quarantine_until_) return false;
+    quarantine_until_ = -1;
+    std::fprintf(stderr, "barge worker %s: quarantine over; taking one task at a time\n",
+                 options_.id.c_str());
+    ReportStatus(Cat("on probation after quarantine (", last_infra_error_,
+                     "): one task at a time"));
+  }
+  if (probation_) {
+    if (!running_.empty()) return false;
+  } else if (!reported_status_.empty()) {
+    ReportStatus("");
+  }
+  return true;
+}
+
 absl::StatusOr<std::vector<TaskRecord>> Worker::ClaimWhatFits() {
   double free_cpu = options_.cpu - used_cpu_;
-  if (free_cpu < 1e-9) return std::vector<TaskRecord>{};
+  if (free_cpu < 1e-9 || !MayClaim()) return std::vector<TaskRecord>{};
   ClaimRequest req;
   req.worker_id = options_.id;
   req.run_id = options_.run_id;
   req.free_cpu = free_cpu;
   req.free_memory = options_.memory > 0 ? options_.memory - used_memory_ : INT64_MAX / 2;
-  req.max_tasks = std::max(1, static_cast<int>(free_cpu + 0.999));
+  req.max_tasks = probation_ ? 1 : std::max(1, static_cast<int>(free_cpu + 0.999));
   req.lease_ms = options_.lease_ms;
   if (!options_.run_id) {
     req.queue = options_.queue;
@@ -268,7 +331,7 @@ absl::Status Worker::Register() {
   self.cpu = options_.cpu;
   self.memory = options_.memory;
   self.labels_json = DumpJson(nlohmann::json(options_.labels));
-  self.queue = options_.queue;
+  self.queue = options_.run_id ? DriverQueue(*options_.run_id) : options_.queue;
   accepts_ = LabelSubsets(options_.labels);
   RETURN_IF_ERROR(fleet_.RegisterWorker(self));
   return ReleaseDeadLocalWorkers(fleet_, queue_, options_.max_infra_failures).status();

@@ -47,6 +47,11 @@ struct WorkerOptions {
   int64_t heartbeat_ms = 2'000;
   int64_t idle_poll_ms = 200;  // how often to look for work when there is none
   int max_infra_failures = 10;
+  // Fleet mode only: after this many attempts in a row fail for infrastructure reasons (it
+  // cannot reach S3, its disk is full), the worker claims nothing for `quarantine_ms`, doubling
+  // each time up to 10 minutes, then takes one task at a time until one does not fail so.
+  int quarantine_after = 3;
+  int64_t quarantine_ms = 30'000;
   int64_t tick_ms = 1'000;        // how often on_tick is called
   std::function<void()> on_tick;  // progress display
   // Times the heartbeats, drains, sweeps and waits (its ElapsedMs()); null: the system's.
@@ -56,6 +61,11 @@ struct WorkerOptions {
 
 // A worker id unique across hosts and time: "<host>-<pid>-<random>".
 std::string NewWorkerId();
+
+// The queue a run's local pool (a driver: `barge run`) registers with: "run:<id>". Such a worker
+// takes any task of that run and no other.
+std::string DriverQueue(const std::string& run_id);
+bool IsDriverPool(const WorkerRecord& worker);
 
 // Releases the leases of workers registered from this host whose process is gone, so their
 // tasks run again at once instead of after their leases expire. Returns how many tasks.
@@ -151,6 +161,13 @@ class Worker {
   // OK for a transient store error (unreachable), after logging it and growing the backoff;
   // `status` otherwise.
   absl::Status Tolerate(const absl::Status& status);
+  // Counts a committed attempt's outcome toward quarantine (fleet mode), logging infrastructure
+  // failures, and enters quarantine when they keep coming.
+  void NoteOutcome(const Completion& c);
+  // Whether the worker may claim now, leaving quarantine (for probation) when it is over.
+  bool MayClaim();
+  // Says in the registry (`barge workers`) why the worker takes no tasks; "" when it does.
+  void ReportStatus(const std::string& status);
 
   RunStore& runs_;
   TaskQueue& queue_;
@@ -174,6 +191,14 @@ class Worker {
   int64_t backoff_ms_ = 0;          // > 0 while the store is unreachable
   int64_t last_heartbeat_ok_ = 0;
   std::string reported_stats_ = "{}";  // the stats last written with a heartbeat
+  // Quarantine (fleet mode): infrastructure failures in a row, the last one's error, the
+  // current quarantine's length and end (clock_.ElapsedMs(); -1: none), and probation after it.
+  int infra_streak_ = 0;
+  std::string last_infra_error_;
+  int64_t quarantine_ms_ = 0;
+  int64_t quarantine_until_ = -1;
+  bool probation_ = false;
+  std::string reported_status_;
 
   // What other threads hand the loop: finished attempts, a stop, drain asks. Changing them under
   // mu_ wakes the loop's wait (WaitForWork).

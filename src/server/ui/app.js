@@ -239,10 +239,26 @@ function stepProgress(s) {
 async function taskDetail(runId, step, index, panel) {
   const t = await api('GET', `/api/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(step)}/${index}`);
   const logBox = el('pre', { class: 'log', 'data-testid': 'log' }, 'loading…');
+  const logUrl = (attempt) => `/api/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(step)}/${index}/log?attempt=${attempt}`;
+  let following = 0; // which showLog call is following; a newer one (or leaving the page) stops it
   const showLog = async (attempt) => {
+    const me = ++following;
     try {
-      const log = await api('GET', `/api/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(step)}/${index}/log?attempt=${attempt}&tail=262144`);
-      logBox.textContent = (log.offset > 0 ? `… (${bytes(log.offset)} earlier)\n` : '') + (log.text || '(empty)');
+      const log = await api('GET', `${logUrl(attempt)}&tail=262144`);
+      logBox.textContent = (log.offset > 0 ? `… (${bytes(log.offset)} earlier)\n` : '') + (log.text || (log.live ? '' : '(empty)'));
+      logBox.dataset.live = log.live ? 'true' : 'false';
+      // A running attempt's log (on any worker) grows: fetch what was added every 2 s.
+      let end = log.end;
+      let live = log.live;
+      while (live && me === following && logBox.isConnected) {
+        await new Promise((r) => setTimeout(r, 2000));
+        if (me !== following || !logBox.isConnected) return;
+        const more = await api('GET', `${logUrl(attempt)}&offset=${end}`);
+        if (more.text) logBox.textContent += more.text;
+        end = more.end;
+        live = more.live;
+        logBox.dataset.live = live ? 'true' : 'false';
+      }
     } catch (err) {
       logBox.textContent = String(err.message);
     }
