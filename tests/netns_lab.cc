@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "common/shell.h"
 #include "common/strings.h"
@@ -30,6 +32,22 @@ std::string Capture(const std::vector<std::string>& argv, bool* ok) {
   int status = ::pclose(pipe);
   *ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   return out;
+}
+
+std::vector<std::string> HidingPrefix(const std::string& dir, std::string* why) {
+  std::vector<std::string> prefix = {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                     "mount -t tmpfs tmpfs \"$0\" && exec \"$@\"", dir};
+  std::filesystem::create_directories(dir);
+  std::string probe_file = dir + "/.hidden-probe";
+  { std::ofstream(probe_file) << "x"; }
+  std::vector<std::string> probe = prefix;
+  probe.insert(probe.end(), {"test", "!", "-e", probe_file});
+  bool ok = false;
+  Capture(probe, &ok);
+  std::filesystem::remove(probe_file);
+  if (ok) return prefix;
+  *why = "cannot hide a directory in a mount namespace here (mount namespaces need root)";
+  return {};
 }
 
 std::unique_ptr<NetnsLab> NetnsLab::Create(int hosts, std::string* why) {

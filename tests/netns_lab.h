@@ -43,4 +43,9 @@ int Sh(const std::string& command);
 // Runs argv and returns its stdout ("" and sets *ok=false on failure).
 std::string Capture(const std::vector<std::string>& argv, bool* ok);
 
+// A command prefix that runs a program in a mount namespace of its own in which `dir` is an
+// empty tmpfs: a worker that cannot see the submitter's files. Empty, with `why`, if this
+// machine cannot make one (mount namespaces need root).
+std::vector<std::string> HidingPrefix(const std::string& dir, std::string* why);
+
 }  // namespace barge::testing
