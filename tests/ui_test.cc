@@ -1,6 +1,8 @@
 // The web UI in headless Chromium: prepares a failed run, a running run, a 10,000-task run and a
 // schedule, starts `barge serve`, and runs tests/ui/ui_test.cjs (playwright-core) against it.
 // Screenshots go to <build>/test-artifacts/ui.
+#include <signal.h>
+
 #include <filesystem>
 
 #include "common/clock.h"
@@ -62,9 +64,14 @@ class UiTest : public E2eTest {
  protected:
   void TearDown() override {
     server_.Stop();
+    if (worker_ > 0) {
+      ::kill(worker_, SIGKILL);
+      Wait(worker_);
+    }
     E2eTest::TearDown();
   }
   ListeningProcess server_;
+  pid_t worker_ = -1;
 };
 
 TEST_F(UiTest, SignInDagGanttFailedLogCancelAndABigRun) {
@@ -89,6 +96,14 @@ TEST_F(UiTest, SignInDagGanttFailedLogCancelAndABigRun) {
   Result waiting = Barge({"run", "--detach", "waits.yaml"});
   ASSERT_EQ(waiting.exit_code, 0) << waiting.err;
   std::string running_id(Trim(waiting.out));
+  // A task that prints a line, waits for the browser's go, and prints another; its worker serves
+  // only its queue, so the waiting run above stays waiting (and says no worker can take it).
+  Write("talks.yaml", MarksIn("name: talks\nsteps:\n  - name: t\n    queue: talk\n    run: echo first; "
+                              "while [ ! -e @MARKS@/go ]; do sleep 0.05; done; echo second\n"));
+  Result talking = Barge({"run", "--detach", "talks.yaml"});
+  ASSERT_EQ(talking.exit_code, 0) << talking.err;
+  std::string talking_id(Trim(talking.out));
+  worker_ = StartBarge({"worker", "--queue", "talk", "--cpu", "1"});
   Write("nightly.yaml",
         "name: nightly\nschedule: '30 2 * * *'\nsteps:\n  - name: s\n    run: 'true'\n");
   ASSERT_EQ(Barge({"schedule", "add", "nightly.yaml", "--timezone", "Europe/Berlin"}).exit_code, 0);
@@ -103,7 +118,8 @@ TEST_F(UiTest, SignInDagGanttFailedLogCancelAndABigRun) {
   std::string node_cmd = "exec node";
   for (const std::string& a :
        {Cat(BARGE_SOURCE_DIR, "/tests/ui/ui_test.cjs"), playwright, server_.Endpoint(),
-        std::string(kToken), failed_id, running_id, big_id, out}) {
+        std::string(kToken), failed_id, running_id, big_id, out, talking_id,
+        (dir() / "go").string()}) {
     node_cmd += " '" + a + "'";
   }
   pid_t node = StartProcess({"/bin/sh", "-c", node_cmd + " > node.out 2> node.err"});

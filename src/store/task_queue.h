@@ -36,7 +36,7 @@ class TaskQueue {
   // Leases up to max_tasks pending tasks whose not_before has passed and that fit in the free
   // resources, starting a new attempt of each. Atomic with respect to other claimers. A task
   // whose last attempt failed on this worker for an infrastructure reason is left to other
-  // workers for kAvoidWorkerMs.
+  // workers for kAvoidWorkerMs, unless the claim is for one run (a run's own pool).
   virtual absl::StatusOr<std::vector<TaskRecord>> Claim(const ClaimRequest& request) = 0;
   // Applies completions in one transaction. Returns, for each, whether it was accepted; a
   // completion from anyone but the current attempt's lease holder is rejected (fenced) and its

@@ -2,14 +2,17 @@
 // package playwright-core). Started by tests/ui_test.cc, which prepares the runs and the server:
 //
 //   node ui_test.cjs <playwright-core dir> <url> <token> <failed run> <running run> <big run> <out dir>
+//                    <talking run> <go file>
 //
 // Signs in, sees the runs, opens the failed run's DAG and Gantt chart, filters to its failed task
-// and reads its log, cancels the running run, and times the page of a 10,000-task run. Saves a
+// and reads its log, follows a running task's log until it ends (creating <go file> lets the
+// task finish), sees that no worker can take the running run's tasks, cancels it, and times the page of a 10,000-task run. Saves a
 // screenshot of each step into <out dir>. Exits non-zero, naming the step, on the first failure.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
-const [pwDir, url, token, failedRun, runningRun, bigRun, outDir] = process.argv.slice(2);
+const [pwDir, url, token, failedRun, runningRun, bigRun, outDir, talkingRun, goFile] = process.argv.slice(2);
 const { chromium } = require(path.join(pwDir, 'node_modules', 'playwright-core'));
 
 let step = 'start';
@@ -66,9 +69,22 @@ const check = (ok, what) => {
           'the attempt shows its failure class');
     await shot('03-failed-task-log.png');
 
-    step = 'cancel a run';
+    step = "a running task's log, followed";
+    await page.goto(`${url}/#/runs/${talkingRun}`);
+    await page.locator('table[data-testid=tasks] tbody tr[data-task="t/0"]').waitFor();
+    await page.click('table[data-testid=tasks] tbody tr[data-task="t/0"]');
+    await page.locator('pre[data-testid=log][data-live=true]', { hasText: 'first' }).waitFor();
+    fs.writeFileSync(goFile, '');
+    await page.locator('pre[data-testid=log][data-live=false]', { hasText: 'second' }).waitFor();
+    const followed = await page.locator('pre[data-testid=log]').textContent();
+    check(followed === 'first\nsecond\n', `the followed log reads as the task wrote it (got ${JSON.stringify(followed)})`);
+
+    step = 'a run no worker can take';
     page.on('dialog', (d) => d.accept());
     await page.goto(`${url}/#/runs/${runningRun}`);
+    await page.locator('[data-testid=unplaceable]', { hasText: 'queue default: no live or configured worker serves it' }).waitFor();
+
+    step = 'cancel a run';
     await page.click('button[data-testid=cancel]');
     await page.locator('h1 + .badge[data-state=cancelled], .row .badge[data-state=cancelled]').first().waitFor();
     await shot('04-cancelled-run.png');

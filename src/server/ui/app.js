@@ -342,7 +342,10 @@ async function runPage(id) {
       el('tbody', {}, run.steps.map((s) => el('tr', { 'data-step': s.name },
         el('td', {}, s.name), el('td', {}, badge(s.state)), el('td', {}, stepProgress(s)),
         el('td', {}, `${s.succeeded + s.cached}/${s.tasks}`), el('td', {}, s.running), el('td', {}, s.pending),
-        el('td', {}, s.failed), el('td', {}, duration(s.elapsed_ms)))))));
+        el('td', {}, s.failed), el('td', {}, duration(s.elapsed_ms)))))),
+      // Pending tasks that no live or configured worker can take, and why.
+      ...run.steps.filter((s) => s.unplaceable).map((s) => el('p', { class: 'error', 'data-testid': 'unplaceable' },
+        `Step ${s.name}: no live or configured worker can take its pending tasks: ${s.unplaceable}`)));
     ganttBox.replaceChildren(timeline.rows.length ? drawGantt(timeline) : el('p', { class: 'muted' }, 'No task has started yet.'));
     if (stepSelect.options.length === 0) {
       stepSelect.append(el('option', { value: '' }, 'any step'), ...run.steps.map((s) => el('option', { value: s.name }, s.name)));
@@ -386,9 +389,10 @@ async function workersPage() {
     el('td', {}, w.id), el('td', {}, w.host), el('td', {}, w.queue), el('td', {}, w.cpu),
     el('td', {}, bytes(w.memory)), el('td', {}, Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(', ')),
     el('td', {}, `${duration(w.heartbeat_age_ms)} ago`), el('td', {}, bytes(w.stats.s3_bytes_up || 0)),
-    el('td', {}, bytes(w.stats.s3_bytes_down || 0)), el('td', {}, w.stats.s3_retries || 0)));
+    el('td', {}, bytes(w.stats.s3_bytes_down || 0)), el('td', {}, w.stats.s3_retries || 0),
+    el('td', { class: w.status ? 'error' : '' }, w.status || '')));
   const workerTable = el('table', { 'data-testid': 'workers' },
-    el('thead', {}, el('tr', {}, ['Worker', 'Host', 'Queue', 'CPU', 'Memory', 'Labels', 'Heartbeat', 'S3 up', 'S3 down', 'S3 retries'].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ['Worker', 'Host', 'Queue', 'CPU', 'Memory', 'Labels', 'Heartbeat', 'S3 up', 'S3 down', 'S3 retries', 'Status'].map((h) => el('th', {}, h)))),
     el('tbody', {}, workerRows));
   const scalerRows = scaler.queues.map((q) => el('tr', {}, el('td', {}, q.queue), el('td', {}, q.provider),
     el('td', {}, q.demand), el('td', {}, q.desired), el('td', {}, q.current), el('td', {}, q.min),
