@@ -35,8 +35,14 @@ std::string Capture(const std::vector<std::string>& argv, bool* ok) {
 }
 
 std::vector<std::string> HidingPrefix(const std::string& dir, std::string* why) {
-  std::vector<std::string> prefix = {"unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                     "mount -t tmpfs tmpfs \"$0\" && exec \"$@\"", dir};
+  std::vector<std::string> prefix = {"unshare",
+                                     "--mount",
+                                     "--propagation",
+                                     "private",
+                                     "sh",
+                                     "-c",
+                                     "mount -t tmpfs tmpfs \"$0\" && exec \"$@\"",
+                                     dir};
   std::filesystem::create_directories(dir);
   std::string probe_file = dir + "/.hidden-probe";
   { std::ofstream(probe_file) << "x"; }

@@ -11,53 +11,13 @@
 
 #include "common/strings.h"
 #include "harness.h"
-#include "netns_lab.h"
-#include "objstore/object_store.h"
-#include "testing/s3rver.h"
+#include "hidden_fleet.h"
 
 namespace barge::testing {
 namespace {
 
-class OperateTest : public E2eTest {
+class OperateTest : public HiddenFleet<E2eTest> {
  protected:
-  void SetUp() override {
-    E2eTest::SetUp();
-    if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
-    ::unsetenv("BARGE_SHARED_ROOT");  // the workers here cannot see this machine's files
-    server_ = S3rver::Shared();
-    if (server_ == nullptr) {
-      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
-      GTEST_SKIP() << S3rver::Why();
-    }
-    server_->ExportEnvironment();
-    proj_ = (dir() / "proj").string();
-    std::string why;
-    hide_ = HidingPrefix(proj_, &why);
-    if (hide_.empty()) {
-      if (::geteuid() == 0) FAIL() << why;
-      GTEST_SKIP() << why;
-    }
-  }
-  void TearDown() override {
-    for (pid_t w : workers_) {
-      ::kill(w, SIGKILL);
-      Wait(w);
-    }
-    E2eTest::TearDown();
-  }
-  // A fleet worker on a machine of its own (it sees no file of proj_), with `env` set.
-  pid_t StartWorker(const std::vector<std::string>& env = {}) {
-    std::string scratch = (dir() / Cat("w", workers_.size())).string();
-    std::vector<std::string> prefix = hide_;
-    if (!env.empty()) {
-      prefix.push_back("env");
-      prefix.insert(prefix.end(), env.begin(), env.end());
-    }
-    pid_t pid = StartBarge({"worker", "--cpu", "2", "--lease", "3s", "--scratch", scratch}, prefix);
-    workers_.push_back(pid);
-    return pid;
-  }
-  std::string RootUrl() const { return server_->Url(dir().filename().string()); }
   // Writes proj/<name> with @MARKS@ replaced and returns its path.
   std::string Pipeline(const std::string& name, const std::string& yaml) {
     return Write("proj/" + name, MarksIn(yaml));
@@ -85,20 +45,6 @@ class OperateTest : public E2eTest {
     }
     return out;
   }
-  std::vector<std::string> Keys(const std::string& under) {
-    std::vector<std::string> out;
-    auto listed = OpenObjectStore(RootUrl()).value()->List(under);
-    EXPECT_TRUE(listed.ok()) << listed.status();
-    if (listed.ok()) {
-      for (const ObjectInfo& o : *listed) out.push_back(o.key);
-    }
-    return out;
-  }
-
-  S3rver* server_ = nullptr;
-  std::string proj_;
-  std::vector<std::string> hide_;
-  std::vector<pid_t> workers_;
 };
 
 // Task 1 fails until the file `fixed` exists.
@@ -114,7 +60,7 @@ steps:
 
 TEST_F(OperateTest, WorkersZeroFollowsAndRetryDetachRequeuesWithoutJoiningTheFleet) {
   std::string p = Pipeline("flaky.yaml", kFlakyPipeline);
-  StartWorker();
+  StartHiddenWorker();
   WaitUntil([&] { return FleetWorkerIds().size() == 1; }, "the worker to register");
   std::set<std::string> fleet = FleetWorkerIds();
   // Followed to its end, exit code and all, while only the fleet runs it.
@@ -165,7 +111,7 @@ steps:
   EXPECT_EQ(t["state"], "pending") << t.dump();
   EXPECT_EQ(t["retries_used"], 0) << t.dump();
 
-  StartWorker();
+  StartHiddenWorker();
   Write("go", "");
   Result waited = Barge({"wait", id});
   EXPECT_EQ(waited.exit_code, 0) << waited.err;
@@ -185,7 +131,7 @@ steps:
     run: echo "$BARGE_TASK_INDEX" > "$BARGE_OUTPUT_DIR/out.txt"
 )");
   // Its S3 endpoint is a closed port: every attempt fails to fetch the run's code bundle.
-  pid_t black_hole = StartWorker({"AWS_ENDPOINT_URL=http://127.0.0.1:9"});
+  pid_t black_hole = StartHiddenWorker({"AWS_ENDPOINT_URL=http://127.0.0.1:9"});
   std::string black_hole_err = LastBackgroundErr();
   std::string id = Submit(p);
   std::string black_hole_id;
@@ -208,7 +154,7 @@ steps:
   Result listed = Barge({"workers"});
   EXPECT_NE(listed.out.find("quarantined until"), std::string::npos) << listed.out;
 
-  StartWorker();
+  StartHiddenWorker();
   Result waited = Barge({"wait", id});
   EXPECT_EQ(waited.exit_code, 0) << waited.err;
   int64_t infra_failures = 0;
@@ -235,7 +181,7 @@ steps:
       while [ ! -e "@MARKS@/go" ]; do sleep 0.05; done
       echo second
 )");
-  StartWorker({"BARGE_LIVE_LOG_INTERVAL=100ms"});
+  StartHiddenWorker({"BARGE_LIVE_LOG_INTERVAL=100ms"});
   std::string id = Submit(p);
   pid_t follow = StartBarge({"logs", "-f", id, "talk", "0"});
   std::string out = LastBackgroundErr().replace(LastBackgroundErr().size() - 4, 4, ".out");
@@ -277,7 +223,8 @@ steps:
                              "default with the cpu has 16.0GiB"),
             std::string::npos)
       << refused.err;
-  std::string gpu = Write("gpu.yaml", "name: gpu\nsteps:\n  - name: g\n    queue: gpu\n    run: \"true\"\n");
+  std::string gpu =
+      Write("gpu.yaml", "name: gpu\nsteps:\n  - name: g\n    queue: gpu\n    run: \"true\"\n");
   Result no_queue = Barge({"run", gpu, "--detach"});
   EXPECT_EQ(no_queue.exit_code, 2);
   EXPECT_NE(no_queue.err.find("queue gpu: no live or configured worker serves it"),
@@ -299,7 +246,9 @@ steps:
             std::string::npos)
       << workers.out;
 
-  std::string small = Write("small.yaml", "name: small\nsteps:\n  - name: s\n    resources: {memory: 1GiB}\n    run: \"true\"\n");
+  std::string small =
+      Write("small.yaml",
+            "name: small\nsteps:\n  - name: s\n    resources: {memory: 1GiB}\n    run: \"true\"\n");
   Result fits = Barge({"run", small, "--detach"});
   ASSERT_EQ(fits.exit_code, 0) << fits.err;
   EXPECT_EQ(Barge({"wait", fits.out.substr(0, fits.out.find('\n'))}).exit_code, 0);

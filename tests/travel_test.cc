@@ -10,7 +10,7 @@
 
 #include "common/strings.h"
 #include "harness.h"
-#include "netns_lab.h"
+#include "hidden_fleet.h"
 #include "objstore/object_store.h"
 #include "testing/podman.h"
 #include "testing/s3rver.h"
@@ -149,64 +149,31 @@ TEST_F(ProjectTest, TheReadmesFirstExampleIsExamplesDailyAndRunsAsWritten) {
   EXPECT_NE(report.find("SHARD-7,USER-"), std::string::npos) << report;
 }
 
-class TravelTest : public ProjectTest {
+class TravelTest : public HiddenFleet<ProjectTest> {
  protected:
   void SetUp() override {
-    ProjectTest::SetUp();
-    if (!UsePostgres()) GTEST_SKIP() << "no BARGE_TEST_POSTGRES server";
-    ::unsetenv("BARGE_SHARED_ROOT");  // the workers here cannot see this machine's files
-    server_ = S3rver::Shared();
-    if (server_ == nullptr) {
-      if (std::getenv("BARGE_REQUIRE_S3") != nullptr) FAIL() << S3rver::Why();
-      GTEST_SKIP() << S3rver::Why();
-    }
-    server_->ExportEnvironment();
-    prefix_ = dir().filename().string();
-    proj_ = (dir() / "proj").string();
+    HiddenFleet<ProjectTest>::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     std::string why;
     if (!SetUpPodman(dir().string(), &why)) {
       if (PodmanRequired()) FAIL() << why;
       GTEST_SKIP() << why;
     }
     WriteProject("proj", /*image=*/true);
-    // Each worker's own view of the disk: the submitter's pipeline directory is an empty tmpfs.
-    hide_ = HidingPrefix(proj_, &why);
-    if (hide_.empty()) {
-      if (::geteuid() == 0) FAIL() << why;
-      GTEST_SKIP() << why << ": workers would see the submitter's files";
-    }
   }
   void TearDown() override {
-    for (pid_t w : workers_) {
-      ::kill(w, SIGKILL);
-      Wait(w);
-    }
+    HiddenFleet<ProjectTest>::TearDown();
     ::unsetenv("CONTAINERS_CONF");
-    ProjectTest::TearDown();
   }
   void StartWorkers(int n) {
-    for (int i = 0; i < n; ++i) {
-      std::string scratch = (dir() / Cat("w", i)).string();
-      workers_.push_back(
-          StartBarge({"worker", "--cpu", "2", "--lease", "3s", "--scratch", scratch}, hide_));
-    }
+    for (int i = 0; i < n; ++i) StartHiddenWorker();
   }
-  std::string RootUrl() const { return server_->Url(prefix_); }
   std::string ReadUrl(const std::string& url) {
     auto [bucket, key] = SplitObjectUrl(url).value();
     std::unique_ptr<ObjectStore> store = OpenObjectStore(bucket).value();  // the whole bucket
     absl::StatusOr<std::string> got = store->Get(key);
     EXPECT_TRUE(got.ok()) << url << ": " << got.status();
     return got.ok() ? *got : "";
-  }
-  std::vector<std::string> Keys(const std::string& under) {
-    std::vector<std::string> out;
-    auto listed = OpenObjectStore(RootUrl()).value()->List(under);
-    EXPECT_TRUE(listed.ok()) << listed.status();
-    if (listed.ok()) {
-      for (const ObjectInfo& o : *listed) out.push_back(o.key);
-    }
-    return out;
   }
   std::string SubmitAndWait() {
     Result r = Barge({"run", proj_ + "/pipeline.yaml", "--detach", "--root", RootUrl()});
@@ -219,10 +186,7 @@ class TravelTest : public ProjectTest {
     return id;
   }
 
-  S3rver* server_ = nullptr;
-  std::string prefix_, proj_, last_submit_err_;
-  std::vector<std::string> hide_;
-  std::vector<pid_t> workers_;
+  std::string last_submit_err_;
 };
 
 TEST_F(TravelTest, ThreeWorkersThatCannotSeeTheSubmittersDiskGiveTheLaptopsBytes) {

@@ -71,7 +71,7 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
     std::map<std::string, StepCounts> by_step;
     for (const StepCounts& c : counts) by_step[c.step] = c;
     int64_t now = ctx.store->NowMs();
-    ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(*ctx.store));
+    ASSIGN_OR_RETURN(std::vector<Seat> seats, SeatsFor(run, *ctx.store));
     nlohmann::json steps_json = StepsJson(run, steps, counts, now, &seats);
     auto step_elapsed = [&](const StepRecord& s) -> int64_t {
       if (s.started_at == 0) return 0;
@@ -101,7 +101,8 @@ int CmdStatus(const Locations& where, const std::string& run_arg, bool json) {
     for (const nlohmann::json& s : steps_json) {
       if (!s.contains("unplaceable")) continue;
       std::printf("\nstep %s: no live or configured worker can take its pending tasks: %s\n",
-                  s["name"].get<std::string>().c_str(), s["unplaceable"].get<std::string>().c_str());
+                  s["name"].get<std::string>().c_str(),
+                  s["unplaceable"].get<std::string>().c_str());
     }
     return absl::OkStatus();
   });
@@ -219,15 +220,10 @@ int CmdWorkers(const Locations& where, bool json) {
     std::printf("%-36s %-20s %8s %6s %10s %10s %-12s %s\n", "WORKER", "HOST", "PID", "CPU",
                 "MEMORY", "HEARTBEAT", "QUEUE", "LABELS");
     for (const WorkerRecord& w : workers) {
-      Labels labels;
-      nlohmann::json j = nlohmann::json::parse(w.labels_json, nullptr, false);
-      if (j.is_object()) {
-        for (const auto& [k, v] : j.items()) labels[k] = v.is_string() ? v.get<std::string>() : "";
-      }
       std::printf("%-36s %-20s %8lld %6g %10s %10s %-12s %s\n", w.id.c_str(), w.host.c_str(),
                   static_cast<long long>(w.pid), w.cpu, FormatBytes(w.memory).c_str(),
                   (FormatDurationMs(now - w.heartbeat_at) + " ago").c_str(), w.queue.c_str(),
-                  CanonicalLabels(labels).c_str());
+                  CanonicalLabels(LabelsFromJson(w.labels_json)).c_str());
       if (!w.status.empty()) std::printf("  %s\n", w.status.c_str());
     }
     ASSIGN_OR_RETURN(std::vector<Unplaceable> stuck, FindUnplaceable(*ctx.store, *ctx.store));

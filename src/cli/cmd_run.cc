@@ -4,13 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "cli/signals.h"

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include "common/strings.h"
+#include "nlohmann/json.hpp"
 
 namespace barge {
 
@@ -79,6 +80,14 @@ Labels MachineLabels() {
 
 void Merge(Labels& base, const Labels& extra) {
   for (const auto& [k, v] : extra) base[k] = v;
+}
+
+Labels LabelsFromJson(std::string_view json) {
+  Labels labels;
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object()) return labels;
+  for (const auto& [k, v] : j.items()) labels[k] = v.is_string() ? v.get<std::string>() : "";
+  return labels;
 }
 
 }  // namespace barge

@@ -36,6 +36,10 @@ std::vector<std::string> LabelSubsets(const Labels& labels);
 // What this machine is, in the spelling container images use: arch=amd64|arm64|..., os=linux.
 Labels MachineLabels();
 
+// Labels as stored with a worker (a JSON object of strings); anything else reads as none, a
+// value that is not a string as "".
+Labels LabelsFromJson(std::string_view json);
+
 // Adds or replaces `extra`'s labels in `base`.
 void Merge(Labels& base, const Labels& extra);
 

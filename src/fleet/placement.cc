@@ -7,19 +7,10 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/units.h"
-#include "nlohmann/json.hpp"
 #include "worker/worker.h"
 
 namespace barge {
 namespace {
-
-Labels LabelsOfJson(const std::string& text) {
-  Labels labels;
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return labels;
-  for (const auto& [k, v] : j.items()) labels[k] = v.is_string() ? v.get<std::string>() : "";
-  return labels;
-}
 
 bool HasAll(const Labels& offered, const Labels& needed) {
   return std::all_of(needed.begin(), needed.end(), [&](const auto& kv) {
@@ -51,13 +42,12 @@ absl::StatusOr<std::vector<Seat>> FleetSeats(FleetRegistry& fleet) {
   std::vector<Seat> seats;
   for (const WorkerRecord& w : workers) {
     if (now - w.heartbeat_at > kSeatHeartbeatMs) continue;
-    Seat seat{.what = Cat("worker ", w.id),
-              .cpu = w.cpu,
-              .memory = w.memory,
-              .queue = w.queue,
-              .labels = LabelsOfJson(w.labels_json)};
-    if (IsDriverPool(w)) seat.driver_of = w.queue.substr(4);
-    seats.push_back(std::move(seat));
+    seats.push_back({.what = Cat("worker ", w.id),
+                     .cpu = w.cpu,
+                     .memory = w.memory,
+                     .queue = w.queue,
+                     .labels = LabelsFromJson(w.labels_json),
+                     .driver_of = DriverPoolRun(w)});
   }
   for (const WorkerShape& s : shapes) {
     if (now - s.updated_at > kShapeFreshMs || s.max_workers <= 0) continue;
@@ -65,7 +55,7 @@ absl::StatusOr<std::vector<Seat>> FleetSeats(FleetRegistry& fleet) {
                      .cpu = s.cpu,
                      .memory = s.memory,
                      .queue = s.queue,
-                     .labels = LabelsOfJson(s.labels_json),
+                     .labels = LabelsFromJson(s.labels_json),
                      .labels_known = false});
   }
   return seats;
@@ -155,11 +145,12 @@ std::map<std::string, std::string> UnplaceableSteps(const Pipeline& pipeline,
 
 absl::Status CheckPipelineSeats(const Pipeline& pipeline, const std::vector<Seat>& seats,
                                 std::string& warning) {
-  bool any_fleet = std::any_of(seats.begin(), seats.end(),
-                               [](const Seat& s) { return s.driver_of.empty(); });
+  bool any_fleet =
+      std::any_of(seats.begin(), seats.end(), [](const Seat& s) { return s.driver_of.empty(); });
   if (!any_fleet) {
-    warning = "no live worker and no autoscaler's worker size to check the run's resources "
-              "against: its tasks wait until a worker that can take them joins";
+    warning =
+        "no live worker and no autoscaler's worker size to check the run's resources "
+        "against: its tasks wait until a worker that can take them joins";
     return absl::OkStatus();
   }
   for (const Step& step : pipeline.steps) {

@@ -8,7 +8,10 @@ namespace barge {
 namespace {
 
 Seat Worker(double cpu, int64_t memory, std::string queue = "default", Labels labels = {}) {
-  return {.what = "worker w", .cpu = cpu, .memory = memory, .queue = std::move(queue),
+  return {.what = "worker w",
+          .cpu = cpu,
+          .memory = memory,
+          .queue = std::move(queue),
           .labels = std::move(labels)};
 }
 
@@ -18,8 +21,9 @@ TEST(WhyNoSeat, SaysWhichNeedNoWorkerMeets) {
   std::vector<Seat> seats = {Worker(2, 16 * kGiB, "default", {{"arch", "amd64"}}),
                              Worker(8, 8 * kGiB, "default", {{"arch", "amd64"}})};
   EXPECT_EQ(WhyNoSeat({.cpu = 2, .memory = 16 * kGiB}, seats, "r"), "");
-  EXPECT_EQ(WhyNoSeat({.cpu = 1, .memory = 30 * kGiB}, seats, "r"),
-            "needs 30.0GiB of memory; the largest worker of queue default with the cpu has 16.0GiB");
+  EXPECT_EQ(
+      WhyNoSeat({.cpu = 1, .memory = 30 * kGiB}, seats, "r"),
+      "needs 30.0GiB of memory; the largest worker of queue default with the cpu has 16.0GiB");
   EXPECT_EQ(WhyNoSeat({.cpu = 16}, seats, "r"),
             "needs 16 cpu; the largest worker of queue default has 8");
   // Enough cpu on one worker and enough memory on another is not a fit.
@@ -62,8 +66,9 @@ steps:
   absl::Status s = CheckPipelineSeats(*p, {Worker(2, 16 * kGiB)}, warning);
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_EQ(std::string(s.message()),
-            p->path + ":5:5: step \"huge\": no worker of the fleet can take its tasks: needs 30.0GiB "
-            "of memory; the largest worker of queue default with the cpu has 16.0GiB");
+            p->path +
+                ":5:5: step \"huge\": no worker of the fleet can take its tasks: needs 30.0GiB "
+                "of memory; the largest worker of queue default with the cpu has 16.0GiB");
   EXPECT_TRUE(warning.empty());
   // Nothing to check against: accepted, with a warning.
   EXPECT_TRUE(CheckPipelineSeats(*p, {}, warning).ok());

@@ -488,7 +488,7 @@ absl::StatusOr<HttpReply> Api::GetRun(const ApiRequest&, const Params& p) {
   ASSIGN_OR_RETURN(std::vector<StepCounts> counts, PacedCounts(run, steps));
   int64_t now = runs_.NowMs();
   nlohmann::json out = RunJson(run, now);
-  ASSIGN_OR_RETURN(std::vector<Seat> seats, FleetSeats(fleet_));
+  ASSIGN_OR_RETURN(std::vector<Seat> seats, SeatsFor(run, fleet_));
   out["steps"] = StepsJson(run, steps, counts, now, &seats);
   return JsonReply(out);
 }
@@ -595,9 +595,9 @@ absl::StatusOr<HttpReply> Api::GetLog(const ApiRequest& req, const Params& p) {
     to = redact.LiveEnd(last, size, from, to);
   }
   // `end` is where the next page starts: the text is redacted, so its length is not the range's.
-  std::string head = Cat(R"({"attempt":)", log.attempt, R"(,"live":)", log.live ? "true" : "false",
-                         R"(,"size":)", size, R"(,"offset":)", from, R"(,"end":)", to,
-                         R"(,"text":")");
+  std::string head =
+      Cat(R"({"attempt":)", log.attempt, R"(,"live":)", log.live ? "true" : "false", R"(,"size":)",
+          size, R"(,"offset":)", from, R"(,"end":)", to, R"(,"text":")");
   BodyStream stream = LogTextStream(std::move(log), redactor, from, to, std::move(head));
   HttpReply reply;
   reply.masked = true;

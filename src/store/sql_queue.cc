@@ -28,13 +28,12 @@ std::string CandidateFilter(const ClaimRequest& request, const std::string& now)
   // A task whose last attempt failed on this worker for an infrastructure reason is left to the
   // others for kAvoidWorkerMs; after that this worker may take it again (it may be the only one).
   // Not for a run's own pool (a claim of one run): it is the one that runs it.
-  std::string avoid =
-      request.run_id ? ""
-                     : Cat(" AND (avoid_worker <> ? OR not_before <= CAST(", now, " AS BIGINT) - ",
-                           kAvoidWorkerMs, ")");
+  std::string avoid = request.run_id ? ""
+                                     : Cat(" AND (avoid_worker <> ? OR not_before <= CAST(", now,
+                                           " AS BIGINT) - ", kAvoidWorkerMs, ")");
   return Cat("state = 'pending' AND not_before <= ", now, " AND cpu <= ? AND memory <= ?",
-             request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "",
-             labels, avoid);
+             request.run_id ? " AND run_id = ?" : "", request.queue ? " AND queue = ?" : "", labels,
+             avoid);
 }
 
 void BindCandidateFilter(DbStatement& q, const ClaimRequest& request,

@@ -36,8 +36,8 @@ absl::StatusOr<std::vector<PendingGroup>> SqlStateStore::PendingByStep() {
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
-    out.push_back({q->Text(0), q->Text(1), q->Text(2), q->Double(3), q->Int(4), q->Text(5),
-                   q->Int(6)});
+    out.push_back(
+        {q->Text(0), q->Text(1), q->Text(2), q->Double(3), q->Int(4), q->Text(5), q->Int(6)});
   }
   return out;
 }

@@ -595,10 +595,11 @@ absl::Status SqlStateStore::DeregisterWorker(const std::string& worker_id) {
 
 absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::QueryWorkers(
     const std::string& sql_tail, const std::function<void(DbStatement&)>& bind) {
-  ASSIGN_OR_RETURN(DbStatement * q,
-                   Stmt(Cat("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
-                            "started_at, heartbeat_at, stopped_at, stats_json, status FROM workers ",
-                            sql_tail)));
+  ASSIGN_OR_RETURN(
+      DbStatement * q,
+      Stmt(Cat("SELECT id, host, pid, pid_start, cpu, memory, labels_json, queue, "
+               "started_at, heartbeat_at, stopped_at, stats_json, status FROM workers ",
+               sql_tail)));
   bind(*q);
   std::vector<WorkerRecord> out;
   for (;;) {
@@ -625,24 +626,25 @@ absl::StatusOr<std::vector<WorkerRecord>> SqlStateStore::ListRunWorkers(const st
       [&](DbStatement& q) { q.Bind(run_id).Bind(run_id); });
 }
 
-absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,
-                                              const std::string& stats_json) {
+absl::Status SqlStateStore::SetWorkerText(const char* column, const std::string& worker_id,
+                                          const std::string& value) {
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
     mu_.AssertHeld();
-    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET stats_json = ? WHERE id = ?"));
-    return q->Bind(stats_json).Bind(worker_id).Run();
+    ASSIGN_OR_RETURN(DbStatement * q,
+                     Stmt(Cat("UPDATE workers SET ", column, " = ? WHERE id = ?")));
+    return q->Bind(value).Bind(worker_id).Run();
   });
+}
+
+absl::Status SqlStateStore::ReportWorkerStats(const std::string& worker_id,
+                                              const std::string& stats_json) {
+  return SetWorkerText("stats_json", worker_id, stats_json);
 }
 
 absl::Status SqlStateStore::SetWorkerStatus(const std::string& worker_id,
                                             const std::string& status) {
-  absl::MutexLock lock(&mu_);
-  return InTransaction([&]() -> absl::Status {
-    mu_.AssertHeld();
-    ASSIGN_OR_RETURN(DbStatement * q, Stmt("UPDATE workers SET status = ? WHERE id = ?"));
-    return q->Bind(status).Bind(worker_id).Run();
-  });
+  return SetWorkerText("status", worker_id, status);
 }
 
 absl::Status SqlStateStore::PublishWorkerShapes(const std::vector<WorkerShape>& shapes) {

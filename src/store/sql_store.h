@@ -170,6 +170,9 @@ class SqlStateStore : public StateStore {
   absl::StatusOr<std::vector<AttemptRecord>> QueryAttempts(
       const std::string& sql_tail, const std::function<void(DbStatement&)>& bind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets one text column (a literal name, never user input) of a worker's row.
+  absl::Status SetWorkerText(const char* column, const std::string& worker_id,
+                             const std::string& value) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<WorkerRecord>> QueryWorkers(
       const std::string& sql_tail, const std::function<void(DbStatement&)>& bind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

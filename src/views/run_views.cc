@@ -92,6 +92,11 @@ nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& st
   return out;
 }
 
+absl::StatusOr<std::vector<Seat>> SeatsFor(const RunRecord& run, FleetRegistry& fleet) {
+  if (run.state != state::kRunning) return std::vector<Seat>{};
+  return FleetSeats(fleet);
+}
+
 nlohmann::json TaskJson(const TaskRecord& t) {
   return {{"step", t.key.step},
           {"index", t.key.index},
@@ -159,8 +164,7 @@ namespace {
 
 // The log an attempt shipped in pieces while it ran (worker/live_log.h), if it shipped any.
 absl::StatusOr<std::optional<AttemptLog>> OpenLiveLog(const DataRoot& data,
-                                                      const std::string& log_key,
-                                                      AttemptLog log) {
+                                                      const std::string& log_key, AttemptLog log) {
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> listed,
                    data.store().List(DataRoot::LiveLogPrefix(log_key)));
   // By offset (the keys' 16 digits sort as the numbers do); a gap (a piece not yet listed)
@@ -185,8 +189,7 @@ absl::StatusOr<std::optional<AttemptLog>> OpenLiveLog(const DataRoot& data,
   if (piece_list->empty()) return std::nullopt;
   log.size = size;
   log.location = data.Location(DataRoot::LiveLogPrefix(log_key));
-  log.read = [data, piece_list](int64_t offset,
-                                int64_t length) -> absl::StatusOr<std::string> {
+  log.read = [data, piece_list](int64_t offset, int64_t length) -> absl::StatusOr<std::string> {
     // The piece holding `offset`; the read ends at its end (fewer bytes, as a log's end may).
     for (const auto& [start, info] : *piece_list) {
       if (offset < start || offset >= start + info.size) continue;

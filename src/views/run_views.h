@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "fleet/placement.h"
+#include "nlohmann/json.hpp"
 #include "objstore/object_stores.h"
 #include "store/run_store.h"
 
@@ -31,6 +31,9 @@ nlohmann::json RunJson(const RunRecord& run, int64_t now_ms);
 nlohmann::json StepsJson(const RunRecord& run, const std::vector<StepRecord>& steps,
                          const std::vector<StepCounts>& counts, int64_t now_ms,
                          const std::vector<Seat>* seats = nullptr);
+// The seats StepsJson weighs a run's pending tasks against: the fleet's while the run is
+// running (two reads of the registry), none once it has ended.
+absl::StatusOr<std::vector<Seat>> SeatsFor(const RunRecord& run, FleetRegistry& fleet);
 nlohmann::json TaskJson(const TaskRecord& task);
 nlohmann::json AttemptJson(const AttemptRecord& attempt);
 nlohmann::json WorkerJson(const WorkerRecord& worker, int64_t now_ms);

@@ -1,8 +1,10 @@
 #include "worker/live_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -18,8 +20,7 @@ int64_t LiveLogIntervalMs() {
   return ms.ok() ? *ms : 2'000;
 }
 
-LiveLog::LiveLog(ObjectStore& store, std::string log_key, std::string local_path,
-                 int64_t every_ms)
+LiveLog::LiveLog(ObjectStore& store, std::string log_key, std::string local_path, int64_t every_ms)
     : store_(store),
       log_key_(std::move(log_key)),
       local_path_(std::move(local_path)),
@@ -56,20 +57,24 @@ void LiveLog::ShipNewBytes() {
   constexpr int64_t kMaxPiece = 8 << 20;
   int fd = ::open(local_path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;  // nothing written yet
+  std::vector<char> buf;
   for (;;) {
-    std::vector<char> buf(kMaxPiece);
+    // Sized to what is new (most ticks: nothing, and no allocation).
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || st.st_size <= shipped_) break;
+    buf.resize(static_cast<size_t>(std::min<int64_t>(st.st_size - shipped_, kMaxPiece)));
     ssize_t n = ::pread(fd, buf.data(), buf.size(), shipped_);
     if (n <= 0) break;
     // A failed upload is tried again next interval from the same offset: the final log is
     // what counts, this is only a view of it.
-    if (!store_.Put(DataRoot::LiveLogPieceKey(log_key_, shipped_),
-                    std::string_view(buf.data(), static_cast<size_t>(n)))
+    if (!store_
+             .Put(DataRoot::LiveLogPieceKey(log_key_, shipped_),
+                  std::string_view(buf.data(), static_cast<size_t>(n)))
              .ok()) {
       break;
     }
     shipped_ += n;
     any_piece_ = true;
-    if (n < kMaxPiece) break;
   }
   ::close(fd);
 }

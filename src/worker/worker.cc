@@ -200,9 +200,14 @@ absl::Status Worker::HeartbeatAndRevoke() {
   return absl::OkStatus();
 }
 
-std::string DriverQueue(const std::string& run_id) { return Cat("run:", run_id); }
+constexpr std::string_view kDriverQueuePrefix = "run:";
 
-bool IsDriverPool(const WorkerRecord& worker) { return worker.queue.starts_with("run:"); }
+std::string DriverQueue(const std::string& run_id) { return Cat(kDriverQueuePrefix, run_id); }
+
+std::string DriverPoolRun(const WorkerRecord& worker) {
+  if (!worker.queue.starts_with(kDriverQueuePrefix)) return "";
+  return worker.queue.substr(kDriverQueuePrefix.size());
+}
 
 void Worker::ReportStatus(const std::string& status) {
   if (status == reported_status_) return;
@@ -233,12 +238,13 @@ void Worker::NoteOutcome(const Completion& c) {
   // Several failures committed together count once: a quarantine is not lengthened from inside.
   if (infra_streak_ < options_.quarantine_after || quarantine_until_ >= 0) return;
   constexpr int64_t kMaxQuarantineMs = 10 * 60 * 1000;
-  quarantine_ms_ = quarantine_ms_ == 0 ? options_.quarantine_ms
-                                       : std::min(quarantine_ms_ * 2, kMaxQuarantineMs);
+  quarantine_ms_ =
+      quarantine_ms_ == 0 ? options_.quarantine_ms : std::min(quarantine_ms_ * 2, kMaxQuarantineMs);
   quarantine_until_ = clock_.ElapsedMs() + quarantine_ms_;
   probation_ = true;
-  std::string why = Cat(infra_streak_, " attempts in a row failed for infrastructure reasons; last: ",
-                        last_infra_error_);
+  std::string why =
+      Cat(infra_streak_,
+          " attempts in a row failed for infrastructure reasons; last: ", last_infra_error_);
   std::fprintf(stderr, "barge worker %s: quarantined for %s, claiming nothing: %s\n",
                options_.id.c_str(), FormatDurationMs(quarantine_ms_).c_str(), why.c_str());
   ReportStatus(Cat("quarantined until ", IsoTime(runs_.NowMs() + quarantine_ms_), ": ", why));
@@ -250,8 +256,8 @@ bool Worker::MayClaim() {
     quarantine_until_ = -1;
     std::fprintf(stderr, "barge worker %s: quarantine over; taking one task at a time\n",
                  options_.id.c_str());
-    ReportStatus(Cat("on probation after quarantine (", last_infra_error_,
-                     "): one task at a time"));
+    ReportStatus(
+        Cat("on probation after quarantine (", last_infra_error_, "): one task at a time"));
   }
   if (probation_) {
     if (!running_.empty()) return false;

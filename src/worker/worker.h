@@ -65,7 +65,8 @@ std::string NewWorkerId();
 // The queue a run's local pool (a driver: `barge run`) registers with: "run:<id>". Such a worker
 // takes any task of that run and no other.
 std::string DriverQueue(const std::string& run_id);
-bool IsDriverPool(const WorkerRecord& worker);
+// The run a registered worker is the local pool of; "" for a fleet worker.
+std::string DriverPoolRun(const WorkerRecord& worker);
 
 // Releases the leases of workers registered from this host whose process is gone, so their
 // tasks run again at once instead of after their leases expire. Returns how many tasks.
